@@ -1,0 +1,57 @@
+# saesim — two commands on a fresh machine: `make book` (main job) and `make test` (test suite).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= offline
+OUT ?= runs/$(PROFILE)
+
+# No hub, no telemetry: everything runs from local artefacts.
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export WANDB_MODE ?= disabled
+export RAY_USAGE_STATS_ENABLED ?= 0
+export TOKENIZERS_PARALLELISM ?= false
+export PYTHONHASHSEED ?= 0
+
+.PHONY: help venv test test-slow test-all book extract bench clean
+
+help:
+	@echo "make book      set up .venv, run the $(PROFILE) profile end to end, build the book"
+	@echo "make test      set up .venv, run the default test suite (< 15 min)"
+	@echo "make test-slow the slow tests (offline profile end to end)"
+	@echo "make bench     run the benchmarks (JSON in benchmarks/results/)"
+
+# The virtual environment: torch first (the local CPU wheel), then the pinned set.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.txt -e .
+	@touch $@
+	@echo "saesim: .venv ready ($$($(PY) -c 'import torch; print("torch", torch.__version__)'))"
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: venv
+	$(PY) -m pytest -m slow -q
+
+test-all: venv
+	$(PY) -m pytest -q
+
+extract: venv
+	$(VENV)/bin/saesim extract --profile $(PROFILE) --out $(OUT)
+
+book: venv
+	$(VENV)/bin/saesim extract --profile $(PROFILE) --out $(OUT)
+
+bench: venv
+	for script in benchmarks/bench_*.py; do $(PY) $$script; done
+
+clean:
+	rm -rf _build book/generated runs

@@ -1,0 +1,1 @@
+"""saesim: compare SAE feature spaces across language models."""

@@ -1,0 +1,595 @@
+"""Best-partner search: Pearson correlation of latents over tokens.
+
+For every latent of model B, find the latent of model A whose activations
+correlate best with it over the same token positions (the paper's "many-to-1"
+pairing), and the reverse direction, plus the top-m candidates per latent that
+the 1-1 pairing rules need.
+
+Two exact paths give the same answers:
+
+* the **sparse path** (default for non-negative scipy.sparse codes) accumulates
+  mergeable moments — token count, per-latent sums and sums of squares (fp64),
+  and the cross moment ``M = A^T B`` over co-firing pairs only — and applies
+  the mean correction as a rank-one term at the end. Nothing is centred or
+  densified. Its cost is ``sum_t k_A(t) k_B(t)`` multiply-adds, not
+  ``T n_A n_B``. A pair that never fires together has
+  ``r = -mu_a mu_b / (sigma_a sigma_b) <= 0`` for non-negative codes, so every
+  positive best partner is among the co-firing pairs.
+* the **dense path** (torch; CUDA when available) z-scores both sides and
+  multiplies blocks of B latents against all of A, keeping only the running
+  maxima. It handles dense inputs such as ReLU pre-activations or codes with
+  negative values, and implements ``compat=True``.
+
+``compat=True`` reproduces the authors' ``batched_correlation`` exactly:
+columns z-scored with the unbiased (ddof = 1) standard deviation plus 1e-8,
+the product divided by T, dead columns giving r = 0, and plain argmax (so a
+B latent whose correlations are all <= 0, a dead one included, still gets the
+A latent with the largest value, ties going to the lowest index).
+
+References
+----------
+Lan et al., "Sparse Autoencoders Reveal Universal Feature Spaces Across Large
+Language Models", arXiv:2410.06981 (2024), Sec. 3.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from saesim._validation import check_codes, check_same_rows
+
+__all__ = [
+    "AUTHORS_EPS",
+    "BestPartners",
+    "CoactivationMoments",
+    "CoactivationCorrelation",
+    "DeadLatentWarning",
+    "best_partners",
+]
+
+AUTHORS_EPS = 1e-8
+"""The constant the authors add to the standard deviation before z-scoring."""
+
+DEFAULT_TOP_M = 8
+"""Default number of candidate partners kept per latent (for 1-1 rules)."""
+
+DEFAULT_CHUNK_ROWS = 65_536
+"""Token rows per accumulator update in :func:`best_partners` (bounds SpGEMM scratch)."""
+
+DEFAULT_BLOCK = 1024
+"""B latents per block on the dense path."""
+
+Backend = Literal["auto", "sparse", "dense"]
+
+
+class DeadLatentWarning(UserWarning):
+    """Some latents never vary over the tokens (dead); they get no partner."""
+
+
+@dataclass(frozen=True)
+class BestPartners:
+    """Best partners in both directions, with top-m candidates.
+
+    Attributes
+    ----------
+    index : ndarray of int64, shape (n_b,)
+        For each latent of B, the latent of A with the highest Pearson r;
+        -1 where none (dead, or best r <= 0 unless ``compat``).
+    r : ndarray of float64, shape (n_b,)
+        That correlation; nan where ``index`` is -1.
+    index_a, r_a : ndarray, shape (n_a,)
+        The same for each latent of A (its best latent of B).
+    dead_a, dead_b : ndarray of bool
+        Zero-variance latents on each side.
+    top_index : ndarray of int64, shape (n_b, m)
+        The top-m A candidates of each B latent, r descending (ties to the
+        lower index), padded with -1. Without ``compat`` only r > 0 entries.
+    top_r : ndarray of float64, shape (n_b, m)
+        Their correlations, padded with nan.
+    top_index_a, top_r_a : ndarray, shape (n_a, m)
+        The top-m B candidates of each A latent.
+    n_tokens : int
+        Token rows the correlations were computed over.
+    compat : bool
+        Whether the authors' ``batched_correlation`` semantics were used.
+    """
+
+    index: np.ndarray
+    r: np.ndarray
+    index_a: np.ndarray
+    r_a: np.ndarray
+    dead_a: np.ndarray
+    dead_b: np.ndarray
+    top_index: np.ndarray
+    top_r: np.ndarray
+    top_index_a: np.ndarray
+    top_r_a: np.ndarray
+    n_tokens: int
+    compat: bool = False
+    backend: str = field(default="sparse", compare=False)
+
+    @property
+    def n_a(self) -> int:
+        """Number of latents of A."""
+        return int(self.dead_a.shape[0])
+
+    @property
+    def n_b(self) -> int:
+        """Number of latents of B."""
+        return int(self.dead_b.shape[0])
+
+    @property
+    def m(self) -> int:
+        """Number of candidates kept per latent."""
+        return int(self.top_index.shape[1])
+
+    def reversed(self) -> "BestPartners":
+        """The same result with the roles of A and B swapped."""
+        return BestPartners(
+            index=self.index_a,
+            r=self.r_a,
+            index_a=self.index,
+            r_a=self.r,
+            dead_a=self.dead_b,
+            dead_b=self.dead_a,
+            top_index=self.top_index_a,
+            top_r=self.top_r_a,
+            top_index_a=self.top_index,
+            top_r_a=self.top_r,
+            n_tokens=self.n_tokens,
+            compat=self.compat,
+            backend=self.backend,
+        )
+
+    def mean_r(self) -> float:
+        """Mean best-partner r over the B latents that have a partner.
+
+        Under ``compat`` this is the authors' ``mean_actv_corr``: the mean over
+        all B latents, dead ones counted as r = 0.
+        """
+        if self.compat:
+            return float(np.mean(self.r)) if self.r.size else float("nan")
+        valid = self.index >= 0
+        return float(np.mean(self.r[valid])) if valid.any() else float("nan")
+
+    def summary(self) -> dict:
+        """Counts for a tidy table row."""
+        return {
+            "n_tokens": self.n_tokens,
+            "n_latents_a": self.n_a,
+            "n_latents_b": self.n_b,
+            "dead_a": int(self.dead_a.sum()),
+            "dead_b": int(self.dead_b.sum()),
+            "with_partner_b": int((self.index >= 0).sum()),
+            "unique_partners_a": int(np.unique(self.index[self.index >= 0]).size),
+            "mean_best_r": self.mean_r(),
+            "compat": self.compat,
+        }
+
+
+@dataclass(frozen=True)
+class CoactivationCorrelation:
+    """Pearson r of every co-firing latent pair (sparse), plus dead masks.
+
+    ``r`` is an (n_a, n_b) CSC matrix whose stored entries are the
+    correlations of the pairs that fire together at least once; every other
+    pair of non-negative codes has r <= 0.
+    """
+
+    r: sp.csc_matrix
+    dead_a: np.ndarray
+    dead_b: np.ndarray
+    n_tokens: int
+
+    def best_partners(self, *, m: int = DEFAULT_TOP_M) -> BestPartners:
+        """Best partners (r > 0 only) and top-m candidates in both directions."""
+        _check_m(m)
+        dead_pair = self.dead_a[self.r.indices] | np.repeat(self.dead_b, np.diff(self.r.indptr))
+        positive = (self.r.data > 0) & ~dead_pair
+        r_pos = sp.csc_matrix(
+            (np.where(positive, self.r.data, 0.0), self.r.indices, self.r.indptr), shape=self.r.shape
+        )
+        r_pos.eliminate_zeros()
+        r_pos.sort_indices()
+        top_index, top_r = _segment_top_m(r_pos.indptr, r_pos.indices, r_pos.data, max(m, 1))
+        r_rows = r_pos.tocsr()
+        r_rows.sort_indices()
+        top_index_a, top_r_a = _segment_top_m(r_rows.indptr, r_rows.indices, r_rows.data, max(m, 1))
+        return BestPartners(
+            index=top_index[:, 0].copy(),
+            r=top_r[:, 0].copy(),
+            index_a=top_index_a[:, 0].copy(),
+            r_a=top_r_a[:, 0].copy(),
+            dead_a=self.dead_a,
+            dead_b=self.dead_b,
+            top_index=top_index[:, :m],
+            top_r=top_r[:, :m],
+            top_index_a=top_index_a[:, :m],
+            top_r_a=top_r_a[:, :m],
+            n_tokens=self.n_tokens,
+            compat=False,
+            backend="sparse",
+        )
+
+
+class CoactivationMoments:
+    """Mergeable Pearson moments of two sparse, non-negative code matrices.
+
+    State: token count, per-latent sums and sums of squares (fp64), and the
+    sparse cross moment ``M = sum_t a_t b_t^T`` over co-firing pairs. Chunks of
+    token rows are added with :meth:`update`; partial states from other
+    workers are combined with :meth:`merge`; :meth:`result` applies the
+    rank-one mean correction.
+
+    Parameters
+    ----------
+    n_a, n_b : int
+        Number of latents of A and B.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> rng = np.random.default_rng(0)
+    >>> a = sp.random(200, 6, density=0.3, random_state=rng, format="csr")
+    >>> b = sp.csr_matrix(a[:, ::-1].toarray() + 0.01 * (a[:, ::-1].toarray() > 0))
+    >>> moments = CoactivationMoments(6, 6).update(a[:100], b[:100]).update(a[100:], b[100:])
+    >>> moments.result().best_partners(m=1).index.tolist()
+    [5, 4, 3, 2, 1, 0]
+    """
+
+    def __init__(self, n_a: int, n_b: int):
+        self.n_a = int(n_a)
+        self.n_b = int(n_b)
+
+    def _init_state(self) -> None:
+        self.n_tokens_ = 0
+        self.sum_a_ = np.zeros(self.n_a)
+        self.sumsq_a_ = np.zeros(self.n_a)
+        self.sum_b_ = np.zeros(self.n_b)
+        self.sumsq_b_ = np.zeros(self.n_b)
+        self.cross_ = sp.csc_matrix((self.n_a, self.n_b), dtype=np.float64)
+
+    def update(self, codes_a, codes_b) -> "CoactivationMoments":
+        """Add a chunk of token rows (aligned rows of A and B codes)."""
+        codes_a = _as_nonnegative_csr(codes_a, name="codes_a")
+        codes_b = _as_nonnegative_csr(codes_b, name="codes_b")
+        check_same_rows(codes_a, codes_b, name_a="codes_a", name_b="codes_b")
+        for name, codes, n in (("codes_a", codes_a, self.n_a), ("codes_b", codes_b, self.n_b)):
+            if codes.shape[1] != n:
+                raise ValueError(
+                    f"`{name}` has {codes.shape[1]} latents but the accumulator was built for {n}; "
+                    "use one accumulator per (SAE A, SAE B) pair."
+                )
+        if not hasattr(self, "n_tokens_"):
+            self._init_state()
+        self.n_tokens_ += codes_a.shape[0]
+        self.sum_a_ += np.asarray(codes_a.sum(axis=0)).ravel()
+        self.sumsq_a_ += np.asarray(codes_a.multiply(codes_a).sum(axis=0)).ravel()
+        self.sum_b_ += np.asarray(codes_b.sum(axis=0)).ravel()
+        self.sumsq_b_ += np.asarray(codes_b.multiply(codes_b).sum(axis=0)).ravel()
+        self.cross_ = self.cross_ + (codes_a.T.tocsr() @ codes_b).tocsc()
+        return self
+
+    def merge(self, other: "CoactivationMoments") -> "CoactivationMoments":
+        """Combine another accumulator's partial state into this one."""
+        if (other.n_a, other.n_b) != (self.n_a, self.n_b):
+            raise ValueError(
+                f"cannot merge moments for {other.n_a}x{other.n_b} latents into {self.n_a}x{self.n_b}; "
+                "both accumulators must compare the same two SAEs."
+            )
+        if not hasattr(other, "n_tokens_"):
+            return self
+        if not hasattr(self, "n_tokens_"):
+            self._init_state()
+        self.n_tokens_ += other.n_tokens_
+        self.sum_a_ += other.sum_a_
+        self.sumsq_a_ += other.sumsq_a_
+        self.sum_b_ += other.sum_b_
+        self.sumsq_b_ += other.sumsq_b_
+        self.cross_ = (self.cross_ + other.cross_).tocsc()
+        return self
+
+    def result(self) -> CoactivationCorrelation:
+        """Correlations of all co-firing pairs (rank-one mean correction)."""
+        if not hasattr(self, "n_tokens_"):
+            raise RuntimeError("CoactivationMoments.result() called before any update(); add token rows first.")
+        n = float(self.n_tokens_)
+        ss_a = np.maximum(self.sumsq_a_ - self.sum_a_**2 / n, 0.0)
+        ss_b = np.maximum(self.sumsq_b_ - self.sum_b_**2 / n, 0.0)
+        dead_a = ss_a <= _dead_tolerance(self.sumsq_a_)
+        dead_b = ss_b <= _dead_tolerance(self.sumsq_b_)
+        cross = self.cross_.tocsc()
+        cross.sum_duplicates()
+        cross.sort_indices()
+        rows = cross.indices
+        cols = np.repeat(np.arange(self.n_b), np.diff(cross.indptr))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            numerator = cross.data - self.sum_a_[rows] * self.sum_b_[cols] / n
+            r = numerator / np.sqrt(ss_a[rows] * ss_b[cols])
+        r = np.where(dead_a[rows] | dead_b[cols], 0.0, np.clip(r, -1.0, 1.0))
+        r_matrix = sp.csc_matrix((r, rows.copy(), cross.indptr.copy()), shape=cross.shape)
+        return CoactivationCorrelation(r=r_matrix, dead_a=dead_a, dead_b=dead_b, n_tokens=int(n))
+
+
+def best_partners(
+    codes_a,
+    codes_b,
+    *,
+    compat: bool = False,
+    m: int = DEFAULT_TOP_M,
+    backend: Backend = "auto",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    block_size: int = DEFAULT_BLOCK,
+    device: str | None = None,
+) -> BestPartners:
+    """Find each latent's best-correlated partner in the other model.
+
+    Parameters
+    ----------
+    codes_a : scipy.sparse matrix or ndarray, shape (n_tokens, n_a)
+        Codes of model A (rows = token positions).
+    codes_b : scipy.sparse matrix or ndarray, shape (n_tokens, n_b)
+        Codes of model B on the same token rows.
+    compat : bool, default False
+        Reproduce the authors' ``batched_correlation`` (see module notes);
+        runs on the dense path.
+    m : int, default 8
+        Candidates kept per latent in each direction (for 1-1 rules).
+    backend : {"auto", "sparse", "dense"}, default "auto"
+        "auto" takes the sparse path for non-negative sparse input without
+        ``compat``, the dense path otherwise.
+    chunk_rows : int, default 65536
+        Token rows per accumulator update on the sparse path.
+    block_size : int, default 1024
+        B latents per block on the dense path.
+    device : str, optional
+        Torch device for the dense path; CUDA when available by default.
+
+    Returns
+    -------
+    BestPartners
+
+    Raises
+    ------
+    ValueError
+        On mismatched rows, NaN/inf, non-2-D input, or the sparse backend
+        asked for codes with negative values.
+
+    Warns
+    -----
+    DeadLatentWarning
+        When some latents are dead (they get no partner).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.exponential(size=(500, 4)) * (rng.random((500, 4)) < 0.2)
+    >>> best = best_partners(a, a[:, [2, 0, 3, 1]] * 2.0, m=2)
+    >>> best.index.tolist(), np.round(best.r, 6).tolist()
+    ([2, 0, 3, 1], [1.0, 1.0, 1.0, 1.0])
+    """
+    codes_a = check_codes(codes_a, name="codes_a")
+    codes_b = check_codes(codes_b, name="codes_b")
+    check_same_rows(codes_a, codes_b, name_a="codes_a", name_b="codes_b")
+    _check_m(m)
+    if backend not in ("auto", "sparse", "dense"):
+        raise ValueError(f"`backend` must be one of 'auto', 'sparse', 'dense'; got {backend!r}.")
+    if codes_a.shape[0] == 0:
+        raise ValueError("`codes_a` and `codes_b` have no token rows; extract codes on a non-empty TokenGrid.")
+    sparse_ok = sp.issparse(codes_a) and sp.issparse(codes_b) and _nonnegative(codes_a) and _nonnegative(codes_b)
+    if backend == "sparse" and compat:
+        raise ValueError("`compat=True` runs on the dense path; use backend='auto' or 'dense'.")
+    if backend == "sparse" and not (_nonnegative(codes_a) and _nonnegative(codes_b)):
+        raise ValueError(
+            "the sparse backend needs non-negative codes (SAE latents); these have negative values. "
+            "Use backend='dense'."
+        )
+    use_sparse = backend == "sparse" or (backend == "auto" and sparse_ok and not compat)
+    if use_sparse:
+        moments = CoactivationMoments(codes_a.shape[1], codes_b.shape[1])
+        a_csr, b_csr = sp.csr_matrix(codes_a), sp.csr_matrix(codes_b)
+        for start in range(0, a_csr.shape[0], chunk_rows):
+            stop = start + chunk_rows
+            moments.update(a_csr[start:stop], b_csr[start:stop])
+        result = moments.result().best_partners(m=m)
+    else:
+        result = _dense_best_partners(
+            codes_a, codes_b, compat=compat, m=m, block_size=block_size, device=device
+        )
+    n_dead_a, n_dead_b = int(result.dead_a.sum()), int(result.dead_b.sum())
+    if n_dead_a or n_dead_b:
+        warnings.warn(
+            f"{n_dead_a} latents of A and {n_dead_b} of B are dead (zero variance over "
+            f"{result.n_tokens} tokens); they get no partner"
+            + (" (compat: they count as r = 0)." if compat else "."),
+            DeadLatentWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_m(m) -> None:
+    if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1:
+        raise ValueError(f"`m` (candidates per latent) must be a positive integer; got {m!r}.")
+
+
+def _nonnegative(codes) -> bool:
+    data = codes.data if sp.issparse(codes) else codes
+    return bool(data.size == 0 or data.min() >= 0)
+
+
+def _as_nonnegative_csr(codes, *, name: str) -> sp.csr_matrix:
+    codes = check_codes(codes, name=name)
+    if not sp.issparse(codes):
+        codes = sp.csr_matrix(codes)
+    if not _nonnegative(codes):
+        raise ValueError(
+            f"`{name}` has negative values; co-activation moments are exact only for non-negative "
+            "codes. Use best_partners(..., backend='dense')."
+        )
+    return codes.astype(np.float64)
+
+
+def _dead_tolerance(sumsq: np.ndarray) -> np.ndarray:
+    """Sum of squared deviations at or below which a latent counts as dead."""
+    return 1e-12 * np.maximum(sumsq, 1e-300)
+
+
+def _segment_top_m(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, m: int):
+    """Top-m (index, value) per compressed segment, value descending, ties to lower index.
+
+    ``indices`` must be sorted within each segment. Runs m passes of a
+    segment-wise maximum, each O(nnz); no global sort.
+    """
+    n_segments = indptr.shape[0] - 1
+    top_index = np.full((n_segments, m), -1, dtype=np.int64)
+    top_value = np.full((n_segments, m), np.nan)
+    lengths = np.diff(indptr)
+    nonempty = np.flatnonzero(lengths > 0)
+    if nonempty.size == 0:
+        return top_index, top_value
+    segment_of = np.repeat(np.arange(n_segments), lengths)
+    remaining = values.astype(np.float64, copy=True)
+    for slot in range(m):
+        seg_max = np.maximum.reduceat(remaining, indptr[nonempty])
+        full_max = np.full(n_segments, -np.inf)
+        full_max[nonempty] = seg_max
+        hits = np.flatnonzero((remaining == full_max[segment_of]) & np.isfinite(remaining))
+        if hits.size == 0:
+            break
+        hit_segments = segment_of[hits]
+        first = np.ones(hits.size, dtype=bool)
+        first[1:] = hit_segments[1:] != hit_segments[:-1]
+        chosen = hits[first]
+        top_index[segment_of[chosen], slot] = indices[chosen]
+        top_value[segment_of[chosen], slot] = remaining[chosen]
+        remaining[chosen] = -np.inf
+    return top_index, top_value
+
+
+def _torch_device(device: str | None):
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _dense_block(codes, start: int, stop: int, dtype, device):
+    """Columns [start, stop) of a sparse or dense matrix as a dense torch tensor."""
+    import torch
+
+    block = codes[:, start:stop]
+    block = block.toarray() if sp.issparse(block) else np.asarray(block)
+    return torch.as_tensor(np.ascontiguousarray(block), dtype=dtype, device=device)
+
+
+def _zscore(x, *, compat: bool):
+    """Column z-scores; returns (z, dead). compat: ddof=1 std + 1e-8 (the authors')."""
+    import torch
+
+    mean = x.mean(dim=0, keepdim=True)
+    centred = x - mean
+    if compat:
+        std = x.std(dim=0, unbiased=True, keepdim=True) if x.shape[0] > 1 else torch.zeros_like(mean)
+        std = torch.nan_to_num(std, nan=0.0)
+        dead = (std == 0).squeeze(0)
+        return centred / (std + AUTHORS_EPS), dead
+    ss = (centred * centred).sum(dim=0, keepdim=True)
+    scale = (x * x).sum(dim=0, keepdim=True)
+    dead = (ss <= 1e-12 * torch.clamp(scale, min=1e-300)).squeeze(0)
+    norm = torch.sqrt(torch.where(dead.unsqueeze(0), torch.ones_like(ss), ss))
+    z = torch.where(dead.unsqueeze(0), torch.zeros_like(centred), centred / norm)
+    return z, dead
+
+
+def _dense_best_partners(codes_a, codes_b, *, compat, m, block_size, device) -> BestPartners:
+    """Dense torch path: blocks of B latents against all of A, running maxima only.
+
+    Best partners use first-occurrence argmax (``torch.max``), exactly the
+    authors' semantics under ``compat``; candidates use ``torch.topk``.
+    """
+    import torch
+
+    device = _torch_device(device)
+    # compat keeps the authors' fp32; otherwise fp64 on CPU, fp32 (no TF32) on GPU.
+    dtype = torch.float32 if compat or device.type != "cpu" else torch.float64
+    n_tokens, n_a = codes_a.shape
+    n_b = codes_b.shape[1]
+    z_a, dead_a = _zscore(_dense_block(codes_a, 0, n_a, dtype, device), compat=compat)
+    # compat divides the z-score product by T; otherwise z columns have unit norm.
+    scale = 1.0 / n_tokens if compat else 1.0
+    m_b, m_a = min(m, n_a), min(m, n_b)
+    index_b = np.empty(n_b, dtype=np.int64)
+    r_b = np.empty(n_b)
+    top_index = np.full((n_b, m), -1, dtype=np.int64)
+    top_r = np.full((n_b, m), np.nan)
+    best_r_a = torch.full((n_a,), -torch.inf, dtype=dtype, device=device)
+    best_index_a = torch.zeros(n_a, dtype=torch.int64, device=device)
+    run_r_a = torch.full((n_a, m_a), -torch.inf, dtype=dtype, device=device)
+    run_index_a = torch.full((n_a, m_a), -1, dtype=torch.int64, device=device)
+    dead_b = np.zeros(n_b, dtype=bool)
+    for start in range(0, n_b, block_size):
+        stop = min(start + block_size, n_b)
+        z_b, dead_blk = _zscore(_dense_block(codes_b, start, stop, dtype, device), compat=compat)
+        dead_b[start:stop] = dead_blk.cpu().numpy()
+        corr = (z_a.T @ z_b) * scale  # (n_a, block)
+        if not compat:  # dead latents are nobody's partner
+            corr = corr.masked_fill(dead_a.unsqueeze(1), -torch.inf).masked_fill(dead_blk.unsqueeze(0), -torch.inf)
+        values, indices = torch.max(corr, dim=0)
+        index_b[start:stop] = indices.cpu().numpy()
+        r_b[start:stop] = values.double().cpu().numpy()
+        cand_values, cand_indices = torch.topk(corr, m_b, dim=0)
+        top_index[start:stop, :m_b] = cand_indices.T.cpu().numpy()
+        top_r[start:stop, :m_b] = cand_values.T.double().cpu().numpy()
+        # A -> B: strict ">" keeps the first (lowest-index) maximum across blocks.
+        row_values, row_indices = torch.max(corr, dim=1)
+        better = row_values > best_r_a
+        best_r_a = torch.where(better, row_values, best_r_a)
+        best_index_a = torch.where(better, row_indices + start, best_index_a)
+        k_blk = min(m_a, stop - start)
+        blk_values, blk_indices = torch.topk(corr, k_blk, dim=1)
+        merged_values = torch.cat([run_r_a, blk_values], dim=1)
+        merged_indices = torch.cat([run_index_a, blk_indices + start], dim=1)
+        run_r_a, order = torch.topk(merged_values, m_a, dim=1)
+        run_index_a = torch.gather(merged_indices, 1, order)
+    top_index_a = np.full((n_a, m), -1, dtype=np.int64)
+    top_r_a = np.full((n_a, m), np.nan)
+    top_index_a[:, :m_a] = run_index_a.cpu().numpy()
+    top_r_a[:, :m_a] = run_r_a.double().cpu().numpy()
+    index_a, r_a = best_index_a.cpu().numpy(), best_r_a.double().cpu().numpy()
+    if not compat:  # only positive correlations make partners
+        index_b, r_b = _positive_only(index_b, r_b)
+        index_a, r_a = _positive_only(index_a, r_a)
+        top_index, top_r = _positive_only(top_index, top_r)
+        top_index_a, top_r_a = _positive_only(top_index_a, top_r_a)
+    return BestPartners(
+        index=index_b,
+        r=r_b,
+        index_a=index_a,
+        r_a=r_a,
+        dead_a=dead_a.cpu().numpy(),
+        dead_b=dead_b,
+        top_index=top_index,
+        top_r=top_r,
+        top_index_a=top_index_a,
+        top_r_a=top_r_a,
+        n_tokens=int(n_tokens),
+        compat=compat,
+        backend=f"dense:{device.type}",
+    )
+
+
+def _positive_only(index: np.ndarray, r: np.ndarray):
+    """Replace entries with r <= 0 (or nan/-inf) by index -1 and r nan."""
+    keep = np.nan_to_num(r, nan=-np.inf) > 0
+    return np.where(keep, index, -1), np.where(keep, r, np.nan)
