@@ -176,30 +176,37 @@ class BestPartners:
 class CoactivationCorrelation:
     """Pearson r of every co-firing latent pair (sparse), plus dead masks.
 
-    ``r`` is an (n_a, n_b) CSC matrix whose stored entries are the
-    correlations of the pairs that fire together at least once; every other
-    pair of non-negative codes has r <= 0.
+    ``r_by_b`` is an (n_b, n_a) CSR matrix: row j holds the correlations of B
+    latent j with the A latents it fires together with at least once (A
+    indices sorted). Every other pair of non-negative codes has r <= 0.
     """
 
-    r: sp.csc_matrix
+    r_by_b: sp.csr_matrix
     dead_a: np.ndarray
     dead_b: np.ndarray
     n_tokens: int
 
+    @property
+    def r(self) -> sp.csc_matrix:
+        """The same correlations as an (n_a, n_b) matrix (a transposed view)."""
+        return self.r_by_b.T
+
     def best_partners(self, *, m: int = DEFAULT_TOP_M) -> BestPartners:
         """Best partners (r > 0 only) and top-m candidates in both directions."""
         _check_m(m)
-        dead_pair = self.dead_a[self.r.indices] | np.repeat(self.dead_b, np.diff(self.r.indptr))
-        positive = (self.r.data > 0) & ~dead_pair
-        r_pos = sp.csc_matrix(
-            (np.where(positive, self.r.data, 0.0), self.r.indices, self.r.indptr), shape=self.r.shape
-        )
-        r_pos.eliminate_zeros()
-        r_pos.sort_indices()
-        top_index, top_r = _segment_top_m(r_pos.indptr, r_pos.indices, r_pos.data, max(m, 1))
-        r_rows = r_pos.tocsr()
-        r_rows.sort_indices()
-        top_index_a, top_r_a = _segment_top_m(r_rows.indptr, r_rows.indices, r_rows.data, max(m, 1))
+        n_b, n_a = self.r_by_b.shape
+        segment = _segment_ids(self.r_by_b.indptr)
+        keep = self.r_by_b.data > 0
+        keep &= ~self.dead_a[self.r_by_b.indices]
+        keep &= ~self.dead_b[segment]
+        indptr = np.zeros(n_b + 1, dtype=np.int64)
+        np.cumsum(np.bincount(segment[keep], minlength=n_b), out=indptr[1:])
+        positive = sp.csr_matrix((self.r_by_b.data[keep], self.r_by_b.indices[keep], indptr), shape=(n_b, n_a))
+        del segment, keep
+        top_index, top_r = _segment_top_m(positive.indptr, positive.indices, positive.data, m)
+        by_a = positive.T.tocsr()  # (n_a, n_b), column indices sorted by construction
+        del positive
+        top_index_a, top_r_a = _segment_top_m(by_a.indptr, by_a.indices, by_a.data, m)
         return BestPartners(
             index=top_index[:, 0].copy(),
             r=top_r[:, 0].copy(),
@@ -207,10 +214,10 @@ class CoactivationCorrelation:
             r_a=top_r_a[:, 0].copy(),
             dead_a=self.dead_a,
             dead_b=self.dead_b,
-            top_index=top_index[:, :m],
-            top_r=top_r[:, :m],
-            top_index_a=top_index_a[:, :m],
-            top_r_a=top_r_a[:, :m],
+            top_index=top_index,
+            top_r=top_r,
+            top_index_a=top_index_a,
+            top_r_a=top_r_a,
             n_tokens=self.n_tokens,
             compat=False,
             backend="sparse",
@@ -221,10 +228,10 @@ class CoactivationMoments:
     """Mergeable Pearson moments of two sparse, non-negative code matrices.
 
     State: token count, per-latent sums and sums of squares (fp64), and the
-    sparse cross moment ``M = sum_t a_t b_t^T`` over co-firing pairs. Chunks of
-    token rows are added with :meth:`update`; partial states from other
-    workers are combined with :meth:`merge`; :meth:`result` applies the
-    rank-one mean correction.
+    sparse cross moment ``M = sum_t a_t b_t^T`` over co-firing pairs, stored
+    B-major as an (n_b, n_a) CSR matrix. Chunks of token rows are added with
+    :meth:`update`; partial states from other workers are combined with
+    :meth:`merge`; :meth:`result` applies the rank-one mean correction.
 
     Parameters
     ----------
@@ -252,7 +259,10 @@ class CoactivationMoments:
         self.sumsq_a_ = np.zeros(self.n_a)
         self.sum_b_ = np.zeros(self.n_b)
         self.sumsq_b_ = np.zeros(self.n_b)
-        self.cross_ = sp.csc_matrix((self.n_a, self.n_b), dtype=np.float64)
+        self.cross_ = None  # (n_b, n_a) CSR, fp64; None until the first update
+
+    def _add_cross(self, cross: sp.csr_matrix) -> None:
+        self.cross_ = cross if self.cross_ is None else (self.cross_ + cross).tocsr()
 
     def update(self, codes_a, codes_b) -> "CoactivationMoments":
         """Add a chunk of token rows (aligned rows of A and B codes)."""
@@ -272,7 +282,7 @@ class CoactivationMoments:
         self.sumsq_a_ += np.asarray(codes_a.multiply(codes_a).sum(axis=0)).ravel()
         self.sum_b_ += np.asarray(codes_b.sum(axis=0)).ravel()
         self.sumsq_b_ += np.asarray(codes_b.multiply(codes_b).sum(axis=0)).ravel()
-        self.cross_ = self.cross_ + (codes_a.T.tocsr() @ codes_b).tocsc()
+        self._add_cross(codes_b.T.tocsr() @ codes_a)
         return self
 
     def merge(self, other: "CoactivationMoments") -> "CoactivationMoments":
@@ -291,7 +301,8 @@ class CoactivationMoments:
         self.sumsq_a_ += other.sumsq_a_
         self.sum_b_ += other.sum_b_
         self.sumsq_b_ += other.sumsq_b_
-        self.cross_ = (self.cross_ + other.cross_).tocsc()
+        if other.cross_ is not None:
+            self._add_cross(other.cross_)
         return self
 
     def result(self) -> CoactivationCorrelation:
@@ -303,17 +314,19 @@ class CoactivationMoments:
         ss_b = np.maximum(self.sumsq_b_ - self.sum_b_**2 / n, 0.0)
         dead_a = ss_a <= _dead_tolerance(self.sumsq_a_)
         dead_b = ss_b <= _dead_tolerance(self.sumsq_b_)
-        cross = self.cross_.tocsc()
+        cross = self.cross_
         cross.sum_duplicates()
         cross.sort_indices()
-        rows = cross.indices
-        cols = np.repeat(np.arange(self.n_b), np.diff(cross.indptr))
+        a_of = cross.indices
+        b_of = _segment_ids(cross.indptr)
+        # r = (M - s_a s_b / T) / sqrt(SS_a SS_b), computed in place on one copy of M.
+        r = cross.data - self.sum_a_[a_of] * (self.sum_b_ / n)[b_of]
         with np.errstate(divide="ignore", invalid="ignore"):
-            numerator = cross.data - self.sum_a_[rows] * self.sum_b_[cols] / n
-            r = numerator / np.sqrt(ss_a[rows] * ss_b[cols])
-        r = np.where(dead_a[rows] | dead_b[cols], 0.0, np.clip(r, -1.0, 1.0))
-        r_matrix = sp.csc_matrix((r, rows.copy(), cross.indptr.copy()), shape=cross.shape)
-        return CoactivationCorrelation(r=r_matrix, dead_a=dead_a, dead_b=dead_b, n_tokens=int(n))
+            r /= np.sqrt(ss_a[a_of] * ss_b[b_of])
+        np.clip(r, -1.0, 1.0, out=r)
+        r[dead_a[a_of] | dead_b[b_of]] = 0.0
+        r_by_b = sp.csr_matrix((r, a_of.copy(), cross.indptr.copy()), shape=cross.shape)
+        return CoactivationCorrelation(r_by_b=r_by_b, dead_a=dead_a, dead_b=dead_b, n_tokens=int(n))
 
 
 def best_partners(
@@ -444,6 +457,12 @@ def _dead_tolerance(sumsq: np.ndarray) -> np.ndarray:
     return 1e-12 * np.maximum(sumsq, 1e-300)
 
 
+def _segment_ids(indptr: np.ndarray) -> np.ndarray:
+    """Segment (row) number of every stored entry of a compressed matrix (int32)."""
+    n_segments = indptr.shape[0] - 1
+    return np.repeat(np.arange(n_segments, dtype=np.int32), np.diff(indptr))
+
+
 def _segment_top_m(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, m: int):
     """Top-m (index, value) per compressed segment, value descending, ties to lower index.
 
@@ -457,7 +476,7 @@ def _segment_top_m(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, 
     nonempty = np.flatnonzero(lengths > 0)
     if nonempty.size == 0:
         return top_index, top_value
-    segment_of = np.repeat(np.arange(n_segments), lengths)
+    segment_of = _segment_ids(indptr)
     remaining = values.astype(np.float64, copy=True)
     for slot in range(m):
         seg_max = np.maximum.reduceat(remaining, indptr[nonempty])
