@@ -1,0 +1,790 @@
+"""Similarity of two paired point clouds: SVCCA, RSA, linear CKA, Procrustes.
+
+Row ``i`` of ``x`` (n x d_x) and row ``i`` of ``y`` (n x d_y) describe the same
+pair, typically the decoder rows of a pair of matched SAE latents; the widths
+may differ. Every measure returns a :class:`SimilarityResult`, and
+:data:`MEASURES` says for each one whether higher means more similar and what
+its range is.
+
+Each measure is computed by a *prepared* object (see :func:`prepare`) that does
+once everything a permutation of the rows of ``y`` leaves unchanged (PCA bases,
+centring, norms, RSM ranks) and then scores any row permutation cheaply. The
+plain functions (:func:`svcca`, :func:`rsa`, ...) are that same object scored
+at the identity, so the observed score and the null scores of
+:func:`saesim.nulls.permutation_test` share one formula.
+
+``svcca(..., compat=True)`` reproduces the authors' ReSi-derived SVCCA, which
+keeps one principal component per side for realistic inputs (see
+:func:`svcca`, Notes).
+
+References
+----------
+Lan et al., "Sparse Autoencoders Reveal Universal Feature Spaces Across Large
+Language Models", arXiv:2410.06981 (2024), Sec. 3.
+
+Raghu, Gilmer, Yosinski and Sohl-Dickstein, "SVCCA: Singular Vector Canonical
+Correlation Analysis for Deep Learning Dynamics and Interpretability",
+NeurIPS 2017.
+
+Kriegeskorte, Mur and Bandettini, "Representational similarity analysis",
+Front. Syst. Neurosci. 2 (2008).
+
+Kornblith, Norouzi, Lee and Hinton, "Similarity of Neural Network
+Representations Revisited", ICML 2019.
+
+Klabunde, Schumacher, Strohmaier and Lemmerich, "Similarity of Neural Network
+Models: A Survey of Functional and Representational Measures",
+arXiv:2305.06329 (2023).
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import scipy.spatial.distance
+import scipy.stats
+
+from saesim._validation import check_paired_rows
+
+__all__ = [
+    "AUTHORS_VARIANCE",
+    "CONSTANT_RTOL",
+    "DEFAULT_VARIANCE",
+    "MEASURES",
+    "RANK_RTOL",
+    "RSM_DECIMALS",
+    "VARIANCE_RTOL",
+    "DegenerateInputWarning",
+    "MeasureInfo",
+    "MeasureName",
+    "PreparedMeasure",
+    "SimilarityResult",
+    "linear_cka",
+    "prepare",
+    "procrustes",
+    "rsa",
+    "similarity",
+    "svcca",
+]
+
+MeasureName = Literal["svcca", "rsa", "linear_cka", "procrustes"]
+
+DEFAULT_VARIANCE = 0.99
+"""Default fraction of each side's variance kept by SVCCA's PCA step."""
+
+AUTHORS_VARIANCE = 0.99
+"""The threshold hard-coded in the authors' ``top_k_pca_comps`` (compat mode)."""
+
+RANK_RTOL = 1e-10
+"""Singular values below ``RANK_RTOL`` times the largest count as zero (numerical rank)."""
+
+VARIANCE_RTOL = 1e-12
+"""Slack on the cumulative variance fraction, so that ``variance=1.0`` keeps the full rank."""
+
+CONSTANT_RTOL = 1e-12
+"""A row or matrix whose centred norm is at most ``CONSTANT_RTOL`` times its raw norm is constant."""
+
+RSM_DECIMALS = 12
+"""RSM entries are rounded to this many decimals before ranking, so that correlations
+equal in exact arithmetic tie (and get average ranks) despite rounding error."""
+
+_RSA_BLOCK_ROWS = 64
+"""Rows of the permuted rank matrix gathered at a time (bounds RSA scratch memory)."""
+
+
+class DegenerateInputWarning(UserWarning):
+    """The input is valid but the measure is undefined on it (the statistic is NaN)."""
+
+
+@dataclass(frozen=True)
+class MeasureInfo:
+    """What a similarity measure's number means.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, e.g. ``"svcca"``.
+    higher_is_similar : bool
+        True when a larger statistic means more similar point clouds.
+    value_range : tuple of float
+        The smallest and largest possible statistic.
+    options : tuple of str
+        Keyword options the measure accepts.
+    min_rows : int
+        Fewest paired rows on which the measure is defined.
+    summary : str
+        One-line description of the statistic.
+    """
+
+    name: str
+    higher_is_similar: bool
+    value_range: tuple[float, float]
+    options: tuple[str, ...]
+    min_rows: int
+    summary: str
+
+
+MEASURES: dict[str, MeasureInfo] = {
+    "svcca": MeasureInfo(
+        "svcca", True, (0.0, 1.0), ("variance", "compat"), 2,
+        "mean canonical correlation between the top principal subspaces of x and y",
+    ),
+    "rsa": MeasureInfo(
+        "rsa", True, (-1.0, 1.0), (), 3,
+        "Spearman correlation of the two Pearson-correlation RSMs (strict upper triangle)",
+    ),
+    "linear_cka": MeasureInfo(
+        "linear_cka", True, (0.0, 1.0), (), 2,
+        "linear centred kernel alignment ||Xc^T Yc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)",
+    ),
+    "procrustes": MeasureInfo(
+        "procrustes", True, (0.0, 1.0), (), 2,
+        "nuclear norm of X^T Y after centring and unit Frobenius norm (1 = same up to rotation)",
+    ),
+}
+"""Registry of the measures: direction, range, accepted options."""
+
+
+@dataclass(frozen=True)
+class SimilarityResult:
+    """The similarity of two paired point clouds.
+
+    Attributes
+    ----------
+    measure : str
+        Key of :data:`MEASURES`.
+    statistic : float
+        The similarity; NaN when the measure is undefined on the input.
+    n_pairs : int
+        Number of paired rows.
+    higher_is_similar : bool
+        Whether a larger statistic means more similar.
+    value_range : tuple of float
+        The smallest and largest possible statistic.
+    compat : bool
+        Whether the authors' computation was reproduced (SVCCA only).
+    k_x, k_y : int or None
+        Principal components kept per side (SVCCA only).
+    canonical_correlations : ndarray of float64 or None
+        The ``min(k_x, k_y)`` canonical correlations, descending (SVCCA only).
+    extras : dict
+        Measure-specific values: ``variance`` for SVCCA, ``distance`` for
+        Procrustes.
+    """
+
+    measure: str
+    statistic: float
+    n_pairs: int
+    higher_is_similar: bool
+    value_range: tuple[float, float]
+    compat: bool = False
+    k_x: int | None = None
+    k_y: int | None = None
+    canonical_correlations: np.ndarray | None = field(default=None, repr=False, compare=False)
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """One tidy-table row (arrays left out; ``extras`` flattened)."""
+        row = {
+            "measure": self.measure,
+            "statistic": self.statistic,
+            "n_pairs": self.n_pairs,
+            "higher_is_similar": self.higher_is_similar,
+            "value_min": self.value_range[0],
+            "value_max": self.value_range[1],
+            "compat": self.compat,
+            "k_x": self.k_x,
+            "k_y": self.k_y,
+        }
+        row.update(self.extras)
+        return row
+
+
+class PreparedMeasure(ABC):
+    """A measure with everything that a row permutation of ``y`` keeps, done once.
+
+    ``score(perm)`` is the statistic of ``(x, y[perm])``; ``score()`` is the
+    observed one. Build one with :func:`prepare`.
+    """
+
+    measure: str
+    n_pairs: int
+
+    @abstractmethod
+    def score(self, perm: np.ndarray | None = None) -> float:
+        """Statistic of ``x`` against ``y[perm]`` (``y`` itself when ``perm`` is None)."""
+
+    def result(self) -> SimilarityResult:
+        """The observed :class:`SimilarityResult`."""
+        return self._result(self.score())
+
+    def _result(self, statistic: float, **fields) -> SimilarityResult:
+        info = MEASURES[self.measure]
+        return SimilarityResult(
+            measure=self.measure,
+            statistic=float(statistic),
+            n_pairs=self.n_pairs,
+            higher_is_similar=info.higher_is_similar,
+            value_range=info.value_range,
+            **fields,
+        )
+
+
+def _warn_degenerate(measure: str, what: str) -> None:
+    """Warn, attributing the warning to the first caller outside saesim."""
+    frame, stacklevel = sys._getframe(0), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("saesim."):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(
+        f"{measure}: {what}; the statistic is NaN. Drop constant rows/matrices before comparing.",
+        DegenerateInputWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _is_constant(centred: np.ndarray, raw: np.ndarray) -> bool:
+    """True when centring removed (numerically) everything."""
+    return np.linalg.norm(centred) <= CONSTANT_RTOL * np.linalg.norm(raw)
+
+
+def _compress_columns(z: np.ndarray) -> np.ndarray:
+    """An n x min(n, d) matrix ``a`` with ``z = a @ q.T`` for some orthonormal ``q``.
+
+    Frobenius and nuclear norms of ``x.T @ P @ y`` depend on ``x`` and ``y``
+    only through such factors, so wide inputs (d > n) shrink to n columns.
+    """
+    if z.shape[1] <= z.shape[0]:
+        return z
+    return np.linalg.qr(z.T, mode="r").T
+
+
+# --- SVCCA -------------------------------------------------------------------
+
+
+def _validate_variance(variance, compat: bool):
+    if isinstance(variance, bool) or not isinstance(variance, numbers.Real):
+        raise TypeError(
+            f"`variance` must be a float in (0, 1] (fraction of variance kept) or an int >= 1 "
+            f"(number of components); got {variance!r} ({type(variance).__name__})."
+        )
+    if compat and variance != AUTHORS_VARIANCE:
+        raise ValueError(
+            f"`variance`={variance!r} cannot be combined with compat=True: the authors' rule is "
+            f"fixed at {AUTHORS_VARIANCE}. Leave `variance` at its default or set compat=False."
+        )
+    if isinstance(variance, numbers.Integral):
+        if variance < 1:
+            raise ValueError(
+                f"`variance` as an int is the number of components and must be >= 1; got "
+                f"{variance}. Pass a float such as 0.99 for a variance fraction."
+            )
+        return int(variance)
+    if not 0.0 < variance <= 1.0:
+        raise ValueError(
+            f"`variance` as a float is the fraction of variance kept and must lie in (0, 1]; "
+            f"got {variance!r}. Pass an int for a fixed number of components."
+        )
+    return float(variance)
+
+
+def _authors_k(singular_values: np.ndarray) -> int:
+    """The authors' ``top_k_pca_comps``: the threshold is compared with a fraction
+    scaled by the *total* variance, so k = 1 whenever that total exceeds 1/0.99."""
+    total = np.sum(singular_values**2)
+    cumulative = np.cumsum(singular_values**2 / total)
+    return int(np.argmax(cumulative >= AUTHORS_VARIANCE * total)) + 1
+
+
+def _pca_basis(z: np.ndarray, variance: float | int, compat: bool) -> np.ndarray:
+    """Orthonormal, centred n x k basis of the kept principal-component scores of ``z``."""
+    centred = z - z.mean(axis=0)
+    if _is_constant(centred, z):
+        return np.zeros((z.shape[0], 0))
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    rank = int(np.count_nonzero(s > RANK_RTOL * s[0]))
+    if compat:
+        k = _authors_k(s)
+    elif isinstance(variance, int):
+        k = variance
+    else:
+        cumulative = np.cumsum(s[:rank] ** 2)
+        fraction = cumulative / cumulative[-1]
+        k = int(np.searchsorted(fraction, variance - VARIANCE_RTOL)) + 1
+    k = min(k, rank, z.shape[0] - 1)
+    return np.ascontiguousarray(u[:, :k])
+
+
+class _PreparedSVCCA(PreparedMeasure):
+    measure = "svcca"
+
+    def __init__(self, x, y, *, variance=DEFAULT_VARIANCE, compat=False):
+        self.variance = _validate_variance(variance, compat)
+        self.compat = bool(compat)
+        self.n_pairs = x.shape[0]
+        self.basis_x = _pca_basis(x, self.variance, self.compat)
+        self.basis_y = _pca_basis(y, self.variance, self.compat)
+        self.degenerate = self.basis_x.shape[1] == 0 or self.basis_y.shape[1] == 0
+        if self.degenerate:
+            _warn_degenerate("svcca", "all rows of x or of y are identical (no variance)")
+
+    def canonical_correlations(self, perm=None) -> np.ndarray:
+        """Canonical correlations of the kept PC scores, descending."""
+        if self.degenerate:
+            return np.zeros(0)
+        basis_y = self.basis_y if perm is None else self.basis_y[perm]
+        rho = np.linalg.svd(self.basis_x.T @ basis_y, compute_uv=False)
+        return np.minimum(rho, 1.0)
+
+    def score(self, perm=None) -> float:
+        if self.degenerate:
+            return np.nan
+        return float(np.mean(self.canonical_correlations(perm)))
+
+    def result(self) -> SimilarityResult:
+        rho = self.canonical_correlations()
+        return self._result(
+            float(np.mean(rho)) if rho.size else np.nan,
+            compat=self.compat,
+            k_x=self.basis_x.shape[1],
+            k_y=self.basis_y.shape[1],
+            canonical_correlations=rho,
+            extras={"variance": self.variance},
+        )
+
+
+def svcca(x, y, *, variance: float | int = DEFAULT_VARIANCE, compat: bool = False) -> SimilarityResult:
+    """Singular-vector canonical correlation analysis of paired rows.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d_x)
+        One point cloud; row ``i`` pairs with row ``i`` of ``y``.
+    y : array_like, shape (n, d_y)
+        The other point cloud; ``d_y`` may differ from ``d_x``.
+    variance : float or int, default 0.99
+        A float in (0, 1] keeps, per side, the fewest principal components
+        whose variance reaches that fraction of the total. An int keeps that
+        many components (capped at the numerical rank and at n - 1); note that
+        ``1`` means one component, ``1.0`` means all the variance.
+    compat : bool, default False
+        Reproduce the authors' component count (see Notes). Requires the
+        default ``variance``.
+
+    Returns
+    -------
+    SimilarityResult
+        ``statistic`` is the mean of the ``min(k_x, k_y)`` canonical
+        correlations, in [0, 1]; ``k_x``, ``k_y`` and
+        ``canonical_correlations`` are filled in, ``extras["variance"]`` holds
+        the setting.
+
+    Raises
+    ------
+    ValueError
+        If the rows do not pair up, contain NaN/inf, n < 2, or ``variance`` is
+        out of range (or not the default with ``compat=True``).
+    TypeError
+        If ``variance`` is neither a float nor an int.
+
+    Warns
+    -----
+    DegenerateInputWarning
+        If all rows of one side are identical (statistic NaN).
+
+    Notes
+    -----
+    The n pairs are the data points and the d dimensions the variables. Each
+    side is column-centred, its thin SVD ``U S V^T`` gives PC scores, and the
+    first k columns of ``U`` (k <= rank <= n - 1) are an orthonormal basis of
+    the kept scores. Canonical correlations are the singular values of
+    ``U_x[:, :k_x]^T U_y[:, :k_y]``, the cosines of the principal angles
+    between the two score subspaces.
+
+    With ``compat=True`` k follows the authors' ``top_k_pca_comps``,
+    ``argmax(cumsum(s^2)/sum(s^2) >= 0.99 * sum(s^2)) + 1``, which is 1 as
+    soon as the total variance ``sum(s^2)`` exceeds 1/0.99 (always, for
+    unit-norm decoder rows). The statistic is then ``|corr(PC1 of x, PC1 of
+    y)|`` (authors_pipeline §2.5); a corrected SVCCA gives much larger null
+    values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((200, 8))
+    >>> q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    >>> res = svcca(x, x @ q)
+    >>> round(res.statistic, 6), res.k_x == res.k_y
+    (1.0, True)
+    >>> svcca(x, x @ q, compat=True).k_x
+    1
+    """
+    return prepare(x, y, "svcca", variance=variance, compat=compat).result()
+
+
+# --- RSA ---------------------------------------------------------------------
+
+
+def _centred_rsm_ranks(z: np.ndarray) -> np.ndarray | None:
+    """Centred average ranks of the condensed Pearson RSM of the rows of ``z``.
+
+    None when a row is constant (its correlations are undefined).
+    """
+    centred = z - z.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1)
+    if np.any(norms <= CONSTANT_RTOL * np.linalg.norm(z, axis=1)):
+        return None
+    unit = centred / norms[:, None]
+    condensed = scipy.spatial.distance.squareform(unit @ unit.T, checks=False)
+    ranks = scipy.stats.rankdata(np.round(condensed, RSM_DECIMALS))
+    return ranks - ranks.mean()
+
+
+class _PreparedRSA(PreparedMeasure):
+    measure = "rsa"
+
+    def __init__(self, x, y):
+        self.n_pairs = x.shape[0]
+        self.ranks_x = _centred_rsm_ranks(x)
+        self.ranks_y = _centred_rsm_ranks(y)
+        self.degenerate = self.ranks_x is None or self.ranks_y is None
+        if self.degenerate:
+            _warn_degenerate("rsa", "a row of x or of y is constant, so its correlations are undefined")
+            return
+        self.denominator = np.linalg.norm(self.ranks_x) * np.linalg.norm(self.ranks_y)
+        if self.denominator == 0:
+            self.degenerate = True
+            _warn_degenerate("rsa", "all pairwise correlations of x or of y are tied")
+
+    @cached_property
+    def _square_x(self) -> np.ndarray:
+        return scipy.spatial.distance.squareform(self.ranks_x, checks=False)
+
+    @cached_property
+    def _square_y(self) -> np.ndarray:
+        return scipy.spatial.distance.squareform(self.ranks_y, checks=False)
+
+    def score(self, perm=None) -> float:
+        if self.degenerate:
+            return np.nan
+        if perm is None:
+            return float(np.dot(self.ranks_x, self.ranks_y) / self.denominator)
+        # The RSM of y[perm] is rsm_y[perm][:, perm]; ranks move with their entries.
+        total = 0.0
+        for start in range(0, self.n_pairs, _RSA_BLOCK_ROWS):
+            rows = np.take(self._square_y, perm[start:start + _RSA_BLOCK_ROWS], axis=0)
+            total += np.vdot(self._square_x[start:start + _RSA_BLOCK_ROWS], np.take(rows, perm, axis=1))
+        return float(0.5 * total / self.denominator)
+
+
+def rsa(x, y) -> SimilarityResult:
+    """Representational similarity analysis of paired rows.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d_x)
+        One point cloud; row ``i`` pairs with row ``i`` of ``y``.
+    y : array_like, shape (n, d_y)
+        The other point cloud; ``d_y`` may differ from ``d_x``.
+
+    Returns
+    -------
+    SimilarityResult
+        ``statistic`` is a Spearman correlation, in [-1, 1].
+
+    Raises
+    ------
+    ValueError
+        If the rows do not pair up, contain NaN/inf, or n < 3.
+
+    Warns
+    -----
+    DegenerateInputWarning
+        If a row is constant, or all pairwise correlations on one side tie
+        (statistic NaN).
+
+    Notes
+    -----
+    Each side's representational similarity matrix (RSM) holds the Pearson
+    correlation between rows i and j (centre each row across its d entries,
+    then cosine). The statistic is the Spearman correlation of the two strict
+    upper triangles, i.e. the Pearson correlation of their average ranks, as
+    in the authors' code (ReSi ``rsa.py``). Entries are rounded to
+    ``RSM_DECIMALS`` decimals before ranking so that exact ties survive
+    rounding error. Memory and time are O(n^2): fine up to about 5 000 rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((50, 6))
+    >>> round(rsa(x, 3.0 * x[:, ::-1] + 1.0).statistic, 6)
+    1.0
+    """
+    return prepare(x, y, "rsa").result()
+
+
+# --- linear CKA --------------------------------------------------------------
+
+
+class _PreparedCKA(PreparedMeasure):
+    measure = "linear_cka"
+
+    def __init__(self, x, y):
+        self.n_pairs = x.shape[0]
+        centred_x, centred_y = x - x.mean(axis=0), y - y.mean(axis=0)
+        self.degenerate = _is_constant(centred_x, x) or _is_constant(centred_y, y)
+        if self.degenerate:
+            _warn_degenerate("linear_cka", "x or y has no variance")
+            return
+        self.factor_x = _compress_columns(centred_x)
+        self.factor_y = _compress_columns(centred_y)
+        self.denominator = (np.linalg.norm(self.factor_x.T @ self.factor_x)
+                            * np.linalg.norm(self.factor_y.T @ self.factor_y))
+
+    def score(self, perm=None) -> float:
+        if self.degenerate:
+            return np.nan
+        factor_y = self.factor_y if perm is None else self.factor_y[perm]
+        return float(np.linalg.norm(self.factor_x.T @ factor_y) ** 2 / self.denominator)
+
+
+def linear_cka(x, y) -> SimilarityResult:
+    """Linear centred kernel alignment (CKA) of paired rows.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d_x)
+        One point cloud; row ``i`` pairs with row ``i`` of ``y``.
+    y : array_like, shape (n, d_y)
+        The other point cloud; ``d_y`` may differ from ``d_x``.
+
+    Returns
+    -------
+    SimilarityResult
+        ``statistic`` in [0, 1]; 1 when ``y`` is an isotropically scaled
+        orthogonal transform of ``x`` (after centring).
+
+    Raises
+    ------
+    ValueError
+        If the rows do not pair up, contain NaN/inf, or n < 2.
+
+    Warns
+    -----
+    DegenerateInputWarning
+        If all rows of one side are identical (statistic NaN).
+
+    Notes
+    -----
+    Feature-space form ``||Xc^T Yc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)``
+    with column-centred ``Xc``, ``Yc``. A side wider than n is first reduced
+    to n columns by a QR factorisation, which leaves every term unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((100, 5))
+    >>> q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    >>> round(linear_cka(x, 2.0 * x @ q).statistic, 6)
+    1.0
+    """
+    return prepare(x, y, "linear_cka").result()
+
+
+# --- Procrustes --------------------------------------------------------------
+
+
+class _PreparedProcrustes(PreparedMeasure):
+    measure = "procrustes"
+
+    def __init__(self, x, y):
+        self.n_pairs = x.shape[0]
+        centred_x, centred_y = x - x.mean(axis=0), y - y.mean(axis=0)
+        self.degenerate = _is_constant(centred_x, x) or _is_constant(centred_y, y)
+        if self.degenerate:
+            _warn_degenerate("procrustes", "x or y has no variance")
+            return
+        self.factor_x = _compress_columns(centred_x / np.linalg.norm(centred_x))
+        self.factor_y = _compress_columns(centred_y / np.linalg.norm(centred_y))
+
+    def score(self, perm=None) -> float:
+        if self.degenerate:
+            return np.nan
+        factor_y = self.factor_y if perm is None else self.factor_y[perm]
+        return float(np.sum(np.linalg.svd(self.factor_x.T @ factor_y, compute_uv=False)))
+
+    def result(self) -> SimilarityResult:
+        statistic = self.score()
+        return self._result(statistic, extras={"distance": float(np.sqrt(max(0.0, 2.0 - 2.0 * statistic)))})
+
+
+def procrustes(x, y) -> SimilarityResult:
+    """Orthogonal Procrustes similarity of paired rows.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d_x)
+        One point cloud; row ``i`` pairs with row ``i`` of ``y``.
+    y : array_like, shape (n, d_y)
+        The other point cloud; ``d_y`` may differ from ``d_x``.
+
+    Returns
+    -------
+    SimilarityResult
+        ``statistic`` in [0, 1], 1 when ``y`` is a rotated (and scaled,
+        shifted) copy of ``x``; ``extras["distance"]`` is the Procrustes
+        distance ``sqrt(2 - 2 * statistic)``, in [0, sqrt(2)].
+
+    Raises
+    ------
+    ValueError
+        If the rows do not pair up, contain NaN/inf, or n < 2.
+
+    Warns
+    -----
+    DegenerateInputWarning
+        If all rows of one side are identical (statistic NaN).
+
+    Notes
+    -----
+    Both sides are column-centred and scaled to unit Frobenius norm. When the
+    widths differ, the narrower side is zero-padded to the wider one, so the
+    best orthogonal map acts on R^max(d_x, d_y); padding adds zero singular
+    values only, so the statistic is the nuclear norm ``||X^T Y||_*`` of the
+    unpadded normalised matrices, and
+    ``min_Q ||X Q - Y||_F^2 = 2 - 2 ||X^T Y||_*``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((100, 4))
+    >>> q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    >>> res = procrustes(x, 5.0 * x @ q[:4] + 2.0)
+    >>> round(res.statistic, 6), round(res.extras["distance"], 6)
+    (1.0, 0.0)
+    """
+    return prepare(x, y, "procrustes").result()
+
+
+# --- dispatch ----------------------------------------------------------------
+
+_PREPARED = {
+    "svcca": _PreparedSVCCA,
+    "rsa": _PreparedRSA,
+    "linear_cka": _PreparedCKA,
+    "procrustes": _PreparedProcrustes,
+}
+
+
+def _check_measure(measure, options: dict, *, name: str = "measure") -> str:
+    if measure not in MEASURES:
+        valid = ", ".join(repr(key) for key in sorted(MEASURES))
+        raise ValueError(f"`{name}` must be one of {valid}; got {measure!r}.")
+    unknown = sorted(set(options) - set(MEASURES[measure].options))
+    if unknown:
+        accepted = ", ".join(MEASURES[measure].options) or "none"
+        raise TypeError(
+            f"{measure!r} got unknown option(s) {', '.join(unknown)}; it accepts: {accepted}. "
+            f"Remove them or pick another `{name}`."
+        )
+    return measure
+
+
+def prepare(x, y, measure: MeasureName, **options) -> PreparedMeasure:
+    """Do once what a row permutation of ``y`` leaves unchanged, for repeated scoring.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d_x)
+        One point cloud; row ``i`` pairs with row ``i`` of ``y``.
+    y : array_like, shape (n, d_y)
+        The other point cloud.
+    measure : {"svcca", "rsa", "linear_cka", "procrustes"}
+        Which measure.
+    **options
+        The measure's options (``variance``, ``compat`` for SVCCA).
+
+    Returns
+    -------
+    PreparedMeasure
+        ``score(perm)`` gives the statistic of ``(x, y[perm])`` and
+        ``result()`` the observed :class:`SimilarityResult`.
+
+    Raises
+    ------
+    ValueError
+        If ``measure`` is unknown or the rows are invalid (see the measures).
+    TypeError
+        If an option does not belong to ``measure``.
+
+    Notes
+    -----
+    What each prepared measure keeps, and what a permutation costs:
+
+    * SVCCA: orthonormal PC-score bases ``U_x`` (n x k_x), ``U_y``; the
+      singular values of ``U_x^T P U_y`` (k_x x k_y). In compat mode k = 1,
+      so one dot product.
+    * RSA: the centred ranks of both condensed RSMs; permuting ``y``'s rows
+      permutes the RSM's indices, so the ranks are re-indexed, not recomputed.
+    * linear CKA: centred factors and the denominator; ``||Xc^T P Yc||_F``.
+    * Procrustes: normalised factors; the nuclear norm of ``X^T P Y``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.standard_normal((30, 4)), rng.standard_normal((30, 5))
+    >>> prepared = prepare(x, y, "linear_cka")
+    >>> perm = rng.permutation(30)
+    >>> bool(np.isclose(prepared.score(perm), linear_cka(x, y[perm]).statistic))
+    True
+    """
+    measure = _check_measure(measure, options)
+    x, y = check_paired_rows(x, y, name_x="x", name_y="y", min_rows=MEASURES[measure].min_rows)
+    return _PREPARED[measure](x, y, **options)
+
+
+def similarity(x, y, measure: MeasureName, **options) -> SimilarityResult:
+    """Any measure by name: ``similarity(x, y, "svcca", compat=True)``.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d_x)
+        One point cloud; row ``i`` pairs with row ``i`` of ``y``.
+    y : array_like, shape (n, d_y)
+        The other point cloud.
+    measure : {"svcca", "rsa", "linear_cka", "procrustes"}
+        Which measure.
+    **options
+        The measure's options (``variance``, ``compat`` for SVCCA).
+
+    Returns
+    -------
+    SimilarityResult
+        As returned by the named function.
+
+    Raises
+    ------
+    ValueError
+        If ``measure`` is unknown or the rows are invalid.
+    TypeError
+        If an option does not belong to ``measure``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).standard_normal((40, 3))
+    >>> round(similarity(x, x, "procrustes").statistic, 6)
+    1.0
+    """
+    return prepare(x, y, measure, **options).result()

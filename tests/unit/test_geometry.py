@@ -1,0 +1,393 @@
+"""Tests for saesim.geometry: dense oracles, the authors' code, planted answers, edge cases."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+from scipy.spatial.distance import squareform
+from scipy.stats import spearmanr
+
+from saesim.geometry import (
+    MEASURES,
+    RSM_DECIMALS,
+    DegenerateInputWarning,
+    SimilarityResult,
+    linear_cka,
+    prepare,
+    procrustes,
+    rsa,
+    similarity,
+    svcca,
+)
+from tests.authors_reference import authors_rsa, authors_svcca
+
+TOL = 1e-10
+"""Agreement with float64 oracles computed along a different route."""
+
+CCA_ORACLE_TOL = 1e-7
+"""Agreement with the covariance / matrix-square-root CCA oracle (squares the condition number)."""
+
+AUTHORS_TOL = 1e-8
+"""Agreement with the authors' cca_core path (its 1e-10 ridge on rescaled covariances)."""
+
+CONTROL_MAX = 0.95
+"""A control transform the measure is not invariant to must score below this."""
+
+
+def cloud(seed, n=120, d=10, rank=None):
+    """Gaussian rows, optionally of rank ``rank``."""
+    rng = np.random.default_rng(seed)
+    if rank is None:
+        return rng.standard_normal((n, d))
+    return rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d))
+
+
+def unit_rows(z):
+    """Rows scaled to unit norm, like SAE decoder rows."""
+    return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+def isometry(x, seed, d_out=None):
+    """x mapped by an orthonormal map into d_out >= d dims, columns then shuffled."""
+    d = x.shape[1]
+    d_out = d_out or d
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((d_out, d_out)))
+    return (x @ q[:d])[:, rng.permutation(d_out)]
+
+
+def pc_scores(z, k):
+    u, s, _ = np.linalg.svd(z - z.mean(0), full_matrices=False)
+    return u[:, :k] * s[:k]
+
+
+def cca_oracle(a, b):
+    """Canonical correlations from covariances and inverse matrix square roots, descending."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    whiten_a = np.linalg.inv(scipy.linalg.sqrtm(a.T @ a))
+    whiten_b = np.linalg.inv(scipy.linalg.sqrtm(b.T @ b))
+    return np.linalg.svd(np.real(whiten_a @ (a.T @ b) @ whiten_b), compute_uv=False)
+
+
+def pearson_rsm(z):
+    return squareform(np.corrcoef(z), checks=False)
+
+
+def scaled_to_total_variance(z, total):
+    """z rescaled so that the sum of its squared centred entries is ``total``."""
+    return z * np.sqrt(total / np.sum((z - z.mean(0)) ** 2))
+
+
+class TestSvcca:
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    @pytest.mark.parametrize("variance", [0.9, 0.99])
+    def test_k_is_fewest_components_reaching_the_variance(self, seed, variance):
+        x, y = unit_rows(cloud(seed, d=12)), unit_rows(cloud(seed + 10, d=9))
+        result = svcca(x, y, variance=variance)
+        for z, k in ((x, result.k_x), (y, result.k_y)):
+            s = np.linalg.svd(z - z.mean(0), compute_uv=False)
+            share = np.cumsum(s**2) / np.sum(s**2)
+            assert k == int(np.argmax(share >= variance)) + 1
+        assert result.extras == {"variance": variance}
+
+    @pytest.mark.parametrize("seed", [0, 3])
+    def test_canonical_correlations_match_cca_of_kept_pc_scores(self, seed):
+        x = cloud(seed, d=12)
+        y = cloud(seed + 5, d=8) + 0.5 * x[:, :8]
+        result = svcca(x, y, variance=0.95)
+        rho = cca_oracle(pc_scores(x, result.k_x), pc_scores(y, result.k_y))
+        assert result.canonical_correlations.shape == (min(result.k_x, result.k_y),)
+        np.testing.assert_allclose(result.canonical_correlations, rho, atol=CCA_ORACLE_TOL)
+        assert result.statistic == pytest.approx(rho.mean(), abs=CCA_ORACLE_TOL)
+
+    def test_int_variance_keeps_that_many_components(self):
+        result = svcca(cloud(6, d=10), cloud(7, d=10), variance=3)
+        assert (result.k_x, result.k_y) == (3, 3)
+        assert result.canonical_correlations.shape == (3,)
+
+    def test_k_is_capped_at_rank_and_pairs_minus_one(self):
+        wide = svcca(cloud(10, n=5, d=20), cloud(11, n=5, d=20), variance=1.0)
+        assert (wide.k_x, wide.k_y) == (4, 4)
+        low_rank = svcca(cloud(12, d=10, rank=3), cloud(13, d=10), variance=50)
+        assert (low_rank.k_x, low_rank.k_y) == (3, 10)
+
+    @pytest.mark.parametrize("seed", [0, 1])
+    def test_isometric_copy_with_other_width_gives_one(self, seed):
+        x = cloud(seed, d=6)
+        result = svcca(x, 3.0 * isometry(x, seed + 1, d_out=11) - 2.0)
+        assert result.k_x == result.k_y
+        assert result.statistic == pytest.approx(1.0, abs=TOL)
+
+    def test_full_variance_is_invariant_to_invertible_maps_but_not_to_nonlinear_ones(self):
+        x = cloud(2, d=5)
+        mixing = np.random.default_rng(3).standard_normal((5, 5))
+        assert svcca(x, x @ mixing, variance=1.0).statistic == pytest.approx(1.0, abs=TOL)
+        assert svcca(x, np.tanh(2 * x) ** 2, variance=1.0).statistic < CONTROL_MAX
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_compat_keeps_one_component_and_is_abs_corr_of_pc1(self, seed):
+        x = unit_rows(cloud(seed, n=300, d=16))
+        y = unit_rows(isometry(x, seed + 1, d_out=20) + 0.3 * cloud(seed + 2, n=300, d=20))
+        result = svcca(x, y, compat=True)
+        identity = abs(np.corrcoef(pc_scores(x, 1)[:, 0], pc_scores(y, 1)[:, 0])[0, 1])
+        assert (result.k_x, result.k_y, result.compat) == (1, 1, True)
+        assert result.statistic == pytest.approx(identity, abs=TOL)
+
+    @pytest.mark.parametrize("total_variance", [None, 1.0, 0.9, 0.5])
+    def test_compat_matches_the_authors_code(self, total_variance):
+        """Unit rows (k = 1), and small total variances where the buggy rule keeps k > 1."""
+        x, y = unit_rows(cloud(4, n=80, d=6)), unit_rows(cloud(5, n=80, d=9))
+        if total_variance is not None:
+            x, y = scaled_to_total_variance(x, total_variance), scaled_to_total_variance(y, total_variance)
+        result = svcca(x, y, compat=True)
+        assert result.statistic == pytest.approx(authors_svcca(x, y), abs=AUTHORS_TOL)
+        if total_variance in (0.9, 0.5):
+            assert result.k_x > 1 and result.k_y > 1
+
+    def test_corrected_keeps_many_components_where_compat_keeps_one(self):
+        x, y = unit_rows(cloud(8, n=500, d=32)), unit_rows(cloud(9, n=500, d=32))
+        corrected, compat = svcca(x, y), svcca(x, y, compat=True)
+        assert corrected.k_x > 25 and compat.k_x == 1
+        assert corrected.statistic > 5 * compat.statistic
+
+    def test_two_rows_give_one(self):
+        result = svcca(cloud(0, n=2, d=3), cloud(1, n=2, d=4))
+        assert (result.k_x, result.k_y) == (1, 1)
+        assert result.statistic == pytest.approx(1.0, abs=TOL)
+
+    def test_constant_column_changes_nothing(self):
+        x, y = cloud(3, d=5), cloud(4, d=7)
+        with_constant = np.column_stack([x, np.full(len(x), 2.5)])
+        assert svcca(with_constant, y).statistic == pytest.approx(svcca(x, y).statistic, abs=TOL)
+
+    def test_identical_rows_warn_and_give_nan(self):
+        with pytest.warns(DegenerateInputWarning, match="svcca: all rows of x or of y are identical"):
+            result = svcca(np.ones((6, 3)), cloud(0, n=6, d=3))
+        assert np.isnan(result.statistic) and result.k_x == 0
+
+    @pytest.mark.parametrize(
+        "variance, error, match",
+        [
+            (1.5, ValueError, r"`variance` as a float .* must lie in \(0, 1\]"),
+            (0.0, ValueError, r"`variance` as a float .* must lie in \(0, 1\]"),
+            (0, ValueError, r"`variance` as an int is the number of components and must be >= 1"),
+            ("all", TypeError, r"`variance` must be a float in \(0, 1\] .* or an int >= 1"),
+            (True, TypeError, r"`variance` must be a float"),
+        ],
+    )
+    def test_bad_variance_is_named(self, variance, error, match):
+        x = cloud(0, n=10, d=3)
+        with pytest.raises(error, match=match):
+            svcca(x, x, variance=variance)
+
+    def test_compat_refuses_another_variance(self):
+        x = cloud(0, n=10, d=3)
+        with pytest.raises(ValueError, match=r"cannot be combined with compat=True"):
+            svcca(x, x, variance=0.9, compat=True)
+
+
+class TestRsa:
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_matches_scipy_spearman_of_the_rsm_upper_triangles(self, seed):
+        x, y = cloud(seed, n=40, d=7), cloud(seed + 1, n=40, d=5)
+        y[:, :3] += x[:, :3]
+        oracle = spearmanr(pearson_rsm(x), pearson_rsm(y)).statistic
+        assert rsa(x, y).statistic == pytest.approx(oracle, abs=TOL)
+
+    def test_exact_ties_get_average_ranks_like_scipy(self):
+        x = np.round(cloud(3, n=30, d=4))
+        y = np.round(cloud(4, n=30, d=4)) + x
+        tied_x, tied_y = np.round(pearson_rsm(x), RSM_DECIMALS), np.round(pearson_rsm(y), RSM_DECIMALS)
+        assert len(np.unique(tied_x)) < len(tied_x)
+        oracle = spearmanr(tied_x, tied_y).statistic
+        assert rsa(x, y).statistic == pytest.approx(oracle, abs=TOL)
+
+    def test_matches_the_authors_code(self):
+        x, y = cloud(5, n=50, d=6), cloud(6, n=50, d=8)
+        y[:, :6] += x
+        assert rsa(x, y).statistic == pytest.approx(authors_rsa(x, y), abs=TOL)
+
+    def test_permuted_scaled_shifted_columns_give_one(self):
+        x = cloud(5, n=50, d=8)
+        y = 3.0 * x[:, np.random.default_rng(0).permutation(8)] + 1.0
+        assert rsa(x, y).statistic == pytest.approx(1.0, abs=TOL)
+
+    def test_high_dimensional_rotation_is_near_one_but_low_dimensional_is_not(self):
+        """Row-centring is not rotation invariant; it hardly matters when d is large."""
+        wide, narrow = cloud(7, n=80, d=64), cloud(8, n=80, d=3)
+        assert rsa(wide, isometry(wide, 9, d_out=70)).statistic > 0.97
+        assert rsa(narrow, isometry(narrow, 10)).statistic < CONTROL_MAX
+
+    def test_two_rows_are_refused(self):
+        with pytest.raises(ValueError, match="have 2 paired rows; at least 3 are needed"):
+            rsa(cloud(0, n=2), cloud(1, n=2))
+
+    def test_constant_column_is_allowed(self):
+        x = cloud(1, n=20, d=4)
+        x[:, 2] = 3.0
+        assert np.isfinite(rsa(x, cloud(2, n=20, d=5)).statistic)
+
+    def test_constant_row_warns_and_gives_nan(self):
+        x = cloud(1, n=20, d=4)
+        x[3] = 2.0
+        with pytest.warns(DegenerateInputWarning, match="rsa: a row of x or of y is constant"):
+            assert np.isnan(rsa(x, cloud(2, n=20, d=4)).statistic)
+
+
+class TestLinearCka:
+    @pytest.mark.parametrize("n, d_x, d_y", [(60, 9, 4), (12, 30, 25)])
+    def test_equals_the_kernel_form(self, n, d_x, d_y):
+        x, y = cloud(0, n=n, d=d_x), cloud(2, n=n, d=d_y)
+        y[:, 0] += x[:, 0]
+        centring = np.eye(n) - 1.0 / n
+        k, l = centring @ x @ x.T @ centring, centring @ y @ y.T @ centring
+        oracle = np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l))
+        assert linear_cka(x, y).statistic == pytest.approx(oracle, abs=TOL)
+
+    def test_isometry_scale_and_shift_give_one(self):
+        x = cloud(3, d=6)
+        assert linear_cka(x, 2.0 * isometry(x, 4, d_out=9) + 5.0).statistic == pytest.approx(1.0, abs=TOL)
+
+    def test_anisotropic_scaling_is_a_control(self):
+        x = cloud(4, d=5)
+        assert linear_cka(x, x * np.array([10.0, 1.0, 1.0, 1.0, 0.1])).statistic < CONTROL_MAX
+
+    def test_two_rows_give_one(self):
+        assert linear_cka(cloud(0, n=2, d=3), cloud(1, n=2, d=5)).statistic == pytest.approx(1.0, abs=TOL)
+
+    def test_constant_column_changes_nothing(self):
+        x, y = cloud(3, d=5), cloud(4, d=7)
+        with_constant = np.column_stack([x, np.full(len(x), -1.0)])
+        assert linear_cka(with_constant, y).statistic == pytest.approx(linear_cka(x, y).statistic, abs=TOL)
+
+    def test_constant_input_warns_and_gives_nan(self):
+        with pytest.warns(DegenerateInputWarning, match="linear_cka: x or y has no variance"):
+            assert np.isnan(linear_cka(np.ones((5, 3)), cloud(3, n=5, d=3)).statistic)
+
+
+class TestProcrustes:
+    @pytest.mark.parametrize("n, d_x, d_y", [(120, 6, 6), (120, 4, 7), (10, 25, 30)])
+    def test_equals_scipy_orthogonal_procrustes_on_zero_padded_inputs(self, n, d_x, d_y):
+        x, y = cloud(0, n=n, d=d_x), cloud(1, n=n, d=d_y)
+        y[:, :d_x] += x
+        width = max(d_x, d_y)
+        padded = []
+        for z in (x, y):
+            centred = z - z.mean(0)
+            padded.append(np.pad(centred / np.linalg.norm(centred), ((0, 0), (0, width - z.shape[1]))))
+        rotation, _ = scipy.linalg.orthogonal_procrustes(padded[0], padded[1])
+        distance = np.linalg.norm(padded[0] @ rotation - padded[1])
+        result = procrustes(x, y)
+        assert result.statistic == pytest.approx(1.0 - distance**2 / 2.0, abs=TOL)
+        assert result.extras["distance"] == pytest.approx(distance, abs=1e-8)
+
+    def test_rotated_padded_scaled_copy_gives_one_and_distance_zero(self):
+        x = cloud(2, d=5)
+        result = procrustes(x, 4.0 * isometry(x, 3, d_out=8) - 1.0)
+        assert result.statistic == pytest.approx(1.0, abs=TOL)
+        assert result.extras["distance"] == pytest.approx(0.0, abs=1e-6)
+
+    def test_anisotropic_scaling_is_a_control(self):
+        x = cloud(4, d=5)
+        assert procrustes(x, x * np.array([10.0, 1.0, 1.0, 1.0, 0.1])).statistic < CONTROL_MAX
+
+    def test_constant_column_changes_nothing(self):
+        x, y = cloud(3, d=5), cloud(4, d=7)
+        with_constant = np.column_stack([x, np.full(len(x), 7.0)])
+        assert procrustes(with_constant, y).statistic == pytest.approx(procrustes(x, y).statistic, abs=TOL)
+
+    def test_constant_input_warns_and_gives_nan(self):
+        with pytest.warns(DegenerateInputWarning, match="procrustes: x or y has no variance"):
+            assert np.isnan(procrustes(cloud(3, n=5, d=3), np.zeros((5, 2))).statistic)
+
+
+class TestPrepare:
+    @pytest.mark.parametrize(
+        "measure, options",
+        [("svcca", {}), ("svcca", {"compat": True}), ("svcca", {"variance": 2}), ("rsa", {}),
+         ("linear_cka", {}), ("procrustes", {})],
+    )
+    @pytest.mark.parametrize("n, d_x, d_y", [(40, 6, 9), (12, 20, 15)])
+    def test_permuted_score_equals_recomputation(self, measure, options, n, d_x, d_y):
+        x, y = cloud(0, n=n, d=d_x), cloud(1, n=n, d=d_y)
+        y[:, :min(d_x, d_y)] += x[:, :min(d_x, d_y)]
+        prepared = prepare(x, y, measure, **options)
+        rng = np.random.default_rng(2)
+        for _ in range(5):
+            perm = rng.permutation(n)
+            assert prepared.score(perm) == pytest.approx(similarity(x, y[perm], measure, **options).statistic,
+                                                         abs=TOL)
+
+    @pytest.mark.parametrize("measure", sorted(MEASURES))
+    def test_unpermuted_score_is_the_observed_statistic(self, measure):
+        x, y = cloud(3, n=30, d=4), cloud(4, n=30, d=5)
+        prepared = prepare(x, y, measure)
+        assert prepared.n_pairs == 30
+        assert prepared.score() == prepared.result().statistic == similarity(x, y, measure).statistic
+
+    def test_unknown_option_names_the_accepted_ones(self):
+        x = cloud(0, n=10, d=3)
+        with pytest.raises(TypeError, match=r"'rsa' got unknown option\(s\) compat; it accepts: none"):
+            prepare(x, x, "rsa", compat=True)
+        with pytest.raises(TypeError, match=r"it accepts: variance, compat"):
+            prepare(x, x, "svcca", k=3)
+
+
+class TestSimilarity:
+    @pytest.mark.parametrize(
+        "measure, function", [("svcca", svcca), ("rsa", rsa), ("linear_cka", linear_cka), ("procrustes", procrustes)]
+    )
+    def test_dispatches_by_name(self, measure, function):
+        x, y = cloud(0, n=25, d=4), cloud(1, n=25, d=6)
+        assert similarity(x, y, measure) == function(x, y)
+
+    def test_unknown_measure_lists_the_valid_names(self):
+        x = cloud(0, n=10, d=3)
+        with pytest.raises(ValueError, match=r"`measure` must be one of 'linear_cka', 'procrustes', 'rsa', 'svcca'; "
+                                             r"got 'cca'"):
+            similarity(x, x, "cca")
+
+    @pytest.mark.parametrize("measure", sorted(MEASURES))
+    def test_mismatched_rows_are_named(self, measure):
+        x = cloud(0, n=10, d=3)
+        with pytest.raises(ValueError, match=r"`y` has 9 rows but `x` has 10"):
+            similarity(x, x[:9], measure)
+
+    @pytest.mark.parametrize("measure", sorted(MEASURES))
+    def test_nan_is_refused(self, measure):
+        x = cloud(0, n=10, d=3)
+        bad = x.copy()
+        bad[4, 1] = np.nan
+        with pytest.raises(ValueError, match=r"`x` contains NaN or infinite values"):
+            similarity(bad, x, measure)
+
+
+class TestMeasures:
+    @pytest.mark.parametrize("measure", sorted(MEASURES))
+    def test_registry_matches_results_and_ranges(self, measure):
+        info = MEASURES[measure]
+        assert info.name == measure and info.higher_is_similar
+        lo, hi = info.value_range
+        for seed in range(3):
+            result = similarity(cloud(seed, n=30, d=4), cloud(seed + 5, n=30, d=6), measure)
+            assert (result.higher_is_similar, result.value_range) == (info.higher_is_similar, info.value_range)
+            assert lo <= result.statistic <= hi
+
+
+class TestSimilarityResult:
+    def test_is_frozen_and_converts_to_a_tidy_row(self):
+        result = svcca(cloud(0, n=30, d=4), cloud(1, n=30, d=5))
+        with pytest.raises(AttributeError):
+            result.statistic = 0.0
+        row = result.to_dict()
+        assert row == {
+            "measure": "svcca", "statistic": result.statistic, "n_pairs": 30, "higher_is_similar": True,
+            "value_min": 0.0, "value_max": 1.0, "compat": False, "k_x": result.k_x, "k_y": result.k_y,
+            "variance": 0.99,
+        }
+
+    def test_rows_of_different_measures_share_columns(self):
+        x = cloud(0, n=30, d=4)
+        rows = [similarity(x, x, measure).to_dict() for measure in sorted(MEASURES)]
+        shared = set(rows[0]) & set(rows[1]) & set(rows[2]) & set(rows[3])
+        assert {"measure", "statistic", "n_pairs", "k_x", "k_y", "compat"} <= shared
+        assert isinstance(svcca(x, x), SimilarityResult)
