@@ -1,0 +1,590 @@
+"""The paper's experiments as tidy tables: full-space grid and semantic subspaces.
+
+One *cell* is a (layer of A, layer of B) pair. For each cell the best partners
+are computed once and reused for every pairing rule and direction; each
+(rule, direction) gives one tidy record with the counts after each filter
+stage, the correlations, the hub counts and, for each similarity measure, the
+paired score, its null mean and spread, p-value and z-score.
+
+The order of the filters follows the paper (authors_pipeline.md §2.4):
+many-to-1 best partners → junk/overlap filter → 1-1 → r > r_min. Rules that
+are 1-1 by construction (mutual, Hungarian) skip the de-duplication step.
+Each filter is a mask from :mod:`saesim.filters`, applied with
+:func:`saesim.match.filter_pairs`, so a filter's result can never be undone
+(the authors' for-else bug).
+
+Records and grids are plain dicts and pandas DataFrames; :func:`run_grid` and
+:func:`semantic_grid` write parquet and reuse cells already computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from saesim.concepts import CONCEPTS, CONTROL_CONCEPT, members
+from saesim.corr import BestPartners, best_partners
+from saesim.filters import TopTokens, junk_overlap_mask
+from saesim.match import RULES, dedup, filter_pairs, hub_counts, pair, r_cut
+from saesim.nulls import p_value, permutation_test
+
+__all__ = [
+    "GRID_COLUMNS",
+    "CompareSettings",
+    "GridResult",
+    "SaeLayer",
+    "adjust_pvalues",
+    "compare_best",
+    "compare_pair",
+    "run_grid",
+    "run_profile",
+    "semantic_compare",
+    "semantic_grid",
+]
+
+METRICS = ("svcca", "rsa", "linear_cka")
+"""Measures scored in every record (each with its null)."""
+
+MIN_SUBSPACE = 2
+"""A concept needs more than this many members per side and pairs (the paper's rule)."""
+
+GRID_COLUMNS = (
+    "layer_a", "layer_b", "rule", "direction", "compat", "n_tokens", "n_latents_a", "n_latents_b",
+    "dead_a", "dead_b", "n_choosers", "n_with_partner", "n_unique_a_before", "n_after_junk",
+    "n_after_1to1", "n_pairs", "n_unique_a", "mean_best_r", "mean_r_filtered", "top_hubs",
+    "svcca", "svcca_null_mean", "svcca_null_std", "svcca_p", "svcca_z", "svcca_k_x", "svcca_k_y",
+    "rsa", "rsa_null_mean", "rsa_null_std", "rsa_p", "rsa_z",
+    "linear_cka", "linear_cka_null_mean", "linear_cka_null_std", "linear_cka_p", "linear_cka_z",
+    "null_kind", "n_perm", "seed",
+)
+"""Stable columns of ``full_space.parquet`` (documented in the book's method page)."""
+
+
+@dataclass(frozen=True)
+class SaeLayer:
+    """Everything an experiment needs of one (model, layer): codes, decoder, labels.
+
+    Attributes
+    ----------
+    model : str
+        Label of the model ("a", "b", "control" or a name).
+    layer : int
+    codes : scipy.sparse.csr_matrix, shape (n_tokens, n_latents)
+        The SAE's codes on the shared token rows.
+    decoder : ndarray, shape (n_latents, d_model)
+        Decoder rows (``W_dec``).
+    top : TopTokens
+        Decoded top-activating tokens per latent (k >= the filters' top_k).
+    windows : ndarray of str, shape (n_latents, k)
+        Context windows of those top positions.
+    special_ids : tuple of int
+        The tokenizer's special token ids.
+    """
+
+    model: str
+    layer: int
+    codes: sp.csr_matrix
+    decoder: np.ndarray
+    top: TopTokens
+    windows: np.ndarray
+    special_ids: tuple[int, ...] = ()
+
+    def top_k(self, k: int) -> TopTokens:
+        """The first ``k`` top tokens of every latent."""
+        if k > self.top.strings.shape[1]:
+            raise ValueError(
+                f"`top_k`={k} but layer {self.layer} of model {self.model!r} has only "
+                f"{self.top.strings.shape[1]} top tokens cached; re-extract with more."
+            )
+        return TopTokens(strings=self.top.strings[:, :k], ids=self.top.ids[:, :k], active=self.top.active[:, :k])
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Settings of one comparison (every field ends up in the record or its key).
+
+    Attributes
+    ----------
+    rules : tuple of str
+        Pairing rules to score (see :data:`saesim.match.RULES`).
+    directions : tuple of str
+        "b_to_a" (each B latent picks an A latent; the paper's) and/or "a_to_b".
+    r_min : float
+        Correlation cut (pairs need r > r_min); the paper's 0.1.
+    junk_filter : bool
+        Apply the non-concept and top-token overlap filter.
+    junk_list : str
+        Which junk list (see :data:`saesim.filters.JUNK_LISTS`).
+    require_overlap : bool
+        Require a shared top token.
+    top_k : int
+        Top tokens per latent used by the filters (the paper's 5).
+    min_active : int
+        Corrected filter: firing positions a latent needs.
+    metrics : tuple of str
+        Similarity measures to score.
+    n_perm : int
+        Permutations of the shuffled-pairing null.
+    seed : int
+        Seed of the nulls.
+    compat : bool
+        The authors' computation throughout (correlation, filters, SVCCA k = 1,
+        p-value estimator).
+    svcca_variance : float
+        Variance kept per side by corrected SVCCA.
+    """
+
+    rules: tuple[str, ...] = ("first_index", "many_to_one")
+    directions: tuple[str, ...] = ("b_to_a",)
+    r_min: float = 0.1
+    junk_filter: bool = True
+    junk_list: str = "authors_gemma"
+    require_overlap: bool = True
+    top_k: int = 5
+    min_active: int = 2
+    metrics: tuple[str, ...] = METRICS
+    n_perm: int = 1000
+    seed: int = 0
+    compat: bool = False
+    svcca_variance: float = 0.99
+
+    def __post_init__(self):
+        unknown = sorted(set(self.rules) - set(RULES))
+        if unknown:
+            raise ValueError(f"`rules` has unknown rules {unknown}; choose from {list(RULES)}.")
+        bad = sorted(set(self.directions) - {"b_to_a", "a_to_b"})
+        if bad:
+            raise ValueError(f"`directions` has {bad}; choose 'b_to_a' and/or 'a_to_b'.")
+        if not isinstance(self.n_perm, int) or self.n_perm < 1:
+            raise ValueError(f"`n_perm` must be a positive integer; got {self.n_perm!r}.")
+        if not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"`top_k` must be a positive integer; got {self.top_k!r}.")
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "directions", tuple(self.directions))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+
+    def key(self) -> str:
+        """A short hash of the settings (cells computed under other settings are not reused)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def replace(self, **changes) -> "CompareSettings":
+        return replace(self, **changes)
+
+
+def compare_pair(layer_a: SaeLayer, layer_b: SaeLayer, settings: CompareSettings = CompareSettings()) -> list[dict]:
+    """Score one layer pair under every rule and direction of ``settings``.
+
+    Returns one tidy record (dict with :data:`GRID_COLUMNS`) per (rule, direction).
+    """
+    best = best_partners(layer_a.codes, layer_b.codes, compat=settings.compat)
+    return compare_best(best, layer_a, layer_b, settings)
+
+
+def compare_best(best: BestPartners, layer_a: SaeLayer, layer_b: SaeLayer, settings: CompareSettings) -> list[dict]:
+    """Like :func:`compare_pair`, from best partners already computed."""
+    records = []
+    for direction in settings.directions:
+        for rule in settings.rules:
+            pairs, counts = _filtered_pairs(best, layer_a, layer_b, settings, rule=rule, direction=direction)
+            work = best.reversed() if direction == "a_to_b" else best
+            hubs = hub_counts(best, direction=direction)
+            record = {
+                "layer_a": layer_a.layer,
+                "layer_b": layer_b.layer,
+                "rule": rule,
+                "direction": direction,
+                "compat": settings.compat,
+                "n_tokens": best.n_tokens,
+                "n_latents_a": best.n_a,
+                "n_latents_b": best.n_b,
+                "dead_a": int(best.dead_a.sum()),
+                "dead_b": int(best.dead_b.sum()),
+                "n_choosers": work.n_b,
+                "n_with_partner": int((work.index >= 0).sum()),
+                "n_unique_a_before": hubs.n_unique,
+                **counts,
+                "n_pairs": pairs.n_pairs,
+                "n_unique_a": int(np.unique(pairs.a).size),
+                "mean_best_r": work.mean_r(),
+                "mean_r_filtered": pairs.mean_r(),
+                "top_hubs": json.dumps(hubs.top(5)),
+            }
+            record.update(_score(pairs, layer_a.decoder, layer_b.decoder, settings))
+            records.append(record)
+    return records
+
+
+def semantic_compare(
+    layer_a: SaeLayer,
+    layer_b: SaeLayer,
+    settings: CompareSettings = CompareSettings(rules=("first_index",)),
+    *,
+    concepts: dict | None = None,
+    n_subset_draws: int = 100,
+) -> list[dict]:
+    """Score every concept subspace of one layer pair.
+
+    Members of each concept are found independently in A and B
+    (:func:`saesim.concepts.members`); best partners are searched among the
+    members only; pairs are made 1-1 with the first rule of ``settings``; no
+    junk filter and no r cut (as the paper). A concept with <= 2 members on a
+    side, or <= 2 pairs, is reported with ``skipped`` set and no scores.
+
+    Besides the shuffled-pairing null, each concept gets the random-subset
+    null of the arXiv version ("corr from full subsets"): ``n_pairs`` random B
+    latents with their global best partners, scored ``n_subset_draws`` times.
+    Under ``compat`` the shuffle null has the paper's size: 100 permutations
+    above 100 pairs, else 1 000.
+    """
+    concepts = dict(CONCEPTS, Control=CONTROL_CONCEPT) if concepts is None else concepts
+    rule = settings.rules[0]
+    global_best = best_partners(layer_a.codes, layer_b.codes, compat=settings.compat)
+    global_pairs = pair(global_best, rule="many_to_one", r_min=-np.inf)
+    records = []
+    for name, keywords in concepts.items():
+        members_a = members(layer_a.top, layer_a.windows, keywords, compat=settings.compat)
+        members_b = members(layer_b.top, layer_b.windows, keywords, compat=settings.compat)
+        record = {
+            "layer_a": layer_a.layer, "layer_b": layer_b.layer, "concept": name, "rule": rule,
+            "compat": settings.compat, "n_members_a": int(members_a.size), "n_members_b": int(members_b.size),
+        }
+        if members_a.size <= MIN_SUBSPACE or members_b.size <= MIN_SUBSPACE:
+            records.append({**record, "n_pairs": 0, "skipped": "too few members"})
+            continue
+        sub_best = best_partners(layer_a.codes[:, members_a], layer_b.codes[:, members_b],
+                                 compat=settings.compat, m=min(8, members_a.size))
+        sub_pairs = pair(sub_best, rule=rule, r_min=-np.inf)
+        if sub_pairs.n_pairs <= MIN_SUBSPACE:
+            records.append({**record, "n_pairs": sub_pairs.n_pairs, "skipped": "too few pairs"})
+            continue
+        a_idx, b_idx = members_a[sub_pairs.a], members_b[sub_pairs.b]
+        n_perm = settings.n_perm
+        if settings.compat:
+            n_perm = 100 if sub_pairs.n_pairs > 100 else 1000
+        sub_settings = settings.replace(n_perm=n_perm)
+        x, y = layer_a.decoder[a_idx], layer_b.decoder[b_idx]
+        record.update({"n_pairs": sub_pairs.n_pairs, "skipped": "", "mean_r": sub_pairs.mean_r()})
+        record.update(_score_rows(x, y, sub_settings))
+        record.update(_subset_null(global_pairs, layer_a.decoder, layer_b.decoder, sub_pairs.n_pairs,
+                                   {m: record[m] for m in settings.metrics}, sub_settings, n_subset_draws))
+        records.append(record)
+    return records
+
+
+def adjust_pvalues(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
+    """Add Holm and Benjamini-Hochberg adjusted p-values across all rows.
+
+    For every ``<metric>_p`` column, adds ``<metric>_p_holm`` and
+    ``<metric>_p_bh`` (the whole grid is one family; NaN p-values are left out).
+    """
+    from scipy.stats import false_discovery_control
+
+    frame = frame.copy()
+    columns = columns or [c for c in frame.columns if c.endswith("_p")]
+    for column in columns:
+        p = frame[column].to_numpy(dtype=float)
+        valid = np.isfinite(p)
+        holm = np.full(p.shape, np.nan)
+        bh = np.full(p.shape, np.nan)
+        if valid.any():
+            holm[valid] = _holm(p[valid])
+            bh[valid] = false_discovery_control(p[valid], method="bh")
+        frame[f"{column}_holm"] = holm
+        frame[f"{column}_bh"] = bh
+    return frame
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """A grid's table plus what happened to its cells.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per record, sorted; p-values adjusted across the grid.
+    path : Path or None
+        Where the parquet was written.
+    computed, reused : int
+        Cells computed in this run and cells read back from earlier runs.
+    failed : dict
+        Cell name -> traceback, for cells that raised.
+    """
+
+    frame: pd.DataFrame
+    path: Path | None
+    computed: int
+    reused: int
+    failed: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{len(self.frame)} rows from {self.computed + self.reused} cells "
+                f"({self.computed} computed, {self.reused} reused, {len(self.failed)} failed)"
+                + (f" -> {self.path}" if self.path else ""))
+
+
+def run_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSettings | None = None,
+             slots=("a", "b"), out=None, cache=None, executor="local", n_workers=None, ray_address=None,
+             progress=True) -> GridResult:
+    """The full-space layer grid of a profile: one cell per (layer of A, layer of B).
+
+    Parameters
+    ----------
+    profile : Profile or str
+        The profile (its layers, filters and nulls give the defaults).
+    layers_a, layers_b : sequence of int, optional
+        Layers to compare (default: the profile's).
+    settings : CompareSettings, optional
+        Default: built from the profile (:func:`settings_from_profile`).
+    slots : (str, str), default ("a", "b")
+        Which models to compare; ("a", "control") compares against the
+        SAEs of the re-randomised model.
+    out : path, optional
+        Results folder: ``full_space.parquet`` and per-cell JSON files that
+        make a rerun resume (default ``<cache>/results``).
+    cache : path, optional
+        Root of the artefact store holding the extracted layers.
+    executor, n_workers, ray_address
+        See :func:`saesim.executors.run_cells`.
+
+    Returns
+    -------
+    GridResult
+    """
+    return _run_cells_grid("full_space", profile, layers_a, layers_b, settings, slots, out, cache,
+                           executor, n_workers, ray_address, progress)
+
+
+def semantic_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSettings | None = None,
+                  slots=("a", "b"), out=None, cache=None, executor="local", n_workers=None,
+                  ray_address=None, progress=True) -> GridResult:
+    """Concept subspaces for every layer pair (``subspace.parquet``); see :func:`run_grid`."""
+    return _run_cells_grid("subspace", profile, layers_a, layers_b, settings, slots, out, cache,
+                           executor, n_workers, ray_address, progress)
+
+
+def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | None = None, layers_a=None,
+                layers_b=None, control: bool = True, semantic: bool = True, executor="local", n_workers=None,
+                ray_address=None, progress=True) -> dict[str, GridResult]:
+    """Extraction (through the cache), the full-space grid, the control grid and the semantic grid.
+
+    Returns the :class:`GridResult` of each grid, keyed "full_space",
+    "control" (model A against the SAEs of the re-randomised model, when the
+    profile defines one; first rule only) and "subspace".
+    """
+    from saesim.config import Profile, load_profile
+    from saesim.extract import extract
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    extract(profile, out=cache, progress=progress)
+    common = dict(settings=settings, out=out, cache=cache, executor=executor, n_workers=n_workers,
+                  ray_address=ray_address, progress=progress)
+    results = {"full_space": run_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)}
+    if control and profile.control is not None:
+        base = settings or settings_from_profile(profile)
+        results["control"] = run_grid(profile, layers_a=layers_a, slots=("a", "control"),
+                                      **{**common, "settings": base.replace(rules=base.rules[:1])})
+    if semantic:
+        results["subspace"] = semantic_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)
+    return results
+
+
+def settings_from_profile(profile, **changes) -> CompareSettings:
+    """Comparison settings from a profile's filters and nulls (overridable)."""
+    filters, nulls = profile.filters, profile.nulls
+    junk = filters.junk
+    base = CompareSettings(
+        rules=(filters.rule, "many_to_one") if filters.rule != "many_to_one" else ("many_to_one",),
+        r_min=filters.r_min,
+        junk_filter=junk != "off",
+        junk_list=junk if junk.startswith("authors") else "authors_gemma",
+        require_overlap=filters.require_overlap,
+        top_k=filters.top_k,
+        min_active=filters.min_active,
+        n_perm=nulls.n_perm,
+        seed=nulls.seed,
+        compat=profile.compat,
+    )
+    return base.replace(**changes)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cache, executor, n_workers,
+                    ray_address, progress) -> GridResult:
+    from saesim.config import Profile, load_profile
+    from saesim.executors import run_cells
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    settings = settings or settings_from_profile(profile)
+    if kind == "subspace":
+        settings = settings.replace(rules=settings.rules[:1])
+    slot_a, slot_b = slots
+    layers_a = tuple(profile.layers(slot_a) if layers_a is None else layers_a)
+    layers_b = tuple(profile.layers(slot_b) if layers_b is None else layers_b)
+    cache = Path(cache) if cache is not None else Path(profile.cache_dir)
+    out = Path(out) if out is not None else cache / "results"
+    cell_dir = out / "cells" / kind
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    tag = hashlib.sha256(f"{profile.key()}|{settings.key()}|{kind}".encode()).hexdigest()[:12]
+    cells, records, reused = [], [], 0
+    for la in layers_a:
+        for lb in layers_b:
+            path = cell_dir / f"{slot_a}{la}_{slot_b}{lb}_{tag}.json"
+            if path.exists():
+                try:
+                    records.extend(json.loads(path.read_text()))
+                    reused += 1
+                    continue
+                except (json.JSONDecodeError, OSError):
+                    pass  # a damaged cell file is recomputed
+            cells.append((kind, profile, slot_a, la, slot_b, lb, settings, str(cache), str(path)))
+    outcomes = run_cells(_grid_cell, cells, executor=executor, n_workers=n_workers, ray_address=ray_address,
+                         progress=progress, description=f"{kind} cells")
+    failed = {}
+    for outcome in outcomes:
+        if outcome.ok:
+            records.extend(outcome.value)
+        else:
+            _, _, sa, la, sb, lb, *_ = outcome.cell
+            failed[f"{sa}{la}-{sb}{lb}"] = outcome.error
+    frame = pd.DataFrame.from_records(records)
+    if not frame.empty:
+        keys = ["layer_a", "layer_b"] + (["concept"] if kind == "subspace" else ["direction", "rule"])
+        frame = adjust_pvalues(frame.sort_values(keys, kind="stable").reset_index(drop=True))
+        frame.insert(0, "slot_b", slot_b)
+        frame.insert(0, "slot_a", slot_a)
+        frame.insert(0, "profile", profile.name)
+    path = out / (f"{kind}.parquet" if slots == ("a", "b") else f"{kind}_{slot_a}_vs_{slot_b}.parquet")
+    _atomic_parquet(frame, path)
+    return GridResult(frame=frame, path=path, computed=len(outcomes) - len(failed), reused=reused, failed=failed)
+
+
+def _grid_cell(cell) -> list[dict]:
+    """One (layer A, layer B) cell, run in a worker: load from the cache, compare, save."""
+    from saesim.extract import load_layer
+
+    kind, profile, slot_a, la, slot_b, lb, settings, cache, path = cell
+    layer_a = load_layer(profile, slot_a, la, out=cache).to_sae_layer()
+    layer_b = load_layer(profile, slot_b, lb, out=cache).to_sae_layer()
+    if kind == "subspace":
+        records = semantic_compare(layer_a, layer_b, settings)
+    else:
+        records = compare_pair(layer_a, layer_b, settings)
+    records = [_plain(r) for r in records]
+    _atomic_text(Path(path), json.dumps(records))
+    return records
+
+
+def _plain(record: dict) -> dict:
+    """JSON-safe scalars (numpy -> python; nan stays a float)."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+
+def _filtered_pairs(best, layer_a, layer_b, settings, *, rule, direction):
+    """Pairs after the paper's stages, plus the count after each stage."""
+    if rule in ("mutual", "hungarian"):
+        pairs = pair(best, rule=rule, r_min=settings.r_min, direction=direction)
+    else:
+        pairs = pair(best, rule="many_to_one", r_min=-np.inf, direction=direction)
+    if settings.junk_filter:
+        mask = junk_overlap_mask(
+            pairs.a, pairs.b, layer_a.top_k(settings.top_k), layer_b.top_k(settings.top_k),
+            compat=settings.compat, junk_list=settings.junk_list,
+            special_ids=set(layer_a.special_ids) | set(layer_b.special_ids),
+            min_active=settings.min_active, require_overlap=settings.require_overlap,
+        )
+        pairs = filter_pairs(pairs, mask, stage="junk")
+    n_after_junk = pairs.n_pairs
+    if rule in ("first_index", "max_corr"):
+        pairs = dedup(pairs, rule)
+    n_after_1to1 = pairs.n_pairs
+    pairs = r_cut(pairs, r_min=settings.r_min)
+    return pairs, {"n_after_junk": n_after_junk, "n_after_1to1": n_after_1to1}
+
+
+def _score(pairs, decoder_a, decoder_b, settings) -> dict:
+    if pairs.n_pairs <= MIN_SUBSPACE:
+        return {"null_kind": "shuffle", "n_perm": settings.n_perm, "seed": settings.seed}
+    x, y = pairs.rows(decoder_a, decoder_b)
+    return _score_rows(x, y, settings)
+
+
+def _metric_kwargs(metric: str, settings) -> dict:
+    if metric == "svcca":
+        return {"compat": settings.compat, "variance": settings.svcca_variance}
+    return {}
+
+
+def _score_rows(x, y, settings) -> dict:
+    """Paired score, shuffled null mean/std, p-value and z for every metric."""
+    out = {"null_kind": "shuffle", "n_perm": settings.n_perm, "seed": settings.seed}
+    for metric in settings.metrics:
+        test = permutation_test(x, y, metric, n_perm=settings.n_perm, seed=settings.seed,
+                                **_metric_kwargs(metric, settings))
+        out[metric] = test.score
+        out[f"{metric}_null_mean"] = test.null_mean
+        out[f"{metric}_null_std"] = test.null_std
+        out[f"{metric}_p"] = p_value(test.score, test.null, compat=settings.compat)
+        out[f"{metric}_z"] = test.z
+        if metric == "svcca":
+            out["svcca_k_x"] = test.observed.k_x
+            out["svcca_k_y"] = test.observed.k_y
+    return out
+
+
+def _subset_null(global_pairs, decoder_a, decoder_b, n, observed, settings, n_draws) -> dict:
+    """Random subsets of the global many-to-1 pairing of the same size (score_rand_corr)."""
+    rng = np.random.default_rng(settings.seed)
+    out = {"subset_null_draws": n_draws}
+    if global_pairs.n_pairs < n:
+        return out
+    draws = [np.sort(rng.choice(global_pairs.n_pairs, size=n, replace=False)) for _ in range(n_draws)]
+    for metric in settings.metrics:
+        from saesim.geometry import similarity
+
+        null = np.array([
+            similarity(decoder_a[global_pairs.a[d]], decoder_b[global_pairs.b[d]], metric,
+                       **_metric_kwargs(metric, settings)).statistic
+            for d in draws
+        ])
+        out[f"{metric}_subset_null_mean"] = float(null.mean())
+        out[f"{metric}_subset_p"] = p_value(observed[metric], null, compat=settings.compat)
+    return out
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values."""
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
