@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from saesim.concepts import CONCEPTS, CONTROL_CONCEPT, members
-from saesim.corr import BestPartners, best_partners
+from saesim.corr import BestPartners, DeadLatentWarning, best_partners
 from saesim.filters import TopTokens, junk_overlap_mask
 from saesim.match import RULES, dedup, filter_pairs, hub_counts, pair, r_cut
 from saesim.nulls import p_value, permutation_test
@@ -183,7 +184,7 @@ def compare_pair(layer_a: SaeLayer, layer_b: SaeLayer, settings: CompareSettings
 
     Returns one tidy record (dict with :data:`GRID_COLUMNS`) per (rule, direction).
     """
-    best = best_partners(layer_a.codes, layer_b.codes, compat=settings.compat)
+    best = _quiet_best_partners(layer_a.codes, layer_b.codes, compat=settings.compat)
     return compare_best(best, layer_a, layer_b, settings)
 
 
@@ -245,7 +246,7 @@ def semantic_compare(
     """
     concepts = dict(CONCEPTS, Control=CONTROL_CONCEPT) if concepts is None else concepts
     rule = settings.rules[0]
-    global_best = best_partners(layer_a.codes, layer_b.codes, compat=settings.compat)
+    global_best = _quiet_best_partners(layer_a.codes, layer_b.codes, compat=settings.compat)
     global_pairs = pair(global_best, rule="many_to_one", r_min=-np.inf)
     records = []
     for name, keywords in concepts.items():
@@ -258,8 +259,8 @@ def semantic_compare(
         if members_a.size <= MIN_SUBSPACE or members_b.size <= MIN_SUBSPACE:
             records.append({**record, "n_pairs": 0, "skipped": "too few members"})
             continue
-        sub_best = best_partners(layer_a.codes[:, members_a], layer_b.codes[:, members_b],
-                                 compat=settings.compat, m=min(8, members_a.size))
+        sub_best = _quiet_best_partners(layer_a.codes[:, members_a], layer_b.codes[:, members_b],
+                                        compat=settings.compat, m=min(8, members_a.size))
         sub_pairs = pair(sub_best, rule=rule, r_min=-np.inf)
         if sub_pairs.n_pairs <= MIN_SUBSPACE:
             records.append({**record, "n_pairs": sub_pairs.n_pairs, "skipped": "too few pairs"})
@@ -506,6 +507,13 @@ def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 
+
+
+def _quiet_best_partners(codes_a, codes_b, **kwargs) -> BestPartners:
+    """best_partners without the dead-latent warning: records carry dead_a / dead_b instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeadLatentWarning)
+        return best_partners(codes_a, codes_b, **kwargs)
 
 
 def _filtered_pairs(best, layer_a, layer_b, settings, *, rule, direction):
