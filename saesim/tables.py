@@ -1,0 +1,427 @@
+"""Display tables built from the tidy experiment tables.
+
+Every function takes a tidy :class:`pandas.DataFrame` (``full_space.parquet``
+or ``subspace.parquet``, see :data:`saesim.experiments.GRID_COLUMNS`) and
+returns a new DataFrame laid out as the paper prints it. Nothing here computes
+an experiment or reads a file, and no function renders markdown or LaTeX:
+notebooks display the DataFrames (or call :func:`styled` for a coloured view).
+
+* :func:`layer_table` — one value as a layer × layer grid, model-B layers
+  descending (Figs. 3-4 and appendix A1-A7 as tables);
+* :func:`concept_table` — one layer pair, one row per concept (Tables 1-2);
+* :func:`counts_table` — pairs left after each filter stage (A4, A6);
+* :func:`authors_table` and :func:`side_by_side` — the authors' reported
+  numbers next to ours, for the "reproducing the paper" page.
+
+References
+----------
+Lan et al., "Sparse Autoencoders Reveal Universal Feature Spaces Across Large
+Language Models", arXiv:2410.06981 (2024), Figs. 3-4, Tables 1-2.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "AUTHORS_SOURCE",
+    "DISPLAY_NAMES",
+    "COUNT_STAGES",
+    "authors_table",
+    "concept_table",
+    "counts_table",
+    "display_name",
+    "layer_table",
+    "side_by_side",
+    "styled",
+]
+
+AUTHORS_SOURCE = "authors' paper"
+"""Default tag in the header of columns that hold the authors' reported numbers."""
+
+DISPLAY_NAMES: dict[str, str] = {
+    "svcca": "SVCCA",
+    "rsa": "RSA",
+    "linear_cka": "linear CKA",
+    "n_pairs": "n pairs",
+    "n_unique_a": "unique A",
+    "mean_best_r": "mean best r",
+    "mean_r_filtered": "mean r (filtered)",
+    "mean_r": "mean r",
+}
+"""Column name -> name shown in headers (metrics in the paper's spelling)."""
+
+COUNT_STAGES: dict[str, str] = {
+    "n_latents_b": "B latents",
+    "n_choosers": "choosers",
+    "n_with_partner": "with partner",
+    "n_unique_a_before": "unique A (before filters)",
+    "n_after_junk": "after junk filter",
+    "n_after_1to1": "after 1-1",
+    "n_pairs": "pairs kept",
+    "n_unique_a": "unique A kept",
+}
+"""Count columns of ``full_space.parquet`` in pipeline order -> header in :func:`counts_table`."""
+
+_SETTING_COLUMNS = ("rule", "direction", "compat", "null_kind", "n_perm", "seed", "concept")
+
+
+def display_name(column: str) -> str:
+    """Header text for a tidy column (``"svcca"`` -> ``"SVCCA"``; unknown names unchanged)."""
+    return DISPLAY_NAMES.get(column, column)
+
+
+def layer_table(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", cols: str = "layer_a",
+                fmt: str | None = None) -> pd.DataFrame:
+    """Pivot one value into a layer grid, printed as the paper prints it.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Tidy table with one row per (``rows``, ``cols``) cell, e.g.
+        ``full_space.parquet`` restricted to one rule and direction.
+    value : str
+        Column to show (``"svcca"``, ``"svcca_p"``, ``"n_pairs"``, ...).
+    rows, cols : str, default ``"layer_b"``, ``"layer_a"``
+        Columns giving the grid's rows (sorted descending: the highest layer
+        on top, as in the paper) and columns (ascending).
+    fmt : str, optional
+        Format spec (``".3f"``, ``"d"``); when given, cells are strings and
+        missing cells are ``""``. Without it the values are kept as numbers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index named ``rows``, columns named ``cols``.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, or several rows fall in one cell (the message
+        names the columns that differ, e.g. ``rule``: filter to one first).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"layer_a": [1, 1, 2, 2], "layer_b": [1, 2, 1, 2],
+    ...                       "svcca": [0.1, 0.2, 0.3, 0.4]})
+    >>> layer_table(frame, "svcca", fmt=".2f")  # doctest: +NORMALIZE_WHITESPACE
+    layer_a     1     2
+    layer_b
+    2        0.20  0.40
+    1        0.10  0.30
+    """
+    grid = _pivot(frame, value, rows=rows, cols=cols)
+    if fmt is not None:
+        grid = grid.astype(object).map(lambda v: _format(v, fmt))
+    return grid
+
+
+def concept_table(subspace_frame: pd.DataFrame, *, layer_a, layer_b,
+                  metrics: Sequence[str] = ("svcca", "rsa")) -> pd.DataFrame:
+    """One layer pair of the semantic-subspace grid: one row per concept (Tables 1-2).
+
+    Parameters
+    ----------
+    subspace_frame : pandas.DataFrame
+        ``subspace.parquet`` (one row per layer pair × concept, one rule).
+    layer_a, layer_b : int
+        The layer pair to show (the paper's Table 1 is Pythia-70m L3 vs
+        Pythia-160m L5).
+    metrics : sequence of str, default ("svcca", "rsa")
+        Measures to show, each as paired score, shuffle-null mean and p-value,
+        followed by the random-subset null mean and p-value when the frame has
+        ``<metric>_subset_null_mean`` / ``<metric>_subset_p``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``concept`` (in the frame's order); columns ``n pairs``, then per
+        metric ``"<M> paired"``, ``"<M> null mean"``, ``"<M> p"`` (and
+        ``"<M> subset-null mean"``, ``"<M> subset p"``), then ``skipped``
+        when any concept was skipped (its scores are NaN).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, the layer pair has no rows, or a concept has
+        several rows (several rules: filter to one first).
+    """
+    _check_frame(subspace_frame, "subspace_frame", ["layer_a", "layer_b", "concept", "n_pairs"])
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    _check_columns(subspace_frame, "subspace_frame", metrics)
+    rows = subspace_frame[(subspace_frame["layer_a"] == layer_a) & (subspace_frame["layer_b"] == layer_b)]
+    if rows.empty:
+        pairs = sorted({(a, b) for a, b in zip(subspace_frame["layer_a"], subspace_frame["layer_b"])})
+        raise ValueError(f"`subspace_frame` has no rows for layer_a={layer_a!r}, layer_b={layer_b!r}; "
+                         f"layer pairs present (A, B): {pairs}.")
+    _check_unique(rows, ["concept"], "subspace_frame")
+    out = pd.DataFrame(index=pd.Index(rows["concept"].tolist(), name="concept"))
+    out["n pairs"] = pd.array(rows["n_pairs"].to_numpy(), dtype="Int64")
+    for metric in metrics:
+        name = display_name(metric)
+        out[f"{name} paired"] = rows[metric].to_numpy(dtype=float)
+        for suffix, header in (("_null_mean", "null mean"), ("_p", "p"),
+                               ("_subset_null_mean", "subset-null mean"), ("_subset_p", "subset p")):
+            if metric + suffix in rows:
+                out[f"{name} {header}"] = rows[metric + suffix].to_numpy(dtype=float)
+    if "skipped" in rows:
+        skipped = rows["skipped"].fillna("").astype(str).to_numpy()
+        if (skipped != "").any():
+            out["skipped"] = skipped
+    return out
+
+
+def counts_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Latents and pairs left after each stage of the pipeline (appendix A4/A6).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``full_space.parquet`` (any subset of its rows).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record, indexed by (``layer_a``, ``layer_b``) — plus
+        ``rule`` and ``direction`` when the frame holds several — sorted by A
+        layer then B layer. Columns are the stages of :data:`COUNT_STAGES`
+        present in the frame (nullable integers) and ``kept %``, the pairs kept
+        as a percentage of the choosers (of the B latents when ``n_choosers``
+        is absent): the retained fraction reviewers asked to see.
+
+    Raises
+    ------
+    ValueError
+        If the frame lacks ``layer_a``, ``layer_b`` or ``n_pairs``.
+    """
+    _check_frame(frame, "frame", ["layer_a", "layer_b", "n_pairs"])
+    keys = ["layer_a", "layer_b"] + [c for c in ("rule", "direction")
+                                     if c in frame and frame[c].nunique(dropna=False) > 1]
+    rows = frame.sort_values(keys, kind="stable")
+    out = pd.DataFrame(index=pd.MultiIndex.from_frame(rows[keys]))
+    for column, header in COUNT_STAGES.items():
+        if column in rows:
+            out[header] = pd.array(rows[column].to_numpy(dtype=float), dtype="Float64").round().astype("Int64")
+    denominator = next((c for c in ("n_choosers", "n_latents_b") if c in rows), None)
+    if denominator is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept = 100.0 * rows["n_pairs"].to_numpy(dtype=float) / rows[denominator].to_numpy(dtype=float)
+        out["kept %"] = np.where(np.isfinite(kept), kept, np.nan)
+    return out
+
+
+def authors_table(reported: Mapping, *, source: str = AUTHORS_SOURCE,
+                  index_names: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """The authors' reported numbers as a table whose headers say whose they are.
+
+    Parameters
+    ----------
+    reported : mapping
+        Column -> {row key: value}, the numbers as the paper prints them, e.g.
+        ``{"svcca": {"Time": 0.590, "Calendar": 0.649}, "n_pairs": {...}}`` for
+        Table 1, or ``{"svcca": {(2, 5): 0.678, ...}}`` with (A layer, B layer)
+        tuples for Fig. 3. Column names are shown through
+        :data:`DISPLAY_NAMES` (``svcca`` -> ``SVCCA``).
+    source : str, default ``"authors' paper"``
+        Put in every header: ``"SVCCA (authors' paper)"``.
+    index_names : str or sequence of str, optional
+        Names of the index levels (``("layer_a", "layer_b")``, ``"concept"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per reported column, headers ``"<name> (<source>)"``.
+
+    Raises
+    ------
+    TypeError
+        If ``reported`` is not a mapping of mappings.
+
+    Examples
+    --------
+    >>> authors_table({"svcca": {"Time": 0.590}}, index_names="concept")  # doctest: +NORMALIZE_WHITESPACE
+             SVCCA (authors' paper)
+    concept
+    Time                       0.59
+    """
+    if not isinstance(reported, Mapping) or not all(isinstance(v, Mapping) for v in reported.values()):
+        raise TypeError("`reported` must map each column name to a {row key: value} mapping, e.g. "
+                        "{'svcca': {'Time': 0.59}}; got "
+                        f"{type(reported).__name__} {_short(reported)}.")
+    table = pd.DataFrame({f"{display_name(str(k))} ({source})": pd.Series(dict(v), dtype=object)
+                          for k, v in reported.items()})
+    table = table.apply(_numeric)
+    if index_names is not None:
+        names = [index_names] if isinstance(index_names, str) else list(index_names)
+        if isinstance(table.index, pd.MultiIndex):
+            table.index = table.index.set_names(names)
+        else:
+            table.index.name = names[0]
+    return table
+
+
+def side_by_side(ours: pd.DataFrame, authors, *, source: str = AUTHORS_SOURCE, ours_label: str = "ours",
+                 difference: bool = True) -> pd.DataFrame:
+    """Our numbers next to the authors', column by column, on the same rows.
+
+    Parameters
+    ----------
+    ours : pandas.DataFrame
+        Our values, indexed like the authors' table, e.g.
+        ``frame.set_index(["layer_a", "layer_b"])[["svcca", "rsa"]]`` or a
+        :func:`concept_table`.
+    authors : pandas.DataFrame or mapping
+        A :func:`authors_table` (or the mapping to build one with ``source``).
+    source : str, default ``"authors' paper"``
+        The tag used in the authors' headers.
+    ours_label : str, default ``"ours"``
+        Tag put in our headers.
+    difference : bool, default True
+        Add ``"<name> Δ (ours − authors)"`` for numeric columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        For each authors' column ``"<name> (<source>)"`` that matches one of
+        ours (names compared ignoring case, spaces and underscores, and after
+        :data:`DISPLAY_NAMES`): ``"<name> (ours)"``, ``"<name> (<source>)"``
+        and the difference. Rows are ours followed by any only the authors
+        have; a value missing on one side is NaN.
+
+    Raises
+    ------
+    ValueError
+        If no authors' column matches one of ours (the message lists both).
+    """
+    if not isinstance(ours, pd.DataFrame):
+        raise TypeError(f"`ours` must be a pandas DataFrame; got {type(ours).__name__}.")
+    if not isinstance(authors, pd.DataFrame):
+        authors = authors_table(authors, source=source)
+    tag = f" ({source})"
+    ours_by_key = {_key(display_name(str(c))): c for c in ours.columns}
+    matched = []
+    for column in authors.columns:
+        name = str(column)[: -len(tag)] if str(column).endswith(tag) else str(column)
+        if _key(name) in ours_by_key:
+            matched.append((name, ours_by_key[_key(name)], column))
+    if not matched:
+        raise ValueError(f"No column of `authors` {list(authors.columns)} matches one of `ours` "
+                         f"{list(ours.columns)}; name them alike (e.g. 'svcca' and 'SVCCA ({source})').")
+    index = ours.index.append(authors.index.difference(ours.index, sort=False))
+    if ours.index.names != [None] * ours.index.nlevels:
+        index = index.set_names(ours.index.names)
+    left, right = ours.reindex(index), authors.reindex(index)
+    out = pd.DataFrame(index=index)
+    for name, our_column, their_column in matched:
+        out[f"{name} ({ours_label})"] = left[our_column].to_numpy()
+        out[f"{name}{tag}"] = right[their_column].to_numpy()
+        if difference and pd.api.types.is_numeric_dtype(left[our_column]) \
+                and pd.api.types.is_numeric_dtype(right[their_column]):
+            out[f"{name} Δ ({ours_label} − authors)"] = (left[our_column].to_numpy(dtype=float)
+                                                         - right[their_column].to_numpy(dtype=float))
+    return out
+
+
+def styled(table: pd.DataFrame, *, fmt: str = "{:.3f}", cmap: str = "magma", vmin=None, vmax=None):
+    """A coloured view of a numeric table, when pandas' Styler can be used.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    fmt : str, default ``"{:.3f}"``
+        Format for numeric cells (``str.format`` syntax, as Styler takes it).
+    cmap : str, default ``"magma"``
+        Colour map of the background gradient (the paper's heatmaps).
+    vmin, vmax : float, optional
+        Colour limits.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler or pandas.DataFrame
+        The Styler when ``jinja2`` is installed; the table unchanged otherwise.
+    """
+    if importlib.util.find_spec("jinja2") is None:
+        return table
+    numeric = table.select_dtypes("number").columns
+    return (table.style.format(fmt, subset=numeric, na_rep="")
+            .background_gradient(cmap=cmap, subset=numeric, vmin=vmin, vmax=vmax, axis=None))
+
+
+# --- helpers shared with saesim.plots ------------------------------------------------------------
+
+def _pivot(frame: pd.DataFrame, value: str, *, rows: str, cols: str) -> pd.DataFrame:
+    """``value`` as a rows × cols grid: rows descending, columns ascending, float cells."""
+    _check_frame(frame, "frame", [rows, cols, value])
+    _check_unique(frame, [rows, cols], "frame")
+    grid = frame.pivot(index=rows, columns=cols, values=value)
+    grid = grid.reindex(index=_sorted(grid.index, reverse=True), columns=_sorted(grid.columns))
+    try:
+        grid = grid.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Column `{value}` must be numeric to be shown as a grid; got dtype "
+                         f"{frame[value].dtype}.") from exc
+    grid.index.name, grid.columns.name = rows, cols
+    return grid
+
+
+def _sorted(labels, *, reverse: bool = False) -> list:
+    try:
+        return sorted(labels, reverse=reverse)
+    except TypeError:  # mixed types: keep the frame's order
+        return list(labels)
+
+
+def _check_frame(frame, name: str, columns: Sequence[str]) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"`{name}` must be a pandas DataFrame (a tidy table such as full_space.parquet); "
+                        f"got {type(frame).__name__}.")
+    _check_columns(frame, name, columns)
+
+
+def _check_columns(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"`{name}` has no column(s) {missing}; columns present: {list(frame.columns)}.")
+
+
+def _check_unique(frame: pd.DataFrame, keys: Sequence[str], name: str) -> None:
+    duplicated = frame.duplicated(list(keys), keep=False)
+    if duplicated.any():
+        dupes = frame[duplicated]
+        varying = [c for c in _SETTING_COLUMNS if c in dupes and c not in keys
+                   and dupes.groupby(list(keys), dropna=False)[c].nunique(dropna=False).max() > 1]
+        first = tuple(dupes.iloc[0][list(keys)])
+        hint = (f"they differ in {varying}; keep one value of each first, e.g. "
+                f"frame[(frame.rule == 'first_index') & (frame.direction == 'b_to_a')]"
+                if varying else "drop the duplicated rows first")
+        raise ValueError(f"`{name}` has {int(duplicated.sum())} rows sharing a cell of {list(keys)} "
+                         f"(first: {first}); {hint}.")
+
+
+def _format(value, fmt: str) -> str:
+    if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)) or value is pd.NA:
+        return ""
+    if fmt.endswith("d") and isinstance(value, (float, np.floating)):
+        value = int(round(float(value)))
+    return format(value, fmt)
+
+
+def _numeric(column: pd.Series) -> pd.Series:
+    try:
+        return pd.to_numeric(column)
+    except (TypeError, ValueError):
+        return column
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
