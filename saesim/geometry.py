@@ -1,4 +1,4 @@
-"""Similarity of two paired point clouds: SVCCA, RSA, linear CKA, Procrustes.
+"""Similarity of two paired point clouds: SVCCA, PWCCA, RSA, linear CKA, Procrustes.
 
 Row ``i`` of ``x`` (n x d_x) and row ``i`` of ``y`` (n x d_y) describe the same
 pair, typically the decoder rows of a pair of matched SAE latents; the widths
@@ -17,6 +17,19 @@ at the identity, so the observed score and the null scores of
 keeps one principal component per side for realistic inputs (see
 :func:`svcca`, Notes).
 
+Dimension policy of the CCA family (SVCCA, PWCCA), the ``variance`` option:
+
+* a float in (0, 1]: per side, the fewest principal components reaching that
+  fraction of the variance;
+* an int k >= 1: k components per side;
+* a string ``"ratio:R"`` (R > 0): k = floor(n_pairs / R) components per side
+  (at least 1), so that there are at least R pairs per kept dimension — CCA
+  on k dimensions with few pairs per dimension finds large canonical
+  correlations even between unrelated clouds.
+
+Every policy is capped at the numerical rank and at n_pairs - 1; the result
+always reports ``k_x``, ``k_y`` and ``n_pairs``.
+
 References
 ----------
 Lan et al., "Sparse Autoencoders Reveal Universal Feature Spaces Across Large
@@ -31,6 +44,9 @@ Front. Syst. Neurosci. 2 (2008).
 
 Kornblith, Norouzi, Lee and Hinton, "Similarity of Neural Network
 Representations Revisited", ICML 2019.
+
+Morcos, Raghu and Bengio, "Insights on representational similarity in neural
+networks with canonical correlation", NeurIPS 2018 (PWCCA).
 
 Klabunde, Schumacher, Strohmaier and Lemmerich, "Similarity of Neural Network
 Models: A Survey of Functional and Representational Measures",
@@ -69,12 +85,13 @@ __all__ = [
     "linear_cka",
     "prepare",
     "procrustes",
+    "pwcca",
     "rsa",
     "similarity",
     "svcca",
 ]
 
-MeasureName = Literal["svcca", "rsa", "linear_cka", "procrustes"]
+MeasureName = Literal["svcca", "pwcca", "rsa", "linear_cka", "procrustes"]
 
 DEFAULT_VARIANCE = 0.99
 """Default fraction of each side's variance kept by SVCCA's PCA step."""
@@ -136,6 +153,10 @@ MEASURES: dict[str, MeasureInfo] = {
         "svcca", True, (0.0, 1.0), ("variance", "compat"), 2,
         "mean canonical correlation between the top principal subspaces of x and y",
     ),
+    "pwcca": MeasureInfo(
+        "pwcca", True, (0.0, 1.0), ("variance",), 2,
+        "projection-weighted mean canonical correlation (Morcos et al. 2018)",
+    ),
     "rsa": MeasureInfo(
         "rsa", True, (-1.0, 1.0), (), 3,
         "Spearman correlation of the two Pearson-correlation RSMs (strict upper triangle)",
@@ -171,12 +192,14 @@ class SimilarityResult:
     compat : bool
         Whether the authors' computation was reproduced (SVCCA only).
     k_x, k_y : int or None
-        Principal components kept per side (SVCCA only).
+        Principal components kept per side (SVCCA and PWCCA).
     canonical_correlations : ndarray of float64 or None
-        The ``min(k_x, k_y)`` canonical correlations, descending (SVCCA only).
+        The ``min(k_x, k_y)`` canonical correlations, descending (SVCCA and
+        PWCCA).
     extras : dict
-        Measure-specific values: ``variance`` for SVCCA, ``distance`` for
-        Procrustes.
+        Measure-specific values: ``variance`` (the policy as given) and
+        ``pairs_per_dim`` (n_pairs / max(k_x, k_y)) for SVCCA and PWCCA,
+        ``weighted_side`` for PWCCA, ``distance`` for Procrustes.
     """
 
     measure: str
@@ -268,11 +291,50 @@ def _compress_columns(z: np.ndarray) -> np.ndarray:
 # --- SVCCA -------------------------------------------------------------------
 
 
+RATIO_PREFIX = "ratio:"
+"""Prefix of the pairs-per-dimension policy, ``variance="ratio:10"``."""
+
+
+@dataclass(frozen=True)
+class RatioPolicy:
+    """Keep k = max(1, floor(n_pairs / ratio)) components per side."""
+
+    ratio: float
+
+    def __str__(self) -> str:
+        return f"{RATIO_PREFIX}{self.ratio:g}"
+
+    def k(self, n_pairs: int) -> int:
+        return max(1, int(np.floor(n_pairs / self.ratio + 1e-9)))
+
+
 def _validate_variance(variance, compat: bool):
+    if isinstance(variance, RatioPolicy):
+        variance = str(variance)
+    if isinstance(variance, str):
+        text = variance.strip().lower()
+        ratio = None
+        if text.startswith(RATIO_PREFIX):
+            try:
+                ratio = float(text[len(RATIO_PREFIX):])
+            except ValueError:
+                ratio = None
+        if ratio is None or not np.isfinite(ratio) or ratio <= 0:
+            raise ValueError(
+                f"`variance` as a string must be 'ratio:R' with R > 0 (keep n_pairs / R components per "
+                f"side); got {variance!r}."
+            )
+        if compat:
+            raise ValueError(
+                f"`variance`={variance!r} cannot be combined with compat=True: the authors' rule is fixed "
+                f"at {AUTHORS_VARIANCE}. Leave `variance` at its default or set compat=False."
+            )
+        return RatioPolicy(ratio)
     if isinstance(variance, bool) or not isinstance(variance, numbers.Real):
         raise TypeError(
-            f"`variance` must be a float in (0, 1] (fraction of variance kept) or an int >= 1 "
-            f"(number of components); got {variance!r} ({type(variance).__name__})."
+            f"`variance` must be a float in (0, 1] (fraction of variance kept), an int >= 1 "
+            f"(number of components) or 'ratio:R' (n_pairs / R components); got {variance!r} "
+            f"({type(variance).__name__})."
         )
     if compat and variance != AUTHORS_VARIANCE:
         raise ValueError(
@@ -294,6 +356,11 @@ def _validate_variance(variance, compat: bool):
     return float(variance)
 
 
+def _policy_label(variance) -> float | int | str:
+    """The policy as a plain value for records (``"ratio:10"`` for a ratio)."""
+    return str(variance) if isinstance(variance, RatioPolicy) else variance
+
+
 def _authors_k(singular_values: np.ndarray) -> int:
     """The authors' ``top_k_pca_comps``: the threshold is compared with a fraction
     scaled by the *total* variance, so k = 1 whenever that total exceeds 1/0.99."""
@@ -302,7 +369,7 @@ def _authors_k(singular_values: np.ndarray) -> int:
     return int(np.argmax(cumulative >= AUTHORS_VARIANCE * total)) + 1
 
 
-def _pca_basis(z: np.ndarray, variance: float | int, compat: bool) -> np.ndarray:
+def _pca_basis(z: np.ndarray, variance, compat: bool) -> np.ndarray:
     """Orthonormal, centred n x k basis of the kept principal-component scores of ``z``."""
     centred = z - z.mean(axis=0)
     if _is_constant(centred, z):
@@ -311,6 +378,8 @@ def _pca_basis(z: np.ndarray, variance: float | int, compat: bool) -> np.ndarray
     rank = int(np.count_nonzero(s > RANK_RTOL * s[0]))
     if compat:
         k = _authors_k(s)
+    elif isinstance(variance, RatioPolicy):
+        k = variance.k(z.shape[0])
     elif isinstance(variance, int):
         k = variance
     else:
@@ -355,11 +424,17 @@ class _PreparedSVCCA(PreparedMeasure):
             k_x=self.basis_x.shape[1],
             k_y=self.basis_y.shape[1],
             canonical_correlations=rho,
-            extras={"variance": self.variance},
+            extras=_cca_extras(self),
         )
 
 
-def svcca(x, y, *, variance: float | int = DEFAULT_VARIANCE, compat: bool = False) -> SimilarityResult:
+def _cca_extras(prepared) -> dict:
+    k = max(prepared.basis_x.shape[1], prepared.basis_y.shape[1])
+    return {"variance": _policy_label(prepared.variance),
+            "pairs_per_dim": prepared.n_pairs / k if k else np.nan}
+
+
+def svcca(x, y, *, variance: float | int | str = DEFAULT_VARIANCE, compat: bool = False) -> SimilarityResult:
     """Singular-vector canonical correlation analysis of paired rows.
 
     Parameters
@@ -368,11 +443,13 @@ def svcca(x, y, *, variance: float | int = DEFAULT_VARIANCE, compat: bool = Fals
         One point cloud; row ``i`` pairs with row ``i`` of ``y``.
     y : array_like, shape (n, d_y)
         The other point cloud; ``d_y`` may differ from ``d_x``.
-    variance : float or int, default 0.99
-        A float in (0, 1] keeps, per side, the fewest principal components
-        whose variance reaches that fraction of the total. An int keeps that
-        many components (capped at the numerical rank and at n - 1); note that
-        ``1`` means one component, ``1.0`` means all the variance.
+    variance : float, int or str, default 0.99
+        The dimension policy. A float in (0, 1] keeps, per side, the fewest
+        principal components whose variance reaches that fraction of the
+        total. An int keeps that many components (capped at the numerical
+        rank and at n - 1); note that ``1`` means one component, ``1.0``
+        means all the variance. ``"ratio:R"`` keeps ``max(1, n // R)``
+        components per side, so at least R pairs back each dimension.
     compat : bool, default False
         Reproduce the authors' component count (see Notes). Requires the
         default ``variance``.
@@ -381,9 +458,9 @@ def svcca(x, y, *, variance: float | int = DEFAULT_VARIANCE, compat: bool = Fals
     -------
     SimilarityResult
         ``statistic`` is the mean of the ``min(k_x, k_y)`` canonical
-        correlations, in [0, 1]; ``k_x``, ``k_y`` and
+        correlations, in [0, 1]; ``k_x``, ``k_y``, ``n_pairs`` and
         ``canonical_correlations`` are filled in, ``extras["variance"]`` holds
-        the setting.
+        the policy and ``extras["pairs_per_dim"]`` is n / max(k_x, k_y).
 
     Raises
     ------
@@ -391,7 +468,7 @@ def svcca(x, y, *, variance: float | int = DEFAULT_VARIANCE, compat: bool = Fals
         If the rows do not pair up, contain NaN/inf, n < 2, or ``variance`` is
         out of range (or not the default with ``compat=True``).
     TypeError
-        If ``variance`` is neither a float nor an int.
+        If ``variance`` is neither a float, an int nor a string.
 
     Warns
     -----
@@ -400,6 +477,11 @@ def svcca(x, y, *, variance: float | int = DEFAULT_VARIANCE, compat: bool = Fals
 
     Notes
     -----
+    With few pairs per kept dimension the canonical correlations of two
+    *unrelated* clouds are large (k_x, k_y close to n gives values near 1),
+    so a high statistic only means something against a null of the same k;
+    ``"ratio:10"`` keeps k <= n / 10.
+
     The n pairs are the data points and the d dimensions the variables. Each
     side is column-centred, its thin SVD ``U S V^T`` gives PC scores, and the
     first k columns of ``U`` (k <= rank <= n - 1) are an orthonormal basis of
@@ -427,6 +509,124 @@ def svcca(x, y, *, variance: float | int = DEFAULT_VARIANCE, compat: bool = Fals
     1
     """
     return prepare(x, y, "svcca", variance=variance, compat=compat).result()
+
+
+# --- PWCCA -------------------------------------------------------------------
+
+PWCCA_DEFAULT_VARIANCE = 1.0
+"""PWCCA's default policy: every dimension (up to rank and n - 1), as Morcos et al."""
+
+
+class _PreparedPWCCA(PreparedMeasure):
+    measure = "pwcca"
+
+    def __init__(self, x, y, *, variance=PWCCA_DEFAULT_VARIANCE):
+        self.variance = _validate_variance(variance, False)
+        self.compat = False
+        self.n_pairs = x.shape[0]
+        self.basis_x = _pca_basis(x, self.variance, False)
+        self.basis_y = _pca_basis(y, self.variance, False)
+        self.degenerate = self.basis_x.shape[1] == 0 or self.basis_y.shape[1] == 0
+        if self.degenerate:
+            _warn_degenerate("pwcca", "all rows of x or of y are identical (no variance)")
+            return
+        # Weights are taken on the side with fewer kept dimensions (as Morcos et al.'s code).
+        self.weighted_side = "x" if self.basis_x.shape[1] <= self.basis_y.shape[1] else "y"
+        # Projections of that side's centred columns (neurons) onto its kept basis; a row
+        # permutation of y moves basis_y and centred y together, so these stay fixed.
+        if self.weighted_side == "x":
+            self.projection = self.basis_x.T @ (x - x.mean(axis=0))
+        else:
+            self.projection = self.basis_y.T @ (y - y.mean(axis=0))
+
+    def _parts(self, perm=None):
+        basis_y = self.basis_y if perm is None else self.basis_y[perm]
+        u, rho, vt = np.linalg.svd(self.basis_x.T @ basis_y, full_matrices=False)
+        directions = u if self.weighted_side == "x" else vt.T
+        weights = np.abs(directions.T @ self.projection).sum(axis=1)
+        return np.minimum(rho, 1.0), weights
+
+    def score(self, perm=None) -> float:
+        if self.degenerate:
+            return np.nan
+        rho, weights = self._parts(perm)
+        total = weights.sum()
+        return float(np.dot(weights, rho) / total) if total > 0 else np.nan
+
+    def result(self) -> SimilarityResult:
+        if self.degenerate:
+            return self._result(np.nan, k_x=self.basis_x.shape[1], k_y=self.basis_y.shape[1],
+                                canonical_correlations=np.zeros(0), extras=_cca_extras(self))
+        rho, weights = self._parts()
+        total = weights.sum()
+        return self._result(
+            float(np.dot(weights, rho) / total) if total > 0 else np.nan,
+            k_x=self.basis_x.shape[1],
+            k_y=self.basis_y.shape[1],
+            canonical_correlations=rho,
+            extras={**_cca_extras(self), "weighted_side": self.weighted_side},
+        )
+
+
+def pwcca(x, y, *, variance: float | int | str = PWCCA_DEFAULT_VARIANCE) -> SimilarityResult:
+    """Projection-weighted canonical correlation analysis (PWCCA) of paired rows.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d_x)
+        One point cloud; row ``i`` pairs with row ``i`` of ``y``.
+    y : array_like, shape (n, d_y)
+        The other point cloud; ``d_y`` may differ from ``d_x``.
+    variance : float, int or str, default 1.0
+        Dimension policy of the CCA step, as for :func:`svcca` (a variance
+        fraction, a fixed k, or ``"ratio:R"``). The default keeps every
+        dimension (up to the rank and n - 1), which is plain PWCCA; on wide
+        inputs (d close to n) pass ``"ratio:10"`` or a fraction.
+
+    Returns
+    -------
+    SimilarityResult
+        ``statistic`` in [0, 1]; ``k_x``, ``k_y``, ``n_pairs``,
+        ``canonical_correlations`` and ``extras`` (``variance``,
+        ``pairs_per_dim``, ``weighted_side``).
+
+    Raises
+    ------
+    ValueError
+        If the rows do not pair up, contain NaN/inf, n < 2, or ``variance``
+        is out of range.
+
+    Warns
+    -----
+    DegenerateInputWarning
+        If all rows of one side are identical (statistic NaN).
+
+    Notes
+    -----
+    Morcos, Raghu and Bengio (2018), Eq. (2): with canonical correlations
+    ``rho_i`` and canonical variates ``h_i`` (unit vectors over the n pairs)
+    of the side with fewer dimensions, whose centred columns are ``z_j``,
+    ``alpha_i = sum_j |<h_i, z_j>|`` and
+    ``PWCCA = sum_i alpha_i rho_i / sum_i alpha_i``: canonical directions
+    that account for more of that side's columns weigh more. Unlike the
+    authors of PWCCA we do not add the column means back before weighting
+    (the variates are centred; adding a constant would make the weights
+    depend on the origin).
+
+    When ``k_x + k_y >= n``, some canonical correlations are exactly 1 and
+    their canonical directions (hence the weights) are not unique, so the
+    statistic is not well defined; keep k well below n (``"ratio:10"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((200, 6))
+    >>> q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    >>> round(pwcca(x, x @ q).statistic, 6)
+    1.0
+    """
+    return prepare(x, y, "pwcca", variance=variance).result()
 
 
 # --- RSA ---------------------------------------------------------------------
@@ -680,6 +880,7 @@ def procrustes(x, y) -> SimilarityResult:
 
 _PREPARED = {
     "svcca": _PreparedSVCCA,
+    "pwcca": _PreparedPWCCA,
     "rsa": _PreparedRSA,
     "linear_cka": _PreparedCKA,
     "procrustes": _PreparedProcrustes,
@@ -709,10 +910,11 @@ def prepare(x, y, measure: MeasureName, **options) -> PreparedMeasure:
         One point cloud; row ``i`` pairs with row ``i`` of ``y``.
     y : array_like, shape (n, d_y)
         The other point cloud.
-    measure : {"svcca", "rsa", "linear_cka", "procrustes"}
+    measure : {"svcca", "pwcca", "rsa", "linear_cka", "procrustes"}
         Which measure.
     **options
-        The measure's options (``variance``, ``compat`` for SVCCA).
+        The measure's options (``variance``, ``compat`` for SVCCA; ``variance``
+        for PWCCA).
 
     Returns
     -------
@@ -734,6 +936,9 @@ def prepare(x, y, measure: MeasureName, **options) -> PreparedMeasure:
     * SVCCA: orthonormal PC-score bases ``U_x`` (n x k_x), ``U_y``; the
       singular values of ``U_x^T P U_y`` (k_x x k_y). In compat mode k = 1,
       so one dot product.
+    * PWCCA: the same bases plus the projections of the weighted side's
+      centred columns onto its basis; a permutation costs the SVD of the
+      k_x x k_y matrix and one (k x d) product for the weights.
     * RSA: the centred ranks of both condensed RSMs; permuting ``y``'s rows
       permutes the RSM's indices, so the ranks are re-indexed, not recomputed.
     * linear CKA: centred factors and the denominator; ``||Xc^T P Yc||_F``.
@@ -763,10 +968,11 @@ def similarity(x, y, measure: MeasureName, **options) -> SimilarityResult:
         One point cloud; row ``i`` pairs with row ``i`` of ``y``.
     y : array_like, shape (n, d_y)
         The other point cloud.
-    measure : {"svcca", "rsa", "linear_cka", "procrustes"}
+    measure : {"svcca", "pwcca", "rsa", "linear_cka", "procrustes"}
         Which measure.
     **options
-        The measure's options (``variance``, ``compat`` for SVCCA).
+        The measure's options (``variance``, ``compat`` for SVCCA; ``variance``
+        for PWCCA).
 
     Returns
     -------

@@ -14,6 +14,7 @@ from saesim.geometry import (
     linear_cka,
     prepare,
     procrustes,
+    pwcca,
     rsa,
     similarity,
     svcca,
@@ -87,7 +88,7 @@ class TestSvcca:
             s = np.linalg.svd(z - z.mean(0), compute_uv=False)
             share = np.cumsum(s**2) / np.sum(s**2)
             assert k == int(np.argmax(share >= variance)) + 1
-        assert result.extras == {"variance": variance}
+        assert result.extras["variance"] == variance
 
     @pytest.mark.parametrize("seed", [0, 3])
     def test_canonical_correlations_match_cca_of_kept_pc_scores(self, seed):
@@ -170,7 +171,10 @@ class TestSvcca:
             (1.5, ValueError, r"`variance` as a float .* must lie in \(0, 1\]"),
             (0.0, ValueError, r"`variance` as a float .* must lie in \(0, 1\]"),
             (0, ValueError, r"`variance` as an int is the number of components and must be >= 1"),
-            ("all", TypeError, r"`variance` must be a float in \(0, 1\] .* or an int >= 1"),
+            ("all", ValueError, r"`variance` as a string must be 'ratio:R' with R > 0"),
+            ("ratio:0", ValueError, r"`variance` as a string must be 'ratio:R' with R > 0"),
+            ("ratio:x", ValueError, r"`variance` as a string must be 'ratio:R' with R > 0"),
+            (None, TypeError, r"`variance` must be a float in \(0, 1\] .* an int >= 1"),
             (True, TypeError, r"`variance` must be a float"),
         ],
     )
@@ -183,6 +187,87 @@ class TestSvcca:
         x = cloud(0, n=10, d=3)
         with pytest.raises(ValueError, match=r"cannot be combined with compat=True"):
             svcca(x, x, variance=0.9, compat=True)
+
+
+def pwcca_oracle(a, b):
+    """PWCCA straight from Morcos et al. (2018), Eq. (2), via covariance-whitened CCA.
+
+    Canonical weights ``w_i = Sigma_aa^{-1/2} u_i`` of the side with fewer columns give the
+    canonical variates ``h_i = A_c w_i`` (normalised); ``alpha_i = sum_j |<h_i, a_j>|`` over its
+    centred columns ``a_j``; PWCCA = sum alpha_i rho_i / sum alpha_i.
+    """
+    if a.shape[1] > b.shape[1]:
+        a, b = b, a
+    a, b = a - a.mean(0), b - b.mean(0)
+    whiten_a = np.real(np.linalg.inv(scipy.linalg.sqrtm(a.T @ a)))
+    whiten_b = np.real(np.linalg.inv(scipy.linalg.sqrtm(b.T @ b)))
+    u, rho, _ = np.linalg.svd(whiten_a @ (a.T @ b) @ whiten_b, full_matrices=False)
+    variates = a @ (whiten_a @ u)
+    variates /= np.linalg.norm(variates, axis=0)
+    alpha = np.abs(variates.T @ a).sum(axis=1)
+    return float(np.sum(alpha * rho) / alpha.sum())
+
+
+class TestDimensionPolicy:
+    @pytest.mark.parametrize("n, ratio, expected", [(120, 10, 12), (120, 12.5, 9), (120, 200, 1), (30, 1, 30)])
+    def test_ratio_keeps_n_over_ratio_components(self, n, ratio, expected):
+        x, y = cloud(0, n=n, d=9), cloud(1, n=n, d=12)
+        result = svcca(x, y, variance=f"ratio:{ratio}")
+        # capped at the rank (9 for x) and n - 1
+        assert result.k_x == min(expected, 9, n - 1)
+        assert result.k_y == min(expected, 12, n - 1)
+        assert result.n_pairs == n
+        assert result.extras["variance"] == f"ratio:{ratio:g}"
+        assert result.extras["pairs_per_dim"] == pytest.approx(n / max(result.k_x, result.k_y))
+
+    def test_ratio_equals_the_same_fixed_k(self):
+        x, y = cloud(0, n=200, d=30), cloud(1, n=200, d=40)
+        assert svcca(x, y, variance="ratio:20").statistic == pytest.approx(svcca(x, y, variance=10).statistic,
+                                                                            abs=TOL)
+
+    def test_few_pairs_per_dimension_inflate_unrelated_clouds(self):
+        # Why the ratio policy exists: unrelated clouds look similar when k is close to n.
+        x, y = cloud(0, n=60, d=50), cloud(1, n=60, d=50)
+        assert svcca(x, y, variance=1.0).statistic > 0.6
+        assert svcca(x, y, variance="ratio:10").statistic < svcca(x, y, variance=1.0).statistic
+
+    def test_ratio_refused_in_compat_mode(self):
+        x = cloud(0, n=20, d=3)
+        with pytest.raises(ValueError, match=r"cannot be combined with compat=True"):
+            svcca(x, x, variance="ratio:5", compat=True)
+
+
+class TestPwcca:
+    @pytest.mark.parametrize("n, d_x, d_y", [(200, 6, 9), (300, 12, 8), (150, 5, 5)])
+    def test_matches_the_paper_formula(self, n, d_x, d_y):
+        x, y = cloud(0, n=n, d=d_x), cloud(1, n=n, d=d_y)
+        m = min(d_x, d_y)
+        y[:, :m] += 0.7 * x[:, :m] @ np.random.default_rng(2).standard_normal((m, m))
+        result = pwcca(x, y)
+        assert result.statistic == pytest.approx(pwcca_oracle(x, y), abs=CCA_ORACLE_TOL)
+        assert result.k_x == d_x and result.k_y == d_y and result.n_pairs == n
+        assert result.extras["weighted_side"] == ("x" if d_x <= d_y else "y")
+
+    def test_weighting_differs_from_the_plain_mean(self):
+        x, y = cloud(0, n=200, d=6), cloud(1, n=200, d=6)
+        y[:, 0] += 3 * x[:, 0] * 1.0
+        x[:, 0] *= 10  # the well-correlated direction carries most of x
+        plain = np.mean(cca_oracle(x, y))
+        assert pwcca(x, y).statistic > plain + 0.1
+
+    def test_invariant_to_isometry_and_is_one_on_itself(self):
+        x = cloud(0, n=100, d=6)
+        assert pwcca(x, isometry(x, 1, d_out=9)).statistic == pytest.approx(1.0, abs=1e-8)
+
+    def test_range_and_degenerate(self):
+        x, y = cloud(0, n=50, d=4), cloud(1, n=50, d=5)
+        assert 0.0 <= pwcca(x, y).statistic <= 1.0
+        with pytest.warns(DegenerateInputWarning):
+            assert np.isnan(pwcca(np.ones((10, 3)), y[:10]).statistic)
+
+    def test_in_the_registry(self):
+        assert MEASURES["pwcca"].options == ("variance",)
+        assert MEASURES["pwcca"].higher_is_similar
 
 
 class TestRsa:
@@ -303,11 +388,14 @@ class TestProcrustes:
 class TestPrepare:
     @pytest.mark.parametrize(
         "measure, options",
-        [("svcca", {}), ("svcca", {"compat": True}), ("svcca", {"variance": 2}), ("rsa", {}),
-         ("linear_cka", {}), ("procrustes", {})],
+        [("svcca", {}), ("svcca", {"compat": True}), ("svcca", {"variance": 2}),
+         ("svcca", {"variance": "ratio:4"}), ("pwcca", {}), ("pwcca", {"variance": 0.9}),
+         ("pwcca", {"variance": "ratio:5"}), ("rsa", {}), ("linear_cka", {}), ("procrustes", {})],
     )
     @pytest.mark.parametrize("n, d_x, d_y", [(40, 6, 9), (12, 20, 15)])
     def test_permuted_score_equals_recomputation(self, measure, options, n, d_x, d_y):
+        if measure == "pwcca" and options and n < d_x:
+            pytest.skip("k_x + k_y > n - 1: canonical correlations tie at 1, PWCCA weights are not unique")
         x, y = cloud(0, n=n, d=d_x), cloud(1, n=n, d=d_y)
         y[:, :min(d_x, d_y)] += x[:, :min(d_x, d_y)]
         prepared = prepare(x, y, measure, **options)
@@ -342,7 +430,7 @@ class TestSimilarity:
 
     def test_unknown_measure_lists_the_valid_names(self):
         x = cloud(0, n=10, d=3)
-        with pytest.raises(ValueError, match=r"`measure` must be one of 'linear_cka', 'procrustes', 'rsa', 'svcca'; "
+        with pytest.raises(ValueError, match=r"`measure` must be one of 'linear_cka', 'procrustes', 'pwcca', 'rsa', 'svcca'; "
                                              r"got 'cca'"):
             similarity(x, x, "cca")
 
@@ -382,12 +470,12 @@ class TestSimilarityResult:
         assert row == {
             "measure": "svcca", "statistic": result.statistic, "n_pairs": 30, "higher_is_similar": True,
             "value_min": 0.0, "value_max": 1.0, "compat": False, "k_x": result.k_x, "k_y": result.k_y,
-            "variance": 0.99,
+            "variance": 0.99, "pairs_per_dim": 30 / max(result.k_x, result.k_y),
         }
 
     def test_rows_of_different_measures_share_columns(self):
         x = cloud(0, n=30, d=4)
         rows = [similarity(x, x, measure).to_dict() for measure in sorted(MEASURES)]
-        shared = set(rows[0]) & set(rows[1]) & set(rows[2]) & set(rows[3])
+        shared = set.intersection(*(set(row) for row in rows))
         assert {"measure", "statistic", "n_pairs", "k_x", "k_y", "compat"} <= shared
         assert isinstance(svcca(x, x), SimilarityResult)

@@ -171,7 +171,7 @@ class TestPermutationTest:
 
     def test_unknown_metric_lists_the_valid_names(self):
         x, y = independent(0)
-        with pytest.raises(ValueError, match=r"`metric` must be one of 'linear_cka', 'procrustes', 'rsa', 'svcca'; "
+        with pytest.raises(ValueError, match=r"`metric` must be one of 'linear_cka', 'procrustes', 'pwcca', 'rsa', 'svcca'; "
                                              r"got 'cca'"):
             permutation_test(x, y, "cca")
 

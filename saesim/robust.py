@@ -1,0 +1,688 @@
+"""How robust is the universality verdict? Effect sizes, bootstrap CIs, baselines, sweeps.
+
+Everything here reuses the pipeline of :mod:`saesim.experiments`: best
+partners (:func:`saesim.corr.best_partners`), then
+:func:`saesim.experiments.compare_best` (pairing rule, junk/overlap filter,
+1-1, r cut, scores and nulls), so a bootstrap resample, a baseline or a sweep
+point is scored exactly like a cell of the grid.
+
+* :func:`bootstrap_ci` resamples *documents* with replacement (the kept token
+  rows of a document stay together), recomputes correlations, pairing and
+  filters from the cached codes and rescores: a percentile CI of each paired
+  score. The filters' top tokens are those of the full data (labels, not
+  resampled).
+* :func:`effect_sizes` adds value - null mean and z for every metric.
+* :func:`raw_neuron_baseline` pairs residual-stream neurons directly (no SAE)
+  and scores the rows of the blocks' MLP output projections, as the authors'
+  "compare LLMs" runs; :func:`control_comparison` lines up SAE score, random-
+  model control, raw-neuron baseline and the shuffled null in one tidy table;
+  :func:`verdict` turns it into sentences that follow from the numbers.
+* ``sweep_*`` return tidy DataFrames (the caller writes parquet).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from saesim.corr import DeadLatentWarning, best_partners
+from saesim.experiments import CompareSettings, SaeLayer, compare_best
+from saesim.filters import TopTokens
+from saesim.match import RULES
+
+__all__ = [
+    "BootstrapResult",
+    "COMPARISONS",
+    "bootstrap_ci",
+    "control_comparison",
+    "effect_sizes",
+    "plot_baselines",
+    "plot_sweep",
+    "raw_neuron_baseline",
+    "raw_neuron_layers",
+    "row_documents",
+    "sweep_filters",
+    "sweep_svcca_dimension",
+    "sweep_token_budget",
+    "verdict",
+]
+
+BOOT_METRICS = ("svcca", "rsa")
+"""Metrics bootstrapped by default."""
+
+COMPARISONS = ("sae", "control", "raw_neuron", "shuffle_null")
+"""Values of the ``comparison`` column of :func:`control_comparison`."""
+
+NULL_Z = 1.959963984540054
+"""Half-width, in null standard deviations, of the shuffled null's 95 % band (normal approximation)."""
+
+SVCCA_POLICIES = (0.5, 0.9, 0.99, 1, 10, 50, "ratio:10", "ratio:50")
+"""Default dimension policies of :func:`sweep_svcca_dimension`."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _quiet_best(codes_a, codes_b, *, compat: bool, dense: bool = False):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeadLatentWarning)
+        kwargs = {"backend": "dense"} if dense else {}
+        return best_partners(codes_a, codes_b, compat=compat, **kwargs)
+
+
+def _is_dense(layer: SaeLayer) -> bool:
+    return isinstance(layer.codes, np.ndarray)
+
+
+def _best(layer_a: SaeLayer, layer_b: SaeLayer, settings: CompareSettings, rows=None):
+    codes_a, codes_b = layer_a.codes, layer_b.codes
+    if rows is not None:
+        codes_a, codes_b = codes_a[rows], codes_b[rows]
+    return _quiet_best(codes_a, codes_b, compat=settings.compat, dense=_is_dense(layer_a) or _is_dense(layer_b))
+
+
+def _metric_names(record: dict) -> list[str]:
+    return [key[: -len("_null_mean")] for key in record if key.endswith("_null_mean")
+            and not key.endswith("_subset_null_mean")]
+
+
+def _doc_groups(row_doc, n_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows sorted by document, and each document's start and length in that order."""
+    row_doc = np.asarray(row_doc)
+    if row_doc.ndim != 1 or row_doc.size != n_tokens:
+        raise ValueError(
+            f"`row_doc` must give the document of every code row ({n_tokens} rows); got shape "
+            f"{row_doc.shape}. Use row_documents(profile, cache=...) or grid.doc_pos(rows)[0]."
+        )
+    order = np.argsort(row_doc, kind="stable")
+    _, starts, lengths = np.unique(row_doc[order], return_index=True, return_counts=True)
+    return order, starts, lengths
+
+
+def _rows_of(draw, order, starts, lengths) -> np.ndarray:
+    return np.concatenate([order[starts[d]:starts[d] + lengths[d]] for d in draw])
+
+
+def row_documents(profile, *, cache=None) -> np.ndarray:
+    """The document of every kept token row of a profile's cached grid (the rows of the codes)."""
+    from saesim.extract import load_grid
+
+    grid = load_grid(profile, out=cache)
+    return grid.doc_pos(np.arange(grid.n_tokens))[0]
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Percentile bootstrap CIs of the paired scores of one (layer pair, rule, direction).
+
+    Attributes
+    ----------
+    observed : dict
+        The record of :func:`saesim.experiments.compare_best` on all documents
+        (scores, nulls, p, z, counts).
+    samples : pandas.DataFrame
+        One row per resample: ``boot``, ``n_tokens``, ``n_pairs``, each metric.
+    metrics : tuple of str
+    level : float
+    n_boot, seed : int
+    ci : dict
+        metric -> (low, high); NaN when fewer than two resamples had a score.
+    """
+
+    observed: dict
+    samples: pd.DataFrame = field(repr=False)
+    metrics: tuple[str, ...]
+    level: float
+    n_boot: int
+    seed: int
+    ci: dict
+
+    def to_record(self) -> dict:
+        """The observed record plus ``<metric>_ci_low``, ``_ci_high``, ``_boot_se`` and effect sizes."""
+        record = dict(self.observed)
+        for metric in self.metrics:
+            low, high = self.ci[metric]
+            values = self.samples[metric].to_numpy(dtype=float)
+            record[f"{metric}_ci_low"] = low
+            record[f"{metric}_ci_high"] = high
+            enough = np.isfinite(values).sum() > 1
+            record[f"{metric}_boot_se"] = float(np.nanstd(values, ddof=1)) if enough else np.nan
+            record[f"{metric}_boot_mean"] = float(np.nanmean(values)) if enough else np.nan
+        record.update({"n_boot": self.n_boot, "boot_seed": self.seed, "ci_level": self.level,
+                       "boot_n_pairs_median": float(self.samples["n_pairs"].median())})
+        return effect_sizes(record)
+
+
+def bootstrap_ci(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: CompareSettings, *, rule: str,
+                 direction: str = "b_to_a", metrics=BOOT_METRICS, n_boot: int = 50, seed: int = 0,
+                 level: float = 0.95) -> BootstrapResult:
+    """Bootstrap CI of each paired score over documents.
+
+    Parameters
+    ----------
+    layer_a, layer_b : SaeLayer
+        The two layers (codes on the same token rows). Dense codes (raw
+        neurons) work too; then ``settings.junk_filter`` must be False.
+    row_doc : array_like of int, shape (n_tokens,)
+        Document of every code row (:func:`row_documents`).
+    settings : CompareSettings
+        Filters and nulls; ``rules``, ``directions`` and ``metrics`` are
+        replaced by ``rule``, ``direction`` and ``metrics``.
+    rule, direction : str
+        Pairing rule and direction.
+    metrics : sequence of str, default ("svcca", "rsa")
+    n_boot : int, default 50
+        Resamples.
+    seed : int, default 0
+        Resample ``b`` draws its documents from ``default_rng([seed, b])``:
+        same seed, same CIs; more resamples extend, not change, the first ones.
+    level : float, default 0.95
+
+    Returns
+    -------
+    BootstrapResult
+
+    Notes
+    -----
+    Pairing takes a maximum over noisy correlations, so the paired score is
+    not a smooth function of the data: a resample (about 63 % distinct
+    documents) pairs less accurately than the full data, and the percentile
+    interval tends to sit *below* the observed score
+    (``<metric>_boot_mean`` in :meth:`BootstrapResult.to_record` shows the
+    shift). For "the SAE score beats a baseline" claims this errs on the
+    conservative side when the baseline is not resampled alike.
+    """
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"`n_boot` must be a positive integer; got {n_boot!r}.")
+    if not 0 < level < 1:
+        raise ValueError(f"`level` must lie in (0, 1); got {level!r}.")
+    metrics = tuple(metrics)
+    base = settings.replace(rules=(rule,), directions=(direction,), metrics=metrics)
+    order, starts, lengths = _doc_groups(row_doc, layer_a.codes.shape[0])
+    observed = compare_best(_best(layer_a, layer_b, base), layer_a, layer_b, base)[0]
+    quick = base.replace(n_perm=1)  # resamples need the paired score only
+    rows = []
+    for b in range(n_boot):
+        draw = np.random.default_rng([seed, b]).integers(0, starts.size, size=starts.size)
+        take = _rows_of(draw, order, starts, lengths)
+        sub_a, sub_b = replace(layer_a, codes=layer_a.codes[take]), replace(layer_b, codes=layer_b.codes[take])
+        record = compare_best(_best(sub_a, sub_b, quick), sub_a, sub_b, quick)[0]
+        rows.append({"boot": b, "n_tokens": int(take.size), "n_pairs": record["n_pairs"],
+                     **{m: record.get(m, np.nan) for m in metrics},
+                     **({"svcca_k_x": record.get("svcca_k_x"), "svcca_k_y": record.get("svcca_k_y")}
+                        if "svcca" in metrics else {})})
+    samples = pd.DataFrame(rows)
+    alpha = (1 - level) / 2
+    ci = {}
+    for metric in metrics:
+        values = samples[metric].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        ci[metric] = ((float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha)))
+                      if values.size > 1 else (np.nan, np.nan))
+    return BootstrapResult(observed=observed, samples=samples, metrics=metrics, level=level, n_boot=n_boot,
+                           seed=seed, ci=ci)
+
+
+def effect_sizes(record):
+    """Value - null mean (``<m>_effect``) and z (``<m>_effect_z``) for every metric with a null.
+
+    Accepts one tidy record (dict) or a table (DataFrame) and returns the same
+    kind with the columns added. Where a bootstrap CI is present the effect's
+    CI (``<m>_effect_ci_low`` / ``_high``: the score's CI minus the null mean)
+    is added; where a random-subset null is present, ``<m>_subset_effect``.
+    """
+    if isinstance(record, pd.DataFrame):
+        if record.empty:
+            return record.copy()
+        rows = [effect_sizes(row) for row in record.to_dict("records")]
+        return pd.DataFrame.from_records(rows, index=record.index)
+    out = dict(record)
+    for metric in _metric_names(record):
+        value, mean = _num(record.get(metric)), _num(record.get(f"{metric}_null_mean"))
+        std = _num(record.get(f"{metric}_null_std"))
+        out[f"{metric}_effect"] = value - mean
+        out[f"{metric}_effect_z"] = (value - mean) / std if std > 0 else np.nan
+        if f"{metric}_ci_low" in record:
+            out[f"{metric}_effect_ci_low"] = _num(record[f"{metric}_ci_low"]) - mean
+            out[f"{metric}_effect_ci_high"] = _num(record[f"{metric}_ci_high"]) - mean
+        if f"{metric}_subset_null_mean" in record:
+            out[f"{metric}_subset_effect"] = value - _num(record[f"{metric}_subset_null_mean"])
+    return out
+
+
+def _num(value) -> float:
+    try:
+        return float(value) if value is not None else np.nan
+    except (TypeError, ValueError):
+        return np.nan
+
+
+# --------------------------------------------------------------------------- raw-neuron baseline
+
+
+def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False) -> dict[tuple[str, int], SaeLayer]:
+    """Raw residual neurons as :class:`SaeLayer` s: dense activations and MLP output-projection rows.
+
+    Parameters
+    ----------
+    profile : Profile or str
+    layers : iterable of (slot, layer)
+        E.g. ``[("a", 3), ("b", 3)]``; each slot's model is loaded and run once.
+    cache : path, optional
+        The artefact store holding the profile's grid (and tiny models).
+
+    Returns
+    -------
+    dict
+        ``(slot, layer) -> SaeLayer`` whose ``codes`` are the dense
+        (n_tokens, d_model) activations at the SAE's hook (captured through
+        :func:`saesim.models.capture` on the profile's grid) and whose
+        ``decoder`` is the (d_model, d_mlp) weight of block L's MLP output
+        projection: row i is what the MLP writes into residual dimension i.
+    """
+    from pathlib import Path
+
+    from saesim.config import Profile, load_profile
+    from saesim.extract import load_grid
+    from saesim.models import capture, load_model, output_projection_rows
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    root = Path(cache) if cache is not None else Path(profile.cache_dir)
+    grid = load_grid(profile, out=root)
+    wanted: dict[str, list[int]] = {}
+    for slot, layer in layers:
+        wanted.setdefault(slot, []).append(int(layer))
+    out = {}
+    for slot, slot_layers in wanted.items():
+        spec = profile.model(slot)
+        loaded = load_model(spec, root=root, what=f"profile `{profile.name}` (raw-neuron baseline)")
+        hooks = {layer: spec.sae.hook_for(layer) for layer in slot_layers}
+        acts = capture(loaded, grid, list(dict.fromkeys(hooks.values())), device=profile.device,
+                       compat=profile.compat, progress=progress)
+        for layer in slot_layers:
+            weight = np.asarray(output_projection_rows(loaded, layer), dtype=np.float32)
+            d_model = weight.shape[0]
+            empty = TopTokens(strings=np.empty((d_model, 0), dtype=object), ids=np.empty((d_model, 0), np.int64),
+                              active=np.empty((d_model, 0), bool))
+            out[(slot, layer)] = SaeLayer(model=f"{slot}_raw", layer=layer, codes=acts[hooks[layer]],
+                                          decoder=weight, top=empty, windows=np.empty((d_model, 0), dtype=object),
+                                          special_ids=grid.special_ids)
+    return out
+
+
+def raw_neuron_baseline(profile, layer_a: int, layer_b: int, *, cache=None, settings: CompareSettings | None = None,
+                        layers: dict | None = None) -> list[dict]:
+    """Pair the two models' residual neurons directly (no SAE) and score their output-projection rows.
+
+    Neurons are paired by activation correlation over the profile's kept
+    tokens (dense path of :func:`saesim.corr.best_partners`), then every rule
+    and direction of ``settings`` runs through
+    :func:`saesim.experiments.compare_best` without the junk/overlap filter
+    (neurons have no top tokens); the r cut and the nulls are those of
+    ``settings``. Pass ``layers`` (from :func:`raw_neuron_layers`) to reuse
+    captured activations across layer pairs.
+
+    Returns
+    -------
+    list of dict
+        Tidy records (:data:`saesim.experiments.GRID_COLUMNS`) with
+        ``comparison="raw_neuron"``.
+    """
+    from saesim.experiments import settings_from_profile
+
+    if layers is None or ("a", layer_a) not in layers or ("b", layer_b) not in layers:
+        layers = raw_neuron_layers(profile, [("a", layer_a), ("b", layer_b)], cache=cache)
+    if settings is None:
+        from saesim.config import Profile, load_profile
+
+        settings = settings_from_profile(profile if isinstance(profile, Profile) else load_profile(profile))
+    settings = settings.replace(junk_filter=False)
+    la, lb = layers[("a", layer_a)], layers[("b", layer_b)]
+    records = compare_best(_best(la, lb, settings), la, lb, settings)
+    return [{**r, "comparison": "raw_neuron"} for r in records]
+
+
+# --------------------------------------------------------------------------- control table
+
+
+def control_comparison(sae: pd.DataFrame, *, control: pd.DataFrame | None = None,
+                       raw: pd.DataFrame | None = None, metrics=None, level: float = 0.95) -> pd.DataFrame:
+    """Paired SAE score vs random-model control vs raw-neuron baseline vs shuffled null, per layer pair.
+
+    Parameters
+    ----------
+    sae : DataFrame
+        Tidy records of the SAE comparison (``full_space.parquet`` or
+        :meth:`BootstrapResult.to_record` rows); ``<m>_ci_low/high`` columns
+        are used where present.
+    control : DataFrame, optional
+        The same for model A against the re-randomised model's SAEs
+        (``run_grid(..., slots=("a", "control"))``), lined up on
+        ``(layer_a, layer_b, direction)`` and the rule when it has it (else
+        its first rule, named in ``baseline_rule``).
+    raw : DataFrame, optional
+        Raw-neuron records (:func:`raw_neuron_baseline`), lined up likewise.
+    metrics : sequence of str, optional
+        Default: every metric with a null in ``sae``.
+    level : float
+        Level of the shuffled null's band (mean ± z·std, normal approximation).
+
+    Returns
+    -------
+    DataFrame
+        Long table: ``layer_a, layer_b, rule, direction, metric, comparison``
+        (one of :data:`COMPARISONS`), ``value, ci_low, ci_high, null_mean,
+        null_std, p, p_holm, z, effect, n_pairs, baseline_rule``.
+    """
+    from scipy.stats import norm
+
+    if sae.empty:
+        return pd.DataFrame()
+    metrics = list(metrics or _metric_names(sae.iloc[0].to_dict()))
+    half = norm.ppf(0.5 + level / 2)
+    rows = []
+    for record in sae.to_dict("records"):
+        key = {k: record[k] for k in ("layer_a", "layer_b", "rule", "direction")}
+        for metric in metrics:
+            rows.append({**key, "metric": metric, "comparison": "sae", **_values(record, metric),
+                         "baseline_rule": record["rule"]})
+            mean, std = _num(record.get(f"{metric}_null_mean")), _num(record.get(f"{metric}_null_std"))
+            rows.append({**key, "metric": metric, "comparison": "shuffle_null", "value": mean,
+                         "ci_low": mean - half * std, "ci_high": mean + half * std, "n_pairs": record.get("n_pairs"),
+                         "baseline_rule": record["rule"]})
+            for name, frame in (("control", control), ("raw_neuron", raw)):
+                match = _line_up(frame, record)
+                if match is not None:
+                    rows.append({**key, "metric": metric, "comparison": name, **_values(match, metric),
+                                 "baseline_rule": match["rule"]})
+    table = pd.DataFrame(rows)
+    for column in ("ci_low", "ci_high", "null_mean", "null_std", "p", "p_holm", "z", "effect", "k_x", "k_y", "mean_r"):
+        if column not in table:
+            table[column] = np.nan
+    return table
+
+
+def _values(record: dict, metric: str) -> dict:
+    value, mean = _num(record.get(metric)), _num(record.get(f"{metric}_null_mean"))
+    return {"value": value, "ci_low": _num(record.get(f"{metric}_ci_low")),
+            "ci_high": _num(record.get(f"{metric}_ci_high")), "null_mean": mean,
+            "null_std": _num(record.get(f"{metric}_null_std")), "p": _num(record.get(f"{metric}_p")),
+            "p_holm": _num(record.get(f"{metric}_p_holm")), "z": _num(record.get(f"{metric}_z")),
+            "effect": value - mean, "n_pairs": record.get("n_pairs"),
+            "k_x": _num(record.get(f"{metric}_k_x")), "k_y": _num(record.get(f"{metric}_k_y")),
+            "mean_r": _num(record.get("mean_r_filtered"))}
+
+
+def _line_up(frame: pd.DataFrame | None, record: dict):
+    if frame is None or frame.empty:
+        return None
+    same = frame[(frame["layer_a"] == record["layer_a"]) & (frame["layer_b"] == record["layer_b"])
+                 & (frame["direction"] == record["direction"])]
+    if same.empty:
+        return None
+    exact = same[same["rule"] == record["rule"]]
+    return (exact if not exact.empty else same).iloc[0].to_dict()
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+def verdict(table: pd.DataFrame, *, metrics=None, alpha: float = 0.05) -> list[str]:
+    """One plain-language verdict per (layer pair, rule, direction, metric) of a :func:`control_comparison` table.
+
+    "Beats" a baseline means the SAE score's CI lies entirely above the
+    baseline's CI (where a CI is missing, its point value is used and the
+    sentence says so). Each sentence also gives both effects over their own
+    shuffled nulls, and flags a CCA score computed with fewer than
+    :data:`SATURATION_RATIO` pairs per kept dimension (near 1 whatever the
+    data). The sentences are generated from the numbers only.
+    """
+    if table is None or table.empty:
+        return ["No comparisons to judge: the table is empty."]
+    metrics = metrics or list(dict.fromkeys(table["metric"]))
+    lines = []
+    keys = ["layer_a", "layer_b", "rule", "direction", "metric"]
+    for key, group in table[table["metric"].isin(metrics)].groupby(keys, sort=True):
+        la, lb, rule, direction, metric = key
+        by = {row["comparison"]: row for row in group.to_dict("records")}
+        sae = by.get("sae")
+        if sae is None or not np.isfinite(sae["value"]):
+            lines.append(f"Layers A{la}–B{lb}, {metric} ({rule}, {direction}): no SAE score (too few pairs).")
+            continue
+        parts, beaten, judged = [], [], []
+        for name, label in (("control", "the random-model control"), ("raw_neuron", "the raw-neuron baseline"),
+                            ("shuffle_null", "the shuffled-pairing null")):
+            base = by.get(name)
+            if base is None or not np.isfinite(base["value"]):
+                continue
+            judged.append(label)
+            sae_low = sae["ci_low"] if np.isfinite(sae["ci_low"]) else sae["value"]
+            base_high = base["ci_high"] if np.isfinite(base["ci_high"]) else base["value"]
+            missing = not (np.isfinite(sae["ci_low"]) and np.isfinite(base["ci_high"]))
+            wins = sae_low > base_high
+            if wins:
+                beaten.append(label)
+            how = ("beats" if wins else "does not clearly beat")
+            gap = ("by more than their CIs" if wins else "(the intervals overlap)" if sae["value"] > base["value"]
+                   else "(it scores lower or equal)")
+            note = " [a CI is missing; point value used]" if missing else ""
+            if name != "shuffle_null" and np.isfinite(base.get("effect", np.nan)) and np.isfinite(sae["effect"]):
+                note += (f"; over their own shuffled nulls the SAE gains {sae['effect']:+.3f}, "
+                         f"{label.split(' ', 1)[1]} {base['effect']:+.3f}")
+            if name == "raw_neuron" and _num(base.get("mean_r")) >= IDENTICAL_R:
+                note += (" (the raw neurons pair with mean r ≈ 1: both slots run the same model, so this "
+                         "baseline is a ceiling, not a bar to clear)")
+            if _saturated(base):
+                note += (f" (caution: {label.split(' ', 1)[1]} keeps k = {int(max(base['k_x'], base['k_y']))} "
+                         f"dimensions for {int(base['n_pairs'])} pairs, so its CCA score is near 1 by construction)")
+            parts.append(f"it {how} {label} {_fmt(base)} {gap}{note}")
+        head = f"Layers A{la}–B{lb}, {metric} ({rule}, {direction}): SAE score {_fmt(sae)}"
+        p = sae.get("p_holm") if np.isfinite(sae.get("p_holm", np.nan)) else sae.get("p")
+        ptxt = "" if not np.isfinite(p) else (
+            f"; shuffled-null {'Holm-adjusted ' if np.isfinite(sae.get('p_holm', np.nan)) else ''}p = {p:.3g}"
+            f" ({'significant' if p < alpha else 'not significant'} at {alpha:g}), effect {sae['effect']:+.3f}")
+        if not judged:
+            summary = "no baseline to judge against"
+        elif len(beaten) == len(judged):
+            summary = "beats every baseline"
+        elif not beaten:
+            summary = "beats none of the baselines"
+        else:
+            summary = "beats " + ", ".join(beaten) + " only"
+        lines.append(f"{head}; " + "; ".join(parts) + f"{ptxt}. Verdict: {summary}.")
+    return lines
+
+
+IDENTICAL_R = 0.999
+"""Raw-neuron pairs with a mean correlation this high come from one model in both slots."""
+
+SATURATION_RATIO = 2.0
+"""A CCA score with fewer than this many pairs per kept dimension is flagged as saturated."""
+
+
+def _saturated(row) -> bool:
+    k = max(_num(row.get("k_x")), _num(row.get("k_y")))
+    n = _num(row.get("n_pairs"))
+    return bool(np.isfinite(k) and np.isfinite(n) and k > 0 and n / k < SATURATION_RATIO)
+
+
+def _fmt(row) -> str:
+    if np.isfinite(row.get("ci_low", np.nan)) and np.isfinite(row.get("ci_high", np.nan)):
+        return f"{row['value']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+    return f"{row['value']:.3f}"
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def sweep_svcca_dimension(layer_a: SaeLayer, layer_b: SaeLayer, settings: CompareSettings, *,
+                          policies=SVCCA_POLICIES, pwcca: bool = True) -> pd.DataFrame:
+    """SVCCA (and PWCCA) under each dimension policy, for every rule and direction of ``settings``.
+
+    ``policies``: variance fractions (floats), fixed k (ints), ``"ratio:R"``.
+    Best partners are computed once. Rows carry ``policy``, ``svcca_k_x``,
+    ``svcca_k_y``, ``n_pairs`` and the scores with their nulls. The corrected
+    computation only (``settings.compat`` must be False; the authors' SVCCA is
+    the fixed k = 1 row up to its variance rule).
+    """
+    if settings.compat:
+        raise ValueError("sweep_svcca_dimension needs settings.compat=False (the authors' SVCCA fixes k).")
+    best = _best(layer_a, layer_b, settings)
+    frames = []
+    for policy in policies:
+        rows = compare_best(best, layer_a, layer_b, settings.replace(svcca_variance=policy, metrics=("svcca",)))
+        if pwcca:
+            # PWCCA with the same policy, scored on the same pairs
+            extra = _pwcca_with_policy(best, layer_a, layer_b, settings, policy)
+            rows = [{**r, **e} for r, e in zip(rows, extra)]
+        frames.append(pd.DataFrame(rows).assign(policy=str(policy)))
+    return effect_sizes(pd.concat(frames, ignore_index=True))
+
+
+def _pwcca_with_policy(best, layer_a, layer_b, settings, policy) -> list[dict]:
+    from saesim import experiments
+    from saesim.nulls import p_value, permutation_test
+
+    out = []
+    for direction in settings.directions:
+        for rule in settings.rules:
+            pairs, _ = experiments._filtered_pairs(best, layer_a, layer_b, settings, rule=rule, direction=direction)
+            if pairs.n_pairs <= experiments.MIN_SUBSPACE:
+                out.append({})
+                continue
+            x, y = pairs.rows(layer_a.decoder, layer_b.decoder)
+            test = permutation_test(x, y, "pwcca", n_perm=settings.n_perm, seed=settings.seed, variance=policy)
+            out.append({"pwcca": test.score, "pwcca_null_mean": test.null_mean, "pwcca_null_std": test.null_std,
+                        "pwcca_p": p_value(test.score, test.null), "pwcca_z": test.z,
+                        "pwcca_k_x": test.observed.k_x, "pwcca_k_y": test.observed.k_y})
+    return out
+
+
+def sweep_filters(layer_a: SaeLayer, layer_b: SaeLayer, settings: CompareSettings, *, junk=(True, False),
+                  top_k=(5, 10, 20), r_min=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), rules=RULES,
+                  directions=("b_to_a", "a_to_b")) -> pd.DataFrame:
+    """Filter strictness: junk filter on/off × top-k tokens × r_min × every rule × both directions.
+
+    Best partners are computed once. With the junk filter off, ``top_k`` plays
+    no part and is reported as 0. A ``top_k`` larger than the top tokens the
+    layers cache gives one row per r_min with ``skipped`` naming the limit
+    (the profiles cache 10 top tokens, so 20 is skipped unless re-extracted).
+    ``kept_fraction`` is ``n_pairs / n_choosers``.
+    """
+    best = _best(layer_a, layer_b, settings)
+    available = min(layer_a.top.strings.shape[1], layer_b.top.strings.shape[1])
+    frames = []
+    for use_junk in junk:
+        for k in (top_k if use_junk else (0,)):
+            for r in r_min:
+                point = {"junk_filter": bool(use_junk), "top_k": int(k), "r_min": float(r)}
+                if use_junk and k > available:
+                    frames.append(pd.DataFrame([{**point, "skipped": f"layers cache only {available} top tokens"}]))
+                    continue
+                changes = dict(junk_filter=bool(use_junk), r_min=float(r), rules=tuple(rules),
+                               directions=tuple(directions))
+                if use_junk:
+                    changes["top_k"] = int(k)
+                rows = compare_best(best, layer_a, layer_b, settings.replace(**changes))
+                frame = pd.DataFrame(rows).drop(columns=["r_min", "top_k", "junk_filter"], errors="ignore")
+                frames.append(frame.assign(**point, skipped=""))
+    table = pd.concat(frames, ignore_index=True)
+    table["kept_fraction"] = table["n_pairs"] / table["n_choosers"]
+    return effect_sizes(table)
+
+
+def sweep_token_budget(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: CompareSettings, *,
+                       fractions=(0.1, 0.25, 0.5, 1.0), seed: int = 0) -> pd.DataFrame:
+    """Scores and p-values on a growing share of the documents (nested random subsets).
+
+    The documents are shuffled once (``seed``) and the first ``fraction``
+    of them kept, so each budget contains the smaller ones. Correlations,
+    pairing, filters, scores and nulls are recomputed at every budget.
+    """
+    order, starts, lengths = _doc_groups(row_doc, layer_a.codes.shape[0])
+    docs = np.random.default_rng(seed).permutation(starts.size)
+    frames = []
+    for fraction in fractions:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"`fractions` must lie in (0, 1]; got {fraction!r}.")
+        n_docs = max(1, int(round(fraction * starts.size)))
+        take = np.sort(_rows_of(docs[:n_docs], order, starts, lengths))
+        sub_a, sub_b = replace(layer_a, codes=layer_a.codes[take]), replace(layer_b, codes=layer_b.codes[take])
+        rows = compare_best(_best(sub_a, sub_b, settings), sub_a, sub_b, settings)
+        frames.append(pd.DataFrame(rows).assign(fraction=float(fraction), n_docs=n_docs))
+    return effect_sizes(pd.concat(frames, ignore_index=True))
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
+    """Paired SAE score and each baseline, with CIs, per layer pair (one metric, first rule/direction)."""
+    import matplotlib.pyplot as plt
+
+    sub = table[table["metric"] == metric]
+    if sub.empty:
+        raise ValueError(f"no rows for metric {metric!r} in the table.")
+    first = sub.iloc[0]
+    sub = sub[(sub["rule"] == first["rule"]) & (sub["direction"] == first["direction"])]
+    pairs = list(dict.fromkeys(zip(sub["layer_a"], sub["layer_b"])))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(pairs) + 2), 3.2))
+    comparisons = [c for c in COMPARISONS if c in set(sub["comparison"])]
+    width = 0.8 / max(len(comparisons), 1)
+    for j, comparison in enumerate(comparisons):
+        rows = sub[sub["comparison"] == comparison].set_index(["layer_a", "layer_b"])
+        xs, ys, lo, hi = [], [], [], []
+        for i, pair_ in enumerate(pairs):
+            if pair_ not in rows.index:
+                continue
+            row = rows.loc[pair_]
+            row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+            xs.append(i + (j - (len(comparisons) - 1) / 2) * width)
+            ys.append(row["value"])
+            lo.append(row["value"] - row["ci_low"] if np.isfinite(row["ci_low"]) else 0.0)
+            hi.append(row["ci_high"] - row["value"] if np.isfinite(row["ci_high"]) else 0.0)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=comparison.replace("_", " "))
+    ax.set_xticks(range(len(pairs)))
+    ax.set_xticklabels([f"A{a}–B{b}" for a, b in pairs])
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: SAE pairs vs baselines ({first['rule']}, {first['direction']})")
+    ax.legend(fontsize="small")
+    return ax.figure
+
+
+def plot_sweep(table: pd.DataFrame, x: str, metrics=("svcca", "rsa"), *, hue: str | None = None,
+               col: str | None = None):
+    """Small multiples of a sweep: one panel per (metric, ``col`` value), score vs ``x`` with its null mean."""
+    import matplotlib.pyplot as plt
+
+    table = table[table.get("skipped", pd.Series("", index=table.index)).fillna("") == ""] \
+        if "skipped" in table else table
+    metrics = [m for m in metrics if m in table]
+    cols = list(dict.fromkeys(table[col])) if col else [None]
+    fig, axes = plt.subplots(len(metrics), len(cols), figsize=(3.2 * len(cols), 2.6 * len(metrics)),
+                             squeeze=False, sharex=True)
+    for i, metric in enumerate(metrics):
+        for j, value in enumerate(cols):
+            ax = axes[i][j]
+            sub = table if col is None else table[table[col] == value]
+            groups = sub.groupby(hue, sort=True) if hue else [(None, sub)]
+            for name, g in groups:
+                g = g.sort_values(x)
+                ax.plot(g[x].astype(str) if g[x].dtype == object else g[x], g[metric], marker="o",
+                        label=str(name) if hue else metric)
+                if f"{metric}_null_mean" in g:
+                    ax.plot(g[x].astype(str) if g[x].dtype == object else g[x], g[f"{metric}_null_mean"],
+                            linestyle=":", color="grey")
+            ax.set_title(f"{metric}" + (f" · {col}={value}" if col else ""), fontsize="small")
+            ax.set_xlabel(x)
+            if i == 0 and j == 0 and hue:
+                ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig

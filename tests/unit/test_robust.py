@@ -1,0 +1,199 @@
+"""Tests for saesim.robust on synthetic SAEs with a planted correspondence."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from saesim import robust
+from saesim.experiments import CompareSettings, SaeLayer, compare_pair
+from saesim.filters import TopTokens
+from saesim.synthetic import planted_pair
+from saesim.tokens import contexts, top_activations
+
+WORDS = np.array([" day", " night", " river", " king", " stone", " love", " gene", " cell", " moon", " rain",
+                  " tree", " fire"], dtype=object)
+DOC_LEN = 30
+SETTINGS = CompareSettings(rules=("first_index",), n_perm=50, min_active=1, metrics=("svcca", "rsa"))
+NULL_SETTINGS = SETTINGS.replace(r_min=0.0, junk_filter=False)
+
+
+def layers_from(data, *, seed=0, k=10):
+    """SaeLayers of a PlantedPair; one random word per token row, so co-firing latents share top tokens."""
+    ids = np.random.default_rng(seed).integers(0, WORDS.size, size=data.n_tokens)
+    layers = []
+    for name, codes, decoder in (("a", data.codes_a, data.W_a), ("b", data.codes_b, data.W_b)):
+        ctx = contexts(top_activations(codes, k=k), ids, lambda i: WORDS[i])
+        top = TopTokens(strings=ctx.top_tokens, ids=ctx.token_ids, active=ctx.active)
+        windows = np.where(ctx.top_tokens == "", "", "x" + ctx.top_tokens + " y").astype(object)
+        layers.append(SaeLayer(model=name, layer=0, codes=codes, decoder=decoder, top=top, windows=windows))
+    return layers
+
+
+def small(seed=0, **kw):
+    args = dict(n_tokens=3000, n_latents_a=128, n_latents_b=160, d_a=16, d_b=24, n_shared=80, seed=seed)
+    return planted_pair(**{**args, **kw})
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return small(0)
+
+
+@pytest.fixture(scope="module")
+def row_doc():
+    return np.arange(3000) // DOC_LEN
+
+
+class TestBootstrap:
+    def test_planted_effect_is_detected_with_a_ci_above_the_null(self, planted, row_doc):
+        a, b = layers_from(planted)
+        record = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=20).to_record()
+        for metric in ("svcca", "rsa"):
+            assert record[f"{metric}_effect"] > 0.2
+            assert record[f"{metric}_effect_z"] > 5
+            assert record[f"{metric}_ci_low"] <= record[f"{metric}_ci_high"]
+            assert record[f"{metric}_effect_ci_low"] > 0  # the whole CI is above the null mean
+
+    def test_shuffled_correspondence_cis_cover_zero_effect(self, planted, row_doc):
+        covered = 0
+        for seed in range(5):
+            a, b = layers_from(planted.shuffled(seed=seed))
+            record = robust.bootstrap_ci(a, b, row_doc, NULL_SETTINGS, rule="first_index", n_boot=20,
+                                         seed=seed).to_record()
+            covered += sum(record[f"{m}_effect_ci_low"] <= 0 <= record[f"{m}_effect_ci_high"] for m in ("svcca", "rsa"))
+            assert abs(record["rsa_effect"]) < 0.1
+        assert covered >= 8  # of 10 intervals
+
+    def test_is_deterministic_and_seeded(self, planted, row_doc):
+        a, b = layers_from(planted)
+        one = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=5, seed=3)
+        two = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=5, seed=3)
+        other = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=5, seed=4)
+        pd.testing.assert_frame_equal(one.samples, two.samples)
+        assert one.ci == two.ci
+        assert not one.samples["svcca"].equals(other.samples["svcca"])
+        # more resamples extend the first ones
+        longer = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=7, seed=3)
+        pd.testing.assert_frame_equal(longer.samples.iloc[:5], one.samples)
+
+    def test_direction_and_rule_are_used(self, planted, row_doc):
+        a, b = layers_from(planted)
+        res = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="mutual", direction="a_to_b", n_boot=3)
+        assert res.observed["rule"] == "mutual" and res.observed["direction"] == "a_to_b"
+        assert res.observed["n_choosers"] == planted.n_a
+
+    def test_bad_row_doc_is_named(self, planted):
+        a, b = layers_from(planted)
+        with pytest.raises(ValueError, match="`row_doc` must give the document of every code row"):
+            robust.bootstrap_ci(a, b, np.zeros(10), SETTINGS, rule="first_index", n_boot=2)
+
+
+class TestNullCalibration:
+    def test_pvalues_are_uniform_without_correspondence(self):
+        # 30 unrelated pairs of SAEs: shuffled-pairing p-values ~ U(0, 1) (KS test, and no excess at 0.1).
+        data = small(1, n_tokens=2000, n_latents_a=96, n_latents_b=96, n_shared=48)
+        p = []
+        for seed in range(30):
+            a, b = layers_from(data.shuffled(seed=seed))
+            record = compare_pair(a, b, NULL_SETTINGS.replace(n_perm=99, seed=seed))[0]
+            p.extend([record["svcca_p"], record["rsa_p"]])
+        p = np.asarray(p)
+        assert scipy.stats.kstest(p, "uniform").pvalue > 0.01
+        assert np.mean(p <= 0.1) < 0.25
+
+
+class TestEffectSizes:
+    def test_dict_and_frame(self):
+        record = {"svcca": 0.5, "svcca_null_mean": 0.3, "svcca_null_std": 0.1, "rsa": 0.1, "rsa_null_mean": 0.0,
+                  "rsa_null_std": 0.0, "rsa_subset_null_mean": 0.05}
+        out = robust.effect_sizes(record)
+        assert out["svcca_effect"] == pytest.approx(0.2) and out["svcca_effect_z"] == pytest.approx(2.0)
+        assert np.isnan(out["rsa_effect_z"]) and out["rsa_subset_effect"] == pytest.approx(0.05)
+        frame = robust.effect_sizes(pd.DataFrame([record, record]))
+        assert list(frame["svcca_effect"]) == pytest.approx([0.2, 0.2])
+
+
+def fake_record(la, lb, value, low, high, null=0.3, rule="first_index"):
+    return {"layer_a": la, "layer_b": lb, "rule": rule, "direction": "b_to_a", "svcca": value,
+            "svcca_ci_low": low, "svcca_ci_high": high, "svcca_null_mean": null, "svcca_null_std": 0.01,
+            "svcca_p": 0.001, "svcca_z": 10.0, "n_pairs": 100}
+
+
+class TestControlTableAndVerdict:
+    def test_verdict_follows_the_numbers_both_ways(self):
+        sae = pd.DataFrame([fake_record(0, 0, 0.8, 0.75, 0.85), fake_record(1, 1, 0.5, 0.40, 0.60)])
+        control = pd.DataFrame([fake_record(0, 0, 0.4, 0.35, 0.45), fake_record(1, 1, 0.45, 0.40, 0.50)])
+        raw = pd.DataFrame([fake_record(0, 0, 0.6, 0.55, 0.65), fake_record(1, 1, 0.7, 0.65, 0.75)])
+        table = robust.control_comparison(sae, control=control, raw=raw)
+        assert set(table["comparison"]) == set(robust.COMPARISONS)
+        assert len(table) == 2 * 4
+        lines = robust.verdict(table)
+        assert len(lines) == 2
+        assert "Verdict: beats every baseline." in lines[0]
+        assert "does not clearly beat the random-model control" in lines[1]
+        assert "does not clearly beat the raw-neuron baseline" in lines[1]
+        assert "(it scores lower or equal)" in lines[1]
+
+    def test_missing_ci_is_said(self):
+        rec = fake_record(0, 0, 0.8, np.nan, np.nan)
+        table = robust.control_comparison(pd.DataFrame([rec]), control=pd.DataFrame([fake_record(0, 0, 0.2, 0.1, 0.3)]))
+        assert "a CI is missing" in robust.verdict(table)[0]
+
+    def test_saturated_cca_baseline_is_flagged(self):
+        raw = dict(fake_record(0, 0, 1.0, 0.99, 1.0, null=0.98), svcca_k_x=60, svcca_k_y=60, n_pairs=64)
+        table = robust.control_comparison(pd.DataFrame([fake_record(0, 0, 0.5, 0.45, 0.55)]), raw=pd.DataFrame([raw]))
+        line = robust.verdict(table)[0]
+        assert "keeps k = 60 dimensions for 64 pairs" in line
+        assert "the SAE gains +0.200, raw-neuron baseline +0.020" in line
+
+    def test_same_model_raw_baseline_is_called_a_ceiling(self):
+        raw = dict(fake_record(0, 0, 1.0, 0.99, 1.0), mean_r_filtered=1.0)
+        table = robust.control_comparison(pd.DataFrame([fake_record(0, 0, 0.5, 0.45, 0.55)]), raw=pd.DataFrame([raw]))
+        assert "this baseline is a ceiling" in robust.verdict(table)[0]
+
+    def test_empty(self):
+        assert robust.verdict(pd.DataFrame()) == ["No comparisons to judge: the table is empty."]
+
+
+class TestSweeps:
+    def test_svcca_dimension_reports_k(self, planted):
+        a, b = layers_from(planted)
+        table = robust.sweep_svcca_dimension(a, b, SETTINGS.replace(n_perm=10), policies=(0.5, 0.99, 3, "ratio:10"))
+        assert list(table["policy"]) == ["0.5", "0.99", "3", "ratio:10"]
+        assert table.loc[2, "svcca_k_x"] == 3 and table.loc[2, "pwcca_k_y"] == 3
+        n = table.loc[3, "n_pairs"]
+        assert table.loc[3, "svcca_k_x"] == min(max(1, n // 10), 16)
+        assert table["svcca_k_x"].iloc[0] <= table["svcca_k_x"].iloc[1]
+
+    def test_filters_grid_and_kept_fraction(self, planted):
+        a, b = layers_from(planted)
+        table = robust.sweep_filters(a, b, SETTINGS.replace(n_perm=5, metrics=("svcca",)), r_min=(0.0, 0.4),
+                                     rules=("first_index", "mutual"))
+        skipped = table[table["skipped"] != ""]
+        assert set(skipped["top_k"]) == {20} and skipped["skipped"].str.contains("cache only 10").all()
+        done = table[table["skipped"] == ""]
+        assert len(done) == (2 + 1) * 2 * 2 * 2  # (top_k 5, 10 | junk off) x r_min x rules x directions
+        assert ((done["kept_fraction"] >= 0) & (done["kept_fraction"] <= 1)).all()
+        strict = done[(done["r_min"] == 0.4)]["n_pairs"].sum()
+        loose = done[(done["r_min"] == 0.0)]["n_pairs"].sum()
+        assert strict <= loose
+
+    def test_token_budget_is_nested_and_tightens(self, planted, row_doc):
+        a, b = layers_from(planted)
+        table = robust.sweep_token_budget(a, b, row_doc, SETTINGS.replace(n_perm=20), fractions=(0.1, 0.5, 1.0))
+        assert list(table["n_tokens"]) == [300, 1500, 3000]
+        assert table["svcca_effect"].iloc[-1] > 0.2
+
+
+class TestPlots:
+    def test_plots_draw(self, planted):
+        pytest.importorskip("matplotlib")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        sae = pd.DataFrame([fake_record(0, 0, 0.8, 0.75, 0.85)])
+        table = robust.control_comparison(sae, control=pd.DataFrame([fake_record(0, 0, 0.4, 0.3, 0.5)]))
+        assert robust.plot_baselines(table, "svcca") is not None
+        sweep = pd.DataFrame({"fraction": [0.1, 1.0], "svcca": [0.5, 0.6], "svcca_null_mean": [0.3, 0.3]})
+        assert robust.plot_sweep(sweep, "fraction", metrics=("svcca",)) is not None
