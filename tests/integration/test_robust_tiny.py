@@ -1,0 +1,67 @@
+"""The raw-neuron baseline through the real capture path, on the tiny profile."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from saesim import robust
+from saesim.experiments import GRID_COLUMNS, settings_from_profile
+
+
+@pytest.fixture(scope="module")
+def raw_layers(tiny_profile, tiny_extraction, session_cache):
+    return robust.raw_neuron_layers(tiny_profile, [("a", 0), ("a", 1), ("b", 1)], cache=session_cache)
+
+
+def test_raw_layers_are_captured_activations_and_output_projections(tiny_profile, session_cache, raw_layers,
+                                                                    tiny_neox):
+    from saesim.extract import load_grid, load_layer
+    from saesim.models import capture, output_projection_rows
+
+    grid = load_grid(tiny_profile, out=session_cache)
+    layer = raw_layers[("a", 1)]
+    assert layer.codes.shape == (grid.n_tokens, tiny_neox.d_model)
+    direct = capture(tiny_neox, grid, ["layers.1"], device="cpu", progress=False)["layers.1"]
+    np.testing.assert_allclose(layer.codes, direct, rtol=1e-5, atol=1e-5)
+    weight = tiny_neox.model.gpt_neox.layers[1].mlp.dense_4h_to_h.weight.detach().numpy()
+    np.testing.assert_array_equal(layer.decoder, weight)
+    np.testing.assert_array_equal(output_projection_rows(tiny_neox, 1), weight)
+    # same token rows as the SAE codes
+    assert layer.codes.shape[0] == load_layer(tiny_profile, "a", 1, out=session_cache).n_tokens
+
+
+def test_raw_neuron_baseline_records(tiny_profile, session_cache, raw_layers):
+    settings = settings_from_profile(tiny_profile, n_perm=20)
+    records = robust.raw_neuron_baseline(tiny_profile, 1, 1, cache=session_cache, settings=settings,
+                                         layers=raw_layers)
+    assert [r["rule"] for r in records] == list(settings.rules)
+    for record in records:
+        assert set(GRID_COLUMNS) <= set(record)
+        assert record["comparison"] == "raw_neuron"
+        assert record["n_choosers"] == raw_layers[("b", 1)].codes.shape[1]
+        if record["n_pairs"] > 2:
+            assert np.isfinite(record["svcca"]) and 0 <= record["svcca_p"] <= 1
+
+
+def test_gemma2_output_projection(tiny_gemma2):
+    from saesim.models import output_projection_rows
+
+    rows = output_projection_rows(tiny_gemma2, 0)
+    assert rows.shape[0] == tiny_gemma2.d_model
+    np.testing.assert_array_equal(rows, tiny_gemma2.model.model.layers[0].mlp.down_proj.weight.detach().numpy())
+
+
+def test_bootstrap_and_control_table_on_tiny(tiny_profile, session_cache, raw_layers):
+    from saesim.extract import load_layer
+
+    settings = settings_from_profile(tiny_profile, n_perm=20, rules=("first_index",))
+    row_doc = robust.row_documents(tiny_profile, cache=session_cache)
+    a = load_layer(tiny_profile, "a", 1, out=session_cache).to_sae_layer()
+    b = load_layer(tiny_profile, "b", 1, out=session_cache).to_sae_layer()
+    sae = robust.bootstrap_ci(a, b, row_doc, settings, rule="first_index", n_boot=5).to_record()
+    raw = robust.bootstrap_ci(raw_layers[("a", 1)], raw_layers[("b", 1)], row_doc,
+                              settings.replace(junk_filter=False), rule="first_index", n_boot=5).to_record()
+    table = robust.control_comparison(pd.DataFrame([sae]), raw=pd.DataFrame([raw]))
+    assert {"sae", "raw_neuron", "shuffle_null"} <= set(table["comparison"])
+    lines = robust.verdict(table)
+    assert len(lines) == 2 and all("Layers A1–B1" in line for line in lines)

@@ -1,0 +1,178 @@
+"""Tests for saesim.config: shipped profiles, overrides and validation."""
+
+import dataclasses
+
+import pytest
+
+from saesim.config import (
+    DataSpec,
+    ModelSpec,
+    Profile,
+    ProfileError,
+    SaeSpec,
+    list_profiles,
+    load_profile,
+)
+
+
+class TestShippedProfiles:
+    def test_all_four_ship_and_load(self):
+        assert set(list_profiles()) >= {"offline", "tiny", "pythia", "gemma"}
+        for name in list_profiles():
+            profile = load_profile(name)
+            assert profile.name == name
+            assert profile.layers_a and profile.layers_b
+
+    def test_offline_is_minilm_with_two_trained_sae_sets_and_a_random_control(self):
+        p = load_profile("offline")
+        assert not p.needs_hub and not p.needs_gpu
+        assert p.data.corpus == "wikitext2"
+        for spec in (p.model_a, p.model_b, p.control):
+            assert spec.family == "bert" and spec.sae.source == "train" and spec.sae.k == 32
+            assert spec.sae.hook == "encoder.layer.{layer}"
+        assert p.model_a.source == p.model_b.source == "minilm_package"
+        assert (p.model_a.sae.num_latents, p.model_a.sae.seed) == (4096, 0)
+        assert (p.model_b.sae.num_latents, p.model_b.sae.seed) == (6144, 1)
+        assert p.control.source == "random_copy" and p.control.base_source == "minilm_package"
+        assert p.layers_a == p.layers_b == (0, 1, 2, 3, 4, 5)
+        assert p.layers("control") == p.layers_a
+
+    def test_pythia_is_the_paper_grid(self):
+        p = load_profile("pythia")
+        assert p.needs_hub
+        assert (p.model_a.model, p.model_b.model) == ("EleutherAI/pythia-70m", "EleutherAI/pythia-160m")
+        assert p.model_a.sae.location == "EleutherAI/sae-pythia-70m-32k"
+        assert p.model_b.sae.location == "EleutherAI/sae-pythia-160m-32k"
+        assert p.model_a.sae.hook_for(3) == "layers.3" and p.model_a.sae.id_for(3) == "layers.3"
+        assert (p.data.corpus, p.data.n_docs, p.data.max_length) == ("openwebtext", 100, 300)
+        assert p.layers_a == (1, 2, 3, 4, 5) and p.layers_b == tuple(range(1, 12))
+
+    def test_gemma_is_the_paper_grid(self):
+        p = load_profile("gemma")
+        assert p.needs_hub and p.needs_gpu
+        assert p.model_a.sae.location == "gemma-2b-res-jb"
+        assert p.model_a.sae.id_for(6) == "blocks.6.hook_resid_post"
+        assert p.model_b.sae.location == "gemma-scope-2b-pt-res-canonical"
+        assert p.model_b.sae.id_for(10) == "layer_10/width_16k/canonical"
+        assert p.model_b.sae.hook_for(10) == "blocks.10.hook_resid_post"
+        assert (p.data.n_docs, p.data.max_length) == (150, 150)
+        assert p.layers_a == (6, 10, 12, 17) and p.layers_b == (2, 6, 10, 14, 18, 22)
+
+    def test_tiny_uses_both_sae_formats_and_families(self):
+        p = load_profile("tiny")
+        assert (p.model_a.family, p.model_a.sae.source) == ("gpt_neox", "sparsify")
+        assert (p.model_b.family, p.model_b.sae.source) == ("gemma2", "saelens")
+        assert p.model_a.source == p.model_b.source == "tiny"
+        assert not p.needs_hub
+
+
+class TestOverrides:
+    def test_dotted_and_nested_overrides(self):
+        p = load_profile("offline", **{"data.n_docs": 50}, model_a={"sae": {"epochs": 1}})
+        assert p.data.n_docs == 50
+        assert p.model_a.sae.epochs == 1
+        assert p.model_a.sae.num_latents == 4096  # untouched siblings survive
+
+    def test_replace_returns_a_new_profile(self):
+        p = load_profile("offline")
+        q = p.replace(**{"layers_a": [0, 2]}, data={"max_length": 64})
+        assert q.layers_a == (0, 2) and q.data.max_length == 64
+        assert p.layers_a == (0, 1, 2, 3, 4, 5)
+        assert p.key() != q.key()
+
+    def test_lists_become_tuples(self):
+        p = load_profile("tiny", layers_b=[1])
+        assert p.layers_b == (1,)
+
+    def test_load_profile_accepts_a_profile(self):
+        p = load_profile("tiny")
+        assert load_profile(p) is p or load_profile(p) == p
+        assert load_profile(p, **{"data.n_docs": 3}).data.n_docs == 3
+
+    def test_yaml_round_trip(self, tmp_path):
+        p = load_profile("offline", **{"data.n_docs": 7})
+        path = tmp_path / "mine.yaml"
+        path.write_text(p.to_yaml())
+        assert load_profile(path) == p
+
+    def test_frozen(self):
+        p = load_profile("tiny")
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            p.name = "x"
+
+
+class TestValidation:
+    def test_unknown_key_names_the_key_and_the_valid_ones(self):
+        with pytest.raises(ProfileError, match=r"unknown key\(s\) \['data.n_doc'\].*valid keys of `data`"):
+            load_profile("offline", **{"data.n_doc": 3})
+
+    def test_unknown_top_level_key(self):
+        with pytest.raises(ProfileError, match=r"unknown key\(s\) \['colour'\]"):
+            load_profile("offline", colour="red")
+
+    def test_value_outside_the_choices(self):
+        with pytest.raises(ProfileError, match=r"`data.corpus` of profile `offline` must be one of"):
+            load_profile("offline", **{"data.corpus": "c4"})
+        with pytest.raises(ProfileError, match=r"`model_a.sae.codes`.*must be one of"):
+            load_profile("offline", **{"model_a.sae.codes": "dense"})
+
+    def test_wrong_type(self):
+        with pytest.raises(ProfileError, match=r"`model_a.batch_size` of profile `offline` must be an integer"):
+            load_profile("offline", **{"model_a.batch_size": "8"})
+        with pytest.raises(ProfileError, match=r"`compat` .* must be true or false"):
+            load_profile("offline", compat="yes")
+
+    def test_hook_template_needs_the_layer_placeholder(self):
+        with pytest.raises(ProfileError, match=r"`model_a.sae`: `hook` must contain the placeholder"):
+            load_profile("offline", **{"model_a.sae.hook": "layers.3"})
+
+    def test_trained_sae_needs_width_and_k(self):
+        with pytest.raises(ProfileError, match="`num_latents` or `k` is missing"):
+            SaeSpec(source="train", num_latents=None, k=32)
+
+    def test_empty_or_repeated_layers(self):
+        with pytest.raises(ProfileError, match="`layers_a` is empty"):
+            load_profile("offline", layers_a=[])
+        with pytest.raises(ProfileError, match="lists a layer twice"):
+            load_profile("offline", layers_b=[1, 1])
+
+    def test_unknown_profile_lists_the_shipped_ones(self):
+        with pytest.raises(ProfileError, match=r"unknown profile 'nope'; choose one of \[.*'offline'"):
+            load_profile("nope")
+
+    def test_missing_yaml_file(self, tmp_path):
+        with pytest.raises(ProfileError, match="does not exist"):
+            load_profile(tmp_path / "absent.yaml")
+
+    def test_bad_slot(self):
+        p = load_profile("tiny")
+        with pytest.raises(ProfileError, match="has no control model"):
+            p.model("control")
+        with pytest.raises(ProfileError, match="`which` must be"):
+            p.model("c")
+
+    def test_texts_corpus_needs_texts(self):
+        with pytest.raises(ProfileError, match="`texts` is empty"):
+            DataSpec(corpus="texts")
+
+    def test_bert_cannot_use_transformer_lens(self):
+        with pytest.raises(ProfileError, match="transformer_lens"):
+            ModelSpec(label="x", model="m", family="bert", backend="transformer_lens")
+
+
+class TestSpecs:
+    def test_templates(self):
+        spec = SaeSpec(source="saelens", sae_id="layer_{layer}/width_16k/canonical",
+                       hook="blocks.{layer}.hook_resid_post")
+        assert spec.id_for(4) == "layer_4/width_16k/canonical"
+        assert spec.hook_for(4) == "blocks.4.hook_resid_post"
+
+    def test_identity_ignores_the_sae(self):
+        p = load_profile("offline")
+        assert p.model_a.identity == p.model_b.identity
+        assert p.control.identity != p.model_a.identity
+
+    def test_profile_slots(self):
+        assert load_profile("offline").slots == ("a", "b", "control")
+        assert load_profile("pythia").slots == ("a", "b")
+        assert isinstance(load_profile("tiny"), Profile)
