@@ -333,7 +333,7 @@ class GridResult:
 
 def run_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSettings | None = None,
              slots=("a", "b"), out=None, cache=None, executor="local", n_workers=None, ray_address=None,
-             progress=True) -> GridResult:
+             progress=True, pairs=None) -> GridResult:
     """The full-space layer grid of a profile: one cell per (layer of A, layer of B).
 
     Parameters
@@ -354,13 +354,15 @@ def run_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSettings
         Root of the artefact store holding the extracted layers.
     executor, n_workers, ray_address
         See :func:`saesim.executors.run_cells`.
+    pairs : sequence of (int, int), optional
+        Explicit (layer of A, layer of B) cells instead of the full product.
 
     Returns
     -------
     GridResult
     """
     return _run_cells_grid("full_space", profile, layers_a, layers_b, settings, slots, out, cache,
-                           executor, n_workers, ray_address, progress)
+                           executor, n_workers, ray_address, progress, pairs)
 
 
 def semantic_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSettings | None = None,
@@ -368,7 +370,7 @@ def semantic_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSet
                   ray_address=None, progress=True) -> GridResult:
     """Concept subspaces for every layer pair (``subspace.parquet``); see :func:`run_grid`."""
     return _run_cells_grid("subspace", profile, layers_a, layers_b, settings, slots, out, cache,
-                           executor, n_workers, ray_address, progress)
+                           executor, n_workers, ray_address, progress, None)
 
 
 def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | None = None, layers_a=None,
@@ -377,8 +379,8 @@ def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | No
     """Extraction (through the cache), the full-space grid, the control grid and the semantic grid.
 
     Returns the :class:`GridResult` of each grid, keyed "full_space",
-    "control" (model A against the SAEs of the re-randomised model, when the
-    profile defines one; first rule only) and "subspace".
+    "control" (model A against the SAEs of the re-randomised model at the same
+    layer, when the profile defines one; first rule only) and "subspace".
     """
     from saesim.config import Profile, load_profile
     from saesim.extract import extract
@@ -390,7 +392,9 @@ def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | No
     results = {"full_space": run_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)}
     if control and profile.control is not None:
         base = settings or settings_from_profile(profile)
-        results["control"] = run_grid(profile, layers_a=layers_a, slots=("a", "control"),
+        same_layer = [(layer, layer) for layer in (layers_a or profile.layers("a"))
+                      if layer in profile.layers("control")]
+        results["control"] = run_grid(profile, slots=("a", "control"), pairs=same_layer,
                                       **{**common, "settings": base.replace(rules=base.rules[:1])})
     if semantic:
         results["subspace"] = semantic_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)
@@ -420,7 +424,7 @@ def settings_from_profile(profile, **changes) -> CompareSettings:
 
 
 def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cache, executor, n_workers,
-                    ray_address, progress) -> GridResult:
+                    ray_address, progress, pairs) -> GridResult:
     from saesim.config import Profile, load_profile
     from saesim.executors import run_cells
 
@@ -437,17 +441,17 @@ def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cac
     cell_dir.mkdir(parents=True, exist_ok=True)
     tag = hashlib.sha256(f"{profile.key()}|{settings.key()}|{kind}".encode()).hexdigest()[:12]
     cells, records, reused = [], [], 0
-    for la in layers_a:
-        for lb in layers_b:
-            path = cell_dir / f"{slot_a}{la}_{slot_b}{lb}_{tag}.json"
-            if path.exists():
-                try:
-                    records.extend(json.loads(path.read_text()))
-                    reused += 1
-                    continue
-                except (json.JSONDecodeError, OSError):
-                    pass  # a damaged cell file is recomputed
-            cells.append((kind, profile, slot_a, la, slot_b, lb, settings, str(cache), str(path)))
+    pairs = [(la, lb) for la in layers_a for lb in layers_b] if pairs is None else list(pairs)
+    for la, lb in pairs:
+        path = cell_dir / f"{slot_a}{la}_{slot_b}{lb}_{tag}.json"
+        if path.exists():
+            try:
+                records.extend(json.loads(path.read_text()))
+                reused += 1
+                continue
+            except (json.JSONDecodeError, OSError):
+                pass  # a damaged cell file is recomputed
+        cells.append((kind, profile, slot_a, la, slot_b, lb, settings, str(cache), str(path)))
     outcomes = run_cells(_grid_cell, cells, executor=executor, n_workers=n_workers, ray_address=ray_address,
                          progress=progress, description=f"{kind} cells")
     failed = {}
