@@ -235,6 +235,47 @@ def _run_run(args) -> int:
     return 1 if failed else 0
 
 
+# --------------------------------------------------------------------------- book
+
+
+def _register_book(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "book", formatter_class=_Formatter,
+        help="execute the notebooks with papermill and build the Jupyter Book site",
+        description=(
+            "Execute every notebook of notebooks/ with papermill (profile, cache and results injected, plus\n"
+            "any -p KEY=VALUE) into book/generated/, then build the site with Jupyter Book into _build/html\n"
+            "(strict: Sphinx warnings are errors). Run `saesim run` first: the notebooks read its tables."
+        ),
+        epilog="example: saesim book --profile offline -p rule=hungarian -p 'layers_a=[0, 3]'",
+    )
+    parser.add_argument("--profile", default="offline", help="profile name or YAML path injected into the notebooks")
+    parser.add_argument("--cache", metavar="DIR", help="artefact store (default: the profile's cache_dir)")
+    parser.add_argument("--results", metavar="DIR", help="results of `saesim run` (default: <cache>/results)")
+    parser.add_argument("--notebooks", nargs="+", metavar="NAME", help="execute only these notebooks")
+    parser.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE",
+                        help="notebook parameter, value read as YAML (repeatable)")
+    parser.add_argument("--no-execute", action="store_true", help="only rebuild the HTML from executed notebooks")
+    parser.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    parser.set_defaults(func=_run_book)
+
+
+def _run_book(args) -> int:
+    from saesim.book import BookBuildError, build_book, parse_parameters
+
+    try:
+        parameters = parse_parameters(args.parameter)
+    except ValueError as exc:
+        raise SystemExit(f"saesim book: error: {exc}") from None
+    try:
+        build_book(args.profile, cache=args.cache, results=args.results, notebooks=args.notebooks,
+                   parameters=parameters, strict=not args.no_strict, execute=not args.no_execute)
+    except BookBuildError as exc:
+        print(f"saesim book: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -248,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_extract(subparsers)
     _register_profiles(subparsers)
     _register_run(subparsers)
+    _register_book(subparsers)
     return parser
 
 
