@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= offline
-OUT ?= runs/$(PROFILE)
+CACHE ?=
 
 # No hub, no telemetry: everything runs from local artefacts.
 export HF_HUB_OFFLINE ?= 1
@@ -19,7 +19,7 @@ export PYTHONHASHSEED ?= 0
 .PHONY: help venv test test-slow test-all book extract bench clean
 
 help:
-	@echo "make book      set up .venv, run the $(PROFILE) profile end to end, build the book"
+	@echo "make book      set up .venv, run the $(PROFILE) profile end to end, build the book (_build/html)"
 	@echo "make test      set up .venv, run the default test suite (< 15 min)"
 	@echo "make test-slow the slow tests (offline profile end to end)"
 	@echo "make bench     run the benchmarks (JSON in benchmarks/results/)"
@@ -45,10 +45,12 @@ test-all: venv
 	$(PY) -m pytest -q
 
 extract: venv
-	$(VENV)/bin/saesim extract --profile $(PROFILE) --out $(OUT)
+	$(VENV)/bin/saesim extract --profile $(PROFILE) $(if $(CACHE),--out $(CACHE))
 
+# The main job: extraction (cached), the grids, then the notebooks and the site in _build/html.
 book: venv
-	$(VENV)/bin/saesim extract --profile $(PROFILE) --out $(OUT)
+	$(VENV)/bin/saesim run --profile $(PROFILE) $(if $(CACHE),--cache $(CACHE))
+	$(VENV)/bin/saesim book --profile $(PROFILE) $(if $(CACHE),--cache $(CACHE))
 
 bench: venv
 	for script in benchmarks/bench_*.py; do $(PY) $$script; done

@@ -1,0 +1,108 @@
+"""The authors' reported numbers: spot checks against the reference note, shapes, table helpers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from saesim import reported as R
+from saesim import tables as T
+
+MD = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paper_figures.md"
+
+
+def _md_tables(heading):
+    """Markdown tables under the ``### {heading}`` section of the note (bold marks removed)."""
+    if not MD.exists():
+        pytest.skip(f"reference note absent ({MD}); spot checks need /work/shared/reference")
+    lines = MD.read_text().splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("### " + heading))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#")), len(lines))
+    tables, cur = [], []
+    for line in lines[start:end] + [""]:
+        if line.startswith("|"):
+            if not line.startswith("|---"):
+                cur.append([c.strip().replace("*", "") for c in line.strip().strip("|").split("|")])
+        elif cur:
+            tables.append(cur)
+            cur = []
+    return tables
+
+
+def _grid(table, skip_label=None):
+    hdr = table[0][1:]
+    out = {}
+    for row in table[1:]:
+        lab = row[0]
+        for w in ("SVCCA", "RSA"):
+            lab = lab.replace(w, "")
+        for h, v in zip(hdr, row[1:]):
+            out.setdefault(int(h), {})[int(lab)] = float(v)
+    return out
+
+
+def test_keys_and_shapes():
+    assert set(R.REPORTED_KEYS) >= {"fig3", "fig4", "table1", "table2"}
+    f3 = R.reported("fig3")
+    assert f3.shape[0] == 55 and set(f3.layer_a) == set(range(1, 6)) and set(f3.layer_b) == set(range(1, 12))
+    assert R.reported("fig4").shape[0] == 24
+    assert len(R.reported("table1")) == 7 and len(R.reported("table2")) == 8
+    for k in R.REPORTED_KEYS:
+        df = R.reported(k)
+        assert {"source", "profile", "layer_a", "layer_b"} <= set(df.columns)
+        assert df["profile"].iloc[0] in ("pythia", "gemma")
+        assert R.describe(k)
+    with pytest.raises(KeyError):
+        R.reported("nope")
+
+
+def test_fig3_matches_note():
+    t = _md_tables("Figure 3")
+    svcca, rsa = _grid(t[0]), _grid(t[1])
+    df = R.reported("fig3").set_index(["layer_a", "layer_b"])
+    for a, b in [(2, 5), (1, 1), (5, 11), (3, 7), (4, 9)]:
+        assert df.loc[(a, b), "svcca"] == svcca[a][b]
+        assert df.loc[(a, b), "rsa"] == rsa[a][b]
+    assert df.loc[(2, 5), "svcca"] == 0.678 and df.loc[(2, 5), "rsa"] == 0.207
+
+
+def test_fig4_matches_note():
+    rows = _md_tables("Figure 4")[0]
+    df = R.reported("fig4").set_index(["layer_a", "layer_b"])
+    half = (len(rows) - 1) // 2
+    svcca = _grid([rows[0]] + rows[1:1 + half])
+    rsa = _grid([rows[0]] + rows[1 + half:])
+    for a, b in [(12, 18), (6, 22), (17, 2), (12, 14)]:
+        assert df.loc[(a, b), "svcca"] == svcca[a][b]
+        assert df.loc[(a, b), "rsa"] == rsa[a][b]
+
+
+@pytest.mark.parametrize("key,which", [("table1", "Table 1"), ("table2", "Table 2")])
+def test_concept_tables_match_note(key, which):
+    rows = _md_tables(which)[-1]
+    df = R.reported(key).set_index("concept")
+    cols = ["n_pairs", "svcca", "svcca_null_mean", "svcca_p", "rsa", "rsa_null_mean", "rsa_p"]
+    assert list(df.index) == [r[0] for r in rows[1:]]
+    for r in rows[1:]:
+        for c, v in zip(cols, r[1:]):
+            assert df.loc[r[0], c] == float(v), (key, r[0], c)
+
+
+def test_tables_helpers_accept_frames():
+    a = T.authors_table(R.as_mapping("fig3"), index_names=["layer_a", "layer_b"])
+    assert a.shape[0] == 55
+    ours = R.reported("fig3").set_index(["layer_a", "layer_b"])[["svcca", "rsa"]]
+    sbs = T.side_by_side(ours, a)
+    assert sbs.shape[0] == 55
+    c = T.authors_table(R.as_mapping("table1"))
+    ours_c = R.reported("table1").set_index("concept")[["svcca", "rsa"]]
+    assert T.side_by_side(ours_c, c).shape[0] == 7
+
+
+def test_A1_matches_note():
+    g = _grid(_md_tables("A1")[0])
+    df = R.reported("a1").set_index(["layer_a", "layer_b"])
+    assert df.shape[0] == 55
+    for a, b in [(1, 1), (5, 5), (3, 3), (4, 11)]:
+        assert df.loc[(a, b), "svcca_null_mean"] == g[a][b]
+    assert df.loc[(4, 1), "svcca_p"] == 0.2 and df.loc[(5, 1), "svcca_p"] == 0.5 and df.loc[(2, 5), "svcca_p"] == 0.0
