@@ -1,0 +1,177 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "offline"
+layers_a = None
+layers_b = None
+layer_a = None
+layer_b = None
+rule = "first_index"
+direction = "b_to_a"
+n_perm = None
+seed = 0
+compat = False
+n_examples = 3
+cache_dir = None
+results_dir = None
+figures_dir = "figures"
+
+# %% [markdown]
+# (feature-counts)=
+# # Hubs, frequencies, dead latents and what the filters keep
+#
+# The pairing is many-to-1 before any filter: some A latents are chosen by many B latents (hub
+# features, often punctuation or newline detectors). This page counts the hubs, the activation
+# frequency of every latent, the dead latents, the fraction of pairs kept at each filter stage
+# (reviewers noted that only 10–30 % survive), and shows paired latents with their top contexts,
+# **including pairs the filters removed**, so a reader can judge whether those hold meaningful
+# features.
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from saesim import book, plots, tables
+from saesim.corr import best_partners
+from saesim.extract import load_layer
+from saesim.match import hub_counts
+from saesim.tokens import activation_frequency
+
+grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
+                       layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed,
+                       compat=compat)
+frame = grid.frame
+if layer_a is None or layer_b is None:
+    peak = frame.loc[frame["svcca"].idxmax()]
+    layer_a = int(peak["layer_a"]) if layer_a is None else layer_a
+    layer_b = int(peak["layer_b"]) if layer_b is None else layer_b
+data_a = load_layer(grid.profile, "a", layer_a, out=cache_dir)
+data_b = load_layer(grid.profile, "b", layer_b, out=cache_dir)
+cell = grid.meta(layers_a=[layer_a], layers_b=[layer_b])
+print(f"layer pair: {grid.label_a} L{layer_a} vs {grid.label_b} L{layer_b}; {data_a.n_tokens} tokens")
+
+# %%
+best = best_partners(data_a.codes, data_b.codes, compat=compat)
+hubs = hub_counts(best, direction=direction)
+freq_a, freq_b = activation_frequency(data_a.codes), activation_frequency(data_b.codes)
+top_hub = hubs.top(1)[0] if hubs.top(1) else (-1, 0)
+book.glue_value("fc_layer_a", layer_a)
+book.glue_value("fc_layer_b", layer_b)
+book.glue_value("fc_n_unique", hubs.n_unique)
+book.glue_value("fc_n_choosers", hubs.n_choosers)
+book.glue_value("fc_unique_pct", 100.0 * hubs.unique_fraction)
+book.glue_value("fc_top_hub", top_hub[1])
+book.glue_value("fc_top_hub_latent", top_hub[0])
+book.glue_value("fc_top_hub_tokens", book.top_tokens_text(data_a.contexts, top_hub[0], 5) if top_hub[0] >= 0 else "none")
+book.glue_value("fc_dead_a", int(data_a.dead.sum()))
+book.glue_value("fc_dead_b", int(data_b.dead.sum()))
+book.glue_value("fc_n_latents_a", data_a.n_latents)
+book.glue_value("fc_n_latents_b", data_b.n_latents)
+book.glue_value("fc_median_freq_a", float(np.median(freq_a[freq_a > 0])) if (freq_a > 0).any() else 0.0)
+
+# %% [markdown]
+# ## Hub features
+#
+# For A layer {glue:text}`fc_layer_a` and B layer {glue:text}`fc_layer_b`, the
+# {glue:text}`fc_n_choosers` choosing latents pick only {glue:text}`fc_n_unique` distinct partners
+# ({glue:text}`fc_unique_pct:.1f` %). The biggest hub, latent {glue:text}`fc_top_hub_latent`, is
+# chosen {glue:text}`fc_top_hub` times; its top tokens are {glue:text}`fc_top_hub_tokens`. (The
+# paper's Pythia notebooks found one "period/newline" hub with 13,839 partners.)
+
+# %%
+fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+plots.hub_histogram(hubs.counts, ax=fig.subplots(), label=f"{grid.label_a} L{layer_a} latents")
+book.show_figure(fig, "fig_hub_histogram",
+                 plots.caption(cell, "How many B latents choose each A latent as their best partner "
+                                     "(many-to-1, before any filter), log-log"),
+                 out_dir=figures_dir)
+
+# %%
+hubs.to_frame().head(10).assign(
+    top_tokens=lambda t: [book.top_tokens_text(data_a.contexts, i, 5) for i in t["latent"]])
+
+# %% [markdown]
+# ## Activation frequency and dead latents
+#
+# {glue:text}`fc_dead_a` of {glue:text}`fc_n_latents_a` A latents and {glue:text}`fc_dead_b` of
+# {glue:text}`fc_n_latents_b` B latents never fire on these tokens; the median live A latent fires
+# on {glue:text}`fc_median_freq_a:.4f` of the tokens.
+
+# %%
+fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+plots.frequency_histogram({f"{grid.label_a} L{layer_a}": freq_a, f"{grid.label_b} L{layer_b}": freq_b},
+                          ax=fig.subplots())
+book.show_figure(fig, "fig_activation_frequency",
+                 plots.caption(cell, "Fraction of tokens on which each latent fires"),
+                 out_dir=figures_dir)
+
+# %%
+dead = pd.concat([
+    frame.groupby("layer_a")[["dead_a", "n_latents_a"]].first().rename(columns={"dead_a": "dead",
+                                                                               "n_latents_a": "latents"})
+    .assign(model=grid.label_a),
+    frame.groupby("layer_b")[["dead_b", "n_latents_b"]].first().rename(columns={"dead_b": "dead",
+                                                                               "n_latents_b": "latents"})
+    .assign(model=grid.label_b),
+]).rename_axis("layer").reset_index().set_index(["model", "layer"])
+dead["dead %"] = 100.0 * dead["dead"] / dead["latents"]
+dead
+
+# %% [markdown]
+# ## What each filter keeps
+#
+# Over the grid, the pairs kept are between {glue:text}`fc_kept_min:.1f` % and
+# {glue:text}`fc_kept_max:.1f` % of the choosing latents.
+
+# %%
+counts = tables.counts_table(frame)
+book.glue_value("fc_kept_min", float(counts["kept %"].min()))
+book.glue_value("fc_kept_max", float(counts["kept %"].max()))
+stages = ["choosers", "with partner", "after junk filter", "after 1-1", "pairs kept"]
+fig = Figure(figsize=(7, 3.8), layout="constrained")
+ax = fig.subplots()
+for (la, lb), row in counts.iterrows():
+    ax.plot(range(len(stages)), [100.0 * row[s] / row["choosers"] for s in stages], marker="o",
+            label=f"A{la}·B{lb}", alpha=0.8)
+ax.set_xticks(range(len(stages)), stages, rotation=15)
+ax.set_ylabel("% of choosing latents")
+ax.set_title("Pairs left after each filter stage")
+if len(counts) <= 12:
+    ax.legend(frameon=False, fontsize="small", ncols=2)
+book.show_figure(fig, "fig_filter_stages",
+                 plots.caption(grid.meta(), "Percentage of the choosing latents left after each stage of the "
+                                            "pipeline, one line per layer pair"),
+                 out_dir=figures_dir)
+
+# %%
+counts
+
+# %% [markdown]
+# ## Paired latents and their top contexts, kept and removed
+#
+# The best-correlated pairs of each outcome for A layer {glue:text}`fc_layer_a` and B layer
+# {glue:text}`fc_layer_b`: kept, removed by the junk / shared-token filter, by the 1-1 rule and by
+# the correlation cut. Of the many-to-1 pairs, {glue:text}`fc_n_kept` were kept and
+# {glue:text}`fc_n_junk` removed by the junk / shared-token filter.
+
+# %%
+examples, outcome_counts = book.pair_examples(data_a, data_b, grid.settings.replace(rules=(rule,)), n=n_examples,
+                                              seed=seed)
+book.glue_value("fc_n_kept", outcome_counts.get("kept", 0))
+book.glue_value("fc_n_junk", outcome_counts.get("removed: junk / shared-token filter", 0))
+display(pd.Series(outcome_counts, name="many-to-1 pairs").to_frame())
+with pd.option_context("display.max_colwidth", 120):
+    display(examples.set_index(["outcome", "A latent", "B latent"]))

@@ -1,0 +1,221 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "offline"
+layers_a = None
+layers_b = None
+rule = "first_index"
+direction = "b_to_a"
+n_perm = None
+seed = 0
+compat = False
+r_min = None
+junk_filter = None
+bar_layer_a = None
+cache_dir = None
+results_dir = None
+figures_dir = "figures"
+
+# %% [markdown]
+# (full-space)=
+# # The full SAE space, layer by layer
+#
+# Every SAE latent of model B is paired with the latent of model A whose activations correlate
+# best with it over the same tokens; the pairs go through the filters (non-concept tokens, shared
+# top token, 1-1, r > 0.1), and the paired decoder rows are compared with SVCCA and RSA, each
+# judged against shuffled pairings. This page is the paper's **Fig. 3** (Pythia) / **Fig. 4**
+# (Gemma) and appendix **A1–A5** and **A8** for the profile it was executed on.
+
+# %%
+import pandas as pd
+from matplotlib.figure import Figure
+
+from saesim import book, plots, tables
+
+grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
+                       layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
+                       seed=seed, compat=compat, r_min=r_min, junk_filter=junk_filter)
+frame = grid.frame
+labels = dict(label_a=grid.label_a, label_b=grid.label_b)
+print(f"profile {grid.profile.name}: {grid.profile.description}")
+print(f"{len(frame)} layer pairs from {grid.source}")
+
+# %%
+best = frame.loc[frame["svcca"].idxmax()]
+best_rsa = frame.loc[frame["rsa"].idxmax()]
+book.glue_value("fs_profile", grid.profile.name)
+book.glue_value("fs_rule", rule)
+book.glue_value("fs_n_cells", len(frame))
+book.glue_value("fs_best_svcca", float(best["svcca"]))
+book.glue_value("fs_best_svcca_a", int(best["layer_a"]))
+book.glue_value("fs_best_svcca_b", int(best["layer_b"]))
+book.glue_value("fs_best_svcca_null", float(best["svcca_null_mean"]))
+book.glue_value("fs_best_svcca_p", float(best["svcca_p"]))
+book.glue_value("fs_best_rsa", float(best_rsa["rsa"]))
+book.glue_value("fs_best_rsa_a", int(best_rsa["layer_a"]))
+book.glue_value("fs_best_rsa_b", int(best_rsa["layer_b"]))
+book.glue_value("fs_median_svcca_null", float(frame["svcca_null_mean"].median()))
+book.glue_value("fs_sig_svcca", int((frame["svcca_p"] <= 0.05).sum()))
+book.glue_value("fs_sig_rsa", int((frame["rsa_p"] <= 0.05).sum()))
+book.glue_value("fs_sig_svcca_bh", int((frame["svcca_p_bh"] <= 0.05).sum()))
+kept = 100.0 * frame["n_pairs"] / frame["n_choosers"]
+book.glue_value("fs_kept_min", float(kept.min()))
+book.glue_value("fs_kept_max", float(kept.max()))
+
+# %% [markdown]
+# ## Paired SVCCA and RSA (Figs. 3–4)
+#
+# On profile **{glue:text}`fs_profile`** with the **{glue:text}`fs_rule`** pairing rule, the highest
+# paired SVCCA over the {glue:text}`fs_n_cells` layer pairs is {glue:text}`fs_best_svcca:.3f`
+# (A layer {glue:text}`fs_best_svcca_a`, B layer {glue:text}`fs_best_svcca_b`), against a
+# shuffled-pairing null mean of {glue:text}`fs_best_svcca_null:.3f` (p = {glue:text}`fs_best_svcca_p:.3f`).
+# The highest paired RSA is {glue:text}`fs_best_rsa:.3f` (A layer {glue:text}`fs_best_rsa_a`,
+# B layer {glue:text}`fs_best_rsa_b`). The paper's peaks are 0.678 / 0.207 (Pythia) and
+# 0.584 / 0.119 (Gemma); see {doc}`reproducing`.
+
+# %%
+fig = plots.heatmap_panels(frame, ["svcca", "rsa"], **labels)
+book.show_figure(fig, "fig3_full_space_svcca_rsa",
+                 plots.caption(grid.meta(), "Paired SVCCA (a) and paired RSA (b) of the filtered SAE decoder rows "
+                                            "for every layer pair (the paper's Figs. 3-4)"),
+                 out_dir=figures_dir)
+
+# %%
+tables.layer_table(frame, "svcca", fmt=".3f")
+
+# %%
+tables.layer_table(frame, "rsa", fmt=".3f")
+
+# %% [markdown]
+# ## Nulls and p-values (A1, A2, A5)
+#
+# The median shuffled-pairing SVCCA is {glue:text}`fs_median_svcca_null:.3f`.
+# {glue:text}`fs_sig_svcca` of {glue:text}`fs_n_cells` layer pairs have an SVCCA p-value ≤ 0.05
+# ({glue:text}`fs_sig_svcca_bh` after Benjamini-Hochberg across the grid), and
+# {glue:text}`fs_sig_rsa` have an RSA p-value ≤ 0.05.
+
+# %%
+fig = plots.heatmap_panels(frame, ["svcca_null_mean", "svcca_p"], **labels)
+book.show_figure(fig, "figA1_svcca_null_and_p",
+                 plots.caption(grid.meta(), "Mean SVCCA of shuffled pairings (a) and the SVCCA p-value (b) "
+                                            "per layer pair (appendix A1/A5)"),
+                 out_dir=figures_dir)
+
+# %%
+fig = plots.heatmap_panels(frame, ["rsa_null_mean", "rsa_p"], **labels)
+book.show_figure(fig, "figA2_rsa_null_and_p",
+                 plots.caption(grid.meta(), "Mean RSA of shuffled pairings (a) and the RSA p-value (b) "
+                                            "per layer pair (appendix A2/A5)"),
+                 out_dir=figures_dir)
+
+# %%
+fig = plots.pvalue_histogram(frame, ["svcca_p", "rsa_p", "linear_cka_p"])
+book.show_figure(fig, "fig_pvalue_histogram",
+                 plots.caption(grid.meta(), "Raw p-values over the grid with the Holm and Benjamini-Hochberg "
+                                            "cut-offs (alpha = 0.05)"),
+                 out_dir=figures_dir)
+
+# %% [markdown]
+# ## Activation correlations and pairs kept (A3, A4, A5)
+#
+# Between {glue:text}`fs_kept_min:.1f` % and {glue:text}`fs_kept_max:.1f` % of the choosing
+# latents keep a partner after all filters (the paper: 5.7–23 % for Pythia, 7.7–28 % for Gemma).
+
+# %%
+fig = plots.heatmap_panels(frame, ["mean_best_r", "mean_r_filtered"], **labels)
+book.show_figure(fig, "figA3_correlation_before_after_filtering",
+                 plots.caption(grid.meta(), "Mean best activation correlation of every choosing latent (a) and "
+                                            "of the pairs kept after the filters (b) (appendix A3/A5)"),
+                 out_dir=figures_dir)
+
+# %%
+fig = plots.heatmap_panels(frame, ["n_pairs", "n_unique_a"], **labels)
+book.show_figure(fig, "figA4_pairs_kept",
+                 plots.caption(grid.meta(), "Pairs kept (a) and distinct A latents among them (b) per layer "
+                                            "pair (appendix A4/A5)"),
+                 out_dir=figures_dir)
+
+# %%
+tables.counts_table(frame)
+
+# %% [markdown]
+# ## Paired versus shuffled, one A layer against every B layer (A8)
+
+# %%
+fig = Figure(figsize=(11, 3.8), layout="constrained")
+ax_svcca, ax_rsa = fig.subplots(1, 2)
+plots.paired_vs_null_bars(frame, "svcca", layer_a=bar_layer_a, ax=ax_svcca, **labels)
+plots.paired_vs_null_bars(frame, "rsa", layer_a=bar_layer_a if bar_layer_a is not None else int(best["layer_a"]),
+                          ax=ax_rsa, **labels)
+bar_a = bar_layer_a if bar_layer_a is not None else int(best["layer_a"])
+book.show_figure(fig, "figA8_paired_vs_null_bars",
+                 plots.caption(grid.meta(layers_a=[bar_a]), "Paired score vs the shuffled-pairing null "
+                                                            "(mean ± sd) for one A layer against every B layer: "
+                                                            "SVCCA (left), RSA (right) (appendix A8)"),
+                 out_dir=figures_dir)
+
+# %% [markdown]
+# ## Linear CKA (not in the paper)
+#
+# Linear CKA of the same paired rows, with its own shuffled null.
+
+# %%
+fig = plots.heatmap_panels(frame, ["linear_cka", "linear_cka_p"], **labels)
+book.show_figure(fig, "fig_full_space_linear_cka",
+                 plots.caption(grid.meta(), "Paired linear CKA (a) and its p-value (b) per layer pair"),
+                 out_dir=figures_dir)
+
+# %% [markdown]
+# (svcca-modes)=
+# ## Corrected and authors' SVCCA side by side
+#
+# The authors' SVCCA keeps a single canonical component (k = 1) and their pipeline differs in the
+# correlation, the filters and the p-value estimator (`compat=True`); the corrected SVCCA keeps
+# the components explaining 99 % of the variance on each side. Below, both modes for the A layer
+# holding the peak SVCCA against every B layer, with the kept k's. {glue:text}`fs_n_differ` of
+# {glue:text}`fs_n_modes` layer pairs differ by more than 0.01.
+
+# %%
+other = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=[int(best["layer_a"])],
+                        layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed,
+                        compat=not compat, r_min=r_min, junk_filter=junk_filter)
+mine, theirs = ("corrected", "compat") if not compat else ("compat", "corrected")
+columns = ["svcca", "svcca_k_x", "svcca_k_y", "n_pairs", "svcca_p"]
+left = frame[frame["layer_a"] == int(best["layer_a"])].set_index(["layer_a", "layer_b"])[columns]
+right = other.frame.set_index(["layer_a", "layer_b"])[columns]
+modes = pd.concat({mine: left, theirs: right}, axis=1).sort_index(ascending=[True, False])
+modes[("difference", "svcca")] = modes[("corrected", "svcca")] - modes[("compat", "svcca")]
+book.glue_value("fs_n_differ", int((modes[("difference", "svcca")].abs() > 0.01).sum()))
+book.glue_value("fs_n_modes", len(modes))
+modes
+
+# %% [markdown]
+# ## Control: model A against SAEs of a re-randomised model
+#
+# When the profile defines a control (the `offline` profile does: a re-randomised copy of MiniLM
+# with its own SAEs), the same grid against it shows what the scores look like when there is no
+# shared structure to find.
+
+# %%
+if grid.profile.control is not None:
+    control = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
+                              slots=("a", "control"), cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
+                              seed=seed, compat=compat, r_min=r_min, junk_filter=junk_filter)
+    fig = plots.heatmap_panels(control.frame, ["svcca", "rsa"], label_a=control.label_a, label_b=control.label_b)
+    book.show_figure(fig, "fig_control_svcca_rsa",
+                     plots.caption(control.meta(), "Control: paired SVCCA (a) and RSA (b) of model A against the "
+                                                   "SAEs of a re-randomised model"),
+                     out_dir=figures_dir)
+else:
+    print(f"profile {grid.profile.name} has no control model; nothing to show.")

@@ -1,0 +1,148 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "offline"
+layers_a = None
+layers_b = None
+rule = "first_index"
+rules = ["first_index", "many_to_one", "max_corr", "mutual", "hungarian"]
+directions = ["b_to_a", "a_to_b"]
+n_perm = None
+seed = 0
+compat = False
+cache_dir = None
+results_dir = None
+figures_dir = "figures"
+
+# %% [markdown]
+# (many-to-one)=
+# # Many-to-1 pairing and the other pairing rules
+#
+# Before the 1-1 step, many B latents may pick the same A latent (a "hub"). The paper shows this
+# many-to-1 pairing in its appendix (**A6** Pythia, **A7** Gemma), beside the 1-1 results of the
+# main text. This page shows it, the two side by side, and every other pairing rule (mutual
+# nearest neighbours, Hungarian optimal assignment, keeping the best-correlated chooser) against
+# the paper's first-occurrence rule, in both directions (each B latent choosing an A latent, as
+# the paper, and the reverse).
+
+# %%
+import json
+
+from matplotlib.figure import Figure
+
+from saesim import book, plots, tables
+
+common = dict(layers_a=layers_a, layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
+              seed=seed, compat=compat)
+many = book.grid_frame(profile, "full_space", rules=["many_to_one"], directions=["b_to_a"], **common)
+one = book.grid_frame(profile, "full_space", rules=[rule], directions=["b_to_a"], **common)
+labels = dict(label_a=many.label_a, label_b=many.label_b)
+print(f"many-to-1: {len(many.frame)} layer pairs from {many.source}")
+print(f"{rule}: {len(one.frame)} layer pairs from {one.source}")
+
+# %%
+m, o = many.frame, one.frame
+best_m, best_o = m.loc[m["svcca"].idxmax()], o.loc[o["svcca"].idxmax()]
+book.glue_value("mo_rule", rule)
+book.glue_value("mo_best_many", float(best_m["svcca"]))
+book.glue_value("mo_best_many_a", int(best_m["layer_a"]))
+book.glue_value("mo_best_many_b", int(best_m["layer_b"]))
+book.glue_value("mo_best_one", float(best_o["svcca"]))
+book.glue_value("mo_pairs_many", int(m["n_pairs"].median()))
+book.glue_value("mo_pairs_one", int(o["n_pairs"].median()))
+hub_sizes = [count for hubs in m["top_hubs"] for _, count in json.loads(hubs)]
+book.glue_value("mo_biggest_hub", max(hub_sizes, default=0))
+
+# %% [markdown]
+# ## Many-to-1 before 1-1 (A6–A7)
+#
+# With many-to-1 pairing the highest paired SVCCA is {glue:text}`mo_best_many:.3f`
+# (A layer {glue:text}`mo_best_many_a`, B layer {glue:text}`mo_best_many_b`); after the
+# {glue:text}`mo_rule` 1-1 rule it is {glue:text}`mo_best_one:.3f`. The median layer pair keeps
+# {glue:text}`mo_pairs_many` pairs many-to-1 and {glue:text}`mo_pairs_one` after 1-1; the biggest
+# hub (one A latent chosen by many B latents) took {glue:text}`mo_biggest_hub` partners.
+
+# %%
+fig = plots.heatmap_panels(m, ["svcca", "rsa"], **labels)
+book.show_figure(fig, "figA6_many_to_one_svcca_rsa",
+                 plots.caption(many.meta(), "Many-to-1 pairing (before 1-1): paired SVCCA (a) and RSA (b) per "
+                                            "layer pair (appendix A6/A7)"),
+                 out_dir=figures_dir)
+
+# %%
+fig = plots.heatmap_panels(m, ["svcca_null_mean", "svcca_p", "rsa_null_mean", "rsa_p"], **labels)
+book.show_figure(fig, "figA7_many_to_one_null_and_p",
+                 plots.caption(many.meta(), "Many-to-1 pairing: shuffled-null means and p-values of SVCCA (a, b) "
+                                            "and RSA (c, d) (appendix A7)"),
+                 out_dir=figures_dir)
+
+# %%
+fig = plots.heatmap_panels(m, ["mean_best_r", "mean_r_filtered", "n_pairs", "n_unique_a"], **labels)
+book.show_figure(fig, "figA6_many_to_one_correlation_counts",
+                 plots.caption(many.meta(), "Many-to-1 pairing: mean best correlation (a), correlation after the "
+                                            "filters (b), pairs kept (c) and distinct A latents (d) "
+                                            "(appendix A6/A7 count tables)"),
+                 out_dir=figures_dir)
+
+# %%
+tables.counts_table(m)
+
+# %% [markdown]
+# ## Many-to-1 and 1-1 side by side
+
+# %%
+fig = Figure(figsize=(12, 0.5 * m["layer_b"].nunique() + 2.2), layout="constrained")
+axes = fig.subplots(1, 4)
+for ax, (frame, title) in zip(axes, [(m, "SVCCA, many-to-1"), (o, f"SVCCA, 1-1 ({rule})"),
+                                     (m, "RSA, many-to-1"), (o, f"RSA, 1-1 ({rule})")]):
+    plots.layer_heatmap(frame, "svcca" if title.startswith("SVCCA") else "rsa", ax=ax, title=title, **labels)
+book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
+                 plots.caption(one.meta(rule=f"many_to_one / {rule}"),
+                               "Many-to-1 and 1-1 side by side: paired SVCCA and RSA per layer pair"),
+                 out_dir=figures_dir)
+
+# %% [markdown]
+# ## Every pairing rule, both directions
+#
+# Each rule keeps a different set of pairs. The table summarises each (rule, direction) over the
+# grid; the figure shows the paired SVCCA of each. The best rule by mean SVCCA is
+# {glue:text}`mo_best_rule` ({glue:text}`mo_best_rule_direction`).
+
+# %%
+every = book.grid_frame(profile, "full_space", rules=rules, directions=directions, **common)
+f = every.frame
+summary = (f.assign(significant=f["svcca_p"] <= 0.05)
+           .groupby(["rule", "direction"])
+           .agg(mean_svcca=("svcca", "mean"), max_svcca=("svcca", "max"), mean_rsa=("rsa", "mean"),
+                median_pairs=("n_pairs", "median"), svcca_p_le_05=("significant", "sum"))
+           .sort_values("mean_svcca", ascending=False))
+top = summary.index[0]
+book.glue_value("mo_best_rule", top[0])
+book.glue_value("mo_best_rule_direction", top[1])
+summary
+
+# %%
+values = f["svcca"].astype(float)
+fig = Figure(figsize=(3.6 * len(rules), (0.5 * f["layer_b"].nunique() + 1.8) * len(directions)),
+             layout="constrained")
+axes = fig.subplots(len(directions), len(rules), squeeze=False)
+for i, d in enumerate(directions):
+    for j, r in enumerate(rules):
+        sub = f[(f["rule"] == r) & (f["direction"] == d)]
+        plots.layer_heatmap(sub, "svcca", ax=axes[i][j], title=f"{r}, {d}", vmin=float(values.min()),
+                            vmax=float(values.max()), cbar=j == len(rules) - 1, **labels)
+book.show_figure(fig, "fig_rules_directions_svcca",
+                 plots.caption(every.meta(), "Paired SVCCA per layer pair for every pairing rule (columns) and "
+                                             "direction (rows); one colour scale"),
+                 out_dir=figures_dir)

@@ -1,0 +1,125 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "offline"
+cache_dir = None
+results_dir = None
+figures_dir = "figures"
+
+# %% [markdown]
+# (method)=
+# # The method
+#
+# Two language models A and B read the same tokens. Each layer's activations are encoded by that
+# layer's sparse autoencoder (SAE), giving non-negative sparse codes: one row per token, one column
+# per latent. For every latent of B the latent of A whose activations correlate best over the
+# tokens is its partner (Pearson correlation). Pairs are filtered: latents whose top tokens are
+# "non-concept" junk (punctuation, newlines, special tokens) are dropped, the two latents must
+# share a top token, an A latent chosen by several B latents is kept once ("1-1"), and the
+# correlation must exceed 0.1. The decoder rows of the paired latents, one pair per row, form two
+# point clouds whose geometry is compared with rotation-invariant measures; each score is judged
+# against the same measure on shuffled pairings.
+#
+# ## Fig. 1: the pipeline
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import display
+
+from saesim import book, plots
+from saesim.experiments import GRID_COLUMNS
+from saesim.geometry import similarity
+
+fig = plots.method_diagram()
+book.show_figure(fig, "fig1_method_overview",
+                 "Method overview (the paper's Fig. 1, redrawn): the same tokens go through both models; each "
+                 "layer's SAE codes are paired across models by activation correlation; the SAE decoder rows are "
+                 "reordered so that paired latents line up; SVCCA and RSA compare the two point clouds, against "
+                 "shuffled pairings.",
+                 out_dir=figures_dir)
+
+# %% [markdown]
+# ## Fig. 2: why pairing comes first
+#
+# The paper's toy example: two 4 × 3 "decoder matrices", `m1` for model A and `m2` for model B,
+# whose features come in a different order. Rotation-invariant measures compare the rows *as
+# paired*; on the unpaired matrices they compare unrelated rows. Below, B's rows are reordered
+# live, each A row taking the B row whose entries correlate best with it, and the scores are
+# computed on both orders. The live reordering gives B rows {glue:text}`toy_order` (1-based), the
+# same order as the paper's `m2_rearranged`: {glue:text}`toy_matches`. RSA rises from
+# {glue:text}`toy_rsa_unpaired:.3f` unpaired to {glue:text}`toy_rsa_paired:.3f` paired.
+
+# %%
+m1 = np.array([[2.48, 5.24, 1.24], [5.95, 0.67, 1.8], [0.1, 7.4, 4.1], [3.15, 6.48, 9.28]])
+m2 = np.array([[0.55, 6.13, 3.56], [0.91, 5.89, 4.26], [6.48, 7.44, 5.36], [5.78, 2.22, 4.54]])
+m2_paper = np.array([[6.48, 7.44, 5.36], [5.78, 2.22, 4.54], [0.55, 6.13, 3.56], [0.91, 5.89, 4.26]])
+
+corr = np.corrcoef(m1, m2)[: len(m1), len(m1):]
+order = corr.argmax(axis=1)
+m2_rearranged = m2[order]
+measures = {"SVCCA": ("svcca", {}), "SVCCA (k = 1, authors')": ("svcca", {"compat": True}), "RSA": ("rsa", {}),
+            "linear CKA": ("linear_cka", {})}
+scores = {name: {label: similarity(m1, y, measure, **options).statistic
+                 for label, (measure, options) in measures.items()}
+          for name, y in (("unpaired", m2), ("paired", m2_rearranged))}
+book.glue_value("toy_order", ", ".join(str(i + 1) for i in order))
+book.glue_value("toy_matches", "yes" if np.allclose(m2_rearranged, m2_paper) else "no")
+book.glue_value("toy_rsa_unpaired", scores["unpaired"]["RSA"])
+book.glue_value("toy_rsa_paired", scores["paired"]["RSA"])
+display(pd.DataFrame(corr, index=[f"A row {i + 1}" for i in range(4)], columns=[f"B row {j + 1}" for j in range(4)])
+        .style.format("{:.2f}").set_caption("Pearson correlation of the rows of m1 and m2"))
+pd.DataFrame(scores).rename_axis("measure")
+
+# %%
+fig = plots.toy_pairing_figure(m1, m2, m2_rearranged,
+                               {k: {m: s for m, s in v.items() if m in ("SVCCA", "RSA")} for k, v in scores.items()})
+book.show_figure(fig, "fig2_toy_pairing",
+                 "Toy example (the paper's Fig. 2, data from the authors' fig_2_metrics.py): model A's matrix m1, "
+                 "model B's m2, and m2 with its rows reordered by their best-correlated row of m1; the titles give "
+                 "SVCCA (keeping 99 % of the variance) and RSA of m1 against each, computed live.",
+                 out_dir=figures_dir)
+
+# %% [markdown]
+# ## The measures
+#
+# Let $X, Y \in \mathbb{R}^{n \times d}$ hold the decoder rows of the $n$ pairs (row $i$ of $X$
+# and row $i$ of $Y$ are paired latents).
+#
+# **SVCCA.** Each side is centred and reduced by SVD to the top $k$ directions that keep 99 % of
+# its variance, $X' = X V_X^{(k_X)}$, $Y' = Y V_Y^{(k_Y)}$; canonical correlation analysis of
+# $X'$ and $Y'$ gives correlations $\rho_1 \ge \dots \ge \rho_{\min(k_X, k_Y)}$ and
+#
+# $$\mathrm{SVCCA}(X, Y) = \frac{1}{\min(k_X, k_Y)} \sum_{i} \rho_i .$$
+#
+# The authors' code keeps $k = 1$ (`compat=True`); the book shows both where they differ
+# ({ref}`svcca-modes`).
+#
+# **RSA.** With $D_X$ the matrix of pairwise distances between the rows of $X$ (and $D_Y$ alike),
+# RSA is the Spearman correlation of the upper triangles of $D_X$ and $D_Y$.
+#
+# **Null and p-value.** The rows of $Y$ are shuffled $R$ times, giving null scores $s_1, \dots,
+# s_R$; the corrected p-value is $p = \left(1 + \#\{s_r \ge s\}\right) / (1 + R)$, the authors'
+# $\#\{s_r \ge s\}/R$.
+
+# %% [markdown]
+# ## The experiment tables
+#
+# `saesim run` writes one row per (layer of A, layer of B, pairing rule, direction) to
+# `full_space.parquet` and one row per (layer pair, concept) to `subspace.parquet`. The stable
+# columns of the full-space table ({glue:text}`n_grid_columns` of them):
+
+# %%
+book.glue_value("n_grid_columns", len(GRID_COLUMNS))
+pd.DataFrame({"column": list(GRID_COLUMNS)}).set_index("column").T

@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "tiny"
+cache_dir = None
+results_dir = None
+layer_pairs = None  # list of [layer_a, layer_b]; default: the diagonal of the profile's layers
+rule = None  # default: the profile's rule
+direction = "b_to_a"
+metrics = ["svcca", "rsa"]
+n_boot = 20
+n_perm = None  # default: the profile's
+sweep_n_perm = 50
+sweep_r_min = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+sweep_pair = None  # [layer_a, layer_b] of the sweeps; default: the first layer pair
+fractions = [0.1, 0.25, 0.5, 1.0]
+seed = 0
+alpha = 0.05
+
+# %% [markdown]
+# # How robust is it?
+#
+# A paired similarity score says little on its own: with corrected SVCCA on decoder rows the
+# shuffled-pairing null is itself high, and the score moves with the SVCCA dimension, the filters,
+# the pairing rule and direction, and the number of tokens. This chapter puts, for each layer pair,
+# the SAE score next to three baselines — the **random-model control** (SAEs of a re-randomised
+# model, where the profile defines one), the **raw-neuron baseline** (residual neurons paired
+# directly, no SAE; MLP output-projection rows scored, as the authors' "compare LLMs" runs), and the
+# **shuffled-pairing null** — with bootstrap confidence intervals over documents, then sweeps the
+# choices reviewers questioned. The verdict at the end is generated from the numbers.
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from saesim import robust
+from saesim.book import grid_frame, show_figure
+from saesim.config import load_profile
+from saesim.experiments import adjust_pvalues, settings_from_profile
+from saesim.extract import load_layer
+
+prof = load_profile(profile)
+cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
+results = Path(results_dir) if results_dir else cache / "results"
+out = results / "robustness"
+out.mkdir(parents=True, exist_ok=True)
+settings = settings_from_profile(prof, **({"n_perm": n_perm} if n_perm else {}))
+rule = rule or settings.rules[0]
+settings = settings.replace(rules=(rule,), directions=(direction,), metrics=tuple(metrics))
+if layer_pairs is None:
+    layer_pairs = [[la, la] for la in prof.layers("a") if la in prof.layers("b")]
+layer_pairs = [tuple(int(x) for x in p) for p in layer_pairs]
+has_control = prof.control is not None
+row_doc = robust.row_documents(prof, cache=cache)
+display(Markdown(f"Profile `{prof.name}`: {len(layer_pairs)} layer pairs, rule `{rule}`, direction `{direction}`, "
+                 f"{n_boot} bootstrap resamples of {len(set(row_doc))} documents, {settings.n_perm} shuffles; "
+                 f"random-model control: {'yes' if has_control else 'not defined by this profile'}."))
+
+# %% [markdown]
+# ## Paired score against each baseline
+
+# %%
+layer_ids = sorted({("a", la) for la, _ in layer_pairs} | {("b", lb) for _, lb in layer_pairs})
+raw_layers = robust.raw_neuron_layers(prof, layer_ids, cache=cache)
+records = {"sae": [], "control": [], "raw_neuron": []}
+for la, lb in layer_pairs:
+    a = load_layer(prof, "a", la, out=cache).to_sae_layer()
+    b = load_layer(prof, "b", lb, out=cache).to_sae_layer()
+    common = dict(rule=rule, direction=direction, metrics=metrics, n_boot=n_boot, seed=seed)
+    records["sae"].append(robust.bootstrap_ci(a, b, row_doc, settings, **common).to_record())
+    if has_control and lb in prof.layers("control"):
+        c = load_layer(prof, "control", lb, out=cache).to_sae_layer()
+        records["control"].append(robust.bootstrap_ci(a, c, row_doc, settings, **common).to_record())
+    records["raw_neuron"].append(robust.bootstrap_ci(raw_layers[("a", la)], raw_layers[("b", lb)], row_doc,
+                                                     settings.replace(junk_filter=False), **common).to_record())
+frames = {k: adjust_pvalues(pd.DataFrame(v)) if v else None for k, v in records.items()}
+for name, frame in frames.items():
+    if frame is not None:
+        frame.to_parquet(out / f"bootstrap_{name}.parquet", index=False)
+table = robust.control_comparison(frames["sae"], control=frames["control"], raw=frames["raw_neuron"],
+                                  metrics=metrics)
+table.to_parquet(out / "baselines.parquet", index=False)
+for metric in metrics:
+    fig = robust.plot_baselines(table, metric)
+    show_figure(fig, f"robustness_baselines_{metric}",
+                f"{metric} of the SAE pairs against the random-model control, the raw-neuron baseline and the "
+                f"shuffled-pairing null (band: mean ± 1.96 sd), per layer pair; bars: {int(100 * 0.95)} % "
+                f"percentile bootstrap CIs over documents ({n_boot} resamples). Profile {prof.name}, rule {rule}, "
+                f"direction {direction}.")
+
+# %%
+effect_cols = ["layer_a", "layer_b", "n_pairs"] + [c for m in metrics for c in
+                                                   (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_null_mean",
+                                                    f"{m}_effect", f"{m}_effect_z", f"{m}_p")]
+display(frames["sae"][[c for c in effect_cols if c in frames["sae"]]].round(4))
+
+# %% [markdown]
+# ## Multiple testing over the whole grid
+
+# %%
+grid = grid_frame(prof, rules=None, directions=("b_to_a", "a_to_b"), cache_dir=cache, results_dir=results,
+                  n_perm=settings.n_perm).frame
+from saesim.plots import pvalue_histogram  # noqa: E402
+
+fig = pvalue_histogram(grid, [f"{m}_p" for m in metrics if f"{m}_p" in grid], alpha=alpha)
+show_figure(fig, "robustness_pvalues",
+            f"Shuffled-pairing p-values of every cell, rule and direction of the {prof.name} grid "
+            f"({len(grid)} tests per metric) with the Holm and Benjamini-Hochberg cut-offs at {alpha}.")
+
+# %% [markdown]
+# ## Sweeps
+
+# %%
+la, lb = tuple(sweep_pair) if sweep_pair else layer_pairs[0]
+a = load_layer(prof, "a", la, out=cache).to_sae_layer()
+b = load_layer(prof, "b", lb, out=cache).to_sae_layer()
+sweep_settings = settings.replace(n_perm=sweep_n_perm, compat=False)
+dimension = robust.sweep_svcca_dimension(a, b, sweep_settings)
+dimension.to_parquet(out / "sweep_svcca_dimension.parquet", index=False)
+display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
+                   "pwcca", "pwcca_null_mean"]].round(4))
+fig = robust.plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
+show_figure(fig, "robustness_sweep_dimension",
+            f"SVCCA and PWCCA (solid) and their shuffled-null means (dotted) under each dimension policy "
+            f"(variance fraction, fixed k, or 'ratio:R' = n_pairs / R components); layers A{la}–B{lb}.")
+
+# %%
+filters = robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",)), r_min=tuple(sweep_r_min))
+filters.to_parquet(out / "sweep_filters.parquet", index=False)
+done = filters[filters["skipped"] == ""]
+if (filters["skipped"] != "").any():
+    display(Markdown("Skipped: " + "; ".join(sorted(set(filters.loc[filters["skipped"] != "", "skipped"])))
+                     + " (top-k 20 needs a re-extraction with more cached top tokens)."))
+done = done.assign(setting=[("junk off" if not j else f"junk on, top-{k}") for j, k in
+                            zip(done["junk_filter"], done["top_k"])],
+                   panel=done["rule"] + " · " + done["direction"])
+fig = robust.plot_sweep(done, "r_min", metrics=("svcca", "kept_fraction"), hue="setting", col="panel")
+show_figure(fig, "robustness_sweep_filters",
+            f"SVCCA (top) and the fraction of choosers kept (bottom) against the r cut, for each junk-filter "
+            f"setting, pairing rule and direction; layers A{la}–B{lb}.")
+
+# %%
+budget = robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions, seed=seed)
+budget.to_parquet(out / "sweep_token_budget.parquet", index=False)
+display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",
+                                                                                              f"{m}_effect")]].round(4))
+fig = robust.plot_sweep(budget, "fraction", metrics=tuple(metrics))
+show_figure(fig, "robustness_sweep_tokens",
+            f"Scores (solid) and null means (dotted) on nested random shares of the documents; "
+            f"layers A{la}–B{lb}.")
+
+# %% [markdown]
+# ## Verdict
+
+# %%
+display(Markdown("\n".join(f"- {line}" for line in robust.verdict(table, alpha=alpha))))

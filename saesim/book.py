@@ -1,0 +1,832 @@
+"""The book: papermill-executed notebooks rendered by Jupyter Book 1.x.
+
+:func:`build_book` is what ``saesim book`` runs:
+
+1. every notebook source in ``notebooks/`` (jupytext percent format, one
+   ``parameters`` cell first) is converted to ``.ipynb`` in a temporary folder;
+2. each is executed once by papermill with the parameters injected (the
+   profile, the cache and results folders, and any overrides) into
+   ``book/generated/<name>.ipynb``, the kernel being this Python (ipykernel's
+   ``python3`` kernelspec; jupyter_client starts it with ``sys.executable``);
+   the first failing notebook stops the build and leaves its executed copy
+   and its traceback in ``book/generated/_reports/``;
+3. a pinned, integrity-checked MathJax 3 from the npm registry is unpacked
+   into ``book/generated/_static/mathjax`` (the pages never load a CDN);
+4. ``jupyter-book build . -W -n --keep-going`` renders the site (notebooks are
+   rendered, never re-executed: ``execute_notebooks: "off"``).
+
+The helpers below it are what the notebooks call so that they stay thin:
+:func:`grid_frame` (the experiment tables, read from ``saesim run``'s parquet
+or computed through the cell cache), :func:`show_figure` (save a figure under
+its stable name and display it as a labelled, captioned MyST figure with
+download links) and :func:`glue_value` (glue a number for the prose).
+
+References
+----------
+Lan et al., "Sparse Autoencoders Reveal Universal Feature Spaces Across Large
+Language Models", arXiv:2410.06981 (2024).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "BookBuildError",
+    "BookResult",
+    "MATHJAX_INTEGRITY",
+    "MATHJAX_VERSION",
+    "NOTEBOOKS",
+    "NotebookRun",
+    "build_book",
+    "ensure_mathjax",
+    "execute_notebook",
+    "glue_value",
+    "GridTable",
+    "grid_frame",
+    "pair_examples",
+    "top_tokens_text",
+    "parse_parameters",
+    "show_figure",
+]
+
+NOTEBOOKS: tuple[str, ...] = ("method", "full_space", "subspace", "many_to_one", "feature_counts", "reproducing")
+"""Notebook sources (``notebooks/<name>.py``) in build order."""
+
+GENERATED = Path("book") / "generated"
+"""Where executed notebooks, exported figures and the vendored MathJax go (relative to the book root)."""
+
+FIGURES = "figures"
+"""Folder of exported figures, relative to the executed notebooks."""
+
+CELL_TIMEOUT = 3600
+"""Seconds one notebook cell may run before papermill stops it."""
+
+MATHJAX_VERSION = "3.2.2"
+"""The MathJax release served by the book (npm package ``mathjax``)."""
+
+MATHJAX_INTEGRITY = ("sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==")
+"""The npm registry's ``dist.integrity`` of ``mathjax@3.2.2``; the tarball is checked against it."""
+
+MATHJAX_ENTRY = "tex-chtml.js"
+"""MathJax component loaded by the pages (``mathjax_path`` in ``_config.yml``)."""
+
+
+class BookBuildError(RuntimeError):
+    """A notebook failed or Jupyter Book exited non-zero; ``result`` says what was done."""
+
+    def __init__(self, message: str, result: "BookResult"):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One papermill execution.
+
+    Attributes
+    ----------
+    name : str
+    source : Path
+        The jupytext ``.py`` source.
+    executed : Path
+        The executed notebook (in ``book/generated``, or the failure report).
+    parameters : dict
+        The parameters injected.
+    seconds : float
+    ok : bool
+    error : str
+        The traceback text when the notebook failed.
+    """
+
+    name: str
+    source: Path
+    executed: Path
+    parameters: dict
+    seconds: float
+    ok: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BookResult:
+    """What :func:`build_book` did.
+
+    Attributes
+    ----------
+    profile : str
+    root : Path
+        The book root (holding ``_config.yml`` and ``_toc.yml``).
+    html_dir : Path
+        ``<build_dir>/html``; the site's entry page is ``index.html`` in it.
+    notebooks : tuple of NotebookRun
+    build_seconds : float
+        Time of the Jupyter Book build (0 when it did not run).
+    total_seconds : float
+    build_ok : bool
+    build_log : Path or None
+        The Jupyter Book output (stdout and stderr).
+    """
+
+    profile: str
+    root: Path
+    html_dir: Path
+    notebooks: tuple[NotebookRun, ...] = ()
+    build_seconds: float = 0.0
+    total_seconds: float = 0.0
+    build_ok: bool = False
+    build_log: Path | None = None
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def index(self) -> Path:
+        return self.html_dir / "index.html"
+
+    @property
+    def ok(self) -> bool:
+        return self.build_ok and all(run.ok for run in self.notebooks)
+
+    def summary(self) -> str:
+        lines = [f"book ({self.profile}): " + ("built" if self.ok else "FAILED")
+                 + f" in {self.total_seconds:.1f} s -> {self.index}"]
+        for run in self.notebooks:
+            lines.append(f"  {run.name:<15} {'ok' if run.ok else 'FAILED':<6} {run.seconds:7.1f} s  {run.executed}")
+        lines.append(f"  jupyter-book    {'ok' if self.build_ok else 'FAILED':<6} {self.build_seconds:7.1f} s"
+                     + (f"  log: {self.build_log}" if self.build_log else ""))
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_book(profile: str = "offline", *, cache=None, results=None, notebooks: Sequence[str] | None = None,
+               parameters: Mapping | None = None, build_dir="_build", strict: bool = True, root=None,
+               execute: bool = True, timeout: int = CELL_TIMEOUT, progress: bool = True) -> BookResult:
+    """Execute the notebooks with papermill and build the site with Jupyter Book.
+
+    Parameters
+    ----------
+    profile : str, default "offline"
+        Profile name (or YAML path) injected into every notebook.
+    cache : path, optional
+        Artefact store of the profile (default: the profile's ``cache_dir``),
+        injected as ``cache_dir``.
+    results : path, optional
+        Results folder of ``saesim run`` (default ``<cache>/results``),
+        injected as ``results_dir``.
+    notebooks : sequence of str, optional
+        Names to execute (default :data:`NOTEBOOKS`). Others keep their last
+        executed copy; every notebook of the table of contents must exist.
+    parameters : mapping, optional
+        Extra papermill parameters for every notebook (``{"rule": "hungarian"}``);
+        a notebook that lacks one ignores it (papermill warns).
+    build_dir : path, default "_build"
+        Jupyter Book's output folder (must be named ``_build``); the site is
+        ``<build_dir>/html``.
+    strict : bool, default True
+        ``-W -n --keep-going``: any Sphinx warning fails the build.
+    root : path, optional
+        The book root (default: the repository holding this package).
+    execute : bool, default True
+        Execute the notebooks; False only rebuilds the HTML from the last
+        executed copies.
+    timeout : int, default :data:`CELL_TIMEOUT`
+        Seconds a notebook cell may run.
+    progress : bool, default True
+        Print one line per stage.
+
+    Returns
+    -------
+    BookResult
+
+    Raises
+    ------
+    BookBuildError
+        A notebook failed (its executed copy and traceback are in
+        ``book/generated/_reports``) or Jupyter Book exited non-zero (its log
+        is ``<build_dir>/jupyter-book.log``; execution reports, if any, are in
+        ``<build_dir>/html/reports``).
+    """
+    from saesim.config import load_profile
+
+    started = time.perf_counter()
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    root = root.resolve()
+    build_dir = Path(build_dir)
+    if not build_dir.is_absolute():
+        build_dir = root / build_dir
+    if build_dir.name != "_build":
+        raise ValueError(f"`build_dir` must be a folder named `_build` (Jupyter Book's layout); got {build_dir}.")
+    names = list(NOTEBOOKS if notebooks is None else ([notebooks] if isinstance(notebooks, str) else notebooks))
+    unknown = [n for n in names if not (root / "notebooks" / f"{n}.py").is_file()]
+    if unknown:
+        raise ValueError(f"`notebooks` {unknown} have no source in {root / 'notebooks'}; "
+                         f"choose from {list(NOTEBOOKS)}.")
+    prof = load_profile(profile)
+    cache = Path(cache) if cache is not None else Path(prof.cache_dir)
+    cache = cache.resolve()
+    results = (Path(results) if results is not None else cache / "results").resolve()
+    generated = root / GENERATED
+    generated.mkdir(parents=True, exist_ok=True)
+    common = {"profile": str(profile), "cache_dir": str(cache), "results_dir": str(results)}
+    extra = dict(parameters or {})
+    timings: dict[str, float] = {}
+
+    runs: list[NotebookRun] = []
+    if execute:
+        for name in names:
+            params = {**common, **_page_parameters(name, root), **extra}
+            if progress:
+                print(f"saesim book: executing {name} ({', '.join(f'{k}={v!r}' for k, v in extra.items()) or 'defaults'})",
+                      flush=True)
+            run = execute_notebook(root / "notebooks" / f"{name}.py", generated / f"{name}.ipynb", params,
+                                   timeout=timeout, report_dir=generated / "_reports")
+            runs.append(run)
+            timings[name] = run.seconds
+            if not run.ok:
+                result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html",
+                                    notebooks=tuple(runs), total_seconds=time.perf_counter() - started,
+                                    timings=timings)
+                raise BookBuildError(f"notebook `{name}` failed; executed copy: {run.executed}\n"
+                                     f"{run.error.strip().splitlines()[-1] if run.error.strip() else ''}", result)
+    missing = [n for n in NOTEBOOKS if not (generated / f"{n}.ipynb").is_file()]
+    if missing:
+        result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html", notebooks=tuple(runs),
+                            total_seconds=time.perf_counter() - started, timings=timings)
+        raise BookBuildError(f"executed notebooks {missing} are missing from {generated}; run "
+                             f"`saesim book --profile {profile}` without --notebooks first.", result)
+
+    t0 = time.perf_counter()
+    ensure_mathjax(generated / "_static" / "mathjax")
+    _write_favicon(generated / "_static" / "favicon.png")
+    timings["mathjax"] = time.perf_counter() - t0
+
+    if progress:
+        print(f"saesim book: jupyter-book build -> {build_dir / 'html'}", flush=True)
+    t0 = time.perf_counter()
+    log = build_dir / "jupyter-book.log"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    command = [_jupyter_book(), "build", str(root), "--path-output", str(build_dir.parent)]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    env = _kernel_env()
+    proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    build_seconds = time.perf_counter() - t0
+    timings["jupyter-book"] = build_seconds
+    result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html", notebooks=tuple(runs),
+                        build_seconds=build_seconds, total_seconds=time.perf_counter() - started,
+                        build_ok=proc.returncode == 0, build_log=log, timings=timings)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise BookBuildError(f"jupyter-book build exited {proc.returncode} (log: {log}; execution reports, "
+                             f"if any: {build_dir / 'html' / 'reports'}):\n{tail}", result)
+    if progress:
+        print(result.summary(), flush=True)
+    return result
+
+
+def execute_notebook(source, output, parameters: Mapping, *, timeout: int = CELL_TIMEOUT,
+                     report_dir=None, cwd=None) -> NotebookRun:
+    """Convert a jupytext source and execute it with papermill, atomically.
+
+    The notebook runs in a temporary file beside ``output`` (kernel working
+    directory: ``output``'s folder, so relative ``figures/`` land beside the
+    page) and replaces ``output`` only on success. On failure the partly
+    executed notebook and the traceback are written to ``report_dir`` (default
+    ``<output folder>/_reports``) and ``output`` keeps its previous content.
+
+    Returns
+    -------
+    NotebookRun
+    """
+    import jupytext
+    import nbformat
+    import papermill
+
+    source, output = Path(source), Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    report_dir = Path(report_dir) if report_dir is not None else output.parent / "_reports"
+    started = time.perf_counter()
+    params = {k: _plain(v) for k, v in parameters.items()}
+    with tempfile.TemporaryDirectory(prefix="saesim-book-") as tmp:
+        notebook = jupytext.read(source, fmt="py:percent")
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                           "language": "python"}
+        notebook.metadata.setdefault("language_info", {"name": "python"})
+        _check_parameters_cell(notebook, source)
+        converted = Path(tmp) / f"{source.stem}.ipynb"
+        nbformat.write(notebook, converted)
+        partial = output.parent / f".{output.stem}.running.ipynb"
+        env_before = dict(os.environ)
+        os.environ.update(_kernel_env())
+        try:
+            papermill.execute_notebook(str(converted), str(partial), parameters=params, kernel_name="python3",
+                                       cwd=str(cwd or output.parent), execution_timeout=timeout,
+                                       progress_bar=False, log_output=False, report_mode=False)
+        except BaseException as exc:  # noqa: BLE001 - any failure becomes a report
+            report_dir.mkdir(parents=True, exist_ok=True)
+            report = report_dir / output.name
+            if partial.exists():
+                os.replace(partial, report)
+            text = "".join(traceback.format_exception(exc))
+            (report_dir / f"{output.stem}.log").write_text(text)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return NotebookRun(name=source.stem, source=source, executed=report, parameters=params,
+                               seconds=time.perf_counter() - started, ok=False, error=text)
+        finally:
+            os.environ.clear()
+            os.environ.update(env_before)
+        _strip_papermill_noise(partial)
+        os.replace(partial, output)
+    stale = report_dir / output.name
+    for path in (stale, report_dir / f"{output.stem}.log"):
+        path.unlink(missing_ok=True)
+    return NotebookRun(name=source.stem, source=source, executed=output, parameters=params,
+                       seconds=time.perf_counter() - started, ok=True)
+
+
+def parse_parameters(items: Sequence[str] | None) -> dict:
+    """``["rule=hungarian", "layers_a=[0, 2]"]`` -> ``{"rule": "hungarian", "layers_a": [0, 2]}`` (values as YAML)."""
+    import yaml
+
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"a notebook parameter must look like KEY=VALUE (e.g. rule=hungarian); got {item!r}.")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if not key.isidentifier():
+            raise ValueError(f"parameter name {key!r} is not a Python identifier.")
+        out[key] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+# --------------------------------------------------------------------------- MathJax
+
+
+def ensure_mathjax(target, *, vendor=None, version: str = MATHJAX_VERSION, integrity: str = MATHJAX_INTEGRITY) -> Path:
+    """Unpack MathJax 3 (``es5/``) into ``target``, from the npm registry through ``npm pack``.
+
+    The tarball is cached in ``vendor`` (default ``$SAESIM_VENDOR`` or
+    ``~/.cache/saesim/vendor``)
+    and checked against the registry's pinned ``sha512`` integrity before use;
+    ``$SAESIM_MATHJAX_TGZ`` may point to a copy for machines with no registry.
+    Returns the path of the entry script (``target/tex-chtml.js``).
+    """
+    target = Path(target)
+    entry = target / MATHJAX_ENTRY
+    stamp = target / ".version"
+    if entry.is_file() and stamp.is_file() and stamp.read_text().strip() == version:
+        return entry
+    if vendor is None:
+        vendor = os.environ.get("SAESIM_VENDOR") or Path.home() / ".cache" / "saesim" / "vendor"
+    vendor = Path(vendor)
+    tarball = Path(os.environ["SAESIM_MATHJAX_TGZ"]) if os.environ.get("SAESIM_MATHJAX_TGZ") else \
+        vendor / f"mathjax-{version}.tgz"
+    if not tarball.is_file() or not _integrity_ok(tarball, integrity):
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError(f"MathJax {version} is needed to serve the book's math offline, and `npm` is not "
+                               f"installed; install Node.js/npm (apt-get install -y npm) or set "
+                               f"SAESIM_MATHJAX_TGZ to a copy of mathjax-{version}.tgz.")
+        vendor.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([npm, "pack", f"mathjax@{version}", "--pack-destination", str(vendor)],
+                              capture_output=True, text=True)
+        tarball = vendor / f"mathjax-{version}.tgz"
+        if proc.returncode != 0 or not tarball.is_file():
+            raise RuntimeError(f"`npm pack mathjax@{version}` failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        if not _integrity_ok(tarball, integrity):
+            tarball.unlink(missing_ok=True)
+            raise RuntimeError(f"mathjax-{version}.tgz does not match the pinned integrity {integrity}; refusing it.")
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with tarfile.open(tarball, "r:gz") as archive:
+        members = [m for m in archive.getmembers() if m.name.startswith("package/es5/") and m.isfile()]
+        for member in members:
+            member.name = member.name[len("package/es5/"):]
+        archive.extractall(tmp, members=members, filter="data")
+        licence = archive.extractfile("package/LICENSE")
+        if licence is not None:
+            (tmp / "LICENSE").write_bytes(licence.read())
+    (tmp / ".version").write_text(version)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return entry
+
+
+def _integrity_ok(path: Path, integrity: str) -> bool:
+    algorithm, _, expected = integrity.partition("-")
+    digest = hashlib.new(algorithm, Path(path).read_bytes()).digest()
+    return base64.b64encode(digest).decode() == expected
+
+
+# --------------------------------------------------------------------------- notebook helpers
+
+
+@dataclass(frozen=True)
+class GridTable:
+    """An experiment table with the settings that produced it.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The requested rows.
+    source : str
+        The parquet read, or ``"computed: <folder>"``.
+    settings : saesim.experiments.CompareSettings
+    profile : saesim.config.Profile
+    slots : (str, str)
+    """
+
+    frame: object
+    source: str
+    settings: object
+    profile: object
+    slots: tuple = ("a", "b")
+
+    @property
+    def label_a(self) -> str:
+        return self.profile.model(self.slots[0]).label
+
+    @property
+    def label_b(self) -> str:
+        return self.profile.model(self.slots[1]).label
+
+    def meta(self, **extra) -> dict:
+        """Settings for :func:`saesim.plots.caption` (profile, layers, rule, filters, null, mode)."""
+        s = self.settings
+        frame = self.frame
+        meta = {
+            "profile": self.profile.name,
+            "label_a": self.label_a,
+            "label_b": self.label_b,
+            "layers_a": sorted(frame["layer_a"].unique().tolist()) if len(frame) else None,
+            "layers_b": sorted(frame["layer_b"].unique().tolist()) if len(frame) else None,
+            "rule": s.rules[0] if len(s.rules) == 1 else " / ".join(s.rules),
+            "direction": s.directions[0] if len(s.directions) == 1 else " / ".join(s.directions),
+            "junk_filter": s.junk_filter,
+            "top_k": s.top_k,
+            "require_overlap": s.require_overlap,
+            "r_min": s.r_min,
+            "null_kind": "shuffle",
+            "n_perm": s.n_perm,
+            "seed": s.seed,
+            "compat": s.compat,
+        }
+        if s.junk_filter:
+            meta["junk_list"] = s.junk_list
+        meta.update(extra)
+        return meta
+
+
+def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None = None,
+               directions: Sequence[str] = ("b_to_a",), layers_a=None, layers_b=None, slots=("a", "b"),
+               cache_dir=None, results_dir=None, executor: str = "serial", **changes):
+    """The experiment table a notebook needs, from ``saesim run``'s parquet or computed.
+
+    Parameters
+    ----------
+    profile : str or Profile
+    kind : {"full_space", "subspace"}
+    rules, directions : sequence of str
+        Rules and directions wanted (default: the profile's rule and
+        many-to-1, each B latent picking an A latent).
+    layers_a, layers_b : sequence of int, optional
+        Default: the profile's layers of the two slots.
+    slots : (str, str)
+        ("a", "b"), or ("a", "control") for the re-randomised-model control.
+    cache_dir, results_dir : path, optional
+        The artefact store and ``saesim run``'s results folder
+        (default ``<cache>/results``).
+    executor : str, default "serial"
+        How missing cells are computed (see :func:`saesim.experiments.run_grid`).
+    **changes
+        Other :class:`~saesim.experiments.CompareSettings` fields
+        (``n_perm``, ``seed``, ``compat``, ``r_min``, ...); None leaves the
+        profile's value.
+
+    Returns
+    -------
+    GridTable
+        The rows for the requested layers, rules and directions, where they
+        came from (the parquet's path, or ``"computed: <folder>"``) and the
+        settings.
+
+    Notes
+    -----
+    The parquet written by ``saesim run`` is used when it has a row for
+    every requested (layer pair, rule, direction) under the same ``compat``,
+    ``n_perm`` and ``seed``, and every other setting is the profile's (the
+    table does not record them). Otherwise the grid is computed with
+    :func:`saesim.experiments.run_grid` into
+    ``<results>/custom/<settings key>`` (so ``saesim run``'s table is never
+    overwritten; a rerun with the same parameters reuses those cells).
+    """
+    import pandas as pd
+
+    from saesim.config import Profile, load_profile
+    from saesim.experiments import run_grid, semantic_grid, settings_from_profile
+
+    if kind not in ("full_space", "subspace"):
+        raise ValueError(f"`kind` must be 'full_space' or 'subspace'; got {kind!r}.")
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    slot_a, slot_b = slots
+    layers_a = tuple(int(x) for x in (profile.layers(slot_a) if layers_a is None else layers_a))
+    layers_b = tuple(int(x) for x in (profile.layers(slot_b) if layers_b is None else layers_b))
+    base = settings_from_profile(profile, directions=("b_to_a",))
+    changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in changes.items() if v is not None}
+    settings = base.replace(rules=tuple(rules) if rules else base.rules, directions=tuple(directions), **changes)
+    if kind == "subspace":
+        settings = settings.replace(rules=settings.rules[:1])
+    cache = Path(cache_dir) if cache_dir is not None else Path(profile.cache_dir)
+    results = Path(results_dir) if results_dir is not None else cache / "results"
+    name = f"{kind}.parquet" if tuple(slots) == ("a", "b") else f"{kind}_{slot_a}_vs_{slot_b}.parquet"
+    table = results / name
+    unrecorded = [f for f in ("r_min", "junk_filter", "junk_list", "require_overlap", "top_k", "min_active",
+                              "svcca_variance") if getattr(settings, f) != getattr(base, f)]
+    if table.is_file() and not unrecorded:
+        frame = pd.read_parquet(table)
+        rows = _select(frame, kind, layers_a, layers_b, settings)
+        if rows is not None:
+            return GridTable(rows, str(table), settings, profile, tuple(slots))
+    out = results / "custom" / settings.key()
+    runner = semantic_grid if kind == "subspace" else run_grid
+    result = runner(profile, layers_a=layers_a, layers_b=layers_b, settings=settings, slots=tuple(slots),
+                    out=out, cache=cache, executor=executor, progress=False)
+    if result.failed:
+        first = next(iter(result.failed.items()))
+        raise RuntimeError(f"{len(result.failed)} {kind} cells failed, e.g. {first[0]}:\n{first[1]}")
+    rows = _select(result.frame, kind, layers_a, layers_b, settings)
+    if rows is None:
+        raise RuntimeError(f"the computed {kind} grid in {out} lacks requested rows; this is a bug.")
+    return GridTable(rows, f"computed: {out}", settings, profile, tuple(slots))
+
+
+def _select(frame, kind, layers_a, layers_b, settings):
+    """Rows of ``frame`` for the request, or None when some are missing or settings differ."""
+    if frame.empty or "layer_a" not in frame:
+        return None
+    keep = frame["layer_a"].isin(layers_a) & frame["layer_b"].isin(layers_b)
+    keep &= frame["rule"].isin(settings.rules)
+    if kind == "full_space":
+        keep &= frame["direction"].isin(settings.directions)
+        for column in ("n_perm", "seed"):
+            keep &= frame[column] == getattr(settings, column)
+    else:
+        keep &= frame["seed"] == settings.seed
+    keep &= frame["compat"].astype(bool) == bool(settings.compat)
+    rows = frame[keep]
+    need = len(layers_a) * len(layers_b) * len(settings.rules)
+    keys = ["layer_a", "layer_b", "rule"]
+    if kind == "full_space":
+        need *= len(settings.directions)
+        keys.append("direction")
+    if rows.drop_duplicates(keys).shape[0] != need:
+        return None
+    return rows.reset_index(drop=True)
+
+
+def pair_examples(layer_a, layer_b, settings, *, n: int = 3, seed: int = 0, k: int = 5):
+    """Paired latents with their top contexts, kept ones and ones each filter removed.
+
+    Parameters
+    ----------
+    layer_a, layer_b : saesim.extract.LayerData
+    settings : saesim.experiments.CompareSettings
+        Its first rule and direction are used.
+    n : int, default 3
+        Examples per outcome; the best-correlated pairs of each outcome.
+    seed : int
+        Unused unless ties need breaking (kept for reproducibility).
+    k : int, default 5
+        Top contexts shown per latent.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        One row per example (outcome, latents, r, top tokens and context
+        windows of both), and the number of many-to-1 pairs per outcome.
+
+    Notes
+    -----
+    The outcomes follow the paper's order of filters: ``removed: junk /
+    shared-token filter``, ``removed: 1-1``, ``removed: r <= r_min`` and
+    ``kept``. Reviewers asked whether the pairs the filters drop hold
+    meaningful features: their contexts are shown next to the kept ones.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from saesim.experiments import _filtered_pairs, _quiet_best_partners
+    from saesim.filters import junk_overlap_mask
+    from saesim.match import dedup, filter_pairs, pair
+
+    sa, sb = layer_a.to_sae_layer(), layer_b.to_sae_layer()
+    rule, direction = settings.rules[0], settings.directions[0]
+    best = _quiet_best_partners(sa.codes, sb.codes, compat=settings.compat)
+    every = pair(best, rule="many_to_one", r_min=-np.inf, direction=direction)
+    if settings.junk_filter:
+        mask = junk_overlap_mask(every.a, every.b, sa.top_k(settings.top_k), sb.top_k(settings.top_k),
+                                 compat=settings.compat, junk_list=settings.junk_list,
+                                 special_ids=set(sa.special_ids) | set(sb.special_ids),
+                                 min_active=settings.min_active, require_overlap=settings.require_overlap)
+        after_junk = filter_pairs(every, mask, stage="junk")
+    else:
+        after_junk = every
+    after_dedup = dedup(after_junk, rule) if rule in ("first_index", "max_corr") else after_junk
+    final, _ = _filtered_pairs(best, sa, sb, settings, rule=rule, direction=direction)
+    keys = lambda p: set(zip(p.a.tolist(), p.b.tolist()))  # noqa: E731
+    junk_ok, dedup_ok, kept = keys(after_junk), keys(after_dedup), keys(final)
+    outcome = []
+    for a, b in zip(every.a.tolist(), every.b.tolist()):
+        if (a, b) in kept:
+            outcome.append("kept")
+        elif (a, b) not in junk_ok:
+            outcome.append("removed: junk / shared-token filter")
+        elif (a, b) not in dedup_ok or rule in ("mutual", "hungarian"):
+            outcome.append(f"removed: 1-1 ({rule})")
+        else:
+            outcome.append(f"removed: r <= {settings.r_min:g}")
+    table = pd.DataFrame({"outcome": outcome, "latent_a": every.a, "latent_b": every.b, "r": every.r})
+    counts = table["outcome"].value_counts().to_dict()
+    rows = []
+    order = ["kept", "removed: junk / shared-token filter", f"removed: 1-1 ({rule})", f"removed: r <= {settings.r_min:g}"]
+    for name in order:
+        chosen = table[table["outcome"] == name].sort_values(["r", "latent_b"], ascending=[False, True]).head(n)
+        for row in chosen.itertuples():
+            rows.append({
+                "outcome": name, "A latent": int(row.latent_a), "B latent": int(row.latent_b), "r": float(row.r),
+                "A top tokens": top_tokens_text(layer_a.contexts, row.latent_a, k),
+                "B top tokens": top_tokens_text(layer_b.contexts, row.latent_b, k),
+                "A contexts": _windows(layer_a.contexts, row.latent_a, k),
+                "B contexts": _windows(layer_b.contexts, row.latent_b, k),
+            })
+    return pd.DataFrame(rows), {name: int(counts.get(name, 0)) for name in order}
+
+
+def top_tokens_text(contexts, latent: int, k: int) -> str:
+    tokens = [repr(t) for t, on in zip(contexts.top_tokens[latent][:k], contexts.active[latent][:k]) if on]
+    return " ".join(tokens) if tokens else "(never fires)"
+
+
+def _windows(contexts, latent: int, k: int) -> str:
+    windows = [w for w, on in zip(contexts.windows[latent][:k], contexts.active[latent][:k]) if on]
+    return " | ".join(w.strip() for w in windows) if windows else ""
+
+
+def show_figure(fig, name: str, caption: str, *, out_dir=FIGURES, label: str | None = None,
+                alt: str | None = None, width: str | None = None):
+    """Save ``fig`` as PDF/SVG/PNG under its stable name and display it as a MyST figure.
+
+    The displayed output is Markdown (rendered as MyST by the book,
+    ``nb_render_markdown_format: myst``): a ``{figure}`` with the PNG, the
+    reference label ``label`` (default: ``name`` with ``_`` -> ``-``), the
+    caption, and download links to the three files.
+
+    The files are written by :func:`saesim.plots.save_figure`; nothing is
+    returned, so a cell ending with this call shows only the figure.
+    """
+    from IPython.display import Markdown, display
+
+    from saesim.plots import save_figure
+
+    written = save_figure(fig, name, out_dir)
+    rel = Path(out_dir)
+    label = label or name.replace("_", "-").lower()
+    links = ", ".join(f"{{download}}`{ext.upper()} <{(rel / f'{name}.{ext}').as_posix()}>`" for ext in written)
+    text = _md_escape(caption.strip().replace("\n", " "))
+    width_line = f":width: {width}\n" if width else ""
+    markdown = (f":::{{figure}} {(rel / f'{name}.png').as_posix()}\n:name: {label}\n"
+                f":alt: {_escape(alt or text.split('.')[0])}\n{width_line}\n"
+                f"{text} Files: {links} (`{name}`).\n:::\n")
+    display(Markdown(markdown))
+
+
+def glue_value(name: str, value, *, display: bool = False):
+    """``myst_nb.glue`` of a plain Python value (numpy scalars converted, so ``{glue:text}`` formats work)."""
+    from myst_nb import glue
+
+    glue(name, _plain(value), display=display)
+
+
+_MD_SPECIAL = set("\\`*_[]{}<>|#$~^&")
+
+
+def _md_escape(text: str) -> str:
+    """Backslash-escape Markdown syntax so a plain-text caption renders literally."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\n", " ").replace("`", "'")
+
+
+def _plain(value):
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _page_parameters(name: str, root: Path) -> dict:
+    """Parameters only one notebook takes (absolute paths of the checkout)."""
+    if name == "reproducing":
+        return {"runs_dir": str(root / "runs"), "authors_file": str(root / "book" / "authors_numbers.yaml")}
+    return {}
+
+
+def _check_parameters_cell(notebook, source: Path) -> None:
+    tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    if len(tagged) != 1 or not code or tagged[0] != code[0]:
+        raise ValueError(f"{source} must have exactly one cell tagged `parameters`, and it must be the first code "
+                         f"cell (house rule 12); found tagged cells at {tagged}.")
+
+
+def _strip_papermill_noise(path: Path) -> None:
+    """Fold the parameter cells away on the page and drop this machine's paths from papermill's metadata."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "hide-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-cell"]
+    meta = notebook.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if key in meta:
+            meta[key] = Path(meta[key]).name
+    nbformat.write(notebook, path)
+
+
+def _write_favicon(path: Path) -> None:
+    """A 32 × 32 PNG in the heatmaps' magma colours (the site's icon; the browser asks for one)."""
+    if path.is_file():
+        return
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(1, 1), dpi=32)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(np.add.outer(np.arange(4), np.arange(4)), cmap="magma")
+    ax.set_axis_off()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fig.savefig(tmp, format="png", dpi=32)
+    os.replace(tmp, path)
+
+
+def _jupyter_book() -> str:
+    local = Path(sys.executable).parent / "jupyter-book"
+    if local.is_file():
+        return str(local)
+    found = shutil.which("jupyter-book")
+    if found is None:
+        raise RuntimeError("`jupyter-book` (1.0.4.post1) is not installed in this environment; "
+                           "run `make venv` (pip install -r requirements.txt).")
+    return found
+
+
+def _kernel_env() -> dict:
+    env = dict(os.environ)
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        env.setdefault(var, "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    return env
+
+

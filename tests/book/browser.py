@@ -1,0 +1,281 @@
+"""A real-browser check of the built site: headless Chromium driven over the DevTools protocol.
+
+:func:`check_site` serves the HTML folder on a local port, opens every page in
+Debian's ``chromium`` and reports, per page: images that did not load
+(``naturalWidth == 0``), console errors and uncaught exceptions, failed
+requests, requests to any other host (a CDN), and internal links whose target
+file or ``#fragment`` does not exist. The DevTools websocket is spoken with
+tornado's client (already installed with Jupyter), so nothing new is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http.server
+import json
+import re
+import shutil
+import socketserver
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio")
+PAGE_TIMEOUT = 60.0
+SETTLE = 1.5
+"""Seconds to wait after the load event (MathJax typesetting, lazy images)."""
+
+_COLLECT = r"""
+(() => {
+  const imgs = Array.from(document.images).map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0,
+                                                       w: i.naturalWidth}));
+  const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
+  const math = document.querySelectorAll('.math').length;
+  const typeset = document.querySelectorAll('mjx-container').length;
+  return JSON.stringify({imgs, links, math, typeset, title: document.title});
+})()
+"""
+
+
+@dataclass
+class PageReport:
+    path: str
+    images: list = field(default_factory=list)
+    broken_images: list = field(default_factory=list)
+    console_errors: list = field(default_factory=list)
+    failed_requests: list = field(default_factory=list)
+    external_requests: list = field(default_factory=list)
+    broken_links: list = field(default_factory=list)
+    math: int = 0
+    typeset: int = 0
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        for name in ("broken_images", "console_errors", "failed_requests", "external_requests", "broken_links"):
+            out += [f"{self.path}: {name}: {item}" for item in getattr(self, name)]
+        if self.math and not self.typeset:
+            out.append(f"{self.path}: {self.math} math elements but MathJax typeset none")
+        return out
+
+
+def chromium_available() -> bool:
+    return Path(CHROMIUM).is_file() or shutil.which("chromium") is not None
+
+
+def pages(html_dir) -> list[str]:
+    html_dir = Path(html_dir)
+    skip = ("_static", "_sources", "_images", "_downloads", "reports")
+    return sorted(str(p.relative_to(html_dir)) for p in html_dir.rglob("*.html")
+                  if not p.relative_to(html_dir).parts[0] in skip and not p.name.startswith("."))
+
+
+def check_site(html_dir, *, only=None) -> list[PageReport]:
+    """Open every page of ``html_dir`` in headless Chromium; one :class:`PageReport` each."""
+    html_dir = Path(html_dir).resolve()
+    targets = only or pages(html_dir)
+    with _serve(html_dir) as base, _chromium() as port:
+        return asyncio.run(_check_all(base, port, html_dir, targets))
+
+
+# --------------------------------------------------------------------------- serving
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # noqa: D401 - silence the access log
+        pass
+
+
+class _serve:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __enter__(self) -> str:
+        handler = functools.partial(_Quiet, directory=str(self.root))
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _chromium:
+    def __enter__(self) -> int:
+        self.profile = tempfile.mkdtemp(prefix="saesim-chromium-")
+        binary = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
+                                      "--remote-debugging-port=0", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        active = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if active.is_file() and active.read_text().strip():
+                return int(active.read_text().splitlines()[0])
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromium exited with {self.proc.returncode} before opening DevTools")
+            time.sleep(0.1)
+        raise RuntimeError("chromium did not open its DevTools port within 30 s")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- DevTools
+
+
+class _Cdp:
+    def __init__(self, conn):
+        self.conn = conn
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    async def call(self, method: str, **params):
+        self.next_id += 1
+        ident = self.next_id
+        await self.conn.write_message(json.dumps({"id": ident, "method": method, "params": params}))
+        while True:
+            raw = await asyncio.wait_for(self.conn.read_message(), PAGE_TIMEOUT)
+            if raw is None:
+                raise RuntimeError("DevTools connection closed")
+            message = json.loads(raw)
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    async def wait_event(self, name: str, timeout: float):
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events:
+                if event.get("method") == name:
+                    return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {name} within {timeout} s")
+            try:
+                raw = await asyncio.wait_for(self.conn.read_message(), remaining)
+            except asyncio.TimeoutError:
+                continue
+            if raw is None:
+                raise RuntimeError("DevTools connection closed")
+            self.events.append(json.loads(raw))
+
+    async def drain(self, seconds: float):
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                raw = await asyncio.wait_for(self.conn.read_message(), remaining)
+            except asyncio.TimeoutError:
+                return
+            if raw is None:
+                return
+            self.events.append(json.loads(raw))
+
+
+async def _check_all(base: str, port: int, html_dir: Path, targets) -> list[PageReport]:
+    from tornado.websocket import websocket_connect
+
+    reports = []
+    for rel in targets:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            target = json.loads(response.read())
+        conn = await websocket_connect(target["webSocketDebuggerUrl"], max_message_size=64 * 1024 * 1024)
+        cdp = _Cdp(conn)
+        try:
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                await cdp.call(f"{domain}.enable")
+            url = urllib.parse.urljoin(base, urllib.parse.quote(rel))
+            await cdp.call("Page.navigate", url=url)
+            await cdp.wait_event("Page.loadEventFired", PAGE_TIMEOUT)
+            await cdp.drain(SETTLE)
+            result = await cdp.call("Runtime.evaluate", expression=_COLLECT, returnByValue=True)
+            info = json.loads(result["result"]["value"])
+        finally:
+            conn.close()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/json/close/{target['id']}", timeout=10).close()
+        reports.append(_report(rel, base, html_dir, cdp.events, info))
+    return reports
+
+
+def _report(rel, base, html_dir, events, info) -> PageReport:
+    report = PageReport(path=rel, images=[i["src"] for i in info["imgs"]], math=info["math"], typeset=info["typeset"])
+    report.broken_images = [i["src"] for i in info["imgs"] if not i["ok"]]
+    host = urllib.parse.urlparse(base).netloc
+    for event in events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            report.console_errors.append(" ".join(str(a.get("value", a.get("description", "")))
+                                                  for a in params.get("args", [])))
+        elif method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            report.console_errors.append(details.get("exception", {}).get("description") or details.get("text"))
+        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+            entry = params["entry"]
+            report.console_errors.append(f"{entry.get('text')} ({entry.get('url', '')})")
+        elif method == "Network.requestWillBeSent":
+            url = params.get("request", {}).get("url", "")
+            parsed = urllib.parse.urlparse(url)
+            if parsed.scheme in ("http", "https", "ws", "wss") and parsed.netloc != host:
+                report.external_requests.append(url)
+        elif method == "Network.loadingFailed" and not params.get("canceled"):
+            report.failed_requests.append(f"{params.get('errorText')} ({params.get('type')})")
+    report.broken_links = _broken_links(info["links"], base, html_dir)
+    return report
+
+
+@functools.lru_cache(maxsize=None)
+def _ids(path: str) -> frozenset:
+    text = Path(path).read_text(errors="replace")
+    return frozenset(re.findall(r'\bid="([^"]+)"', text))
+
+
+def _broken_links(links, base, html_dir: Path) -> list[str]:
+    broken = []
+    for link in dict.fromkeys(links):
+        if not link.startswith(base):
+            continue  # external links are not followed (offline); requests to them are caught above
+        parsed = urllib.parse.urlparse(link)
+        rel = urllib.parse.unquote(parsed.path[len(urllib.parse.urlparse(base).path):])
+        target = html_dir / rel
+        if rel == "" or rel.endswith("/"):
+            target = target / "index.html"
+        if not target.is_file():
+            broken.append(f"{link} (no file {target.relative_to(html_dir)})")
+            continue
+        if parsed.fragment and target.suffix == ".html" and \
+                urllib.parse.unquote(parsed.fragment) not in _ids(str(target)):
+            broken.append(f"{link} (no id #{parsed.fragment})")
+    return broken
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use: python tests/book/browser.py _build/html
+    import sys
+
+    problems = []
+    for page in check_site(sys.argv[1] if len(sys.argv) > 1 else "_build/html"):
+        print(f"{page.path}: {len(page.images)} images, math {page.math}/{page.typeset}, "
+              f"{len(page.problems)} problems")
+        problems += page.problems
+    print("\n".join(problems) or "no problems")
+    sys.exit(1 if problems else 0)

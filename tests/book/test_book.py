@@ -1,0 +1,241 @@
+"""The book: notebook sources, papermill execution, the strict Jupyter Book build, a real browser.
+
+The slow tests build the whole book on the ``tiny`` profile in a temporary copy
+of the book's sources (so the checkout's ``book/generated`` and ``_build`` are
+left alone), rerun a notebook with other parameters, and open every page in
+headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from saesim import book
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL_RULES = ("first_index", "many_to_one", "max_corr", "mutual", "hungarian")
+
+EXPECTED_FIGURES = (
+    "fig1_method_overview", "fig2_toy_pairing", "fig3_full_space_svcca_rsa", "figA1_svcca_null_and_p",
+    "figA2_rsa_null_and_p", "figA3_correlation_before_after_filtering", "figA4_pairs_kept",
+    "figA6_many_to_one_svcca_rsa", "figA7_many_to_one_null_and_p", "figA8_paired_vs_null_bars",
+    "figA9_concepts_svcca", "figA9_concepts_svcca_null", "figA9_concepts_svcca_p", "figA9_concepts_rsa",
+    "figA9_concepts_rsa_p", "figA12_concepts_svcca_subset_p", "fig_hub_histogram", "fig_activation_frequency",
+    "fig_pvalue_histogram", "fig_filter_stages", "fig_many_to_one_vs_one_to_one", "fig_rules_directions_svcca",
+)
+
+
+def glued(path) -> dict:
+    """The values a notebook glued (``myst_nb.glue``), by name, as their text/plain."""
+    out = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            scrapbook = output.get("metadata", {}).get("scrapbook", {})
+            if scrapbook.get("name"):
+                out[scrapbook["name"]] = output["data"].get(scrapbook.get("mime_prefix", "") + "text/plain")
+    return out
+
+
+class TestSources:
+    @pytest.mark.parametrize("name", book.NOTEBOOKS)
+    def test_one_parameters_cell_first_with_plain_literals(self, name):
+        import ast
+
+        import jupytext
+
+        notebook = jupytext.read(ROOT / "notebooks" / f"{name}.py", fmt="py:percent")
+        book._check_parameters_cell(notebook, Path(name))
+        first = next(c for c in notebook.cells if c.cell_type == "code")
+        for node in ast.parse(first.source).body:
+            assert isinstance(node, ast.Assign), f"{name}: parameters cell holds only assignments"
+            ast.literal_eval(node.value)  # plain literals only
+
+    @pytest.mark.parametrize("name", book.NOTEBOOKS)
+    def test_notebooks_never_select_a_backend(self, name):
+        text = (ROOT / "notebooks" / f"{name}.py").read_text()
+        assert "matplotlib.use(" not in text
+
+    def test_toc_lists_every_notebook_and_page(self):
+        import yaml
+
+        toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+        files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+        assert toc["format"] == "jb-book" and all("caption" in part for part in toc["parts"])
+        for name in book.NOTEBOOKS:
+            assert f"book/generated/{name}" in files
+        for page in [toc["root"]] + [f for f in files if not f.startswith("book/generated/")]:
+            assert (ROOT / f"{page}.md").is_file(), page
+
+    def test_config_is_strict_offline_and_does_not_execute(self):
+        import yaml
+
+        config = yaml.safe_load((ROOT / "_config.yml").read_text())
+        assert config["only_build_toc_files"] is True
+        assert config["execute"]["execute_notebooks"] == "off"
+        sphinx = config["sphinx"]["config"]
+        assert not sphinx["mathjax_path"].startswith("http")
+
+
+class TestParameters:
+    def test_values_are_read_as_yaml(self):
+        assert book.parse_parameters(["rule=hungarian", "layers_a=[0, 2]", "n_perm=50", "compat=true"]) == {
+            "rule": "hungarian", "layers_a": [0, 2], "n_perm": 50, "compat": True}
+
+    def test_missing_equals_sign_is_explained(self):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            book.parse_parameters(["rule"])
+
+    def test_bad_name_is_explained(self):
+        with pytest.raises(ValueError, match="not a Python identifier"):
+            book.parse_parameters(["1rule=x"])
+
+
+class TestMathjax:
+    def test_integrity_check_accepts_the_right_digest_and_rejects_another(self, tmp_path):
+        blob = tmp_path / "x.tgz"
+        blob.write_bytes(b"mathjax")
+        good = "sha512-" + base64.b64encode(hashlib.sha512(b"mathjax").digest()).decode()
+        assert book._integrity_ok(blob, good)
+        assert not book._integrity_ok(blob, book.MATHJAX_INTEGRITY)
+
+    def test_unpacks_a_local_tarball_once(self, tmp_path, monkeypatch):
+        import io
+        import tarfile
+
+        tgz = tmp_path / "mathjax.tgz"
+        with tarfile.open(tgz, "w:gz") as archive:
+            for name, data in (("package/es5/tex-chtml.js", b"// mj"), ("package/LICENSE", b"Apache"),
+                               ("package/es5/output/chtml/fonts/woff-v2/a.woff", b"font"),
+                               ("package/ts/ignored.ts", b"")):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
+        monkeypatch.setenv("SAESIM_MATHJAX_TGZ", str(tgz))
+        entry = book.ensure_mathjax(tmp_path / "static" / "mathjax", integrity=integrity)
+        assert entry.read_bytes() == b"// mj"
+        assert (entry.parent / "output/chtml/fonts/woff-v2/a.woff").is_file()
+        assert not (entry.parent / "ts").exists()
+        tgz.unlink()  # a second call finds the unpacked copy and needs nothing
+        assert book.ensure_mathjax(tmp_path / "static" / "mathjax", integrity=integrity) == entry
+
+
+# --------------------------------------------------------------------------- slow: the whole book
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    """The tiny profile extracted and run (every rule, both directions), as `saesim run` would."""
+    from saesim.config import load_profile
+    from saesim.experiments import run_profile, settings_from_profile
+
+    cache = tmp_path_factory.mktemp("book_cache")
+    profile = load_profile("tiny")
+    settings = settings_from_profile(profile, rules=ALL_RULES, directions=("b_to_a", "a_to_b"))
+    results = run_profile(profile, cache=cache, settings=settings, executor="serial", progress=False)
+    assert not any(r.failed for r in results.values())
+    return cache
+
+
+@pytest.fixture(scope="module")
+def book_root(tmp_path_factory):
+    """A copy of the book's sources, so the build never touches the checkout's outputs."""
+    root = tmp_path_factory.mktemp("book_root")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("generated"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(book_root, tiny_results):
+    result = book.build_book("tiny", cache=tiny_results, root=book_root, build_dir=book_root / "_build",
+                             progress=False)
+    return result
+
+
+@pytest.mark.slow
+class TestTinyBook:
+    def test_builds_with_warnings_as_errors(self, built):
+        assert built.ok and built.index.is_file()
+        assert [run.name for run in built.notebooks] == list(book.NOTEBOOKS)
+
+    def test_every_figure_is_exported_in_three_formats(self, built):
+        figures = built.root / "book" / "generated" / "figures"
+        for name in EXPECTED_FIGURES:
+            for ext in ("pdf", "svg", "png"):
+                assert (figures / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
+
+    def test_pages_hold_figures_captions_and_glued_numbers(self, built):
+        html = (built.html_dir / "book" / "generated" / "full_space.html").read_text()
+        assert 'id="fig3-full-space-svcca-rsa"' in html
+        assert "Profile tiny" in html and "fig3_full_space_svcca_rsa.pdf" in html
+        values = glued(built.root / "book" / "generated" / "full_space.ipynb")
+        assert f"{float(values['fs_best_svcca']):.3f}" in html
+
+    def test_no_page_references_a_cdn(self, built):
+        for page in built.html_dir.rglob("*.html"):
+            text = page.read_text()
+            assert "cdn.jsdelivr" not in text and "unpkg.com" not in text and "cdnjs" not in text, page
+        assert (built.html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+    def test_rerun_with_other_parameters_changes_figures_and_glued_numbers(self, built, tiny_results, tmp_path):
+        generated = built.root / "book" / "generated"
+        params = {"profile": "tiny", "cache_dir": str(tiny_results), "results_dir": str(tiny_results / "results")}
+        before = glued(generated / "full_space.ipynb")
+        png_before = (generated / "figures" / "fig3_full_space_svcca_rsa.png").read_bytes()
+        out = tmp_path / "rerun" / "full_space.ipynb"
+        run = book.execute_notebook(ROOT / "notebooks" / "full_space.py", out,
+                                    {**params, "rule": "hungarian", "layers_a": [1]})
+        assert run.ok, run.error
+        after = glued(out)
+        assert before["fs_rule"] == "'first_index'" and after["fs_rule"] == "'hungarian'"
+        assert int(before["fs_n_cells"]) == 4 and int(after["fs_n_cells"]) == 2
+        assert after["fs_best_svcca_a"] == "1"
+        png_after = (out.parent / "figures" / "fig3_full_space_svcca_rsa.png").read_bytes()
+        assert png_after != png_before
+        assert out.read_text().count('"injected-parameters"') == 1
+
+    def test_failing_notebook_stops_the_build_and_leaves_a_report(self, built, tiny_results):
+        with pytest.raises(book.BookBuildError, match="notebook `full_space` failed") as info:
+            book.build_book("tiny", cache=tiny_results, root=built.root, build_dir=built.root / "_build",
+                            notebooks=["full_space", "subspace"], parameters={"rule": "no_such_rule"},
+                            progress=False)
+        runs = info.value.result.notebooks
+        assert [r.name for r in runs] == ["full_space"] and not runs[0].ok
+        report = built.root / "book" / "generated" / "_reports"
+        assert (report / "full_space.ipynb").is_file() and "no_such_rule" in (report / "full_space.log").read_text()
+        # the last good page is kept
+        assert glued(built.root / "book" / "generated" / "full_space.ipynb")["fs_rule"] == "'first_index'"
+
+
+@pytest.mark.slow
+def test_every_page_loads_in_a_real_browser(built):
+    from tests.book import browser
+
+    if not browser.chromium_available():
+        pytest.skip("chromium is not installed; run .ci/install_chromium.sh")
+    reports = browser.check_site(built.html_dir)
+    assert len(reports) >= len(book.NOTEBOOKS) + 2
+    problems = [p for r in reports for p in r.problems]
+    assert not problems, "\n".join(problems)
+    figures = sum(len(r.images) for r in reports)
+    assert figures >= len(EXPECTED_FIGURES)
+    method = next(r for r in reports if r.path.endswith("method.html"))
+    assert method.math and method.typeset, "MathJax typeset the method page's math"
+
+
+def test_glue_values_are_plain_python():
+    import numpy as np
+
+    assert book._plain(np.float64(0.5)) == 0.5 and type(book._plain(np.float64(0.5))) is float
+    assert book._plain(np.int64(3)) == 3 and type(book._plain(np.int64(3))) is int
+    assert json.dumps(book._plain((np.int64(1), 2))) == "[1, 2]"
