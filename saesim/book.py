@@ -62,7 +62,8 @@ __all__ = [
     "show_figure",
 ]
 
-NOTEBOOKS: tuple[str, ...] = ("method", "full_space", "subspace", "many_to_one", "feature_counts", "reproducing")
+NOTEBOOKS: tuple[str, ...] = ("method", "full_space", "subspace", "many_to_one", "feature_counts", "robustness",
+                              "reproducing")
 """Notebook sources (``notebooks/<name>.py``) in build order."""
 
 GENERATED = Path("book") / "generated"
@@ -271,6 +272,9 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
     t0 = time.perf_counter()
     ensure_mathjax(generated / "_static" / "mathjax")
     _write_favicon(generated / "_static" / "favicon.png")
+    # The site's root index.html is a bare redirect: browsers then ask for /favicon.ico.
+    (generated / "_extra").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(generated / "_static" / "favicon.png", generated / "_extra" / "favicon.ico")
     timings["mathjax"] = time.perf_counter() - t0
 
     if progress:
