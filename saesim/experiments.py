@@ -193,10 +193,10 @@ def compare_best(best: BestPartners, layer_a: SaeLayer, layer_b: SaeLayer, setti
     """Like :func:`compare_pair`, from best partners already computed."""
     records = []
     for direction in settings.directions:
+        work = best.reversed() if direction == "a_to_b" else best
+        hubs = hub_counts(best, direction=direction)  # depends on the direction only
         for rule in settings.rules:
             pairs, counts = _filtered_pairs(best, layer_a, layer_b, settings, rule=rule, direction=direction)
-            work = best.reversed() if direction == "a_to_b" else best
-            hubs = hub_counts(best, direction=direction)
             record = {
                 "layer_a": layer_a.layer,
                 "layer_b": layer_b.layer,
