@@ -11,7 +11,8 @@ Layout::
     root/<kind>/<key[:2]>/<key>/<payload>-<sha256[:16]>.<ext>
 
 with ``kind`` one of ``"codes"`` (CSR as ``.npz`` holding ``indptr``,
-``indices``, ``data`` and ``shape``), ``"array"`` (``.npy``) and ``"json"``.
+``indices``, ``data`` and ``shape``), ``"array"`` (``.npy``), ``"arrays"`` (several
+named arrays in one ``.npz``) and ``"json"``.
 
 Writes are atomic: each file is written to a temporary file in the same
 folder, flushed, fsync'ed and moved into place with :func:`os.replace`; the
@@ -59,8 +60,8 @@ KEY_SCHEMA = "saesim-artefact/1"
 MANIFEST = "manifest.json"
 """Name of the per-entry manifest (the commit marker)."""
 
-Kind = Literal["codes", "array", "json"]
-_KINDS = ("codes", "array", "json")
+Kind = Literal["codes", "array", "arrays", "json"]
+_KINDS = ("codes", "array", "arrays", "json")
 _HASH_CHUNK = 1 << 22
 
 
@@ -272,6 +273,38 @@ class ArtefactStore:
             )
             raise CacheMissError(self._miss_message(key, "array"))
         return arr
+
+    def save_arrays(self, key: str, arrays: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> None:
+        """Store several named dense arrays together (one ``.npz``, no pickles) under ``key``."""
+        named = {name: np.asarray(value) for name, value in arrays.items()}
+        bad = sorted(name for name, value in named.items() if value.dtype == object)
+        if bad:
+            raise TypeError(f"arrays {bad} have dtype object; only numeric/bool/string arrays can be stored.")
+
+        def write(f):
+            np.savez(f, **named)
+
+        info = {"arrays": {name: {"shape": [int(s) for s in value.shape], "dtype": str(value.dtype)}
+                           for name, value in named.items()}}
+        self._save(key, "arrays", {"arrays.npz": write}, info, meta)
+
+    def load_arrays(self, key: str) -> dict[str, np.ndarray]:
+        """Load the named arrays stored under ``key`` by :meth:`save_arrays`."""
+        manifest, files = self._valid_entry(key, "arrays", strict=True)
+        try:
+            with np.load(files["arrays.npz"], allow_pickle=False) as z:
+                arrays = {name: z[name] for name in z.files}
+        except Exception as exc:
+            self._corrupt(key, "arrays", f"payload could not be read ({exc})")
+            raise CacheMissError(self._miss_message(key, "arrays")) from exc
+        expected = manifest["arrays"]
+        if set(arrays) != set(expected) or any(
+            list(arrays[n].shape) != expected[n]["shape"] or str(arrays[n].dtype) != expected[n]["dtype"]
+            for n in arrays
+        ):
+            self._corrupt(key, "arrays", "names/shapes/dtypes disagree with the manifest")
+            raise CacheMissError(self._miss_message(key, "arrays"))
+        return arrays
 
     # ------------------------------------------------------------------ json
     def save_json(self, key: str, obj: Any, meta: Mapping[str, Any] | None = None) -> None:

@@ -31,7 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from saesim.concepts import CONCEPTS, CONTROL_CONCEPT, members
-from saesim.corr import BestPartners, DeadLatentWarning, best_partners
+from saesim.corr import DEFAULT_TOP_M, BestPartners, DeadLatentWarning, best_partners
 from saesim.filters import TopTokens, junk_overlap_mask
 from saesim.match import RULES, dedup, filter_pairs, hub_counts, pair, r_cut
 from saesim.nulls import p_value, permutation_test
@@ -42,6 +42,7 @@ __all__ = [
     "GridResult",
     "SaeLayer",
     "adjust_pvalues",
+    "cached_best_partners",
     "compare_best",
     "compare_pair",
     "run_grid",
@@ -53,6 +54,12 @@ __all__ = [
 METRICS = ("svcca", "rsa", "linear_cka")
 """Measures scored in every record (each with its null)."""
 
+BEST_PARTNERS_VERSION = 1
+"""Bump when best partners change, so cached ones are recomputed."""
+
+_BEST_PARTNER_ARRAYS = ("index", "r", "index_a", "r_a", "dead_a", "dead_b", "top_index", "top_r",
+                        "top_index_a", "top_r_a")
+
 MIN_SUBSPACE = 2
 """A concept needs more than this many members per side and pairs (the paper's rule)."""
 
@@ -61,6 +68,8 @@ GRID_COLUMNS = (
     "dead_a", "dead_b", "n_choosers", "n_with_partner", "n_unique_a_before", "n_after_junk",
     "n_after_1to1", "n_pairs", "n_unique_a", "mean_best_r", "mean_r_filtered", "top_hubs",
     "svcca", "svcca_null_mean", "svcca_null_std", "svcca_p", "svcca_z", "svcca_k_x", "svcca_k_y",
+    "svcca_authors_k", "svcca_authors_k_null_mean", "svcca_authors_k_p", "svcca_authors_k_z",
+    "svcca_authors_k_k_x", "svcca_authors_k_k_y",
     "rsa", "rsa_null_mean", "rsa_null_std", "rsa_p", "rsa_z",
     "linear_cka", "linear_cka_null_mean", "linear_cka_null_std", "linear_cka_p", "linear_cka_z",
     "null_kind", "n_perm", "seed",
@@ -141,6 +150,12 @@ class CompareSettings:
     svcca_variance : float, int or str
         Dimension policy of corrected SVCCA (and PWCCA): a fraction of the
         variance kept per side, a fixed k, or "ratio:R" (k = n_pairs / R).
+    subspace_svcca_variance : float, int or str
+        The same for concept subspaces (default "ratio:10"). A concept has
+        tens of pairs, so keeping 99 % of the variance keeps k_x + k_y >= n
+        components and every canonical correlation is 1 for paired and
+        shuffled rows alike; ten pairs per kept dimension keeps the test
+        informative. Ignored under ``compat`` (the authors' k = 1).
     """
 
     rules: tuple[str, ...] = ("first_index", "many_to_one")
@@ -156,6 +171,7 @@ class CompareSettings:
     seed: int = 0
     compat: bool = False
     svcca_variance: float | int | str = 0.99
+    subspace_svcca_variance: float | int | str = "ratio:10"
 
     def __post_init__(self):
         unknown = sorted(set(self.rules) - set(RULES))
@@ -230,6 +246,7 @@ def semantic_compare(
     *,
     concepts: dict | None = None,
     n_subset_draws: int = 100,
+    best: BestPartners | None = None,
 ) -> list[dict]:
     """Score every concept subspace of one layer pair.
 
@@ -243,11 +260,16 @@ def semantic_compare(
     null of the arXiv version ("corr from full subsets"): ``n_pairs`` random B
     latents with their global best partners, scored ``n_subset_draws`` times.
     Under ``compat`` the shuffle null has the paper's size: 100 permutations
-    above 100 pairs, else 1 000.
+    above 100 pairs, else 1 000. Corrected SVCCA uses
+    ``settings.subspace_svcca_variance`` (recorded as ``svcca_policy``).
+    ``best`` are the layers' global best partners, if already computed.
     """
     concepts = dict(CONCEPTS, Control=CONTROL_CONCEPT) if concepts is None else concepts
     rule = settings.rules[0]
-    global_best = _quiet_best_partners(layer_a.codes, layer_b.codes, compat=settings.compat)
+    global_best = best if best is not None else _quiet_best_partners(layer_a.codes, layer_b.codes,
+                                                                     compat=settings.compat)
+    if not settings.compat:
+        settings = settings.replace(svcca_variance=settings.subspace_svcca_variance)
     global_pairs = pair(global_best, rule="many_to_one", r_min=-np.inf)
     records = []
     for name, keywords in concepts.items():
@@ -272,7 +294,8 @@ def semantic_compare(
             n_perm = 100 if sub_pairs.n_pairs > 100 else 1000
         sub_settings = settings.replace(n_perm=n_perm)
         x, y = layer_a.decoder[a_idx], layer_b.decoder[b_idx]
-        record.update({"n_pairs": sub_pairs.n_pairs, "skipped": "", "mean_r": sub_pairs.mean_r()})
+        record.update({"n_pairs": sub_pairs.n_pairs, "skipped": "", "mean_r": sub_pairs.mean_r(),
+                       "svcca_policy": "authors" if settings.compat else str(settings.svcca_variance)})
         record.update(_score_rows(x, y, sub_settings))
         record.update(_subset_null(global_pairs, layer_a.decoder, layer_b.decoder, sub_pairs.n_pairs,
                                    {m: record[m] for m in settings.metrics}, sub_settings, n_subset_draws))
@@ -478,12 +501,13 @@ def _grid_cell(cell) -> list[dict]:
     from saesim.extract import load_layer
 
     kind, profile, slot_a, la, slot_b, lb, settings, cache, path = cell
-    layer_a = load_layer(profile, slot_a, la, out=cache).to_sae_layer()
-    layer_b = load_layer(profile, slot_b, lb, out=cache).to_sae_layer()
+    data_a, data_b = load_layer(profile, slot_a, la, out=cache), load_layer(profile, slot_b, lb, out=cache)
+    best = cached_best_partners(data_a, data_b, compat=settings.compat, cache=cache)
+    layer_a, layer_b = data_a.to_sae_layer(), data_b.to_sae_layer()
     if kind == "subspace":
-        records = semantic_compare(layer_a, layer_b, settings)
+        records = semantic_compare(layer_a, layer_b, settings, best=best)
     else:
-        records = compare_pair(layer_a, layer_b, settings)
+        records = compare_best(best, layer_a, layer_b, settings)
     records = [_plain(r) for r in records]
     _atomic_text(Path(path), json.dumps(records))
     return records
@@ -519,6 +543,43 @@ def _quiet_best_partners(codes_a, codes_b, **kwargs) -> BestPartners:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeadLatentWarning)
         return best_partners(codes_a, codes_b, **kwargs)
+
+
+def cached_best_partners(data_a, data_b, *, compat: bool = False, cache=None) -> BestPartners:
+    """Best partners of two extracted layers, computed once and kept in the artefact store.
+
+    The full-space, control and subspace grids, the notebooks and the
+    bootstrap all start from the same best partners of a layer pair (about
+    8 s on the offline profile); they are stored under the two layers' keys.
+
+    Parameters
+    ----------
+    data_a, data_b : saesim.extract.LayerData
+        From :func:`saesim.extract.load_layer` (their ``key`` names the codes).
+    compat : bool, default False
+        The authors' correlation semantics.
+    cache : path or ArtefactStore
+        The artefact store the layers came from.
+    """
+    from saesim.cache import ArtefactStore, CacheMissError
+
+    if cache is None or not data_a.key or not data_b.key:
+        return _quiet_best_partners(data_a.codes, data_b.codes, compat=compat)
+    store = cache if isinstance(cache, ArtefactStore) else ArtefactStore(cache)
+    key = store.key(role="best_partners", version=BEST_PARTNERS_VERSION, a=data_a.key, b=data_b.key,
+                    compat=bool(compat), m=DEFAULT_TOP_M)
+    if store.has(key, "arrays"):
+        try:
+            meta = store.manifest(key, "arrays")["meta"]
+            return BestPartners(**store.load_arrays(key), n_tokens=int(meta["n_tokens"]), compat=bool(compat),
+                                backend=meta["backend"])
+        except (CacheMissError, KeyError, TypeError):
+            pass  # damaged entry: recompute and overwrite
+    best = _quiet_best_partners(data_a.codes, data_b.codes, compat=compat)
+    arrays = {name: getattr(best, name) for name in _BEST_PARTNER_ARRAYS}
+    store.save_arrays(key, arrays, meta={"n_tokens": best.n_tokens, "backend": best.backend,
+                                         "a": f"{data_a.slot}{data_a.layer}", "b": f"{data_b.slot}{data_b.layer}"})
+    return best
 
 
 def _filtered_pairs(best, layer_a, layer_b, settings, *, rule, direction):
@@ -572,6 +633,16 @@ def _score_rows(x, y, settings) -> dict:
         if metric == "svcca":
             out["svcca_k_x"] = test.observed.k_x
             out["svcca_k_y"] = test.observed.k_y
+    if "svcca" in settings.metrics:
+        # The authors' dimension rule (k = 1) on the same pairs and the same shuffles, so the
+        # book can show what their SVCCA measured beside the corrected one.
+        test = permutation_test(x, y, "svcca", n_perm=settings.n_perm, seed=settings.seed, compat=True)
+        out["svcca_authors_k"] = test.score
+        out["svcca_authors_k_null_mean"] = test.null_mean
+        out["svcca_authors_k_p"] = p_value(test.score, test.null, compat=settings.compat)
+        out["svcca_authors_k_z"] = test.z
+        out["svcca_authors_k_k_x"] = test.observed.k_x
+        out["svcca_authors_k_k_y"] = test.observed.k_y
     return out
 
 

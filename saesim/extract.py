@@ -250,6 +250,9 @@ class LayerData:
     special_ids : tuple of int
         The tokenizer's special ids (for the corrected junk filter).
     summary : LayerSummary
+    key : str
+        The layer's content key in the artefact store (results derived from
+        two layers, such as best partners, are cached under both keys).
     """
 
     slot: str
@@ -265,6 +268,7 @@ class LayerData:
     dead: np.ndarray
     special_ids: tuple[int, ...]
     summary: LayerSummary
+    key: str = ""
 
     @property
     def n_tokens(self) -> int:
@@ -941,7 +945,7 @@ def load_layer(profile: Profile | str, which: Which, layer: int, *, out=None) ->
     return LayerData(
         slot=which, label=spec.label, layer=int(layer), hook=summary.hook, sae_id=summary.sae_id,
         codes=codes, decoder=decoder, top=top, contexts=ctx, fvu=summary.fvu, dead=n_active == 0,
-        special_ids=tuple(int(i) for i in record.get("special_ids", ())), summary=summary,
+        special_ids=tuple(int(i) for i in record.get("special_ids", ())), summary=summary, key=key,
     )
 
 

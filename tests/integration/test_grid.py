@@ -1,5 +1,6 @@
 """The experiments on the tiny profile: grids, resume, executors give identical tables."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -66,3 +67,25 @@ def test_semantic_grid(tiny_profile, tiny_extraction, session_cache, tmp_path):
     assert {"concept", "n_members_a", "n_members_b", "n_pairs", "skipped"} <= set(frame.columns)
     assert set(frame["concept"]) >= {"Time", "Nature", "Control"}
     assert (tmp_path / "subspace.parquet").exists()
+
+
+def test_best_partners_are_cached_once_per_layer_pair(tiny_profile, tiny_extraction, session_cache, tmp_path):
+    from saesim.cache import ArtefactStore
+    from saesim.corr import best_partners
+    from saesim.experiments import cached_best_partners
+    from saesim.extract import load_layer
+
+    la, lb = tiny_profile.layers("a")[0], tiny_profile.layers("b")[0]
+    data_a = load_layer(tiny_profile, "a", la, out=session_cache)
+    data_b = load_layer(tiny_profile, "b", lb, out=session_cache)
+    store = ArtefactStore(tmp_path / "store")
+    first = cached_best_partners(data_a, data_b, cache=store)
+    assert len(list((tmp_path / "store" / "arrays").rglob("manifest.json"))) == 1
+    again = cached_best_partners(data_a, data_b, cache=store)  # read back, not recomputed
+    direct = best_partners(data_a.codes, data_b.codes)
+    for name in ("index", "r", "index_a", "r_a", "dead_a", "dead_b", "top_index", "top_r", "top_index_a", "top_r_a"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(direct, name))
+        np.testing.assert_array_equal(getattr(again, name), getattr(direct, name))
+    assert again.n_tokens == direct.n_tokens and again.compat == direct.compat
+    assert cached_best_partners(data_a, data_b, compat=True, cache=store).compat  # compat has its own entry
+    assert len(list((tmp_path / "store" / "arrays").rglob("manifest.json"))) == 2

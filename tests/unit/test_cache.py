@@ -203,6 +203,27 @@ class TestArraysAndJson:
         with pytest.raises(TypeError, match="dtype object"):
             store.save_array(store.key(x=1), np.array(["a", None], dtype=object))
 
+    def test_named_arrays_round_trip(self, store):
+        arrays = {"index": np.arange(5, dtype=np.int64), "r": np.array([0.5, np.nan, 0.1]),
+                  "dead": np.array([True, False])}
+        key = store.key(kind="best", a="x")
+        store.save_arrays(key, arrays, {"n_tokens": 7})
+        assert store.has(key, "arrays") and not store.has(key, "array")
+        back = store.load_arrays(key)
+        assert set(back) == set(arrays)
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(back[name], value)
+            assert back[name].dtype == value.dtype
+        assert store.manifest(key, "arrays")["meta"] == {"n_tokens": 7}
+
+    def test_named_arrays_corruption_is_detected(self, store):
+        key = store.key(kind="best", a="y")
+        store.save_arrays(key, {"x": np.zeros(3)})
+        payload_path(store, key, "arrays").write_bytes(b"garbage")
+        assert not store.has(key, "arrays")
+        with pytest.raises(CacheMissError):
+            store.load_arrays(key)
+
     def test_json_round_trip(self, store):
         obj = {"fvu": 0.12, "layers": [1, 2], "name": "ß"}
         key = store.key(kind="summary")

@@ -104,6 +104,25 @@ class TestComparePair:
         assert [r["direction"] for r in records] == ["b_to_a", "a_to_b"]
         assert records[1]["n_choosers"] == 256
 
+    def test_authors_k_svcca_on_the_same_pairs(self, planted):
+        from saesim.geometry import svcca
+        from saesim.nulls import permutation_test
+
+        a, b = layers_from(planted)
+        record = compare_pair(a, b, SETTINGS.replace(rules=("first_index",)))[0]
+        assert record["svcca_authors_k_k_x"] == 1 and record["svcca_authors_k_k_y"] == 1
+        assert record["svcca_k_x"] > 1  # corrected SVCCA keeps more than one component
+        # Oracle: rebuild the pairs the record scored and rescore with the authors' rule.
+        from saesim.corr import best_partners
+        from saesim.experiments import _filtered_pairs
+
+        pairs, _ = _filtered_pairs(best_partners(a.codes, b.codes), a, b, SETTINGS, rule="first_index",
+                                   direction="b_to_a")
+        x, y = pairs.rows(a.decoder, b.decoder)
+        assert record["svcca_authors_k"] == pytest.approx(svcca(x, y, compat=True).statistic, abs=1e-12)
+        null = permutation_test(x, y, "svcca", n_perm=N_PERM, seed=0, compat=True)
+        assert record["svcca_authors_k_null_mean"] == pytest.approx(null.null_mean, abs=1e-9)
+
     def test_compat_uses_authors_choices(self, planted):
         a, b = layers_from(planted)
         record = compare_pair(a, b, SETTINGS.replace(compat=True, rules=("first_index",)))[0]
@@ -136,6 +155,15 @@ class TestSemanticCompare:
         nature = by["Nature"]
         assert nature["skipped"] == "" and nature["n_pairs"] > 2
         assert 0 < nature["svcca_p"] <= 1 and "svcca_subset_p" in nature
+
+    def test_subspace_svcca_keeps_ten_pairs_per_dimension(self, planted):
+        a, b = layers_from(planted)
+        concepts = {"Nature": ("river", "stone", "moon", "rain", "tree", "fire")}
+        record = semantic_compare(a, b, CompareSettings(rules=("first_index",), n_perm=N_PERM, metrics=("svcca",)),
+                                  concepts=concepts, n_subset_draws=5)[0]
+        assert record["svcca_policy"] == "ratio:10"
+        assert record["svcca_k_x"] == max(1, record["n_pairs"] // 10)
+        assert record["svcca"] < 1.0 - 1e-6  # not saturated
 
     def test_compat_null_size_follows_the_paper(self, planted):
         a, b = layers_from(planted)
