@@ -18,6 +18,8 @@ layers_b = None
 rule = "first_index"
 rules = ["first_index", "many_to_one", "max_corr", "mutual", "hungarian"]
 directions = ["b_to_a", "a_to_b"]
+rule_pairs = None  # [[layer_a, layer_b], ...] of the every-rule section; default: the diagonal (layers of both A and B)
+rule_n_perm = 200  # shuffles of the every-rule section; None: the page's n_perm (None: the profile's)
 n_perm = None
 seed = 0
 compat = False
@@ -115,13 +117,29 @@ book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
 # %% [markdown]
 # ## Every pairing rule, both directions
 #
-# Each rule keeps a different set of pairs. The table summarises each (rule, direction) over the
-# grid; the figure shows the paired SVCCA of each. The best rule by mean SVCCA is
-# {glue:text}`mo_best_rule` ({glue:text}`mo_best_rule_direction`).
+# Each rule keeps a different set of pairs. Every (rule, direction) costs as much as the whole grid
+# above, so this section scores a few layer pairs only: {glue:text}`mo_rule_pairs` (the
+# `rule_pairs` parameter; by default each layer that both models have, paired with itself), with
+# {glue:text}`mo_rule_n_perm` shuffles per score (`rule_n_perm`). The table summarises each
+# (rule, direction) over those pairs; the figure shows the paired SVCCA of each against its
+# shuffled null. The best rule by mean SVCCA is {glue:text}`mo_best_rule`
+# ({glue:text}`mo_best_rule_direction`).
 
 # %%
-every = book.grid_frame(profile, "full_space", rules=rules, directions=directions, **common)
+if rule_pairs is None:
+    layers_b_all = set(many.profile.layers("b"))
+    rule_pairs = [[la, la] for la in many.profile.layers("a") if la in layers_b_all]
+if not rule_pairs:
+    raise ValueError(f"profile {many.profile.name} has no layer in both A and B; set `rule_pairs`, "
+                     f"e.g. rule_pairs=[[{many.profile.layers('a')[0]}, {many.profile.layers('b')[0]}]].")
+every = book.grid_frame(profile, "full_space", rules=rules, directions=directions, pairs=rule_pairs,
+                        cache_dir=cache_dir, results_dir=results_dir,
+                        n_perm=rule_n_perm if rule_n_perm is not None else n_perm, seed=seed, compat=compat)
+print(f"every rule and direction: {len(every.frame)} rows from {every.source}")
 f = every.frame
+pair_names = [f"A{la}–B{lb}" for la, lb in every.pairs]
+book.glue_value("mo_rule_pairs", ", ".join(pair_names))
+book.glue_value("mo_rule_n_perm", every.settings.n_perm)
 summary = (f.assign(significant=f["svcca_p"] <= 0.05)
            .groupby(["rule", "direction"])
            .agg(mean_svcca=("svcca", "mean"), max_svcca=("svcca", "max"), mean_rsa=("rsa", "mean"),
@@ -133,16 +151,30 @@ book.glue_value("mo_best_rule_direction", top[1])
 summary
 
 # %%
-values = f["svcca"].astype(float)
-fig = Figure(figsize=(3.6 * len(rules), (0.5 * f["layer_b"].nunique() + 1.8) * len(directions)),
+fig = Figure(figsize=(max(6.0, 0.35 * len(rules) * len(pair_names) + 3.0), 2.8 * len(directions)),
              layout="constrained")
-axes = fig.subplots(len(directions), len(rules), squeeze=False)
+axes = fig.subplots(len(directions), 1, squeeze=False, sharey=True)
+width = 0.8 / len(rules)
 for i, d in enumerate(directions):
+    ax = axes[i][0]
     for j, r in enumerate(rules):
-        sub = f[(f["rule"] == r) & (f["direction"] == d)]
-        plots.layer_heatmap(sub, "svcca", ax=axes[i][j], title=f"{r}, {d}", vmin=float(values.min()),
-                            vmax=float(values.max()), cbar=j == len(rules) - 1, **labels)
+        sub = f[(f["rule"] == r) & (f["direction"] == d)].set_index(["layer_a", "layer_b"])
+        at = [k + (j - (len(rules) - 1) / 2) * width for k in range(len(pair_names))]
+        score = [float(sub["svcca"].get(p, float("nan"))) for p in every.pairs]
+        null = [float(sub["svcca_null_mean"].get(p, float("nan"))) for p in every.pairs]
+        ax.bar(at, score, width=width, label=r, color=f"C{j}")
+        ax.scatter(at, null, marker="_", s=120, color="black", zorder=3,
+                   label="shuffled-null mean" if j == 0 else None)
+    ax.set_xticks(range(len(pair_names)))
+    ax.set_xticklabels(pair_names)
+    ax.set_xlabel(f"layer pair ({many.label_a} – {many.label_b})")
+    ax.set_ylabel("paired SVCCA")
+    ax.set_title(f"direction {d}")
+axes[0][0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
 book.show_figure(fig, "fig_rules_directions_svcca",
-                 plots.caption(every.meta(), "Paired SVCCA per layer pair for every pairing rule (columns) and "
-                                             "direction (rows); one colour scale"),
+                 plots.caption(every.meta(), f"Paired SVCCA (bars) and the mean SVCCA of shuffled pairings (black "
+                                             f"ticks) for every pairing rule ({', '.join(rules)}) and direction "
+                                             f"({', '.join(directions)}: one panel each), on the layer pairs "
+                                             f"{', '.join(pair_names)} with {every.settings.n_perm} shuffles per "
+                                             f"score"),
                  out_dir=figures_dir)

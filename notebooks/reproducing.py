@@ -16,7 +16,6 @@ profile = "offline"
 cache_dir = None
 results_dir = None
 runs_dir = "runs"
-authors_file = "../authors_numbers.yaml"
 paper_profiles = ["pythia", "gemma"]
 
 # %% [markdown]
@@ -29,9 +28,11 @@ paper_profiles = ["pythia", "gemma"]
 # Face hub, so they cannot run on the machine that builds this book by default; the `offline`
 # profile runs the same pipeline on a model and text that ship with the package.
 #
-# Every table below whose header says **(authors' paper)** holds the numbers the authors reported
-# (read from their figure notebooks); a column marked **(ours)** appears only when that profile's
-# results exist in this checkout ({glue:text}`rp_found`).
+# Every table below whose header or caption says **(authors' paper)** holds the numbers the
+# authors reported, as `saesim.reported` ships them (transcribed from their figure notebooks; each
+# comes with a note on the settings behind it and how sure the transcription is). They are shown,
+# never used as inputs. A column marked **(ours)** appears only when that profile's results exist
+# in this checkout ({glue:text}`rp_found`).
 #
 # ## What each profile needs, and the command
 
@@ -39,10 +40,9 @@ paper_profiles = ["pythia", "gemma"]
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from IPython.display import Markdown, display
 
-from saesim import book, tables
+from saesim import book, reported, tables
 from saesim.config import load_profile
 
 rows = {}
@@ -78,7 +78,6 @@ pd.DataFrame(rows).T.rename_axis("profile")
 # profile's own timings are in the introduction's build note.
 
 # %%
-authors = yaml.safe_load(Path(authors_file).read_text())
 found = {}
 for name in paper_profiles:
     candidates = [Path(runs_dir) / name / "results"]
@@ -94,44 +93,59 @@ for name in paper_profiles:
 book.glue_value("rp_found", ", ".join(f"{k}: {v}" for k, v in found.items()) or
                 "no pythia or gemma results yet, so only the authors' numbers are shown")
 
+TITLES = {
+    "fig3": "Fig. 3: Pythia-70m (A, columns) vs Pythia-160m (B, rows), full space, 1-1",
+    "A1": "Appendix A1: Pythia-70m (A, columns) vs Pythia-160m (B, rows), SVCCA shuffled-null means and p-values, 1-1",
+    "fig4": "Fig. 4: Gemma-1-2B (A, columns) vs Gemma-2-2B (B, rows), full space, 1-1",
+    "table1": "Table 1: semantic subspaces, Pythia-70m L3 vs Pythia-160m L5, 1-1",
+    "table2": "Table 2: semantic subspaces, Gemma-1-2B L12 vs Gemma-2-2B L14, 1-1 (layer pair not confirmed)",
+}
+NOT_VALUES = ("layer_a", "layer_b", "concept", "source", "profile")
+NAMES = {"svcca_null_mean": "SVCCA shuffled-null mean", "svcca_p": "SVCCA p-value"}
 
-def grid(item, value):
-    spec = authors[item]
-    return pd.DataFrame(spec[value], index=pd.Index(spec["layers_b"], name="B layer"),
-                        columns=pd.Index(spec["layers_a"], name="A layer"))
+
+def note(item):
+    """What the authors' numbers of ``item`` are, the settings behind them and the transcription's confidence."""
+    text = "".join("\\" + c if c in "\\`*_[]{}<>|#$~^&" else c for c in reported.describe(item))
+    display(Markdown(f"**About these numbers ({tables.AUTHORS_SOURCE}).** {text}"))
 
 
-def tidy(item, value):
-    spec = authors[item]
-    return {(a, b): v for b, row in zip(spec["layers_b"], spec[value]) for a, v in zip(spec["layers_a"], row)}
+def styled(table, caption):
+    """Scores to three decimals, pair counts as integers."""
+    counts = [c for c in table.columns if str(c).startswith("n pairs") and "Δ" not in str(c)]
+    return table.style.format("{:.3f}", na_rep="").format("{:.0f}", na_rep="", subset=counts).set_caption(caption)
 
 
 def compare_full_space(item, name):
-    reported = tables.authors_table({"svcca": tidy(item, "svcca"), "rsa": tidy(item, "rsa")},
-                                    index_names=("layer_a", "layer_b"))
+    theirs = reported.reported(item)
+    values = [c for c in theirs.columns if c not in NOT_VALUES]
+    note(item)
     if name not in found:
-        for value in ("svcca", "rsa"):
-            display(grid(item, value).style.format("{:.3f}")
-                    .set_caption(f"{tables.display_name(value)} ({tables.AUTHORS_SOURCE}): {authors[item]['what']}"))
+        for value in values:
+            grid = (theirs.pivot(index="layer_b", columns="layer_a", values=value).sort_index(ascending=False)
+                    .rename_axis(index="B layer", columns="A layer"))
+            display(styled(grid, f"{NAMES.get(value, tables.display_name(value))} ({tables.AUTHORS_SOURCE}): "
+                                f"{TITLES[item]}"))
         return
+    authors = tables.authors_table(reported.as_mapping(item), index_names=("layer_a", "layer_b"))
     ours = book.grid_frame(name, "full_space", rules=["first_index"], cache_dir=Path(runs_dir) / name,
                            results_dir=found[name]).frame
-    display(tables.side_by_side(ours.set_index(["layer_a", "layer_b"])[["svcca", "rsa"]], reported)
-            .style.format("{:.3f}", na_rep="").set_caption(authors[item]["what"]))
+    display(styled(tables.side_by_side(ours.set_index(["layer_a", "layer_b"])[values], authors), TITLES[item]))
 
 
 def compare_concepts(item, name):
-    spec = authors[item]
-    reported = tables.authors_table(
-        {column: {concept: values[i] for concept, values in spec["rows"].items()}
-         for i, column in enumerate(spec["columns"])}, index_names="concept")
+    theirs = reported.reported(item)
+    values = [c for c in theirs.columns if c not in NOT_VALUES]
+    authors = tables.authors_table(reported.as_mapping(item), index_names="concept")[
+        [f"{tables.display_name(v)} ({tables.AUTHORS_SOURCE})" for v in values]]
+    note(item)
     if name not in found:
-        display(reported.style.format("{:.3f}", na_rep="").set_caption(spec["what"]))
+        display(styled(authors, TITLES[item]))
         return
+    layer_a, layer_b = int(theirs["layer_a"].iloc[0]), int(theirs["layer_b"].iloc[0])
     sub = pd.read_parquet(found[name] / "subspace.parquet")
-    ours = sub[(sub["layer_a"] == spec["layer_a"]) & (sub["layer_b"] == spec["layer_b"])].set_index("concept")
-    display(tables.side_by_side(ours[[c for c in spec["columns"] if c in ours]], reported)
-            .style.format("{:.3f}", na_rep="").set_caption(spec["what"]))
+    ours = sub[(sub["layer_a"] == layer_a) & (sub["layer_b"] == layer_b)].set_index("concept")
+    display(styled(tables.side_by_side(ours[[c for c in values if c in ours]], authors), TITLES[item]))
 
 
 # %% [markdown]
@@ -141,6 +155,12 @@ def compare_concepts(item, name):
 
 # %%
 compare_full_space("fig3", "pythia")
+
+# %% [markdown]
+# ### Appendix A1: the shuffled nulls behind Fig. 3
+
+# %%
+compare_full_space("A1", "pythia")
 
 # %% [markdown]
 # ### Table 1: semantic subspaces, Pythia-70m L3 vs Pythia-160m L5

@@ -11,7 +11,7 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "tiny"
+profile = "offline"
 cache_dir = None
 results_dir = None
 layer_pairs = None  # list of [layer_a, layer_b]; default: the diagonal of the profile's layers
@@ -20,9 +20,10 @@ direction = "b_to_a"
 metrics = ["svcca", "rsa"]
 n_boot = 20
 n_perm = None  # default: the profile's
-sweep_n_perm = 50
+sweep_pair = None  # [layer_a, layer_b] of every sweep; default: the middle pair of layer_pairs
+sweep_n_perm = 50  # shuffles per score in the SVCCA-dimension and token-budget sweeps
+sweep_filters_n_perm = 10  # shuffles per score in the filter sweep (every rule x direction x setting x r cut)
 sweep_r_min = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-sweep_pair = None  # [layer_a, layer_b] of the sweeps; default: the first layer pair
 fractions = [0.1, 0.25, 0.5, 1.0]
 seed = 0
 alpha = 0.05
@@ -110,23 +111,30 @@ display(frames["sae"][[c for c in effect_cols if c in frames["sae"]]].round(4))
 # ## Multiple testing over the whole grid
 
 # %%
-grid = grid_frame(prof, rules=None, directions=("b_to_a", "a_to_b"), cache_dir=cache, results_dir=results,
-                  n_perm=settings.n_perm).frame
+# The grid `saesim run` computed (every layer pair, the profile's rules, each B latent choosing).
+grid = grid_frame(prof, rules=None, directions=("b_to_a",), cache_dir=cache, results_dir=results,
+                  n_perm=n_perm).frame
 from saesim.plots import pvalue_histogram  # noqa: E402
 
 fig = pvalue_histogram(grid, [f"{m}_p" for m in metrics if f"{m}_p" in grid], alpha=alpha)
 show_figure(fig, "robustness_pvalues",
-            f"Shuffled-pairing p-values of every cell, rule and direction of the {prof.name} grid "
-            f"({len(grid)} tests per metric) with the Holm and Benjamini-Hochberg cut-offs at {alpha}.")
+            f"Shuffled-pairing p-values of every cell and rule of the {prof.name} grid (each B latent "
+            f"choosing; {len(grid)} tests per metric, {int(grid['n_perm'].iloc[0])} shuffles each) with the Holm and "
+            f"Benjamini-Hochberg cut-offs at {alpha}. With R shuffles no p-value is below 1/(R+1), so Holm over "
+            f"m tests can reject only if m/(R+1) < {alpha}.")
 
 # %% [markdown]
 # ## Sweeps
 
 # %%
-la, lb = tuple(sweep_pair) if sweep_pair else layer_pairs[0]
+la, lb = (int(x) for x in sweep_pair) if sweep_pair else layer_pairs[len(layer_pairs) // 2]
 a = load_layer(prof, "a", la, out=cache).to_sae_layer()
 b = load_layer(prof, "b", lb, out=cache).to_sae_layer()
 sweep_settings = settings.replace(n_perm=sweep_n_perm, compat=False)
+display(Markdown(f"Every sweep below runs on one layer pair, A{la}–B{lb} (`sweep_pair`). Scores are judged against "
+                 f"{sweep_n_perm} shuffles (`sweep_n_perm`), and against {sweep_filters_n_perm} in the filter sweep "
+                 f"(`sweep_filters_n_perm`), which scores every combination of r cut, filter setting, pairing rule "
+                 f"and direction."))
 dimension = robust.sweep_svcca_dimension(a, b, sweep_settings)
 dimension.to_parquet(out / "sweep_svcca_dimension.parquet", index=False)
 display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
@@ -134,10 +142,12 @@ display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcc
 fig = robust.plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
 show_figure(fig, "robustness_sweep_dimension",
             f"SVCCA and PWCCA (solid) and their shuffled-null means (dotted) under each dimension policy "
-            f"(variance fraction, fixed k, or 'ratio:R' = n_pairs / R components); layers A{la}–B{lb}.")
+            f"(variance fraction, fixed k, or 'ratio:R' = n_pairs / R components); layers A{la}–B{lb}, rule "
+            f"{rule}, direction {direction}, {sweep_n_perm} shuffles.")
 
 # %%
-filters = robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",)), r_min=tuple(sweep_r_min))
+filters = robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
+                               r_min=tuple(sweep_r_min))
 filters.to_parquet(out / "sweep_filters.parquet", index=False)
 done = filters[filters["skipped"] == ""]
 if (filters["skipped"] != "").any():
@@ -149,7 +159,8 @@ done = done.assign(setting=[("junk off" if not j else f"junk on, top-{k}") for j
 fig = robust.plot_sweep(done, "r_min", metrics=("svcca", "kept_fraction"), hue="setting", col="panel")
 show_figure(fig, "robustness_sweep_filters",
             f"SVCCA (top) and the fraction of choosers kept (bottom) against the r cut, for each junk-filter "
-            f"setting, pairing rule and direction; layers A{la}–B{lb}.")
+            f"setting, pairing rule and direction; dotted: shuffled-null mean ({sweep_filters_n_perm} shuffles); "
+            f"layers A{la}–B{lb}.")
 
 # %%
 budget = robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions, seed=seed)
@@ -159,7 +170,7 @@ display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metri
 fig = robust.plot_sweep(budget, "fraction", metrics=tuple(metrics))
 show_figure(fig, "robustness_sweep_tokens",
             f"Scores (solid) and null means (dotted) on nested random shares of the documents; "
-            f"layers A{la}–B{lb}.")
+            f"layers A{la}–B{lb}, rule {rule}, direction {direction}, {sweep_n_perm} shuffles.")
 
 # %% [markdown]
 # ## Verdict

@@ -456,6 +456,9 @@ class GridTable:
     settings : saesim.experiments.CompareSettings
     profile : saesim.config.Profile
     slots : (str, str)
+    pairs : tuple of (int, int), optional
+        The (A layer, B layer) cells asked for, when they were listed rather
+        than the product of two layer lists.
     """
 
     frame: object
@@ -463,6 +466,7 @@ class GridTable:
     settings: object
     profile: object
     slots: tuple = ("a", "b")
+    pairs: tuple | None = None
 
     @property
     def label_a(self) -> str:
@@ -495,13 +499,17 @@ class GridTable:
         }
         if s.junk_filter:
             meta["junk_list"] = s.junk_list
+        if self.pairs is not None:
+            # listed cells are not a layers_a x layers_b product: the caption's "layers A [..] x B [..]"
+            # would say otherwise, so the notebook names the pairs itself
+            meta["layers_a"] = meta["layers_b"] = None
         meta.update(extra)
         return meta
 
 
 def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None = None,
-               directions: Sequence[str] = ("b_to_a",), layers_a=None, layers_b=None, slots=("a", "b"),
-               cache_dir=None, results_dir=None, executor: str = "serial", **changes):
+               directions: Sequence[str] = ("b_to_a",), layers_a=None, layers_b=None, pairs=None,
+               slots=("a", "b"), cache_dir=None, results_dir=None, executor: str = "serial", **changes):
     """The experiment table a notebook needs, from ``saesim run``'s parquet or computed.
 
     Parameters
@@ -513,6 +521,10 @@ def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None
         many-to-1, each B latent picking an A latent).
     layers_a, layers_b : sequence of int, optional
         Default: the profile's layers of the two slots.
+    pairs : sequence of (int, int), optional
+        Explicit (A layer, B layer) cells instead of the product of
+        ``layers_a`` and ``layers_b`` (which must then be left out), e.g.
+        the diagonal ``[(0, 0), (1, 1)]``; ``kind="full_space"`` only.
     slots : (str, str)
         ("a", "b"), or ("a", "control") for the re-randomised-model control.
     cache_dir, results_dir : path, optional
@@ -528,9 +540,9 @@ def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None
     Returns
     -------
     GridTable
-        The rows for the requested layers, rules and directions, where they
-        came from (the parquet's path, or ``"computed: <folder>"``) and the
-        settings.
+        The rows for the requested layers (or pairs), rules and directions,
+        and no others; where they came from (the parquet's path, or
+        ``"computed: <folder>"``) and the settings.
 
     Notes
     -----
@@ -551,8 +563,13 @@ def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None
         raise ValueError(f"`kind` must be 'full_space' or 'subspace'; got {kind!r}.")
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     slot_a, slot_b = slots
+    if pairs is not None:
+        pairs = _check_pairs(pairs, profile, slots, kind, layers_a, layers_b)
+        layers_a = tuple(dict.fromkeys(la for la, _ in pairs))
+        layers_b = tuple(dict.fromkeys(lb for _, lb in pairs))
     layers_a = tuple(int(x) for x in (profile.layers(slot_a) if layers_a is None else layers_a))
     layers_b = tuple(int(x) for x in (profile.layers(slot_b) if layers_b is None else layers_b))
+    cells = pairs if pairs is not None else tuple((la, lb) for la in layers_a for lb in layers_b)
     base = settings_from_profile(profile, directions=("b_to_a",))
     changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in changes.items() if v is not None}
     settings = base.replace(rules=tuple(rules) if rules else base.rules, directions=tuple(directions), **changes)
@@ -566,27 +583,59 @@ def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None
                               "svcca_variance") if getattr(settings, f) != getattr(base, f)]
     if table.is_file() and not unrecorded:
         frame = pd.read_parquet(table)
-        rows = _select(frame, kind, layers_a, layers_b, settings)
+        rows = _select(frame, kind, cells, settings)
         if rows is not None:
-            return GridTable(rows, str(table), settings, profile, tuple(slots))
+            return GridTable(rows, str(table), settings, profile, tuple(slots), pairs)
     out = results / "custom" / settings.key()
-    runner = semantic_grid if kind == "subspace" else run_grid
-    result = runner(profile, layers_a=layers_a, layers_b=layers_b, settings=settings, slots=tuple(slots),
-                    out=out, cache=cache, executor=executor, progress=False)
+    if kind == "subspace":
+        result = semantic_grid(profile, layers_a=layers_a, layers_b=layers_b, settings=settings, slots=tuple(slots),
+                               out=out, cache=cache, executor=executor, progress=False)
+    else:
+        result = run_grid(profile, layers_a=layers_a, layers_b=layers_b, settings=settings, slots=tuple(slots),
+                          out=out, cache=cache, executor=executor, progress=False, pairs=pairs)
     if result.failed:
         first = next(iter(result.failed.items()))
         raise RuntimeError(f"{len(result.failed)} {kind} cells failed, e.g. {first[0]}:\n{first[1]}")
-    rows = _select(result.frame, kind, layers_a, layers_b, settings)
+    rows = _select(result.frame, kind, cells, settings)
     if rows is None:
         raise RuntimeError(f"the computed {kind} grid in {out} lacks requested rows; this is a bug.")
-    return GridTable(rows, f"computed: {out}", settings, profile, tuple(slots))
+    return GridTable(rows, f"computed: {out}", settings, profile, tuple(slots), pairs)
 
 
-def _select(frame, kind, layers_a, layers_b, settings):
-    """Rows of ``frame`` for the request, or None when some are missing or settings differ."""
+def _check_pairs(pairs, profile, slots, kind, layers_a, layers_b) -> tuple[tuple[int, int], ...]:
+    """``pairs`` as a tuple of distinct (int, int), each layer one the profile has in its slot."""
+    if kind != "full_space":
+        raise ValueError(f"`pairs` is supported for kind='full_space' only; got kind={kind!r}.")
+    if layers_a is not None or layers_b is not None:
+        raise ValueError("give either `pairs` or `layers_a` / `layers_b`, not both.")
+    out = []
+    for item in pairs:
+        try:
+            la, lb = (int(x) for x in item)
+        except (TypeError, ValueError):
+            raise ValueError(f"`pairs` must hold (layer_a, layer_b) pairs of integers, e.g. [[0, 0], [1, 1]]; "
+                             f"got {item!r}.") from None
+        out.append((la, lb))
+    out = tuple(dict.fromkeys(out))
+    if not out:
+        raise ValueError("`pairs` is empty; give at least one (layer_a, layer_b) pair.")
+    known_a, known_b = set(profile.layers(slots[0])), set(profile.layers(slots[1]))
+    unknown = [p for p in out if p[0] not in known_a or p[1] not in known_b]
+    if unknown:
+        raise ValueError(f"`pairs` {unknown} name layers that profile {profile.name} does not have; its layers are "
+                         f"{sorted(known_a)} ({slots[0]}) and {sorted(known_b)} ({slots[1]}).")
+    return out
+
+
+def _select(frame, kind, cells, settings):
+    """Rows of ``frame`` for the (layer_a, layer_b) ``cells``, or None when some are missing or settings differ."""
+    import pandas as pd
+
     if frame.empty or "layer_a" not in frame:
         return None
-    keep = frame["layer_a"].isin(layers_a) & frame["layer_b"].isin(layers_b)
+    wanted = set(cells)
+    keep = pd.Series([(int(a), int(b)) in wanted for a, b in zip(frame["layer_a"], frame["layer_b"])],
+                     index=frame.index, dtype=bool)
     keep &= frame["rule"].isin(settings.rules)
     if kind == "full_space":
         keep &= frame["direction"].isin(settings.directions)
@@ -596,7 +645,7 @@ def _select(frame, kind, layers_a, layers_b, settings):
         keep &= frame["seed"] == settings.seed
     keep &= frame["compat"].astype(bool) == bool(settings.compat)
     rows = frame[keep]
-    need = len(layers_a) * len(layers_b) * len(settings.rules)
+    need = len(wanted) * len(settings.rules)
     keys = ["layer_a", "layer_b", "rule"]
     if kind == "full_space":
         need *= len(settings.directions)
@@ -765,7 +814,7 @@ def _plain(value):
 def _page_parameters(name: str, root: Path) -> dict:
     """Parameters only one notebook takes (absolute paths of the checkout)."""
     if name == "reproducing":
-        return {"runs_dir": str(root / "runs"), "authors_file": str(root / "book" / "authors_numbers.yaml")}
+        return {"runs_dir": str(root / "runs")}
     return {}
 
 

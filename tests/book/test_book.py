@@ -29,6 +29,7 @@ EXPECTED_FIGURES = (
     "figA9_concepts_svcca", "figA9_concepts_svcca_null", "figA9_concepts_svcca_p", "figA9_concepts_rsa",
     "figA9_concepts_rsa_p", "figA12_concepts_svcca_subset_p", "fig_hub_histogram", "fig_activation_frequency",
     "fig_pvalue_histogram", "fig_filter_stages", "fig_many_to_one_vs_one_to_one", "fig_rules_directions_svcca",
+    "fig_svcca_corrected_vs_authors_k",
 )
 
 
@@ -56,6 +57,23 @@ class TestSources:
         for node in ast.parse(first.source).body:
             assert isinstance(node, ast.Assign), f"{name}: parameters cell holds only assignments"
             ast.literal_eval(node.value)  # plain literals only
+
+    @pytest.mark.parametrize("name", book.NOTEBOOKS)
+    def test_page_parameters_are_declared_by_the_notebook(self, name):
+        import ast
+
+        import jupytext
+
+        notebook = jupytext.read(ROOT / "notebooks" / f"{name}.py", fmt="py:percent")
+        first = next(c for c in notebook.cells if c.cell_type == "code")
+        declared = {t.id for node in ast.parse(first.source).body for t in node.targets}
+        assert set(book._page_parameters(name, ROOT)) <= declared
+
+    def test_authors_numbers_come_from_saesim_reported(self):
+        text = (ROOT / "notebooks" / "reproducing.py").read_text()
+        assert "saesim.reported" in text or "reported.reported(" in text
+        assert "authors_numbers" not in text and "authors_file" not in text
+        assert not (ROOT / "book" / "authors_numbers.yaml").exists()
 
     @pytest.mark.parametrize("name", book.NOTEBOOKS)
     def test_notebooks_never_select_a_backend(self, name):
@@ -95,6 +113,77 @@ class TestParameters:
     def test_bad_name_is_explained(self):
         with pytest.raises(ValueError, match="not a Python identifier"):
             book.parse_parameters(["1rule=x"])
+
+
+def _fake_full_space(profile, *, n_perm, seed=0, rules=("first_index", "many_to_one")):
+    """A full_space.parquet-like frame: every layer pair of ``profile``, each rule, b_to_a."""
+    import pandas as pd
+
+    rows = [{"profile": profile.name, "layer_a": la, "layer_b": lb, "rule": rule, "direction": "b_to_a",
+             "compat": False, "n_perm": n_perm, "seed": seed, "svcca": 0.1 * la + 0.01 * lb}
+            for la in profile.layers("a") for lb in profile.layers("b") for rule in rules]
+    return pd.DataFrame(rows)
+
+
+class TestGridFramePairs:
+    def test_reads_exactly_the_pairs_from_the_parquet(self, tiny_profile, tmp_path):
+        fake = _fake_full_space(tiny_profile, n_perm=tiny_profile.nulls.n_perm)
+        fake.to_parquet(tmp_path / "full_space.parquet")
+        table = book.grid_frame(tiny_profile, "full_space", rules=["first_index"], pairs=[[1, 0], (0, 0)],
+                                results_dir=tmp_path)
+        assert table.source == str(tmp_path / "full_space.parquet")
+        got = sorted(zip(table.frame["layer_a"], table.frame["layer_b"]))
+        assert got == [(0, 0), (1, 0)] and set(table.frame["rule"]) == {"first_index"}
+        assert table.pairs == ((1, 0), (0, 0))
+        meta = table.meta()
+        assert meta["layers_a"] is None and meta["layers_b"] is None  # not a product: the caption names pairs
+
+    def test_missing_pairs_are_computed_and_only_those(self, tiny_profile, tmp_path, monkeypatch):
+        import pandas as pd
+
+        from saesim import experiments
+
+        fake = _fake_full_space(tiny_profile, n_perm=tiny_profile.nulls.n_perm)
+        fake.to_parquet(tmp_path / "full_space.parquet")
+        calls = []
+
+        def run_grid(profile, *, pairs=None, settings=None, out=None, **kw):
+            calls.append(pairs)
+            frame = pd.DataFrame([{"layer_a": la, "layer_b": lb, "rule": r, "direction": d, "compat": False,
+                                   "n_perm": settings.n_perm, "seed": settings.seed}
+                                  for la, lb in pairs for r in settings.rules for d in settings.directions])
+            return experiments.GridResult(frame=frame, path=out / "full_space.parquet", computed=len(pairs),
+                                          reused=0, failed={})
+
+        monkeypatch.setattr(experiments, "run_grid", run_grid)
+        table = book.grid_frame(tiny_profile, "full_space", rules=["first_index", "hungarian"],
+                                directions=["b_to_a", "a_to_b"], pairs=[(0, 1), (1, 1)], results_dir=tmp_path,
+                                n_perm=7)
+        assert calls == [((0, 1), (1, 1))]
+        assert table.source.startswith("computed: ")
+        assert sorted(set(zip(table.frame["layer_a"], table.frame["layer_b"]))) == [(0, 1), (1, 1)]
+        assert len(table.frame) == 2 * 2 * 2
+
+    def test_bad_pairs_are_explained(self, tiny_profile, tmp_path):
+        with pytest.raises(ValueError, match="does not have"):
+            book.grid_frame(tiny_profile, pairs=[(0, 9)], results_dir=tmp_path)
+        with pytest.raises(ValueError, match="not both"):
+            book.grid_frame(tiny_profile, pairs=[(0, 0)], layers_a=[0], results_dir=tmp_path)
+        with pytest.raises(ValueError, match="full_space"):
+            book.grid_frame(tiny_profile, "subspace", pairs=[(0, 0)], results_dir=tmp_path)
+        with pytest.raises(ValueError, match="empty"):
+            book.grid_frame(tiny_profile, pairs=[], results_dir=tmp_path)
+        with pytest.raises(ValueError, match="pairs of integers"):
+            book.grid_frame(tiny_profile, pairs=[0, 1], results_dir=tmp_path)
+
+    def test_computes_only_the_pairs_on_the_tiny_profile(self, tiny_profile, tiny_extraction, session_cache,
+                                                          tmp_path):
+        table = book.grid_frame(tiny_profile, "full_space", rules=["first_index"], pairs=[(1, 0)],
+                                cache_dir=session_cache, results_dir=tmp_path, n_perm=3)
+        assert table.source.startswith("computed: ")
+        assert list(zip(table.frame["layer_a"], table.frame["layer_b"])) == [(1, 0)]
+        cells = list((tmp_path / "custom").rglob("cells/full_space/*.json"))
+        assert len(cells) == 1
 
 
 class TestMathjax:
@@ -203,6 +292,27 @@ class TestTinyBook:
         png_after = (out.parent / "figures" / "fig3_full_space_svcca_rsa.png").read_bytes()
         assert png_after != png_before
         assert out.read_text().count('"injected-parameters"') == 1
+
+    def test_rule_section_runs_on_the_chosen_pairs_only(self, built, tiny_results, tmp_path):
+        generated = built.root / "book" / "generated"
+        before = glued(generated / "many_to_one.ipynb")
+        assert before["mo_rule_pairs"] == "'A0–B0, A1–B1'"  # the diagonal by default
+        assert int(before["mo_rule_n_perm"]) == 200
+        out = tmp_path / "rerun" / "many_to_one.ipynb"
+        run = book.execute_notebook(ROOT / "notebooks" / "many_to_one.py", out,
+                                    {"profile": "tiny", "cache_dir": str(tiny_results),
+                                     "results_dir": str(tiny_results / "results"), "rule_pairs": [[1, 0]],
+                                     "rule_n_perm": 5})
+        assert run.ok, run.error
+        after = glued(out)
+        assert after["mo_rule_pairs"] == "'A1–B0'" and int(after["mo_rule_n_perm"]) == 5
+
+    def test_authors_k_svcca_sits_beside_the_corrected_one(self, built):
+        html = (built.html_dir / "book" / "generated" / "full_space.html").read_text()
+        assert 'id="fig-svcca-corrected-vs-authors-k"' in html
+        values = glued(built.root / "book" / "generated" / "full_space.ipynb")
+        assert int(values["fs_authors_k_max"]) == 1
+        assert int(values["fs_k_x_median"]) > 1
 
     def test_failing_notebook_stops_the_build_and_leaves_a_report(self, built, tiny_results):
         with pytest.raises(book.BookBuildError, match="notebook `full_space` failed") as info:

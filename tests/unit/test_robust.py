@@ -1,12 +1,16 @@
 """Tests for saesim.robust on synthetic SAEs with a planted correspondence."""
 
+import warnings
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 
 from saesim import robust
-from saesim.experiments import CompareSettings, SaeLayer, compare_pair
+from saesim.corr import CoactivationMoments, DeadLatentWarning, best_partners
+from saesim.experiments import CompareSettings, SaeLayer, compare_best, compare_pair
 from saesim.filters import TopTokens
 from saesim.synthetic import planted_pair
 from saesim.tokens import contexts, top_activations
@@ -87,6 +91,102 @@ class TestBootstrap:
         a, b = layers_from(planted)
         with pytest.raises(ValueError, match="`row_doc` must give the document of every code row"):
             robust.bootstrap_ci(a, b, np.zeros(10), SETTINGS, rule="first_index", n_boot=2)
+
+
+def quiet_best_partners(codes_a, codes_b, **kwargs):
+    """saesim.corr.best_partners without the dead-latent warning (resamples leave rare latents dead)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeadLatentWarning)
+        return best_partners(codes_a, codes_b, **kwargs)
+
+
+def resample(row_doc, boot, *, seed=0):
+    """Document counts and token rows of bootstrap resample ``boot`` (the draws of bootstrap_ci)."""
+    n_docs = int(row_doc.max()) + 1
+    draw = np.random.default_rng([seed, boot]).integers(0, n_docs, size=n_docs)
+    rows = np.concatenate([np.flatnonzero(row_doc == d) for d in draw])
+    return np.bincount(draw, minlength=n_docs), rows
+
+
+class TestFastBootstrap:
+    def test_candidate_pairs_are_both_sides_lists_once_sorted_by_b(self, planted):
+        best = quiet_best_partners(planted.codes_a, planted.codes_b)
+        pair_a, pair_b = robust.candidate_pairs(best)
+        keys = pair_b * best.n_a + pair_a
+        assert np.all(np.diff(keys) > 0)
+        listed = {(int(a), b) for b, row in enumerate(best.top_index) for a in row if a >= 0}
+        listed |= {(a, int(b)) for a, row in enumerate(best.top_index_a) for b in row if b >= 0}
+        assert set(zip(pair_a.tolist(), pair_b.tolist())) == listed
+
+    def test_weighted_moments_equal_brute_force_slicing(self, planted, row_doc):
+        pair_a, pair_b = robust.candidate_pairs(quiet_best_partners(planted.codes_a, planted.codes_b))
+        moments = robust.DocumentMoments(planted.codes_a, planted.codes_b, row_doc, pair_a, pair_b)
+        counts, rows = resample(row_doc, 0)
+        weighted = moments.weighted(counts)
+        sliced = CoactivationMoments(planted.n_a, planted.n_b).update(planted.codes_a[rows], planted.codes_b[rows])
+        assert weighted.n_tokens_ == sliced.n_tokens_ == rows.size
+        for name in ("sum_a_", "sumsq_a_", "sum_b_", "sumsq_b_"):
+            np.testing.assert_allclose(getattr(weighted, name), getattr(sliced, name), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(weighted.cross_[pair_b, pair_a]).ravel(),
+                                   np.asarray(sliced.cross_[pair_b, pair_a]).ravel(), rtol=1e-12)
+
+    def test_equals_the_exact_path_when_every_pair_is_a_candidate(self, planted, row_doc):
+        a, b = layers_from(planted)
+        pair_b, pair_a = np.divmod(np.arange(planted.n_a * planted.n_b), planted.n_a)
+        moments = robust.DocumentMoments(a.codes, b.codes, row_doc, pair_a, pair_b)
+        settings = SETTINGS.replace(rules=("first_index", "many_to_one", "mutual", "hungarian"),
+                                    directions=("b_to_a", "a_to_b"), n_perm=1)
+        for boot in range(3):
+            counts, rows = resample(row_doc, boot)
+            fast = moments.best_partners(counts)
+            exact = quiet_best_partners(a.codes[rows], b.codes[rows])
+            assert fast.n_tokens == exact.n_tokens == rows.size
+            for name in ("index", "index_a", "top_index", "top_index_a", "dead_a", "dead_b"):
+                np.testing.assert_array_equal(getattr(fast, name), getattr(exact, name), err_msg=name)
+            for name in ("r", "r_a", "top_r", "top_r_a"):
+                np.testing.assert_allclose(getattr(fast, name), getattr(exact, name), rtol=0, atol=1e-9)
+            pd.testing.assert_frame_equal(pd.DataFrame(compare_best(fast, a, b, settings)),
+                                          pd.DataFrame(compare_best(exact, a, b, settings)), rtol=0, atol=1e-9)
+
+    def test_resampled_partners_agree_with_the_exact_path(self):
+        # Weak latents re-choose among many chance co-firings; 64 candidates cover them (8 do not).
+        data = planted_pair(n_tokens=20_000, n_latents_a=512, n_latents_b=768, n_shared=256, seed=0)
+        row_doc = np.arange(data.n_tokens) // 25
+        full = quiet_best_partners(data.codes_a, data.codes_b, m=robust.BOOT_CANDIDATES)
+        moments = robust.DocumentMoments(data.codes_a, data.codes_b, row_doc, *robust.candidate_pairs(full))
+        for boot in range(2):
+            counts, rows = resample(row_doc, boot)
+            fast = moments.best_partners(counts)
+            exact = quiet_best_partners(data.codes_a[rows], data.codes_b[rows])
+            chosen = (fast.index >= 0) | (exact.index >= 0)
+            assert np.mean(fast.index[chosen] == exact.index[chosen]) >= 0.99
+            strong = (fast.r > 0.1) | (exact.r > 0.1)
+            assert np.array_equal(fast.index[strong], exact.index[strong])
+
+    def test_fast_path_searches_once_and_keeps_the_observed_record(self, planted, row_doc, monkeypatch):
+        a, b = layers_from(planted)
+        calls = []
+        monkeypatch.setattr(robust, "best_partners", lambda *args, **kw: calls.append(kw) or best_partners(*args, **kw))
+        fast = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=4)
+        assert len(calls) == 1 and calls[0]["m"] == robust.BOOT_CANDIDATES
+        exact = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=4, exact=True)
+        assert len(calls) == 1 + 1 + 4
+        assert fast.observed == exact.observed == compare_pair(a, b, SETTINGS.replace(rules=("first_index",)))[0]
+        assert list(fast.samples["n_tokens"]) == list(exact.samples["n_tokens"])
+
+    def test_dense_codes_and_compat_take_the_exact_path(self, planted, row_doc, monkeypatch):
+        a, b = layers_from(planted)
+        calls = []
+        monkeypatch.setattr(robust, "best_partners", lambda *args, **kw: calls.append(kw) or best_partners(*args, **kw))
+        dense_a, dense_b = (replace(layer, codes=layer.codes.toarray()) for layer in (a, b))
+        robust.bootstrap_ci(dense_a, dense_b, row_doc, NULL_SETTINGS, rule="first_index", n_boot=2)
+        robust.bootstrap_ci(a, b, row_doc, SETTINGS.replace(compat=True), rule="first_index", n_boot=2)
+        assert len(calls) == 2 * (1 + 2)
+
+    def test_bad_candidates_are_named(self, planted, row_doc):
+        a, b = layers_from(planted)
+        with pytest.raises(ValueError, match="`candidates` must be a positive integer"):
+            robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=2, candidates=0)
 
 
 class TestNullCalibration:
