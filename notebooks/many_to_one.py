@@ -18,8 +18,8 @@ layers_b = None
 rule = "first_index"
 rules = ["first_index", "many_to_one", "max_corr", "mutual", "hungarian"]
 directions = ["b_to_a", "a_to_b"]
-rule_pairs = None  # [[layer_a, layer_b], ...] of the every-rule section; default: the diagonal (layers of both A and B)
-rule_n_perm = 200  # shuffles of the every-rule section; None: the page's n_perm (None: the profile's)
+rule_pairs = None  # [[layer_a, layer_b], ...] of the every-rule section; default: up to 3 diagonal pairs (first, middle, last)
+rule_n_perm = 100  # shuffles of the every-rule section; None: the page's n_perm (None: the profile's)
 n_perm = None
 seed = 0
 compat = False
@@ -119,7 +119,8 @@ book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
 #
 # Each rule keeps a different set of pairs. Every (rule, direction) costs as much as the whole grid
 # above, so this section scores a few layer pairs only: {glue:text}`mo_rule_pairs` (the
-# `rule_pairs` parameter; by default each layer that both models have, paired with itself), with
+# `rule_pairs` parameter; by default the first, middle and last layer that both models have,
+# each paired with itself), with
 # {glue:text}`mo_rule_n_perm` shuffles per score (`rule_n_perm`). The table summarises each
 # (rule, direction) over those pairs; the figure shows the paired SVCCA of each against its
 # shuffled null. The best rule by mean SVCCA is {glue:text}`mo_best_rule`
@@ -128,12 +129,13 @@ book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
 # %%
 if rule_pairs is None:
     layers_b_all = set(many.profile.layers("b"))
-    rule_pairs = [[la, la] for la in many.profile.layers("a") if la in layers_b_all]
+    diagonal = [[la, la] for la in many.profile.layers("a") if la in layers_b_all]
+    rule_pairs = [diagonal[i] for i in sorted({0, len(diagonal) // 2, len(diagonal) - 1})] if diagonal else []
 if not rule_pairs:
     raise ValueError(f"profile {many.profile.name} has no layer in both A and B; set `rule_pairs`, "
                      f"e.g. rule_pairs=[[{many.profile.layers('a')[0]}, {many.profile.layers('b')[0]}]].")
 every = book.grid_frame(profile, "full_space", rules=rules, directions=directions, pairs=rule_pairs,
-                        cache_dir=cache_dir, results_dir=results_dir,
+                        cache_dir=cache_dir, results_dir=results_dir, executor="local",
                         n_perm=rule_n_perm if rule_n_perm is not None else n_perm, seed=seed, compat=compat)
 print(f"every rule and direction: {len(every.frame)} rows from {every.source}")
 f = every.frame

@@ -14,7 +14,7 @@
 profile = "offline"
 cache_dir = None
 results_dir = None
-layer_pairs = None  # list of [layer_a, layer_b]; default: the diagonal of the profile's layers
+layer_pairs = None  # list of [layer_a, layer_b]; default: up to 3 diagonal pairs (first, middle, last layer)
 rule = None  # default: the profile's rule
 direction = "b_to_a"
 metrics = ["svcca", "rsa"]
@@ -61,7 +61,8 @@ settings = settings_from_profile(prof, **({"n_perm": n_perm} if n_perm else {}))
 rule = rule or settings.rules[0]
 settings = settings.replace(rules=(rule,), directions=(direction,), metrics=tuple(metrics))
 if layer_pairs is None:
-    layer_pairs = [[la, la] for la in prof.layers("a") if la in prof.layers("b")]
+    diagonal = [[la, la] for la in prof.layers("a") if la in prof.layers("b")]
+    layer_pairs = [diagonal[i] for i in sorted({0, len(diagonal) // 2, len(diagonal) - 1})]
 layer_pairs = [tuple(int(x) for x in p) for p in layer_pairs]
 has_control = prof.control is not None
 row_doc = robust.row_documents(prof, cache=cache)

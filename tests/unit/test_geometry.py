@@ -6,10 +6,12 @@ import scipy.linalg
 from scipy.spatial.distance import squareform
 from scipy.stats import spearmanr
 
+from saesim import geometry
 from saesim.geometry import (
     MEASURES,
     RSM_DECIMALS,
     DegenerateInputWarning,
+    PreparedMeasure,
     SimilarityResult,
     linear_cka,
     prepare,
@@ -32,6 +34,9 @@ AUTHORS_TOL = 1e-8
 
 CONTROL_MAX = 0.95
 """A control transform the measure is not invariant to must score below this."""
+
+SCORES_TOL = 1e-5
+"""Batched float32 ``scores(perms)`` against the float64 ``score(perm)`` of each permutation."""
 
 
 def cloud(seed, n=120, d=10, rank=None):
@@ -418,6 +423,120 @@ class TestPrepare:
             prepare(x, x, "rsa", compat=True)
         with pytest.raises(TypeError, match=r"it accepts: variance, compat"):
             prepare(x, x, "svcca", k=3)
+
+
+def permutations(n, count, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(n) for _ in range(count)])
+
+
+def looped_scores(prepared, perms):
+    return np.array([prepared.score(perm) for perm in perms])
+
+
+def paired(n=60, d_x=8, d_y=11, repeats=None, seed=0):
+    """Related clouds; ``repeats`` ("x" or "y") makes that side repeat rows, as a many-to-1 pairing."""
+    x, y = cloud(seed, n=n, d=d_x), cloud(seed + 1, n=n, d=d_y)
+    y[:, :min(d_x, d_y)] += x[:, :min(d_x, d_y)]
+    rows = np.random.default_rng(seed + 2).integers(0, n // 3, n)
+    if repeats == "x":
+        x = x[rows]
+    elif repeats == "y":
+        y = y[rows]
+    return x, y
+
+
+class TestScores:
+    @pytest.mark.parametrize(
+        "measure, options",
+        [("svcca", {}), ("svcca", {"variance": 0.9}), ("svcca", {"variance": 3}),
+         ("svcca", {"variance": "ratio:4"}), ("svcca", {"compat": True}), ("pwcca", {}),
+         ("pwcca", {"variance": "ratio:5"}), ("rsa", {}), ("linear_cka", {}), ("procrustes", {})],
+    )
+    @pytest.mark.parametrize("repeats", [None, "x", "y"])
+    def test_batch_equals_looped_float64_scores(self, measure, options, repeats):
+        x, y = paired(repeats=repeats)
+        prepared = prepare(x, y, measure, **options)
+        perms = permutations(60, 9)
+        np.testing.assert_allclose(prepared.scores(perms), looped_scores(prepared, perms), rtol=0, atol=SCORES_TOL)
+
+    @pytest.mark.parametrize("repeats", [None, "x"])
+    @pytest.mark.parametrize("measure, options", [("svcca", {"variance": 140}), ("pwcca", {"variance": 140}),
+                                                  ("procrustes", {})])
+    def test_batch_equals_looped_scores_at_large_k(self, measure, options, repeats):
+        # k >= 128: SVCCA takes the singular values from the Gram matrix's eigenvalues; Procrustes
+        # sums 160 singular values.
+        x, y = paired(n=450, d_x=160, d_y=170, repeats=repeats)
+        x, y = unit_rows(x), unit_rows(y)
+        prepared = prepare(x, y, measure, **options)
+        if options:
+            assert (prepared.result().k_x, prepared.result().k_y) == (140, 140)
+        perms = permutations(450, 6)
+        np.testing.assert_allclose(prepared.scores(perms), looped_scores(prepared, perms), rtol=0, atol=SCORES_TOL)
+
+    @pytest.mark.parametrize("d, repeats, kernel", [(4, None, "partial"), (64, None, "_PermutedInner"),
+                                                    (64, "y", "partial")])
+    def test_linear_cka_kernels_agree_with_float64(self, d, repeats, kernel):
+        # Few pairs against d_x d_y: permuted Gram matrices; otherwise (also when y repeats its
+        # rows, so that the products run over 30 distinct rows) permuted products.
+        x, y = paired(n=90, d_x=d, d_y=d + 3, repeats=repeats)
+        prepared = prepare(x, y, "linear_cka")
+        perms = permutations(90, 7)
+        np.testing.assert_allclose(prepared.scores(perms), looped_scores(prepared, perms), rtol=0, atol=SCORES_TOL)
+        assert type(prepared._numerators).__name__ == kernel
+
+    @pytest.mark.parametrize("n", [30, 150])
+    def test_rsa_batch_with_tied_correlations(self, n):
+        rng = np.random.default_rng(2)
+        x, y = rng.integers(0, 3, size=(n, 6)), rng.integers(0, 3, size=(n, 5))
+        keep = (np.ptp(x, axis=1) > 0) & (np.ptp(y, axis=1) > 0)  # no constant row
+        x, y = x[keep], y[keep]
+        prepared = prepare(x, y, "rsa")
+        perms = permutations(len(x), 8)
+        np.testing.assert_allclose(prepared.scores(perms), looped_scores(prepared, perms), rtol=0, atol=SCORES_TOL)
+
+    @pytest.mark.parametrize("scratch_bytes", [1, 40_000])
+    @pytest.mark.parametrize("measure", ["svcca", "pwcca", "linear_cka", "procrustes"])
+    def test_batches_of_products_keep_the_order(self, monkeypatch, measure, scratch_bytes):
+        # 1 byte: one permutation per product batch; 40 kB: batches of 10, the last one partial.
+        monkeypatch.setattr(geometry, "_SCRATCH_BYTES", scratch_bytes)
+        x, y = paired(repeats="x")
+        prepared = prepare(x, y, measure)
+        perms = permutations(60, 25)
+        np.testing.assert_allclose(prepared.scores(perms), looped_scores(prepared, perms), rtol=0, atol=SCORES_TOL)
+
+    def test_one_permutation_and_a_list(self):
+        x, y = paired()
+        prepared = prepare(x, y, "svcca")
+        perm = np.random.default_rng(0).permutation(60)
+        assert prepared.scores([perm.tolist()]).shape == (1,)
+        assert prepared.scores([perm])[0] == pytest.approx(prepared.score(perm), abs=SCORES_TOL)
+
+    @pytest.mark.parametrize("measure", sorted(MEASURES))
+    def test_degenerate_input_gives_nan(self, measure):
+        with pytest.warns(DegenerateInputWarning):
+            prepared = prepare(np.ones((12, 4)), cloud(0, n=12, d=3), measure)
+        assert np.all(np.isnan(prepared.scores(permutations(12, 3))))
+
+    def test_rsa_with_all_correlations_tied_gives_nan(self):
+        with pytest.warns(DegenerateInputWarning, match="tied"):
+            prepared = prepare(np.eye(3), cloud(0, n=3, d=4), "rsa")
+        assert np.all(np.isnan(prepared.scores(permutations(3, 4))))
+
+    @pytest.mark.parametrize("perms", [np.arange(12), np.zeros((2, 11), dtype=int), np.zeros((2, 12))])
+    def test_bad_permutations_are_named(self, perms):
+        prepared = prepare(cloud(0, n=12, d=3), cloud(1, n=12, d=3), "linear_cka")
+        with pytest.raises(ValueError, match=r"`perms` must be a 2-D integer array of shape \(B, 12\)"):
+            prepared.scores(perms)
+
+    def test_default_scores_loop_score(self):
+        class FirstIndex(PreparedMeasure):
+            measure, n_pairs, degenerate = "rsa", 3, False
+
+            def score(self, perm=None):
+                return 0.0 if perm is None else float(perm[0])
+
+        np.testing.assert_array_equal(FirstIndex().scores([[2, 0, 1], [1, 2, 0]]), [2.0, 1.0])
 
 
 class TestSimilarity:

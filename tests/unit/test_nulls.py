@@ -4,12 +4,21 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 
-from saesim.geometry import MEASURES, DegenerateInputWarning, similarity
-from saesim.nulls import NullDistribution, PermutationResult, p_value, permutation_test, random_subset_null
+from saesim.geometry import MEASURES, DegenerateInputWarning, prepare, similarity
+from saesim.nulls import (
+    NULL_ATOL,
+    PERM_CHUNK,
+    TIE_RTOL,
+    NullDistribution,
+    PermutationResult,
+    p_value,
+    permutation_test,
+    random_subset_null,
+)
 from tests.authors_reference import authors_p_value
 
 NULL_TOL = 1e-10
-"""The prepared (reuse) null against recomputing every permutation from scratch."""
+"""A float64 null (random subsets) against recomputing every draw from scratch."""
 
 KS_MIN_PVALUE = 1e-3
 """Lenient threshold for the KS test of uniform p-values under independence."""
@@ -88,7 +97,7 @@ class TestPermutationTest:
         x, y = planted(0, n=n, d_x=d_x, d_y=d_y, noise=2.0)
         result = permutation_test(x, y, metric, n_perm=25, seed=3, **options)
         np.testing.assert_allclose(result.null, brute_force_null(x, y, metric, 25, 3, **options),
-                                   rtol=0, atol=NULL_TOL)
+                                   rtol=0, atol=NULL_ATOL)
         assert result.score == similarity(x, y, metric, **options).statistic
 
     @pytest.mark.parametrize("metric", ["rsa", "svcca", "linear_cka"])
@@ -97,7 +106,34 @@ class TestPermutationTest:
         x, y = rng.integers(0, 3, size=(30, 6)), rng.integers(0, 3, size=(30, 5))
         assert np.ptp(x, axis=1).min() > 0 and np.ptp(y, axis=1).min() > 0  # no constant row
         result = permutation_test(x, y, metric, n_perm=25, seed=4)
-        np.testing.assert_allclose(result.null, brute_force_null(x, y, metric, 25, 4), rtol=0, atol=NULL_TOL)
+        np.testing.assert_allclose(result.null, brute_force_null(x, y, metric, 25, 4), rtol=0, atol=NULL_ATOL)
+
+    @pytest.mark.parametrize("metric, options", [("svcca", {}), ("rsa", {}), ("linear_cka", {}), ("pwcca", {})])
+    def test_chunks_of_permutations_keep_the_draw_order(self, metric, options):
+        x, y = planted(1, n=30, noise=2.0)
+        n_perm = PERM_CHUNK + 5  # a full chunk and a partial one
+        result = permutation_test(x, y, metric, n_perm=n_perm, seed=6, **options)
+        np.testing.assert_allclose(result.null, brute_force_null(x, y, metric, n_perm, 6, **options),
+                                   rtol=0, atol=NULL_ATOL)
+
+    @pytest.mark.parametrize("metric", sorted(MEASURES))
+    def test_ties_and_p_values_are_those_of_a_float64_null(self, metric):
+        # 4 pairs: 1 permutation in 24 is the identity, and others tie with it too.
+        x, y = independent(3, n=4, d_x=3, d_y=5)
+        result = permutation_test(x, y, metric, n_perm=99, seed=2)
+        prepared, rng = prepare(x, y, metric), np.random.default_rng(2)
+        float64_null = np.array([prepared.score(rng.permutation(4)) for _ in range(99)])
+        assert np.sum(np.abs(float64_null - result.score) <= TIE_RTOL * abs(result.score)) >= 4
+        assert result.p_value == p_value(result.score, float64_null)
+        assert result.p_value_for(result.score, compat=True) == p_value(result.score, float64_null, compat=True)
+
+    def test_statistic_no_permutation_changes_gives_p_one(self):
+        # k = n - 1 on both sides: every canonical correlation is 1 whatever the pairing.
+        x, y = independent(1, n=10, d_x=12, d_y=15)
+        result = permutation_test(x, y, "svcca", n_perm=50, seed=0, variance=1.0)
+        assert (result.observed.k_x, result.observed.k_y) == (9, 9)
+        assert np.all(result.null >= result.score * (1 - TIE_RTOL))
+        assert result.p_value == 1.0
 
     @pytest.mark.parametrize("metric, options", CASES)
     @pytest.mark.parametrize("seed", [0, 1])
