@@ -39,6 +39,7 @@ figures_dir = "figures"
 
 # %%
 import pandas as pd
+from IPython.display import display
 from matplotlib.figure import Figure
 
 from saesim import book, plots, tables
@@ -263,13 +264,22 @@ counts = [("pairs", "n")] + [(mode, k) for mode in ("99 % variance", "authors' k
 
 # %%
 if grid.profile.control is not None:
-    control = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
+    # `saesim run` scores A against the control at the same layers (where the control has that layer).
+    same_layer = [[la, la] for la in frame["layer_a"].unique() if la in grid.profile.layers("control")
+                  and la in frame["layer_b"].unique()]
+    control = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], pairs=same_layer,
                               slots=("a", "control"), cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
                               seed=seed, compat=compat, r_min=r_min, junk_filter=junk_filter)
-    fig = plots.heatmap_panels(control.frame, ["svcca", "rsa"], label_a=control.label_a, label_b=control.label_b)
+    fig = Figure(figsize=(2 * max(4.5, 1.1 * len(same_layer) + 2.0), 3.8), layout="constrained")
+    for ax, metric in zip(fig.subplots(1, 2), ["svcca", "rsa"]):
+        plots.control_bars(frame, control.frame, metric, ax=ax, label_b=grid.label_b, label_control=control.label_b)
     book.show_figure(fig, "fig_control_svcca_rsa",
-                     plots.caption(control.meta(), "Control: paired SVCCA (a) and RSA (b) of model A against the "
-                                                   "SAEs of a re-randomised model"),
+                     plots.caption(control.meta(), "Control: paired SVCCA (a) and RSA (b) of model A against "
+                                                   "model B and against the SAEs of a re-randomised model, same "
+                                                   "layer on both sides, each beside its shuffled-null mean "
+                                                   "(error bar: null sd)"),
                      out_dir=figures_dir)
+    display(control.frame[["layer_a", "n_pairs", "mean_best_r", "svcca", "svcca_null_mean", "svcca_p", "rsa",
+                           "rsa_null_mean", "rsa_p"]].round(4))
 else:
     print(f"profile {grid.profile.name} has no control model; nothing to show.")

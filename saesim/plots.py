@@ -67,6 +67,7 @@ __all__ = [
     "Cutoffs",
     "caption",
     "concept_heatmap_grid",
+    "control_bars",
     "frequency_histogram",
     "heatmap_panels",
     "hub_histogram",
@@ -412,6 +413,57 @@ def paired_vs_null_bars(frame: pd.DataFrame, metric: str, *, layer_a=None, ax: A
     ax.set_title(f"{display_name(metric)}: {label_a} layer {layer_a} vs {label_b} layers")
     ax.axhline(0.0, color="black", linewidth=0.6)
     ax.legend(frameon=False)
+    return ax
+
+
+def control_bars(trained: pd.DataFrame, control: pd.DataFrame, metric: str, *, ax: Axes | None = None,
+                 label_b: str = "model B", label_control: str = "control") -> Axes:
+    """Same-layer scores of A against B and against the random-model control, each beside its null.
+
+    Parameters
+    ----------
+    trained, control : pandas.DataFrame
+        Grid rows of one rule and direction (A vs B, A vs control); only
+        same-layer rows (``layer_a == layer_b``) present in both are drawn.
+    metric : str
+        Needs ``<metric>`` and ``<metric>_null_mean`` (and uses
+        ``<metric>_null_std`` for error bars when present).
+    ax : matplotlib.axes.Axes, optional
+    label_b, label_control : str
+        Legend names of the two comparisons.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    null_column = f"{metric}_null_mean"
+    columns = ["layer_a", "layer_b", metric, null_column]
+    _check_frame(trained, "trained", columns)
+    _check_frame(control, "control", columns)
+    same = [f[f["layer_a"] == f["layer_b"]].set_index("layer_a") for f in (trained, control)]
+    layers = sorted(set(same[0].index) & set(same[1].index))
+    if not layers:
+        raise ValueError("`trained` and `control` share no same-layer row (layer_a == layer_b); "
+                         "pass the same-layer cells of both grids.")
+    if ax is None:
+        ax = _new_figure(max(4.5, 1.1 * len(layers) + 2.0), 3.6).subplots()
+    x = np.arange(len(layers))
+    width = 0.2
+    bars = [(same[0], metric, f"A vs {label_b}", "#3b0f70"), (same[0], null_column, f"A vs {label_b}: null", "#8c8c8c"),
+            (same[1], metric, f"A vs {label_control}", "#de4968"), (same[1], null_column, f"A vs {label_control}: null",
+                                                                     "#fcc5b8")]
+    std_column = f"{metric}_null_std"
+    for i, (rows, column, label, color) in enumerate(bars):
+        rows = rows.loc[layers]
+        yerr = rows[std_column].to_numpy(dtype=float) if column == null_column and std_column in rows else None
+        ax.bar(x + (i - 1.5) * width, rows[column].to_numpy(dtype=float), width, yerr=yerr, capsize=2,
+               label=label, color=color)
+    ax.set_xticks(x, [str(v) for v in layers])
+    ax.set_xlabel("layer (same layer on both sides)")
+    ax.set_ylabel(display_name(metric))
+    ax.set_title(f"{display_name(metric)}: trained vs random-model control")
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.legend(frameon=False, fontsize="small")
     return ax
 
 

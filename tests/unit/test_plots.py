@@ -15,6 +15,7 @@ from saesim.plots import (
     FIGURE_NAMES,
     caption,
     concept_heatmap_grid,
+    control_bars,
     frequency_histogram,
     heatmap_panels,
     hub_histogram,
@@ -460,3 +461,18 @@ class TestCaption:
 def test_figure_names_are_valid_file_stems():
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name) for name in FIGURE_NAMES.values())
     assert FIGURE_NAMES["fig3"] == "fig3_full_space_svcca_rsa"
+
+
+class TestControlBars:
+    def test_bars_hold_the_same_layer_scores_and_nulls(self):
+        trained = grid_frame(layers_a=(1, 2), layers_b=(1, 2))
+        control = grid_frame(layers_a=(1, 2, 3), layers_b=(1, 2, 3)).assign(svcca=0.05)
+        ax = control_bars(trained, control, "svcca")
+        bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+        heights = [[round(p.get_height(), 6) for p in c.patches] for c in bars]
+        assert heights == [[0.11, 0.22], [0.01, 0.02], [0.05, 0.05], [0.01, 0.02]]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2"]
+
+    def test_no_shared_same_layer_row_is_an_error(self):
+        with pytest.raises(ValueError, match="share no same-layer row"):
+            control_bars(grid_frame(layers_a=(1,), layers_b=(2,)), grid_frame(layers_a=(1,), layers_b=(1,)), "svcca")
