@@ -858,9 +858,12 @@ def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
             row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
             xs.append(i + (j - (len(comparisons) - 1) / 2) * width)
             ys.append(row["value"])
-            lo.append(row["value"] - row["ci_low"] if np.isfinite(row["ci_low"]) else 0.0)
-            hi.append(row["ci_high"] - row["value"] if np.isfinite(row["ci_high"]) else 0.0)
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=comparison.replace("_", " "))
+            lo.append(row["ci_low"])
+            hi.append(row["ci_high"])
+        # The percentile interval need not contain the full-sample score (pairing on a resample is
+        # noisier, so it often sits below): draw it as its own segment, not as +/- errors.
+        points = ax.plot(xs, ys, "o", label=comparison.replace("_", " "))[0]
+        ax.vlines(xs, lo, hi, color=points.get_color(), linewidth=1.5)
     ax.set_xticks(range(len(pairs)))
     ax.set_xticklabels([f"A{a}–B{b}" for a, b in pairs])
     ax.set_ylabel(metric)

@@ -295,5 +295,10 @@ class TestPlots:
         sae = pd.DataFrame([fake_record(0, 0, 0.8, 0.75, 0.85)])
         table = robust.control_comparison(sae, control=pd.DataFrame([fake_record(0, 0, 0.4, 0.3, 0.5)]))
         assert robust.plot_baselines(table, "svcca") is not None
+        # A percentile CI entirely below the full-sample score (common after re-pairing) still draws.
+        below = robust.control_comparison(pd.DataFrame([fake_record(0, 0, 0.8, 0.6, 0.7)]))
+        fig = robust.plot_baselines(below, "svcca")
+        segments = fig.axes[0].collections[0].get_segments()
+        assert [tuple(s[:, 1].round(6)) for s in segments][0] == (0.6, 0.7)
         sweep = pd.DataFrame({"fraction": [0.1, 1.0], "svcca": [0.5, 0.6], "svcca_null_mean": [0.3, 0.3]})
         assert robust.plot_sweep(sweep, "fraction", metrics=("svcca",)) is not None
