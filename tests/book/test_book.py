@@ -296,8 +296,8 @@ class TestTinyBook:
     def test_rule_section_runs_on_the_chosen_pairs_only(self, built, tiny_results, tmp_path):
         generated = built.root / "book" / "generated"
         before = glued(generated / "many_to_one.ipynb")
-        assert before["mo_rule_pairs"] == "'A0–B0, A1–B1'"  # the diagonal by default
-        assert int(before["mo_rule_n_perm"]) == 200
+        assert before["mo_rule_pairs"] == "'A0–B0, A1–B1'"  # first, middle and last diagonal pair by default
+        assert int(before["mo_rule_n_perm"]) == 100
         out = tmp_path / "rerun" / "many_to_one.ipynb"
         run = book.execute_notebook(ROOT / "notebooks" / "many_to_one.py", out,
                                     {"profile": "tiny", "cache_dir": str(tiny_results),
