@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +57,8 @@ METRICS = ("svcca", "rsa", "linear_cka")
 BEST_PARTNERS_VERSION = 1
 """Bump when best partners change, so cached ones are recomputed."""
 
-_BEST_PARTNER_ARRAYS = ("index", "r", "index_a", "r_a", "dead_a", "dead_b", "top_index", "top_r",
-                        "top_index_a", "top_r_a")
+_BEST_PARTNER_ARRAYS = tuple(f.name for f in fields(BestPartners)
+                             if f.name not in ("n_tokens", "compat", "backend"))
 
 MIN_SUBSPACE = 2
 """A concept needs more than this many members per side and pairs (the paper's rule)."""
@@ -548,9 +548,10 @@ def _quiet_best_partners(codes_a, codes_b, **kwargs) -> BestPartners:
 def cached_best_partners(data_a, data_b, *, compat: bool = False, cache=None) -> BestPartners:
     """Best partners of two extracted layers, computed once and kept in the artefact store.
 
-    The full-space, control and subspace grids, the notebooks and the
-    bootstrap all start from the same best partners of a layer pair (about
-    8 s on the offline profile); they are stored under the two layers' keys.
+    The full-space, control and subspace grid cells (also those a notebook
+    computes through :func:`run_grid`) start from the same best partners of a
+    layer pair (about 8 s on the offline profile); they are stored under the
+    two layers' keys.
 
     Parameters
     ----------
