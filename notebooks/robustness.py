@@ -27,6 +27,7 @@ sweep_r_min = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 fractions = [0.1, 0.25, 0.5, 1.0]
 seed = 0
 alpha = 0.05
+executor = "local"  # the SAE and control bootstraps: "local" (a process per core) or "serial"
 
 # %% [markdown]
 # # How robust is it?
@@ -76,15 +77,17 @@ display(Markdown(f"Profile `{prof.name}`: {len(layer_pairs)} layer pairs, rule `
 # %%
 layer_ids = sorted({("a", la) for la, _ in layer_pairs} | {("b", lb) for _, lb in layer_pairs})
 raw_layers = robust.raw_neuron_layers(prof, layer_ids, cache=cache)
+common = dict(rule=rule, direction=direction, metrics=metrics, n_boot=n_boot, seed=seed)
+# The SAE and control bootstraps run in parallel processes; finished ones are kept in out/cells/bootstrap.
+jobs = [("sae", (("a", la), ("b", lb))) for la, lb in layer_pairs]
+jobs += [("control", (("a", la), ("control", lb))) for la, lb in layer_pairs
+         if has_control and lb in prof.layers("control")]
+done = robust.bootstrap_many(prof, [comparison for _, comparison in jobs], row_doc, settings, cache=cache, out=out,
+                             executor=executor, **common)
 records = {"sae": [], "control": [], "raw_neuron": []}
+for (name, _), record in zip(jobs, done):
+    records[name].append(record)
 for la, lb in layer_pairs:
-    a = load_layer(prof, "a", la, out=cache).to_sae_layer()
-    b = load_layer(prof, "b", lb, out=cache).to_sae_layer()
-    common = dict(rule=rule, direction=direction, metrics=metrics, n_boot=n_boot, seed=seed)
-    records["sae"].append(robust.bootstrap_ci(a, b, row_doc, settings, **common).to_record())
-    if has_control and lb in prof.layers("control"):
-        c = load_layer(prof, "control", lb, out=cache).to_sae_layer()
-        records["control"].append(robust.bootstrap_ci(a, c, row_doc, settings, **common).to_record())
     records["raw_neuron"].append(robust.bootstrap_ci(raw_layers[("a", la)], raw_layers[("b", lb)], row_doc,
                                                      settings.replace(junk_filter=False), **common).to_record())
 frames = {k: adjust_pvalues(pd.DataFrame(v)) if v else None for k, v in records.items()}

@@ -170,6 +170,7 @@ def _run_profiles(args) -> int:
 
 def _register_run(subparsers) -> None:
     from saesim.executors import EXECUTORS
+    from saesim.experiments import METRICS
     from saesim.match import DIRECTIONS, RULES
 
     parser = subparsers.add_parser(
@@ -192,6 +193,9 @@ def _register_run(subparsers) -> None:
     parser.add_argument("--direction", nargs="+", choices=DIRECTIONS, default=["b_to_a"],
                         help="b_to_a: each B latent picks an A latent (the paper's); a_to_b: the reverse")
     parser.add_argument("--n-perm", type=_positive_int, metavar="N", help="permutations of each null (default: the profile's)")
+    parser.add_argument("--metrics", nargs="+", choices=METRICS, metavar="METRIC",
+                        help=f"measures scored with their nulls, from {', '.join(METRICS)} (default: all; the "
+                             "paper's are svcca and rsa)")
     parser.add_argument("--seed", type=int, metavar="S", help="seed of the nulls (default: the profile's)")
     parser.add_argument("--r-min", type=float, metavar="R", help="keep pairs with r > R (default: the profile's, 0.1)")
     parser.add_argument("--no-junk-filter", action="store_true", help="skip the non-concept/top-token filter")
@@ -217,6 +221,8 @@ def _run_run(args) -> int:
     changes = {"directions": tuple(args.direction)}
     if args.rule:
         changes["rules"] = tuple(args.rule)
+    if args.metrics:
+        changes["metrics"] = tuple(dict.fromkeys(args.metrics))
     for option, field in (("n_perm", "n_perm"), ("seed", "seed"), ("r_min", "r_min"), ("top_k", "top_k")):
         if getattr(args, option) is not None:
             changes[field] = getattr(args, option)

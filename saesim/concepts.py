@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import string
+from functools import lru_cache
 
 import numpy as np
 
@@ -122,17 +123,20 @@ def members(top: TopTokens, windows: np.ndarray, keywords, *, compat: bool = Fal
             if not compat and not (top.active[latent, slot] and top.ids[latent, slot] >= 0):
                 continue
             token = top.strings[latent, slot]
-            window = windows[latent, slot]
-            if compat:
-                token_key = token.replace(" ", "").lower()
-                words = {w.lower() for w in _AUTHORS_STRIP.sub("", window).split()}
-            else:
-                token_key = normalise_token(token)
-                words = {normalise_token(w) for w in _PUNCTUATION.sub(" ", window.replace("\\n", " ")).split()}
-            if token_key in wanted and token_key in words:
+            token_key = token.replace(" ", "").lower() if compat else normalise_token(token)
+            # Only a keyword token needs its window's words (the costly part).
+            if token_key in wanted and token_key in _window_words(windows[latent, slot], compat):
                 found.append(latent)
                 break
     return np.asarray(found, dtype=np.int64)
+
+
+@lru_cache(maxsize=2**15)
+def _window_words(window: str, compat: bool) -> frozenset[str]:
+    """The words of a context window, as the authors' rule or the corrected rule reads them."""
+    if compat:
+        return frozenset(w.lower() for w in _AUTHORS_STRIP.sub("", window).split())
+    return frozenset(normalise_token(w) for w in _PUNCTUATION.sub(" ", window.replace("\\n", " ")).split())
 
 
 def concept_members(top: TopTokens, windows: np.ndarray, *, compat: bool = False, concepts=None) -> dict:

@@ -113,7 +113,11 @@ class SaeLayer:
                 f"`top_k`={k} but layer {self.layer} of model {self.model!r} has only "
                 f"{self.top.strings.shape[1]} top tokens cached; re-extract with more."
             )
-        return TopTokens(strings=self.top.strings[:, :k], ids=self.top.ids[:, :k], active=self.top.active[:, :k])
+        key = ("top_k", k)
+        if key not in self.top.memo:  # one view per k, so that what filters derive from it is kept
+            self.top.memo[key] = TopTokens(strings=self.top.strings[:, :k], ids=self.top.ids[:, :k],
+                                           active=self.top.active[:, :k])
+        return self.top.memo[key]
 
 
 @dataclass(frozen=True)

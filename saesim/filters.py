@@ -26,7 +26,8 @@ Lan et al., arXiv:2410.06981, Sec. 3.2 and App. A.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from functools import lru_cache
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,6 +72,8 @@ class TopTokens:
     strings: np.ndarray
     ids: np.ndarray
     active: np.ndarray
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """What is derived from these tokens alone (filter sets, top-k views), computed once."""
 
     def __post_init__(self):
         shapes = {self.strings.shape, self.ids.shape, self.active.shape}
@@ -85,8 +88,9 @@ class TopTokens:
         return int(self.strings.shape[0])
 
 
+@lru_cache(maxsize=2**16)
 def normalise_token(token: str) -> str:
-    """NFKC, drop WordPiece '##', collapse whitespace, strip, lower-case."""
+    """NFKC, drop WordPiece '##', collapse whitespace, strip, lower-case (memoised: a vocabulary repeats)."""
     token = unicodedata.normalize("NFKC", token)
     if token.startswith("##"):
         token = token[2:]
@@ -197,11 +201,19 @@ def _exact_sets(top: TopTokens) -> list[set[str]]:
 
 
 def _corrected_sets(top: TopTokens, special, extra, min_active: int):
-    """Normalised strings over firing positions, and a per-latent 'non-concept' flag."""
+    """Normalised strings over firing positions, and a per-latent 'non-concept' flag (memoised on ``top``)."""
+    key = ("corrected_sets", special, extra, min_active)
+    if key not in top.memo:
+        top.memo[key] = _compute_corrected_sets(top, special, extra, min_active)
+    return top.memo[key]
+
+
+def _compute_corrected_sets(top: TopTokens, special, extra, min_active: int):
     sets, bad = [], np.zeros(top.n_latents, dtype=bool)
     for i, (strings, ids, active) in enumerate(zip(top.strings.tolist(), top.ids.tolist(), top.active.tolist())):
         tokens = [(s, t) for s, t, on in zip(strings, ids, active) if on and t >= 0]
         junk = any(is_nonconcept_token(s, t, special_ids=special, extra_junk=extra) for s, t in tokens)
         bad[i] = junk or len(tokens) < min_active
         sets.append({normalise_token(s) for s, _ in tokens})
+    bad.setflags(write=False)
     return sets, bad

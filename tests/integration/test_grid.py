@@ -89,3 +89,19 @@ def test_best_partners_are_cached_once_per_layer_pair(tiny_profile, tiny_extract
     assert again.n_tokens == direct.n_tokens and again.compat == direct.compat
     assert cached_best_partners(data_a, data_b, compat=True, cache=store).compat  # compat has its own entry
     assert len(list((tmp_path / "store" / "arrays").rglob("manifest.json"))) == 2
+
+
+def test_run_command_scores_the_chosen_metrics(tiny_profile, tiny_extraction, session_cache, tmp_path, capsys):
+    from saesim.cli import main
+
+    layer = str(tiny_profile.layers("a")[0])
+    status = main(["run", "--profile", "tiny", "--cache", str(session_cache), "--out", str(tmp_path),
+                   "--layers", layer, "--metrics", "svcca", "rsa", "--n-perm", "5", "--no-control", "--no-semantic",
+                   "--executor", "serial", "--no-progress"])
+    assert status == 0
+    frame = pd.read_parquet(tmp_path / "full_space.parquet")
+    assert frame["svcca_p"].notna().all() and frame["rsa_p"].notna().all()
+    assert not any(column.startswith("linear_cka") for column in frame.columns)
+    with pytest.raises(SystemExit):
+        main(["run", "--profile", "tiny", "--metrics", "cka"])
+    assert "invalid choice: 'cka'" in capsys.readouterr().err

@@ -130,3 +130,19 @@ class TestCorrelationMask:
     def test_bad_r_min(self):
         with pytest.raises(ValueError, match="`r_min` must be a finite number"):
             correlation_mask([0.5], r_min=np.nan)
+
+
+def test_filter_sets_are_memoised_on_the_top_tokens():
+    top_a = top_tokens([["cat", "cats", ""], [".", "dog", "dog"], ["sun", "moon", "star"]])
+    top_b = top_tokens([["cat", "kitten", "cat"], ["dog", "pup", "dog"], ["Moon", "sky", "sun"]])
+    a, b = np.array([0, 1, 2, 2]), np.array([0, 1, 2, 0])
+    first = junk_overlap_mask(a, b, top_a, top_b, min_active=1)
+    assert len(top_a.memo) == 1 and len(top_b.memo) == 1
+    again = junk_overlap_mask(a, b, top_a, top_b, min_active=1)
+    fresh = junk_overlap_mask(a, b, top_tokens([["cat", "cats", ""], [".", "dog", "dog"], ["sun", "moon", "star"]]),
+                              top_b, min_active=1)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, fresh)
+    np.testing.assert_array_equal(first, [True, False, True, False])
+    junk_overlap_mask(a, b, top_a, top_b, min_active=3)  # other settings, another entry
+    assert len(top_a.memo) == 2

@@ -598,3 +598,30 @@ class TestSimilarityResult:
         shared = set.intersection(*(set(row) for row in rows))
         assert {"measure", "statistic", "n_pairs", "k_x", "k_y", "compat"} <= shared
         assert isinstance(svcca(x, x), SimilarityResult)
+
+
+def test_corrected_and_authors_svcca_of_one_record_share_one_svd(monkeypatch):
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((60, 9)), rng.standard_normal((60, 7))
+    expected = (svcca(x, y).statistic, svcca(x, y, compat=True).statistic)
+    geometry._SVD_MEMO.clear()
+    calls = []
+    real_svd = np.linalg.svd
+
+    def counting_svd(a, *args, **kwargs):
+        if a.shape[0] == 60:  # the PCA step (the canonical step decomposes k_x x k_y products)
+            calls.append(a.shape)
+        return real_svd(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", counting_svd)
+    got = (svcca(x.copy(), y.copy()).statistic, svcca(x.copy(), y.copy(), compat=True).statistic)
+    assert got == expected
+    assert sorted(calls) == [(60, 7), (60, 9)]  # each side decomposed once, by content
+    basis = geometry._pca_basis(x, 0.99, False)
+    kept = basis.copy()
+    basis[:] = 0.0  # callers get a copy, the memo stays intact
+    np.testing.assert_array_equal(geometry._pca_basis(x, 0.99, False), kept)
+    x2 = x.copy()
+    x2[0, 0] += 1e-9  # different content, different decomposition
+    svcca(x2, y)
+    assert len(calls) == 3

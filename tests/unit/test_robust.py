@@ -174,14 +174,37 @@ class TestFastBootstrap:
         assert fast.observed == exact.observed == compare_pair(a, b, SETTINGS.replace(rules=("first_index",)))[0]
         assert list(fast.samples["n_tokens"]) == list(exact.samples["n_tokens"])
 
-    def test_dense_codes_and_compat_take_the_exact_path(self, planted, row_doc, monkeypatch):
+    def test_compat_takes_the_exact_path_and_dense_codes_search_once(self, planted, row_doc, monkeypatch):
         a, b = layers_from(planted)
         calls = []
         monkeypatch.setattr(robust, "best_partners", lambda *args, **kw: calls.append(kw) or best_partners(*args, **kw))
         dense_a, dense_b = (replace(layer, codes=layer.codes.toarray()) for layer in (a, b))
-        robust.bootstrap_ci(dense_a, dense_b, row_doc, NULL_SETTINGS, rule="first_index", n_boot=2)
+        dense = robust.bootstrap_ci(dense_a, dense_b, row_doc, NULL_SETTINGS, rule="first_index", n_boot=2)
+        assert len(calls) == 1  # resamples follow from the per-document moments
         robust.bootstrap_ci(a, b, row_doc, SETTINGS.replace(compat=True), rule="first_index", n_boot=2)
-        assert len(calls) == 2 * (1 + 2)
+        assert len(calls) == 1 + (1 + 2)
+        exact = robust.bootstrap_ci(dense_a, dense_b, row_doc, NULL_SETTINGS, rule="first_index", n_boot=2,
+                                    exact=True)
+        pd.testing.assert_frame_equal(dense.samples, exact.samples, rtol=0, atol=1e-9)
+
+    def test_dense_moments_equal_the_exact_dense_path(self):
+        # Raw neurons: dense, of any sign, every pair correlated a little.
+        rng = np.random.default_rng(3)
+        a = rng.standard_normal((3000, 7)) + 2.0
+        b = a[:, [4, 0, 6, 2, 1, 5]] * rng.uniform(0.5, 2, 6) + 0.8 * rng.standard_normal((3000, 6)) - 1.0
+        row_doc = np.arange(3000) // 30
+        moments = robust.DenseDocumentMoments(a, b, row_doc)
+        assert moments.cross.shape == (100, 6 * 7)
+        for boot in range(3):
+            counts, rows = resample(row_doc, boot)
+            fast = moments.best_partners(counts, m=4)
+            exact = quiet_best_partners(a[rows], b[rows], m=4)
+            assert fast.n_tokens == exact.n_tokens == rows.size
+            for name in ("index", "index_a", "top_index", "top_index_a", "dead_a", "dead_b"):
+                np.testing.assert_array_equal(getattr(fast, name), getattr(exact, name), err_msg=name)
+            for name in ("r", "r_a", "top_r", "top_r_a"):
+                np.testing.assert_allclose(getattr(fast, name), getattr(exact, name), rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(fast.index, [4, 0, 6, 2, 1, 5])
 
     def test_bad_candidates_are_named(self, planted, row_doc):
         a, b = layers_from(planted)
