@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -40,6 +41,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +73,9 @@ GENERATED = Path("book") / "generated"
 
 FIGURES = "figures"
 """Folder of exported figures, relative to the executed notebooks."""
+
+SLOW_NOTEBOOKS: tuple[str, ...] = ("robustness",)
+"""Started first when notebooks execute side by side, so that the others run beside them."""
 
 CELL_TIMEOUT = 3600
 """Seconds one notebook cell may run before papermill stops it."""
@@ -174,7 +179,8 @@ class BookResult:
 
 def build_book(profile: str = "offline", *, cache=None, results=None, notebooks: Sequence[str] | None = None,
                parameters: Mapping | None = None, build_dir="_build", strict: bool = True, root=None,
-               execute: bool = True, timeout: int = CELL_TIMEOUT, progress: bool = True) -> BookResult:
+               execute: bool = True, timeout: int = CELL_TIMEOUT, progress: bool = True,
+               jobs: int | None = None) -> BookResult:
     """Execute the notebooks with papermill and build the site with Jupyter Book.
 
     Parameters
@@ -207,6 +213,9 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
         Seconds a notebook cell may run.
     progress : bool, default True
         Print one line per stage.
+    jobs : int, optional
+        Notebooks executed side by side (default: 2, or 1 on a one-core
+        machine). Each runs in its own kernel; the book is the same.
 
     Returns
     -------
@@ -247,21 +256,36 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
 
     runs: list[NotebookRun] = []
     if execute:
-        for name in names:
-            params = {**common, **_page_parameters(name, root), **extra}
-            if progress:
-                print(f"saesim book: executing {name} ({', '.join(f'{k}={v!r}' for k, v in extra.items()) or 'defaults'})",
-                      flush=True)
-            run = execute_notebook(root / "notebooks" / f"{name}.py", generated / f"{name}.ipynb", params,
-                                   timeout=timeout, report_dir=generated / "_reports")
-            runs.append(run)
-            timings[name] = run.seconds
-            if not run.ok:
-                result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html",
-                                    notebooks=tuple(runs), total_seconds=time.perf_counter() - started,
-                                    timings=timings)
-                raise BookBuildError(f"notebook `{name}` failed; executed copy: {run.executed}\n"
-                                     f"{run.error.strip().splitlines()[-1] if run.error.strip() else ''}", result)
+        jobs = min(2, os.cpu_count() or 1) if jobs is None else jobs
+        if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+            raise ValueError(f"`jobs` must be a positive integer; got {jobs!r}.")
+
+        tasks = {name: ((root / "notebooks" / f"{name}.py", generated / f"{name}.ipynb",
+                         {**common, **_page_parameters(name, root), **extra}),
+                        dict(timeout=timeout, report_dir=generated / "_reports")) for name in names}
+        order = sorted(names, key=lambda n: n not in SLOW_NOTEBOOKS)
+        if progress:
+            described = ", ".join(f"{k}={v!r}" for k, v in extra.items()) or "defaults"
+            print(f"saesim book: executing {', '.join(order)} ({described}; {min(jobs, len(order))} at a time)",
+                  flush=True)
+        if jobs == 1 or len(names) == 1:
+            by_name = {name: execute_notebook(*args, **kwargs) for name, (args, kwargs) in tasks.items()}
+        else:
+            # One process per notebook at a time (execute_notebook sets the kernel's environment
+            # process-wide); the slow ones start first so that the others run beside them.
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {name: pool.submit(execute_notebook, *tasks[name][0], **tasks[name][1]) for name in order}
+                by_name = {name: future.result() for name, future in futures.items()}
+        runs = [by_name[name] for name in names]
+        timings.update({run_name: run.seconds for run_name, run in zip(names, runs)})
+        failed = [(name, run) for name, run in zip(names, runs) if not run.ok]
+        if failed:
+            name, run = failed[0]
+            result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html",
+                                notebooks=tuple(runs), total_seconds=time.perf_counter() - started,
+                                timings=timings)
+            raise BookBuildError(f"notebook `{name}` failed; executed copy: {run.executed}\n"
+                                 f"{run.error.strip().splitlines()[-1] if run.error.strip() else ''}", result)
     missing = [n for n in NOTEBOOKS if not (generated / f"{n}.ipynb").is_file()]
     if missing:
         result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html", notebooks=tuple(runs),

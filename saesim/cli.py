@@ -261,6 +261,8 @@ def _register_book(subparsers) -> None:
     parser.add_argument("--notebooks", nargs="+", metavar="NAME", help="execute only these notebooks")
     parser.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE",
                         help="notebook parameter, value read as YAML (repeatable)")
+    parser.add_argument("--jobs", "-j", type=_positive_int, metavar="N",
+                        help="notebooks executed side by side, each in its own kernel (default: 2, 1 on one core)")
     parser.add_argument("--no-execute", action="store_true", help="only rebuild the HTML from executed notebooks")
     parser.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
     parser.set_defaults(func=_run_book)
@@ -275,7 +277,7 @@ def _run_book(args) -> int:
         raise SystemExit(f"saesim book: error: {exc}") from None
     try:
         build_book(args.profile, cache=args.cache, results=args.results, notebooks=args.notebooks,
-                   parameters=parameters, strict=not args.no_strict, execute=not args.no_execute)
+                   parameters=parameters, strict=not args.no_strict, execute=not args.no_execute, jobs=args.jobs)
     except BookBuildError as exc:
         print(f"saesim book: error: {exc}", file=sys.stderr)
         return 1

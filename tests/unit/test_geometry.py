@@ -625,3 +625,22 @@ def test_corrected_and_authors_svcca_of_one_record_share_one_svd(monkeypatch):
     x2[0, 0] += 1e-9  # different content, different decomposition
     svcca(x2, y)
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("n_rows", [12, 40, 90])
+def test_wide_pca_step_through_the_gram_matches_the_svd(n_rows):
+    # Concept subspaces have fewer pairs than decoder dimensions; their PCA step uses the Gram matrix.
+    rng = np.random.default_rng(n_rows)
+    z = rng.standard_normal((n_rows, 5)) @ rng.standard_normal((5, 120)) * 3 + rng.standard_normal((n_rows, 120))
+    geometry._SVD_MEMO.clear()
+    u, s = geometry._centred_svd(z)
+    u_ref, s_ref, _ = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+    rank = n_rows - 1  # centring removes one dimension
+    np.testing.assert_allclose(s[:rank], s_ref[:rank], rtol=1e-9)
+    assert np.all(s[rank:] == 0.0)
+    for k in (1, 5, rank):
+        np.testing.assert_allclose(u[:, :k] @ u[:, :k].T, u_ref[:, :k] @ u_ref[:, :k].T, atol=1e-9)
+    y = z[:, ::-1] + 0.5 * rng.standard_normal(z.shape)
+    reference = np.mean(np.linalg.svd(u_ref[:, :5].T @ np.linalg.svd(y - y.mean(0), full_matrices=False)[0][:, :5],
+                                      compute_uv=False))
+    assert svcca(z, y, variance=5).statistic == pytest.approx(reference, abs=1e-10)
