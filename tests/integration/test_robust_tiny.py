@@ -65,3 +65,33 @@ def test_bootstrap_and_control_table_on_tiny(tiny_profile, session_cache, raw_la
     assert {"sae", "raw_neuron", "shuffle_null"} <= set(table["comparison"])
     lines = robust.verdict(table)
     assert len(lines) == 2 and all("Layers A1–B1" in line for line in lines)
+
+
+def test_bootstrap_many_equals_bootstrap_ci_and_is_kept_on_disk(tiny_profile, tiny_extraction, session_cache, tmp_path,
+                                                                monkeypatch):
+    from saesim.experiments import _plain
+    from saesim.extract import load_layer
+
+    settings = settings_from_profile(tiny_profile, n_perm=10)
+    row_doc = robust.row_documents(tiny_profile, cache=session_cache)
+    comparisons = [(("a", 1), ("b", 1)), (("a", 0), ("b", 1))]
+    options = dict(rule="first_index", n_boot=3, seed=2)
+    records = robust.bootstrap_many(tiny_profile, comparisons, row_doc, settings, cache=session_cache, out=tmp_path,
+                                    executor="serial", **options)
+    for ((slot_a, la), (slot_b, lb)), record in zip(comparisons, records):
+        a = load_layer(tiny_profile, slot_a, la, out=session_cache).to_sae_layer()
+        b = load_layer(tiny_profile, slot_b, lb, out=session_cache).to_sae_layer()
+        direct = _plain(robust.bootstrap_ci(a, b, row_doc, settings, **options).to_record())
+        pd.testing.assert_frame_equal(pd.DataFrame([record]), pd.DataFrame([direct]))
+    assert len(list((tmp_path / "cells" / "bootstrap").glob("*.json"))) == 2
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a kept bootstrap was recomputed")
+
+    monkeypatch.setattr(robust, "bootstrap_ci", refuse)
+    again = robust.bootstrap_many(tiny_profile, comparisons[::-1], row_doc, settings, cache=session_cache,
+                                  out=tmp_path, executor="serial", **options)
+    pd.testing.assert_frame_equal(pd.DataFrame(again[::-1]), pd.DataFrame(records))
+    with pytest.raises(RuntimeError, match="bootstrap of a1 vs b99 failed"):  # a layer never extracted
+        robust.bootstrap_many(tiny_profile, [(("a", 1), ("b", 99))], row_doc, settings, cache=session_cache,
+                              out=tmp_path, executor="serial", **options)
