@@ -215,7 +215,10 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
         Print one line per stage.
     jobs : int, optional
         Notebooks executed side by side (default: 2, or 1 on a one-core
-        machine). Each runs in its own kernel; the book is the same.
+        machine). Each runs in its own kernel; the book is the same. With
+        one, execution stops at the first failing notebook; side by side,
+        the notebooks already started finish and the first failure in
+        build order is reported.
 
     Returns
     -------
@@ -268,19 +271,23 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
             described = ", ".join(f"{k}={v!r}" for k, v in extra.items()) or "defaults"
             print(f"saesim book: executing {', '.join(order)} ({described}; {min(jobs, len(order))} at a time)",
                   flush=True)
+        by_name: dict[str, NotebookRun] = {}
         if jobs == 1 or len(names) == 1:
-            by_name = {name: execute_notebook(*args, **kwargs) for name, (args, kwargs) in tasks.items()}
+            for name, (args, kwargs) in tasks.items():  # in order, stopping at the first failure
+                by_name[name] = execute_notebook(*args, **kwargs)
+                if not by_name[name].ok:
+                    break
         else:
             # One process per notebook at a time (execute_notebook sets the kernel's environment
             # process-wide); the slow ones start first so that the others run beside them.
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = {name: pool.submit(execute_notebook, *tasks[name][0], **tasks[name][1]) for name in order}
                 by_name = {name: future.result() for name, future in futures.items()}
-        runs = [by_name[name] for name in names]
-        timings.update({run_name: run.seconds for run_name, run in zip(names, runs)})
-        failed = [(name, run) for name, run in zip(names, runs) if not run.ok]
+        runs = [by_name[name] for name in names if name in by_name]
+        timings.update({run.name: run.seconds for run in runs})
+        failed = [run for run in runs if not run.ok]
         if failed:
-            name, run = failed[0]
+            name, run = failed[0].name, failed[0]
             result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html",
                                 notebooks=tuple(runs), total_seconds=time.perf_counter() - started,
                                 timings=timings)

@@ -314,13 +314,17 @@ class TestTinyBook:
         assert int(values["fs_authors_k_max"]) == 1
         assert int(values["fs_k_x_median"]) > 1
 
-    def test_failing_notebook_stops_the_build_and_leaves_a_report(self, built, tiny_results):
+    @pytest.mark.parametrize("jobs", [1, 2])
+    def test_failing_notebook_stops_the_build_and_leaves_a_report(self, built, tiny_results, jobs):
         with pytest.raises(book.BookBuildError, match="notebook `full_space` failed") as info:
             book.build_book("tiny", cache=tiny_results, root=built.root, build_dir=built.root / "_build",
-                            notebooks=["full_space", "subspace"], parameters={"rule": "no_such_rule"},
-                            progress=False)
+                            notebooks=["full_space", "method"], parameters={"rule": "no_such_rule"},
+                            progress=False, jobs=jobs)
         runs = info.value.result.notebooks
-        assert [r.name for r in runs] == ["full_space"] and not runs[0].ok
+        if jobs == 1:  # one at a time: nothing runs after the failure
+            assert [r.name for r in runs] == ["full_space"] and not runs[0].ok
+        else:  # side by side: the other notebook finishes, the build still fails on full_space
+            assert [r.name for r in runs] == ["full_space", "method"] and not runs[0].ok and runs[1].ok
         report = built.root / "book" / "generated" / "_reports"
         assert (report / "full_space.ipynb").is_file() and "no_such_rule" in (report / "full_space.log").read_text()
         # the last good page is kept
