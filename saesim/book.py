@@ -30,6 +30,7 @@ Language Models", arXiv:2410.06981 (2024).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -263,9 +264,10 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
         if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
             raise ValueError(f"`jobs` must be a positive integer; got {jobs!r}.")
 
-        tasks = {name: ((root / "notebooks" / f"{name}.py", generated / f"{name}.ipynb",
-                         {**common, **_page_parameters(name, root), **extra}),
-                        dict(timeout=timeout, report_dir=generated / "_reports")) for name in names}
+        tasks = {name: functools.partial(execute_notebook, root / "notebooks" / f"{name}.py",
+                                         generated / f"{name}.ipynb", {**common, **_page_parameters(name, root), **extra},
+                                         timeout=timeout, report_dir=generated / "_reports")
+                 for name in names}
         order = sorted(names, key=lambda n: n not in SLOW_NOTEBOOKS)
         if progress:
             described = ", ".join(f"{k}={v!r}" for k, v in extra.items()) or "defaults"
@@ -273,25 +275,25 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
                   flush=True)
         by_name: dict[str, NotebookRun] = {}
         if jobs == 1 or len(names) == 1:
-            for name, (args, kwargs) in tasks.items():  # in order, stopping at the first failure
-                by_name[name] = execute_notebook(*args, **kwargs)
+            for name, task in tasks.items():  # in order, stopping at the first failure
+                by_name[name] = task()
                 if not by_name[name].ok:
                     break
         else:
             # One process per notebook at a time (execute_notebook sets the kernel's environment
             # process-wide); the slow ones start first so that the others run beside them.
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {name: pool.submit(execute_notebook, *tasks[name][0], **tasks[name][1]) for name in order}
+                futures = {name: pool.submit(tasks[name]) for name in order}
                 by_name = {name: future.result() for name, future in futures.items()}
         runs = [by_name[name] for name in names if name in by_name]
         timings.update({run.name: run.seconds for run in runs})
         failed = [run for run in runs if not run.ok]
         if failed:
-            name, run = failed[0].name, failed[0]
+            run = failed[0]
             result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html",
                                 notebooks=tuple(runs), total_seconds=time.perf_counter() - started,
                                 timings=timings)
-            raise BookBuildError(f"notebook `{name}` failed; executed copy: {run.executed}\n"
+            raise BookBuildError(f"notebook `{run.name}` failed; executed copy: {run.executed}\n"
                                  f"{run.error.strip().splitlines()[-1] if run.error.strip() else ''}", result)
     missing = [n for n in NOTEBOOKS if not (generated / f"{n}.ipynb").is_file()]
     if missing:

@@ -471,13 +471,11 @@ def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cac
     pairs = [(la, lb) for la in layers_a for lb in layers_b] if pairs is None else list(pairs)
     for la, lb in pairs:
         path = cell_dir / f"{slot_a}{la}_{slot_b}{lb}_{tag}.json"
-        if path.exists():
-            try:
-                records.extend(json.loads(path.read_text()))
-                reused += 1
-                continue
-            except (json.JSONDecodeError, OSError):
-                pass  # a damaged cell file is recomputed
+        kept = _read_cell(path)
+        if kept is not None:
+            records.extend(kept)
+            reused += 1
+            continue
         cells.append((kind, profile, slot_a, la, slot_b, lb, settings, str(cache), str(path)))
     outcomes = run_cells(_grid_cell, cells, executor=executor, n_workers=n_workers, ray_address=ray_address,
                          progress=progress, description=f"{kind} cells")
@@ -515,6 +513,14 @@ def _grid_cell(cell) -> list[dict]:
     records = [_plain(r) for r in records]
     _atomic_text(Path(path), json.dumps(records))
     return records
+
+
+def _read_cell(path: Path):
+    """The JSON a finished cell left at ``path``; None when missing or damaged (then it is recomputed)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, OSError):
+        return None
 
 
 def _plain(record: dict) -> dict:

@@ -540,8 +540,7 @@ def extract(
     for slot in slots:
         if any(s == slot for s, _ in pending):
             spec = profile.model(slot)
-            ident = json.dumps({"m": spec.identity, "b": spec.backend}, sort_keys=True)
-            groups.setdefault(ident, []).append(slot)
+            groups.setdefault(capture_group(spec), []).append(slot)
 
     for group_slots in groups.values():
         spec0 = profile.model(group_slots[0])
@@ -589,6 +588,11 @@ def extract(
     )
     _write_report(summary, profile, root)
     return summary
+
+
+def capture_group(spec: ModelSpec) -> str:
+    """Key shared by the slots whose activations one forward pass gives (same model and backend)."""
+    return json.dumps({"m": spec.identity, "b": spec.backend}, sort_keys=True)
 
 
 def _plan(profile: Profile, slots, grid: TokenGrid, store: ArtefactStore):

@@ -26,8 +26,8 @@ Lan et al., arXiv:2410.06981, Sec. 3.2 and App. A.
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 

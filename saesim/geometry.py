@@ -572,14 +572,11 @@ def _centred_svd(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         u = np.ascontiguousarray(vectors[:, ::-1])
         s = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))
         s[s <= GRAM_RANK_RTOL * s[0]] = 0.0
-        u.setflags(write=False)
-        s.setflags(write=False)
         result = (u, s)
     else:
-        u, s, _ = np.linalg.svd(centred, full_matrices=False)
-        u.setflags(write=False)
-        s.setflags(write=False)
-        result = (u, s)
+        result = np.linalg.svd(centred, full_matrices=False)[:2]
+    for array in result or ():
+        array.setflags(write=False)  # shared through the memo
     if key is None:
         return result
     _SVD_MEMO[key] = result

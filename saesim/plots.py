@@ -449,9 +449,12 @@ def control_bars(trained: pd.DataFrame, control: pd.DataFrame, metric: str, *, a
         ax = _new_figure(max(4.5, 1.1 * len(layers) + 2.0), 3.6).subplots()
     x = np.arange(len(layers))
     width = 0.2
-    bars = [(same[0], metric, f"A vs {label_b}", "#3b0f70"), (same[0], null_column, f"A vs {label_b}: null", "#8c8c8c"),
-            (same[1], metric, f"A vs {label_control}", "#de4968"), (same[1], null_column, f"A vs {label_control}: null",
-                                                                     "#fcc5b8")]
+    bars = [
+        (same[0], metric, f"A vs {label_b}", "#3b0f70"),
+        (same[0], null_column, f"A vs {label_b}: null", "#8c8c8c"),
+        (same[1], metric, f"A vs {label_control}", "#de4968"),
+        (same[1], null_column, f"A vs {label_control}: null", "#fcc5b8"),
+    ]
     std_column = f"{metric}_null_std"
     for i, (rows, column, label, color) in enumerate(bars):
         rows = rows.loc[layers]

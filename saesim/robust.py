@@ -527,6 +527,7 @@ def bootstrap_many(profile, comparisons, row_doc, settings: CompareSettings, *, 
 
     from saesim.config import Profile, load_profile
     from saesim.executors import run_cells
+    from saesim.experiments import _read_cell
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     cache = Path(cache) if cache is not None else Path(profile.cache_dir)
@@ -539,11 +540,10 @@ def bootstrap_many(profile, comparisons, row_doc, settings: CompareSettings, *, 
     records, cells = {}, []
     for i, ((slot_a, layer_a), (slot_b, layer_b)) in enumerate(comparisons):
         path = out / "cells" / "bootstrap" / f"{slot_a}{layer_a}_{slot_b}{layer_b}_{tag}.json"
-        try:
-            records[i] = json.loads(path.read_text())
+        kept = _read_cell(path)
+        if kept is not None:
+            records[i] = kept
             continue
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass  # not computed yet, or damaged: compute it
         cells.append((i, profile, (slot_a, int(layer_a)), (slot_b, int(layer_b)), row_doc, settings, options,
                       str(cache), str(path)))
     outcomes = run_cells(_bootstrap_cell, cells, executor=executor, n_workers=n_workers, progress=progress,
@@ -631,7 +631,7 @@ def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False) ->
     from pathlib import Path
 
     from saesim.config import Profile, load_profile
-    from saesim.extract import load_grid
+    from saesim.extract import capture_group, load_grid
     from saesim.models import capture, load_model, output_projection_rows
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
@@ -641,8 +641,7 @@ def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False) ->
     by_model: dict[str, dict[tuple[str, int], str]] = {}
     for slot, layer in layers:
         spec = profile.model(slot)
-        identity = json.dumps({"m": spec.identity, "b": spec.backend}, sort_keys=True)
-        by_model.setdefault(identity, {})[(slot, int(layer))] = spec.sae.hook_for(int(layer))
+        by_model.setdefault(capture_group(spec), {})[(slot, int(layer))] = spec.sae.hook_for(int(layer))
     out = {}
     for hooks in by_model.values():
         spec = profile.model(next(iter(hooks))[0])
