@@ -885,8 +885,40 @@ def _centred_rsm_ranks(z: np.ndarray) -> np.ndarray | None:
         return None
     unit = centred / norms[:, None]
     condensed = scipy.spatial.distance.squareform(unit @ unit.T, checks=False)
-    ranks = scipy.stats.rankdata(np.round(condensed, RSM_DECIMALS))
+    ranks = _average_ranks(condensed, RSM_DECIMALS)
     return ranks - ranks.mean()
+
+
+def _average_ranks(values: np.ndarray, decimals: int) -> np.ndarray:
+    """``scipy.stats.rankdata(np.round(values, decimals))`` (average ranks of ties), about 4x faster.
+
+    ``np.round`` rounds ``values * 10**decimals`` to an integer, so those
+    integers tie and order exactly as the rounded values. Each is packed with
+    its index into one uint64 and the whole array sorted by value, which is
+    several times faster than ``argsort``; when value and index do not fit
+    in 64 bits, scipy ranks the integers.
+    """
+    keys = np.rint(np.asarray(values, dtype=np.float64) * 10.0**decimals).astype(np.int64)
+    n = keys.size
+    if n == 0:
+        return np.zeros(0)
+    lowest = keys.min()
+    index_bits = max(1, (n - 1).bit_length())
+    if (int(keys.max()) - int(lowest)).bit_length() + index_bits > 64:
+        return scipy.stats.rankdata(keys)
+    packed = (keys - lowest).astype(np.uint64) << np.uint64(index_bits)
+    packed |= np.arange(n, dtype=np.uint64)
+    packed.sort()
+    order = (packed & np.uint64((1 << index_bits) - 1)).astype(np.intp)
+    packed >>= np.uint64(index_bits)
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(packed[1:], packed[:-1], out=starts[1:])
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.append(first, n))
+    ranks = np.empty(n)
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    return ranks
 
 
 class _PreparedRSA(PreparedMeasure):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.stats
 from scipy.spatial.distance import squareform
 from scipy.stats import spearmanr
 
@@ -290,6 +291,21 @@ class TestRsa:
         assert len(np.unique(tied_x)) < len(tied_x)
         oracle = spearmanr(tied_x, tied_y).statistic
         assert rsa(x, y).statistic == pytest.approx(oracle, abs=TOL)
+
+    @pytest.mark.parametrize("decimals", [12, 2, 0])
+    def test_average_ranks_equal_scipy_rankdata_of_the_rounded_values(self, decimals):
+        rng = np.random.default_rng(decimals)
+        values = np.concatenate([rng.uniform(-1, 1, 5000), np.full(7, 0.25), [-1.0, 1.0, 1.0]])
+        values = rng.permutation(values)
+        expected = scipy.stats.rankdata(np.round(values, decimals))
+        np.testing.assert_array_equal(geometry._average_ranks(values, decimals), expected)
+
+    def test_average_ranks_too_wide_to_pack_fall_back_to_scipy(self):
+        # 1e15 * 2 needs 51 bits; with 2^14 indices the packed key would need 65.
+        values = np.linspace(-1.0, 1.0, 2**14 + 1)
+        expected = scipy.stats.rankdata(np.round(values, 15))
+        np.testing.assert_array_equal(geometry._average_ranks(values, 15), expected)
+        assert geometry._average_ranks(np.zeros(0), 12).shape == (0,)
 
     def test_matches_the_authors_code(self):
         x, y = cloud(5, n=50, d=6), cloud(6, n=50, d=8)
