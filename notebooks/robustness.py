@@ -20,11 +20,6 @@ direction = "b_to_a"
 metrics = ["svcca", "rsa"]
 n_boot = 20
 n_perm = None  # default: the profile's
-sweep_pair = None  # [layer_a, layer_b] of every sweep; default: the middle pair of layer_pairs
-sweep_n_perm = 50  # shuffles per score in the SVCCA-dimension and token-budget sweeps
-sweep_filters_n_perm = 10  # shuffles per score in the filter sweep (every rule x direction x setting x r cut)
-sweep_r_min = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-fractions = [0.1, 0.25, 0.5, 1.0]
 seed = 0
 alpha = 0.05
 executor = "local"  # the SAE and control bootstraps: "local" (a process per core) or "serial"
@@ -33,13 +28,13 @@ executor = "local"  # the SAE and control bootstraps: "local" (a process per cor
 # # How robust is it?
 #
 # A paired similarity score says little on its own: with corrected SVCCA on decoder rows the
-# shuffled-pairing null is itself high, and the score moves with the SVCCA dimension, the filters,
-# the pairing rule and direction, and the number of tokens. This chapter puts, for each layer pair,
+# shuffled-pairing null is itself high. This chapter puts, for each layer pair,
 # the SAE score next to three baselines — the **random-model control** (SAEs of a re-randomised
 # model, where the profile defines one), the **raw-neuron baseline** (residual neurons paired
 # directly, no SAE; MLP output-projection rows scored, as the authors' "compare LLMs" runs), and the
-# **shuffled-pairing null** — with bootstrap confidence intervals over documents, then sweeps the
-# choices reviewers questioned. The verdict at the end is generated from the numbers.
+# **shuffled-pairing null** — with bootstrap confidence intervals over documents. The verdict at the
+# end is generated from the numbers; the next chapter, {doc}`sweeps`, varies the choices reviewers
+# questioned.
 
 # %%
 from pathlib import Path
@@ -51,7 +46,6 @@ from saesim import robust
 from saesim.book import grid_frame, show_figure
 from saesim.config import load_profile
 from saesim.experiments import adjust_pvalues, settings_from_profile
-from saesim.extract import load_layer
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
@@ -61,10 +55,7 @@ out.mkdir(parents=True, exist_ok=True)
 settings = settings_from_profile(prof, **({"n_perm": n_perm} if n_perm else {}))
 rule = rule or settings.rules[0]
 settings = settings.replace(rules=(rule,), directions=(direction,), metrics=tuple(metrics))
-if layer_pairs is None:
-    diagonal = [[la, la] for la in prof.layers("a") if la in prof.layers("b")]
-    layer_pairs = [diagonal[i] for i in sorted({0, len(diagonal) // 2, len(diagonal) - 1})]
-layer_pairs = [tuple(int(x) for x in p) for p in layer_pairs]
+layer_pairs = [tuple(int(x) for x in p) for p in layer_pairs] if layer_pairs else robust.default_layer_pairs(prof)
 has_control = prof.control is not None
 row_doc = robust.row_documents(prof, cache=cache)
 display(Markdown(f"Profile `{prof.name}`: {len(layer_pairs)} layer pairs, rule `{rule}`, direction `{direction}`, "
@@ -126,55 +117,6 @@ show_figure(fig, "robustness_pvalues",
             f"choosing; {len(grid)} tests per metric, {int(grid['n_perm'].iloc[0])} shuffles each) with the Holm and "
             f"Benjamini-Hochberg cut-offs at {alpha}. With R shuffles no p-value is below 1/(R+1), so Holm over "
             f"m tests can reject only if m/(R+1) < {alpha}.")
-
-# %% [markdown]
-# ## Sweeps
-
-# %%
-la, lb = (int(x) for x in sweep_pair) if sweep_pair else layer_pairs[len(layer_pairs) // 2]
-a = load_layer(prof, "a", la, out=cache).to_sae_layer()
-b = load_layer(prof, "b", lb, out=cache).to_sae_layer()
-sweep_settings = settings.replace(n_perm=sweep_n_perm, compat=False)
-display(Markdown(f"Every sweep below runs on one layer pair, A{la}–B{lb} (`sweep_pair`). Scores are judged against "
-                 f"{sweep_n_perm} shuffles (`sweep_n_perm`), and against {sweep_filters_n_perm} in the filter sweep "
-                 f"(`sweep_filters_n_perm`), which scores every combination of r cut, filter setting, pairing rule "
-                 f"and direction."))
-dimension = robust.sweep_svcca_dimension(a, b, sweep_settings)
-dimension.to_parquet(out / "sweep_svcca_dimension.parquet", index=False)
-display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
-                   "pwcca", "pwcca_null_mean"]].round(4))
-fig = robust.plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
-show_figure(fig, "robustness_sweep_dimension",
-            f"SVCCA and PWCCA (solid) and their shuffled-null means (dotted) under each dimension policy "
-            f"(variance fraction, fixed k, or 'ratio:R' = n_pairs / R components); layers A{la}–B{lb}, rule "
-            f"{rule}, direction {direction}, {sweep_n_perm} shuffles.")
-
-# %%
-filters = robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
-                               r_min=tuple(sweep_r_min))
-filters.to_parquet(out / "sweep_filters.parquet", index=False)
-done = filters[filters["skipped"] == ""]
-if (filters["skipped"] != "").any():
-    display(Markdown("Skipped: " + "; ".join(sorted(set(filters.loc[filters["skipped"] != "", "skipped"])))
-                     + " (top-k 20 needs a re-extraction with more cached top tokens)."))
-done = done.assign(setting=[("junk off" if not j else f"junk on, top-{k}") for j, k in
-                            zip(done["junk_filter"], done["top_k"])],
-                   panel=done["rule"] + " · " + done["direction"])
-fig = robust.plot_sweep(done, "r_min", metrics=("svcca", "kept_fraction"), hue="setting", col="panel")
-show_figure(fig, "robustness_sweep_filters",
-            f"SVCCA (top) and the fraction of choosers kept (bottom) against the r cut, for each junk-filter "
-            f"setting, pairing rule and direction; dotted: shuffled-null mean ({sweep_filters_n_perm} shuffles); "
-            f"layers A{la}–B{lb}.")
-
-# %%
-budget = robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions, seed=seed)
-budget.to_parquet(out / "sweep_token_budget.parquet", index=False)
-display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",
-                                                                                              f"{m}_effect")]].round(4))
-fig = robust.plot_sweep(budget, "fraction", metrics=tuple(metrics))
-show_figure(fig, "robustness_sweep_tokens",
-            f"Scores (solid) and null means (dotted) on nested random shares of the documents; "
-            f"layers A{la}–B{lb}, rule {rule}, direction {direction}, {sweep_n_perm} shuffles.")
 
 # %% [markdown]
 # ## Verdict

@@ -49,6 +49,8 @@ __all__ = [
     "bootstrap_many",
     "candidate_pairs",
     "control_comparison",
+    "default_layer_pairs",
+    "default_sweep_pair",
     "effect_sizes",
     "plot_baselines",
     "plot_sweep",
@@ -143,6 +145,30 @@ def row_documents(profile, *, cache=None) -> np.ndarray:
 
     grid = load_grid(profile, out=cache)
     return grid.doc_pos(np.arange(grid.n_tokens))[0]
+
+
+def default_layer_pairs(profile) -> list[tuple[int, int]]:
+    """The robustness chapter's layer pairs: up to three diagonal pairs (first, middle and last shared layer).
+
+    Raises
+    ------
+    ValueError
+        When A and B share no layer (pass the pairs explicitly then).
+    """
+    from saesim.config import Profile, load_profile
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    diagonal = [layer for layer in profile.layers("a") if layer in profile.layers("b")]
+    if not diagonal:
+        raise ValueError(f"profile `{profile.name}`: A and B share no layer, so there is no default diagonal "
+                         "pair; pass `layer_pairs` (and `sweep_pair`) explicitly.")
+    return [(diagonal[i], diagonal[i]) for i in sorted({0, len(diagonal) // 2, len(diagonal) - 1})]
+
+
+def default_sweep_pair(profile) -> tuple[int, int]:
+    """The sweeps' layer pair: the middle one of :func:`default_layer_pairs`."""
+    pairs = default_layer_pairs(profile)
+    return pairs[len(pairs) // 2]
 
 
 # --------------------------------------------------------------------------- bootstrap

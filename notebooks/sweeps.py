@@ -1,0 +1,110 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "offline"
+cache_dir = None
+results_dir = None
+sweep_pair = None  # [layer_a, layer_b] of every sweep; default: the middle diagonal pair of the robustness chapter
+rule = None  # default: the profile's rule
+direction = "b_to_a"
+metrics = ["svcca", "rsa"]
+sweep_n_perm = 50  # shuffles per score in the SVCCA-dimension and token-budget sweeps
+sweep_filters_n_perm = 10  # shuffles per score in the filter sweep (every rule x direction x setting x r cut)
+sweep_r_min = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+fractions = [0.1, 0.25, 0.5, 1.0]
+seed = 0
+
+# %% [markdown]
+# # Which choices move the score?
+#
+# The paired score moves with the SVCCA dimension, the filters, the pairing rule and direction, and
+# the number of tokens. Each sweep below varies one of these choices on one layer pair and keeps the
+# shuffled-pairing null beside every score, so a change of the score can be told from a change of
+# its null. {doc}`robustness` gives the baselines and confidence intervals.
+
+# %%
+from pathlib import Path
+
+from IPython.display import Markdown, display
+
+from saesim import robust
+from saesim.book import show_figure
+from saesim.config import load_profile
+from saesim.experiments import settings_from_profile
+from saesim.extract import load_layer
+
+prof = load_profile(profile)
+cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
+results = Path(results_dir) if results_dir else cache / "results"
+out = results / "robustness"
+out.mkdir(parents=True, exist_ok=True)
+settings = settings_from_profile(prof)
+rule = rule or settings.rules[0]
+la, lb = (int(x) for x in sweep_pair) if sweep_pair else robust.default_sweep_pair(prof)
+a = load_layer(prof, "a", la, out=cache).to_sae_layer()
+b = load_layer(prof, "b", lb, out=cache).to_sae_layer()
+row_doc = robust.row_documents(prof, cache=cache)
+sweep_settings = settings.replace(rules=(rule,), directions=(direction,), metrics=tuple(metrics),
+                                  n_perm=sweep_n_perm, compat=False)
+display(Markdown(f"Profile `{prof.name}`. Every sweep below runs on one layer pair, A{la}–B{lb} (`sweep_pair`), "
+                 f"rule `{rule}`, direction `{direction}`. Scores are judged against {sweep_n_perm} shuffles "
+                 f"(`sweep_n_perm`), and against {sweep_filters_n_perm} in the filter sweep "
+                 f"(`sweep_filters_n_perm`), which scores every combination of r cut, filter setting, pairing rule "
+                 f"and direction."))
+
+# %% [markdown]
+# ## SVCCA dimension
+
+# %%
+dimension = robust.sweep_svcca_dimension(a, b, sweep_settings)
+dimension.to_parquet(out / "sweep_svcca_dimension.parquet", index=False)
+display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
+                   "pwcca", "pwcca_null_mean"]].round(4))
+fig = robust.plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
+show_figure(fig, "robustness_sweep_dimension",
+            f"SVCCA and PWCCA (solid) and their shuffled-null means (dotted) under each dimension policy "
+            f"(variance fraction, fixed k, or 'ratio:R' = n_pairs / R components); layers A{la}–B{lb}, rule "
+            f"{rule}, direction {direction}, {sweep_n_perm} shuffles.")
+
+# %% [markdown]
+# ## Filters, pairing rule and direction
+
+# %%
+filters = robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
+                               r_min=tuple(sweep_r_min))
+filters.to_parquet(out / "sweep_filters.parquet", index=False)
+done = filters[filters["skipped"] == ""]
+if (filters["skipped"] != "").any():
+    display(Markdown("Skipped: " + "; ".join(sorted(set(filters.loc[filters["skipped"] != "", "skipped"])))
+                     + " (top-k 20 needs a re-extraction with more cached top tokens)."))
+done = done.assign(setting=[("junk off" if not j else f"junk on, top-{k}") for j, k in
+                            zip(done["junk_filter"], done["top_k"])],
+                   panel=done["rule"] + " · " + done["direction"])
+fig = robust.plot_sweep(done, "r_min", metrics=("svcca", "kept_fraction"), hue="setting", col="panel")
+show_figure(fig, "robustness_sweep_filters",
+            f"SVCCA (top) and the fraction of choosers kept (bottom) against the r cut, for each junk-filter "
+            f"setting, pairing rule and direction; dotted: shuffled-null mean ({sweep_filters_n_perm} shuffles); "
+            f"layers A{la}–B{lb}.")
+
+# %% [markdown]
+# ## Token budget
+
+# %%
+budget = robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions, seed=seed)
+budget.to_parquet(out / "sweep_token_budget.parquet", index=False)
+display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",
+                                                                                              f"{m}_effect")]].round(4))
+fig = robust.plot_sweep(budget, "fraction", metrics=tuple(metrics))
+show_figure(fig, "robustness_sweep_tokens",
+            f"Scores (solid) and null means (dotted) on nested random shares of the documents; "
+            f"layers A{la}–B{lb}, rule {rule}, direction {direction}, {sweep_n_perm} shuffles.")
