@@ -693,14 +693,15 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
         report_path = folder / "saesim_train.json"
         if not ((folder / "cfg.json").is_file() and (folder / "sae.safetensors").is_file()):
             x = acts if sae_spec.train_tokens is None else acts[: sae_spec.train_tokens]
+            # Not evaluated here: the layer's codes of every token include the training rows
+            # (_finish_train_report), which saves one encode of them.
             trained = saes.train_topk_sae(
                 x, num_latents=sae_spec.num_latents, k=sae_spec.k, seed=sae_spec.seed, epochs=sae_spec.epochs,
                 batch_size=sae_spec.batch_size, hook=sae_spec.hook_for(layer), sae_id=sae_spec.id_for(layer),
-                progress=progress,
+                progress=progress, evaluate=False,
             )
             saes.save_sparsify(trained.weights, folder)
-            train_report = dict(trained.summary(), train_key=train_key)
-            report_path.write_text(json.dumps(train_report, indent=1, default=float))
+            train_report = dict(trained.summary(), train_key=train_key, report_path=str(report_path))
         elif report_path.is_file():
             train_report = json.loads(report_path.read_text())
         sae = saes.load_sae(sae_spec, layer, root=train_root)
@@ -710,6 +711,22 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
         if local is not None and (local / "saesim_train.json").is_file():
             train_report = json.loads((local / "saesim_train.json").read_text())
     return sae, train_report
+
+
+def _finish_train_report(train_report: dict | None, sae, acts: np.ndarray, codes) -> dict | None:
+    """Fill a fresh training report's FVU, dead fraction and L0 from the codes of its training rows, and save it."""
+    from saesim.saes import code_stats
+
+    if train_report is None or "report_path" not in train_report:
+        return train_report
+    report = dict(train_report)
+    path = Path(report.pop("report_path"))
+    n = int(report["n_tokens"])
+    report.update(code_stats(sae, acts[:n], codes[:n]))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float))
+    tmp.replace(path)
+    return report
 
 
 def _process_layer(profile, slot, spec, layer, grid, row_doc, row_pos, acts, neighbour_acts: dict, tokenizer,
@@ -723,6 +740,7 @@ def _process_layer(profile, slot, spec, layer, grid, row_doc, row_pos, acts, nei
     saes.check_d_in(sae, acts, what=f"activations of {spec.label} at `{hook}`")
     _check_width(spec, sae.n_latents, what=f"{what}: SAE `{sae.sae_id}`")
     sae_codes = saes.encode(sae, acts, codes="sae", batch_size=spec.sae.batch_size, progress=progress)
+    train_report = _finish_train_report(train_report, sae, acts, sae_codes)
     value = saes.fvu(sae, acts, sae_codes)
     neighbour_fvu = {
         name: saes.fvu(sae, x, saes.encode(sae, x, batch_size=spec.sae.batch_size, progress=False))

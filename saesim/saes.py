@@ -82,6 +82,7 @@ __all__ = [
     "check_fvu",
     "check_hook",
     "default_lr",
+    "code_stats",
     "encode",
     "fvu",
     "jumprelu_thresholds",
@@ -729,6 +730,14 @@ def _validate_codes_for(sae: SaeWeights, acts: np.ndarray, codes_csr) -> sp.csr_
     return codes_csr
 
 
+def code_stats(sae: SaeWeights, acts, codes_csr) -> dict[str, float]:
+    """FVU, dead fraction (latents that never fire) and mean L0 of ``codes_csr``, the codes of ``acts``."""
+    codes_csr = _validate_codes_for(sae, _validate_acts(acts, sae), codes_csr)
+    fires = np.bincount(codes_csr.indices, minlength=sae.n_latents) > 0
+    return {"fvu": float(fvu(sae, acts, codes_csr)), "dead_fraction": float(np.mean(~fires)),
+            "mean_l0": float(codes_csr.nnz / max(codes_csr.shape[0], 1))}
+
+
 def fvu(sae: SaeWeights, acts, codes_csr, *, batch_size: int = DEFAULT_BATCH * 4) -> float:
     """Fraction of variance unexplained by the SAE's reconstruction from ``codes_csr``.
 
@@ -997,6 +1006,7 @@ def train_topk_sae(
     sae_id: str = "",
     num_threads: int | None = None,
     progress: bool = True,
+    evaluate: bool = True,
 ) -> TrainedSae:
     """Train a sparsify TopK SAE on cached activations with a plain, seeded torch loop.
 
@@ -1034,6 +1044,11 @@ def train_topk_sae(
         split, and on a busy machine OpenMP's spinning threads can make them
         tens of times slower.
     progress : bool, default True
+    evaluate : bool, default True
+        Encode ``acts`` once more with the final weights for the returned FVU,
+        dead fraction and mean L0. A caller that encodes these rows anyway
+        (extraction encodes every token) passes False and fills them in with
+        :func:`code_stats`; they are NaN until then.
 
     Returns
     -------
@@ -1079,6 +1094,7 @@ def train_topk_sae(
             acts, sparsify, num_latents=int(num_latents), k=int(k), seed_int=seed_int, epochs=int(epochs),
             batch=batch, optimizer=optimizer, lr=lr, auxk_alpha=float(auxk_alpha), dead_tokens=dead_tokens,
             total_steps=total_steps, hook=hook, sae_id=sae_id, progress=progress, started=started,
+            evaluate=bool(evaluate),
         )
 
 
@@ -1101,7 +1117,7 @@ def _torch_threads(num_threads: int | None):
 
 def _train_loop(
     acts, sparsify, *, num_latents, k, seed_int, epochs, batch, optimizer, lr, auxk_alpha, dead_tokens,
-    total_steps, hook, sae_id, progress, started,
+    total_steps, hook, sae_id, progress, started, evaluate,
 ) -> TrainedSae:
     import torch
 
@@ -1162,15 +1178,13 @@ def _train_loop(
             sae.encoder.weight.mul_(norms[:, None])
             sae.encoder.bias.mul_(norms)
     weights = weights_from_sparsify(sae, hook=hook or sae_id, sae_id=sae_id, source="train")
-    codes = encode(weights, acts, progress=False)
-    final_fvu = fvu(weights, acts, codes)
-    nnz_per_latent = np.bincount(codes.indices, minlength=weights.n_latents)
+    nan = float("nan")
+    stats = code_stats(weights, acts, encode(weights, acts, progress=False)) if evaluate else \
+        {"fvu": nan, "dead_fraction": nan, "mean_l0": nan}
     seconds = time.perf_counter() - started
     result = TrainedSae(
         weights=weights,
-        fvu=float(final_fvu),
-        dead_fraction=float(np.mean(nnz_per_latent == 0)),
-        mean_l0=float(codes.nnz / n_tokens),
+        **stats,
         seconds=float(seconds),
         n_tokens=int(n_tokens),
         epochs=int(epochs),

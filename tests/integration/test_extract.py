@@ -257,6 +257,9 @@ class TestOfflineProfile:
             assert row.n_latents == (6144 if row.slot == "b" else 4096)
             assert row.fvu < saes.DEFAULT_MAX_FVU and row.mean_l0 == pytest.approx(32, abs=1)
             assert row.train is not None and row.train["seed"] == (1 if row.slot == "b" else 0)
+            # The training FVU comes from the layer's own codes of the training rows, saved with the SAE.
+            assert 0 < row.train["fvu"] < saes.DEFAULT_MAX_FVU and "report_path" not in row.train
+            assert row.train["mean_l0"] == pytest.approx(32, abs=1) and 0 <= row.train["dead_fraction"] < 1
         a = load_layer(profile, "a", 5, out=tmp_path)
         b = load_layer(profile, "b", 5, out=tmp_path)
         assert a.codes.shape[0] == b.codes.shape[0] == summary.n_tokens

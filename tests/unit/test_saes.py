@@ -19,6 +19,7 @@ from saesim.saes import (
     TrainedSae,
     check_d_in,
     check_fvu,
+    code_stats,
     check_hook,
     encode,
     fvu,
@@ -299,6 +300,16 @@ class TestTraining:
         norms = np.linalg.norm(result.weights.W_dec, axis=1)
         np.testing.assert_allclose(norms, 1.0, atol=1e-5)
         assert result.summary()["fvu"] == result.fvu
+
+    def test_unevaluated_training_leaves_the_stats_to_code_stats(self, trained):
+        x, result = trained
+        bare = train_topk_sae(x, num_latents=N_LAT, k=K, seed=0, epochs=5, batch_size=256, hook="layers.1",
+                              sae_id="layers.1", num_threads=1, progress=False, evaluate=False)
+        np.testing.assert_array_equal(bare.weights.W_dec, result.weights.W_dec)
+        assert np.isnan(bare.fvu) and np.isnan(bare.dead_fraction) and np.isnan(bare.mean_l0)
+        stats = code_stats(bare.weights, x, encode(bare.weights, x))
+        assert stats == pytest.approx({"fvu": result.fvu, "dead_fraction": result.dead_fraction,
+                                       "mean_l0": result.mean_l0}, rel=1e-6)
 
     def test_guard_catches_activations_from_another_layer(self, trained):
         _, result = trained
