@@ -55,7 +55,7 @@ out.mkdir(parents=True, exist_ok=True)
 settings = settings_from_profile(prof, **({"n_perm": n_perm} if n_perm else {}))
 rule = rule or settings.rules[0]
 settings = settings.replace(rules=(rule,), directions=(direction,), metrics=tuple(metrics))
-layer_pairs = [tuple(int(x) for x in p) for p in layer_pairs] if layer_pairs else robust.default_layer_pairs(prof)
+layer_pairs = [tuple(int(x) for x in p) for p in layer_pairs] if layer_pairs else prof.baseline_layer_pairs()
 has_control = prof.control is not None
 row_doc = robust.row_documents(prof, cache=cache)
 display(Markdown(f"Profile `{prof.name}`: {len(layer_pairs)} layer pairs, rule `{rule}`, direction `{direction}`, "

@@ -443,6 +443,28 @@ class Profile:
         self.model(which)  # validates
         return self.layers_control if self.layers_control is not None else self.layers_a
 
+    def baseline_layer_pairs(self) -> list[tuple[int, int]]:
+        """Up to three diagonal layer pairs (first, middle and last layer A and B share).
+
+        The robustness chapter's default layer pairs, and the layers whose raw
+        activations extraction keeps for its raw-neuron baseline.
+
+        Raises
+        ------
+        ProfileError
+            When A and B share no layer (name the pairs explicitly then).
+
+        Examples
+        --------
+        >>> load_profile("offline").baseline_layer_pairs()
+        [(0, 0), (3, 3), (5, 5)]
+        """
+        diagonal = [layer for layer in self.layers_a if layer in self.layers_b]
+        if not diagonal:
+            raise ProfileError(f"profile `{self.name}`: A and B share no layer, so there is no default diagonal "
+                               "pair; pass the layer pairs (`layer_pairs`, `sweep_pair`) explicitly.")
+        return [(diagonal[i], diagonal[i]) for i in sorted({0, len(diagonal) // 2, len(diagonal) - 1})]
+
     @property
     def slots(self) -> tuple[str, ...]:
         """The model slots present: ("a", "b") plus "control" when configured."""

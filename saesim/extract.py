@@ -61,8 +61,10 @@ __all__ = [
     "LayerData",
     "LayerSummary",
     "extract",
+    "load_activations",
     "load_grid",
     "load_layer",
+    "save_activations",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,10 @@ Which = Literal["a", "b", "control"]
 
 EXTRACT_VERSION = 1
 """Mixed into every key of this module; bump when what is stored changes."""
+
+KEEP_ACTIVATIONS_MAX_BYTES = 1 << 30
+"""Extraction keeps the raw activations of the baseline layers only when one model's take at most this
+(offline profile: three MiniLM layers, 0.73 GB); larger profiles capture them again when needed."""
 
 TOKENIZER_CHECK_DOCS = 64
 """Documents on which the models' tokenizers must agree."""
@@ -473,6 +479,7 @@ def extract(
     progress: bool = True,
     max_fvu: float | None = None,
     slots: tuple[str, ...] | None = None,
+    keep_activations=None,
 ) -> ExtractSummary:
     """Run data → models → SAEs → codes → top contexts for a profile, reusing the cache.
 
@@ -488,6 +495,12 @@ def extract(
         FVU limit of the guard (default :data:`saesim.saes.DEFAULT_MAX_FVU`).
     slots : tuple of str, optional
         Restrict to some model slots (default: all of the profile).
+    keep_activations : iterable of (slot, layer), optional
+        Whose raw activations to store (:func:`load_activations`) while they
+        are captured for their SAEs anyway. Default: A's and B's layers of
+        :meth:`saesim.config.Profile.baseline_layer_pairs` (the raw-neuron
+        baseline's), when they fit in :data:`KEEP_ACTIVATIONS_MAX_BYTES`;
+        ``()`` keeps none.
 
     Returns
     -------
@@ -534,6 +547,7 @@ def extract(
         grid, _ = _build_grid(profile, store, progress)
         done, pending = _plan(profile, slots, grid, store)
     row_doc, row_pos = grid.doc_pos(np.arange(grid.n_tokens))
+    keep, limited = _activations_to_keep(profile, slots, keep_activations)
 
     captures = []
     groups: dict[str, list[str]] = {}
@@ -563,6 +577,7 @@ def extract(
         acts, info = _capture(loaded, grid, list(hooks), profile, progress)
         captures.append(dict(info, label=spec0.label if len(group_slots) == 1 else
                              " + ".join(profile.model(s).label for s in group_slots)))
+        _keep_captured(profile, group_slots, keep, limited, acts, root, grid.hash)
         decode_cache: dict[int, str] = {}
         for slot in group_slots:
             spec = profile.model(slot)
@@ -588,6 +603,82 @@ def extract(
     )
     _write_report(summary, profile, root)
     return summary
+
+
+def _activations_to_keep(profile: Profile, slots, keep_activations) -> tuple[list[tuple[str, int]], bool]:
+    """The (slot, layer) pairs whose activations to store, and whether the size limit applies (the default)."""
+    if keep_activations is None:
+        try:
+            pairs = profile.baseline_layer_pairs()
+        except ValueError:
+            return [], True
+        return [(slot, layer) for la, lb in pairs for slot, layer in (("a", la), ("b", lb)) if slot in slots], True
+    keep = [(str(slot), int(layer)) for slot, layer in keep_activations]
+    for slot, layer in keep:
+        if layer not in profile.layers(slot):
+            raise ValueError(f"`keep_activations` names layer {layer} of slot {slot!r}, which profile "
+                             f"`{profile.name}` does not extract ({list(profile.layers(slot))}).")
+    return [(slot, layer) for slot, layer in keep if slot in slots], False
+
+
+def _keep_captured(profile: Profile, group_slots, keep, limited: bool, acts: dict, root: Path, grid_hash: str) -> None:
+    """Store the kept activations one forward pass captured (all of them or, over the limit, none)."""
+    hooks = {(slot, layer): profile.model(slot).sae.hook_for(layer) for slot, layer in keep if slot in group_slots}
+    hooks = {where: hook for where, hook in hooks.items() if hook in acts}
+    size = sum(acts[hook].nbytes for hook in set(hooks.values()))
+    if limited and size > KEEP_ACTIVATIONS_MAX_BYTES:
+        logger.info("not keeping %.2f GB of raw activations (over KEEP_ACTIVATIONS_MAX_BYTES)", size / 1e9)
+        return
+    store = ArtefactStore(root)
+    for (slot, layer), hook in hooks.items():
+        if not store.has(_activations_key(profile, profile.model(slot), hook, grid_hash), "array"):
+            save_activations(profile, slot, layer, acts[hook], out=root)
+
+
+def _activations_key(profile: Profile, spec: ModelSpec, hook: str, grid_hash: str) -> str:
+    return ArtefactStore.key(role="activations", version=EXTRACT_VERSION, model=spec.identity, backend=spec.backend,
+                             hook=hook, grid=grid_hash, compat=profile.compat)
+
+
+def save_activations(profile: Profile | str, which: Which, layer: int, acts: np.ndarray, *, out=None) -> None:
+    """Store the raw activations of ``(which, layer)`` on the profile's cached grid (float32, grid rows).
+
+    Slots that run the same model share the entry (offline: A and B).
+    """
+    profile = load_profile(profile) if not isinstance(profile, Profile) else profile
+    store = _store(profile, out)
+    grid = load_grid(profile, out=store.root)
+    acts = np.asarray(acts, dtype=np.float32)
+    if acts.ndim != 2 or acts.shape[0] != grid.n_tokens:
+        raise ValueError(f"`acts` must have one row per kept token of the grid ({grid.n_tokens}); got shape "
+                         f"{acts.shape}.")
+    spec = profile.model(which)
+    hook = spec.sae.hook_for(int(layer))
+    store.save_array(_activations_key(profile, spec, hook, grid.hash), acts,
+                     {"profile": profile.name, "slot": which, "layer": int(layer), "hook": hook, "model": spec.model})
+
+
+def load_activations(profile: Profile | str, which: Which, layer: int, *, out=None) -> np.ndarray | None:
+    """The stored raw activations of ``(which, layer)`` at its SAE's hook, or None when not stored.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_tokens, d_model) or None
+        Rows in the order of the codes (the grid's kept tokens).
+    """
+    profile = load_profile(profile) if not isinstance(profile, Profile) else profile
+    store = _store(profile, out)
+    grid = _cached_grid(profile, store)
+    if grid is None:
+        return None
+    spec = profile.model(which)
+    key = _activations_key(profile, spec, spec.sae.hook_for(int(layer)), grid.hash)
+    if not store.has(key, "array"):
+        return None
+    try:
+        return store.load_array(key)
+    except CacheMissError:
+        return None
 
 
 def capture_group(spec: ModelSpec) -> str:

@@ -49,7 +49,6 @@ __all__ = [
     "bootstrap_many",
     "candidate_pairs",
     "control_comparison",
-    "default_layer_pairs",
     "default_sweep_pair",
     "effect_sizes",
     "plot_baselines",
@@ -147,27 +146,12 @@ def row_documents(profile, *, cache=None) -> np.ndarray:
     return grid.doc_pos(np.arange(grid.n_tokens))[0]
 
 
-def default_layer_pairs(profile) -> list[tuple[int, int]]:
-    """The robustness chapter's layer pairs: up to three diagonal pairs (first, middle and last shared layer).
-
-    Raises
-    ------
-    ValueError
-        When A and B share no layer (pass the pairs explicitly then).
-    """
+def default_sweep_pair(profile) -> tuple[int, int]:
+    """The sweeps' layer pair: the middle one of :meth:`saesim.config.Profile.baseline_layer_pairs`."""
     from saesim.config import Profile, load_profile
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
-    diagonal = [layer for layer in profile.layers("a") if layer in profile.layers("b")]
-    if not diagonal:
-        raise ValueError(f"profile `{profile.name}`: A and B share no layer, so there is no default diagonal "
-                         "pair; pass `layer_pairs` (and `sweep_pair`) explicitly.")
-    return [(diagonal[i], diagonal[i]) for i in sorted({0, len(diagonal) // 2, len(diagonal) - 1})]
-
-
-def default_sweep_pair(profile) -> tuple[int, int]:
-    """The sweeps' layer pair: the middle one of :func:`default_layer_pairs`."""
-    pairs = default_layer_pairs(profile)
+    pairs = profile.baseline_layer_pairs()
     return pairs[len(pairs) // 2]
 
 
@@ -634,7 +618,8 @@ def _num(value) -> float:
 # --------------------------------------------------------------------------- raw-neuron baseline
 
 
-def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False) -> dict[tuple[str, int], SaeLayer]:
+def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False,
+                      reuse: bool = True) -> dict[tuple[str, int], SaeLayer]:
     """Raw residual neurons as :class:`SaeLayer` s: dense activations and MLP output-projection rows.
 
     Parameters
@@ -644,6 +629,10 @@ def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False) ->
         E.g. ``[("a", 3), ("b", 3)]``; each slot's model is loaded and run once.
     cache : path, optional
         The artefact store holding the profile's grid (and tiny models).
+    reuse : bool, default True
+        Read activations extraction kept (:func:`saesim.extract.load_activations`)
+        instead of capturing them again; what is captured is kept for next time
+        when it fits in :data:`saesim.extract.KEEP_ACTIVATIONS_MAX_BYTES`.
 
     Returns
     -------
@@ -657,7 +646,7 @@ def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False) ->
     from pathlib import Path
 
     from saesim.config import Profile, load_profile
-    from saesim.extract import capture_group, load_grid
+    from saesim.extract import KEEP_ACTIVATIONS_MAX_BYTES, capture_group, load_activations, load_grid, save_activations
     from saesim.models import capture, load_model, output_projection_rows
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
@@ -672,14 +661,24 @@ def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False) ->
     for hooks in by_model.values():
         spec = profile.model(next(iter(hooks))[0])
         loaded = load_model(spec, root=root, what=f"profile `{profile.name}` (raw-neuron baseline)")
-        acts = capture(loaded, grid, list(dict.fromkeys(hooks.values())), device=profile.device,
-                       compat=profile.compat, progress=progress)
+        first = {}
+        for where, hook in hooks.items():
+            first.setdefault(hook, where)
+        kept = {hook: load_activations(profile, *where, out=root) for hook, where in first.items()} if reuse else {}
+        missing = [hook for hook in first if kept.get(hook) is None]
+        acts = capture(loaded, grid, missing, device=profile.device, compat=profile.compat,
+                       progress=progress) if missing else {}
+        if reuse and acts and sum(a.nbytes for a in acts.values()) <= KEEP_ACTIVATIONS_MAX_BYTES:
+            for hook, values in acts.items():
+                save_activations(profile, *first[hook], values, out=root)
+        acts.update({hook: values for hook, values in kept.items() if values is not None})
         for (slot, layer), hook in hooks.items():
+            codes = acts[hook]
             weight = np.asarray(output_projection_rows(loaded, layer), dtype=np.float32)
             d_model = weight.shape[0]
             empty = TopTokens(strings=np.empty((d_model, 0), dtype=object), ids=np.empty((d_model, 0), np.int64),
                               active=np.empty((d_model, 0), bool))
-            out[(slot, layer)] = SaeLayer(model=f"{slot}_raw", layer=layer, codes=acts[hook],
+            out[(slot, layer)] = SaeLayer(model=f"{slot}_raw", layer=layer, codes=codes,
                                           decoder=weight, top=empty, windows=np.empty((d_model, 0), dtype=object),
                                           special_ids=grid.special_ids)
     return out

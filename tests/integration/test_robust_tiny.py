@@ -30,6 +30,26 @@ def test_raw_layers_are_captured_activations_and_output_projections(tiny_profile
     assert layer.codes.shape[0] == load_layer(tiny_profile, "a", 1, out=session_cache).n_tokens
 
 
+def test_extraction_keeps_the_baseline_activations_and_the_baseline_reads_them(tiny_profile, tiny_extraction,
+                                                                            session_cache, tiny_neox):
+    from saesim.extract import extract, load_activations, load_grid
+    from saesim.models import capture
+
+    grid = load_grid(tiny_profile, out=session_cache)
+    assert tiny_profile.baseline_layer_pairs() == [(0, 0), (1, 1)]
+    for layer in (0, 1):
+        kept = load_activations(tiny_profile, "a", layer, out=session_cache)
+        direct = capture(tiny_neox, grid, [f"layers.{layer}"], device="cpu", progress=False)[f"layers.{layer}"]
+        np.testing.assert_array_equal(kept, direct)
+        assert load_activations(tiny_profile, "b", layer, out=session_cache).shape[0] == grid.n_tokens
+    read = robust.raw_neuron_layers(tiny_profile, [("a", 1)], cache=session_cache)
+    captured = robust.raw_neuron_layers(tiny_profile, [("a", 1)], cache=session_cache, reuse=False)
+    np.testing.assert_array_equal(read[("a", 1)].codes, captured[("a", 1)].codes)
+    np.testing.assert_array_equal(read[("a", 1)].decoder, captured[("a", 1)].decoder)
+    with pytest.raises(ValueError, match="keep_activations.*layer 7"):
+        extract(tiny_profile, out=session_cache, progress=False, keep_activations=[("a", 7)])
+
+
 def test_raw_neuron_baseline_records(tiny_profile, session_cache, raw_layers):
     settings = settings_from_profile(tiny_profile, n_perm=20)
     records = robust.raw_neuron_baseline(tiny_profile, 1, 1, cache=session_cache, settings=settings,

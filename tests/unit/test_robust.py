@@ -284,20 +284,20 @@ class TestDefaultLayers:
         from saesim.config import load_profile
 
         offline = load_profile("offline")
-        assert robust.default_layer_pairs(offline) == [(0, 0), (3, 3), (5, 5)]
-        assert robust.default_sweep_pair(offline) == (3, 3)
+        assert offline.baseline_layer_pairs() == [(0, 0), (3, 3), (5, 5)]
+        assert robust.default_sweep_pair(offline) == robust.default_sweep_pair("offline") == (3, 3)
         # Pythia: A has layers 1-5, B 1-11; the shared ones are 1-5.
-        assert robust.default_layer_pairs("pythia") == [(1, 1), (3, 3), (5, 5)]
+        assert load_profile("pythia").baseline_layer_pairs() == [(1, 1), (3, 3), (5, 5)]
         two = offline.replace(layers_a=[2, 4], layers_b=[4, 2, 7])
-        assert robust.default_layer_pairs(two) == [(2, 2), (4, 4)]
+        assert two.baseline_layer_pairs() == [(2, 2), (4, 4)]
         assert robust.default_sweep_pair(two) == (4, 4)
 
     def test_no_shared_layer_is_named(self):
-        from saesim.config import load_profile
+        from saesim.config import ProfileError, load_profile
 
         disjoint = load_profile("offline").replace(layers_a=[0, 1], layers_b=[2, 3])
-        with pytest.raises(ValueError, match="share no layer.*layer_pairs"):
-            robust.default_layer_pairs(disjoint)
+        with pytest.raises(ProfileError, match="share no layer.*layer_pairs"):
+            disjoint.baseline_layer_pairs()
 
 
 class TestSweeps:
