@@ -242,10 +242,10 @@ def top_activations(
         cols = np.repeat(np.arange(lo, hi, dtype=np.int64), np.diff(indptr[lo : hi + 1]))
         fires = data > 0
         data, rows, cols = data[fires], rows[fires], cols[fires]
-        n_active[lo:hi] = np.bincount(cols - lo, minlength=hi - lo)
-        order = np.lexsort((rows, -data, cols))
-        cols, rows, data = cols[order], rows[order], data[order]
-        first = np.searchsorted(cols, cols, side="left")
+        counts = np.bincount(cols - lo, minlength=hi - lo)
+        n_active[lo:hi] = counts
+        cols, rows, data = _by_latent_value_row(cols, rows, data, lo, hi, n_tokens)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
         rank = np.arange(cols.size, dtype=np.int64) - first
         keep = rank < k
         pos[cols[keep], rank[keep]] = rows[keep]
@@ -255,6 +255,28 @@ def top_activations(
     if compat:
         _fill_zero_rows(pos, val, n_active, n_tokens, k)
     return TopActivations(pos=pos, val=val, n_active=n_active, n_tokens=int(n_tokens), compat=compat)
+
+
+def _by_latent_value_row(cols, rows, data, lo: int, hi: int, n_tokens: int):
+    """Entries ordered by (latent, -value, row): ``np.lexsort((rows, -data, cols))``.
+
+    Positive float32 values order like their bit patterns, so when latent,
+    inverted value bits and row fit in 64 bits (offline: 13 + 32 + 18) one
+    uint64 sort replaces the lexsort, several times faster, same order.
+    """
+    row_bits = max(1, (max(n_tokens, 1) - 1).bit_length())
+    col_bits = max(1, (hi - lo - 1).bit_length())
+    if data.dtype != np.float32 or col_bits + 32 + row_bits > 64:
+        order = np.lexsort((rows, -data, cols))
+        return cols[order], rows[order], data[order]
+    key = (cols - lo).astype(np.uint64) << np.uint64(32 + row_bits)
+    key |= (~data.view(np.uint32)).astype(np.uint64) << np.uint64(row_bits)
+    key |= rows.astype(np.uint64)
+    key.sort()
+    cols = (key >> np.uint64(32 + row_bits)).astype(np.int64) + lo
+    rows = (key & np.uint64((1 << row_bits) - 1)).astype(np.int64)
+    data = (~((key >> np.uint64(row_bits)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)).view(np.float32)
+    return cols, rows, data
 
 
 def _fill_zero_rows(pos, val, n_active, n_tokens, k) -> None:

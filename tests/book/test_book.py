@@ -115,6 +115,23 @@ class TestParameters:
             book.parse_parameters(["1rule=x"])
 
 
+class TestKernelThreads:
+    def test_side_by_side_kernels_split_the_cores(self, monkeypatch):
+        monkeypatch.setattr(book.os, "cpu_count", lambda: 2)
+        assert book.kernel_threads(2) == 1 and book.kernel_threads(1) == 2 and book.kernel_threads(3) == 1
+        monkeypatch.setattr(book.os, "cpu_count", lambda: 16)
+        assert book.kernel_threads(2) == 8
+
+    def test_kernel_environment_caps_threads_unless_set(self, monkeypatch):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            monkeypatch.delenv(var, raising=False)
+        env = book._kernel_env(1)
+        assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+        assert "OMP_NUM_THREADS" not in book._kernel_env(None)
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins
+        assert book._kernel_env(1)["OMP_NUM_THREADS"] == "3"
+
+
 def _fake_full_space(profile, *, n_perm, seed=0, rules=("first_index", "many_to_one")):
     """A full_space.parquet-like frame: every layer pair of ``profile``, each rule, b_to_a."""
     import pandas as pd

@@ -55,6 +55,27 @@ class TestTopActivations:
         np.testing.assert_array_equal(top.val, val)
         np.testing.assert_array_equal(top.n_active, (codes.toarray() > 0).sum(axis=0))
 
+    def test_float64_codes_take_the_lexsort_path_and_agree(self):
+        codes = tied_codes(0).astype(np.float64)
+        top = top_activations(codes, k=5)
+        pos, val = oracle_top(codes, 5, False)
+        np.testing.assert_array_equal(top.pos, pos)
+        np.testing.assert_array_equal(top.val, val)
+
+    @pytest.mark.parametrize("n_tokens", [300, 2**40])  # 2^40 rows: too wide to pack, lexsort instead
+    def test_packed_sort_orders_like_lexsort(self, n_tokens):
+        from saesim.tokens import _by_latent_value_row
+
+        rng = np.random.default_rng(3)
+        cols = np.sort(rng.integers(10, 60, 5000))
+        rows = rng.integers(0, 300, 5000)
+        data = np.concatenate([rng.random(4000), rng.integers(1, 3, 1000)]).astype(np.float32)
+        data[:5] = [1e-40, 3e38, 1e-40, 0.5, 0.5]  # subnormal, huge, ties
+        order = np.lexsort((rows, -data, cols))
+        got = _by_latent_value_row(cols, rows, data, 10, 60, n_tokens)
+        for got_part, expected in zip(got, (cols[order], rows[order], data[order])):
+            np.testing.assert_array_equal(got_part, expected)
+
     @pytest.mark.parametrize("seed", SEEDS)
     def test_small_blocks_give_the_same_answer(self, seed):
         codes = tied_codes(seed)

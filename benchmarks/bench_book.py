@@ -1,0 +1,148 @@
+"""Benchmark: the speed-ups behind the shorter `make book`, each beside the path it replaces.
+
+* ``rsa_ranks``: the average ranks of a condensed RSM (RSA's preparation, run
+  for every grid cell, bootstrap resample and sweep point) for n = 1 200 and
+  2 800 paired rows (the offline 1-1 and many-to-1 sizes). Baseline:
+  ``scipy.stats.rankdata(np.round(rsm, 12))``. New:
+  ``saesim.geometry._average_ranks`` (one packed uint64 sort). Must be equal.
+* ``training_stats``: a trained SAE's FVU, dead fraction and L0 on its
+  64 000 training rows, when extraction then encodes all 158 000 rows anyway
+  (offline shapes, 4 096 latents, synthetic activations). Baseline:
+  ``train_topk_sae(evaluate=True)`` (a second encode of the training rows).
+  New: ``evaluate=False`` and :func:`saesim.saes.code_stats` on the first
+  rows of the full encode. Must agree to float rounding.
+* ``baseline_activations``: the raw-neuron baseline's activations of three
+  MiniLM layers on a 200-document offline grid. Baseline: a forward pass
+  (``raw_neuron_layers(reuse=False)``). New: reading what extraction kept
+  (``reuse=True``). Must be equal.
+
+BLAS and torch run single-threaded (``SAESIM_BENCH_THREADS``) for the first
+two cases, as the offline workers do; the forward passes use every core, as extraction does.
+Run: ``.venv/bin/python benchmarks/bench_book.py`` (about 3 minutes on 2
+cores, with ``../shared/data``). Results go to ``benchmarks/results/book.json``.
+"""
+
+from __future__ import annotations
+
+import os
+
+THREADS = os.environ.get("SAESIM_BENCH_THREADS", "1")
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = THREADS
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.spatial  # noqa: E402
+import scipy.stats  # noqa: E402
+import torch  # noqa: E402
+
+from saesim import geometry, robust, saes  # noqa: E402
+from saesim.config import load_profile  # noqa: E402
+from saesim.extract import extract  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "book.json"
+SEED = 0
+
+
+def timed(function):
+    started = time.perf_counter()
+    value = function()
+    return time.perf_counter() - started, value
+
+
+def rsa_ranks(d=384) -> dict:
+    rng = np.random.default_rng(SEED)
+    out = {}
+    for n in (1200, 2800):
+        rows = rng.standard_normal((n, d))
+        rows[: n // 10] = rows[0]  # repeated rows (many-to-1) give exact ties
+        centred = rows - rows.mean(axis=1, keepdims=True)
+        unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+        condensed = scipy.spatial.distance.squareform(unit @ unit.T, checks=False)
+        old_s, old = timed(lambda: scipy.stats.rankdata(np.round(condensed, geometry.RSM_DECIMALS)))
+        new_s, new = timed(lambda: geometry._average_ranks(condensed, geometry.RSM_DECIMALS))
+        out[str(n)] = {"entries": int(condensed.size), "seconds": {"scipy_rankdata": round(old_s, 3),
+                                                                   "packed_sort": round(new_s, 3)},
+                       "speedup": round(old_s / new_s, 2), "identical": bool(np.array_equal(old, new))}
+    return out
+
+
+def training_stats(n_train=64_000, n_all=158_000, d=384, n_latents=4096, k=32) -> dict:
+    rng = np.random.default_rng(SEED)
+    dictionary = rng.standard_normal((2 * d, d)).astype(np.float32) / np.sqrt(d)
+    weights = np.maximum(rng.standard_normal((n_all, 2 * d)).astype(np.float32) - 1.5, 0)
+    acts = weights @ dictionary + 0.05 * rng.standard_normal((n_all, d)).astype(np.float32)
+    options = dict(num_latents=n_latents, k=k, seed=0, epochs=1, batch_size=1024, hook="h", sae_id="h",
+                   progress=False)
+
+    def before():
+        trained = saes.train_topk_sae(acts[:n_train], **options)
+        saes.encode(trained.weights, acts, batch_size=1024, progress=False)
+        return {"fvu": trained.fvu, "dead_fraction": trained.dead_fraction, "mean_l0": trained.mean_l0}
+
+    def after():
+        trained = saes.train_topk_sae(acts[:n_train], evaluate=False, **options)
+        codes = saes.encode(trained.weights, acts, batch_size=1024, progress=False)
+        return saes.code_stats(trained.weights, acts[:n_train], codes[:n_train])
+
+    old_s, old = timed(before)
+    new_s, new = timed(after)
+    return {"train_rows": n_train, "encoded_rows": n_all, "latents": n_latents,
+            "seconds": {"evaluate_in_training": round(old_s, 2), "stats_from_extraction_codes": round(new_s, 2)},
+            "saved_seconds": round(old_s - new_s, 2), "speedup": round(old_s / new_s, 2),
+            "stats": {"evaluate_in_training": old, "stats_from_extraction_codes": new},
+            "max_relative_difference": max(abs(old[key] - new[key]) / max(abs(old[key]), 1e-12) for key in old)}
+
+
+def baseline_activations(n_docs=200, layers=(0, 3, 5)) -> dict:
+    profile = load_profile("offline", layers_a=list(layers), layers_b=list(layers),
+                           data={"n_docs": n_docs})
+    with tempfile.TemporaryDirectory() as root:
+        extract(profile, out=root, progress=False, slots=("a",))
+        where = [("a", layer) for layer in layers]
+        captured_s, captured = timed(lambda: robust.raw_neuron_layers(profile, where, cache=root, reuse=False))
+        read_s, read = timed(lambda: robust.raw_neuron_layers(profile, where, cache=root))
+        tokens = int(captured[where[0]].codes.shape[0])
+        identical = all(np.array_equal(captured[w].codes, read[w].codes) for w in where)
+    return {"documents": n_docs, "tokens": tokens, "layers": list(layers),
+            "seconds": {"capture": round(captured_s, 2), "read_kept": round(read_s, 2)},
+            "speedup": round(captured_s / read_s, 1), "identical": bool(identical),
+            "offline_size_estimate_mb": round(158_541 * 384 * 4 * len(layers) / 1e6)}
+
+
+def main() -> None:
+    results = {
+        "benchmark": "make book speed-ups (RSA ranks, training statistics from the extraction codes, kept "
+                     "baseline activations), each beside the path it replaces",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "numpy": np.__version__, "torch": torch.__version__, "blas_threads": int(THREADS),
+                    "load_average_before": list(os.getloadavg())},
+        "seed": SEED,
+    }
+    torch.set_num_threads(int(THREADS))
+    for name, case in (("rsa_ranks", rsa_ranks), ("training_stats", training_stats)):
+        print(f"bench_book: {name}", flush=True)
+        results[name] = case()
+    torch.set_num_threads(os.cpu_count() or 1)  # extraction's forward passes use every core
+    print("bench_book: baseline_activations", flush=True)
+    results["baseline_activations"] = baseline_activations()
+    results["machine"]["load_average_after"] = list(os.getloadavg())
+    results["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(tmp, RESULTS)
+    print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
