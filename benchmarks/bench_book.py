@@ -5,6 +5,9 @@
   2 800 paired rows (the offline 1-1 and many-to-1 sizes). Baseline:
   ``scipy.stats.rankdata(np.round(rsm, 12))``. New:
   ``saesim.geometry._average_ranks`` (one packed uint64 sort). Must be equal.
+* ``top_activations``: extraction's top-10 rows of every latent of TopK
+  codes (158 000 x 4 096, k = 32). Baseline: one ``np.lexsort`` by (latent,
+  -value, row). New: one sort of packed uint64 keys. Must be equal.
 * ``training_stats``: a trained SAE's FVU, dead fraction and L0 on its
   64 000 training rows, when extraction then encodes all 158 000 rows anyway
   (offline shapes, 4 096 latents, synthetic activations). Baseline:
@@ -31,15 +34,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = THREADS
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import scipy.sparse  # noqa: E402
 import scipy.spatial  # noqa: E402
 import scipy.stats  # noqa: E402
 import torch  # noqa: E402
@@ -47,15 +46,10 @@ import torch  # noqa: E402
 from saesim import geometry, robust, saes  # noqa: E402
 from saesim.config import load_profile  # noqa: E402
 from saesim.extract import extract  # noqa: E402
+from _report import finish, header, timed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "book.json"
 SEED = 0
-
-
-def timed(function):
-    started = time.perf_counter()
-    value = function()
-    return time.perf_counter() - started, value
 
 
 def rsa_ranks(d=384) -> dict:
@@ -73,6 +67,32 @@ def rsa_ranks(d=384) -> dict:
                                                                    "packed_sort": round(new_s, 3)},
                        "speedup": round(old_s / new_s, 2), "identical": bool(np.array_equal(old, new))}
     return out
+
+
+def top_activations(n_tokens=158_000, n_latents=4096, k=32, top_k=10) -> dict:
+    """Extraction's top-10 rows per latent of TopK codes (about 5M non-zeros)."""
+    from saesim import tokens
+
+    rng = np.random.default_rng(SEED)
+    columns = rng.integers(0, n_latents, (n_tokens, k))
+    codes = scipy.sparse.csr_matrix((rng.random(n_tokens * k).astype(np.float32),
+                                     (np.repeat(np.arange(n_tokens), k), columns.ravel())), shape=(n_tokens, n_latents))
+    codes.sum_duplicates()
+    packed = tokens._by_latent_value_row
+
+    def lexsort(cols, rows, data, lo, hi, n_rows):
+        order = np.lexsort((rows, -data, cols))
+        return cols[order], rows[order], data[order]
+
+    tokens._by_latent_value_row = lexsort
+    try:
+        old_s, old = timed(lambda: tokens.top_activations(codes, k=top_k))
+    finally:
+        tokens._by_latent_value_row = packed
+    new_s, new = timed(lambda: tokens.top_activations(codes, k=top_k))
+    return {"tokens": n_tokens, "latents": n_latents, "nnz": int(codes.nnz),
+            "seconds": {"lexsort": round(old_s, 2), "packed_sort": round(new_s, 2)}, "speedup": round(old_s / new_s, 2),
+            "identical": bool(np.array_equal(old.pos, new.pos) and np.array_equal(old.val, new.val, equal_nan=True))}
 
 
 def training_stats(n_train=64_000, n_all=158_000, d=384, n_latents=4096, k=32) -> dict:
@@ -119,29 +139,17 @@ def baseline_activations(n_docs=200, layers=(0, 3, 5)) -> dict:
 
 
 def main() -> None:
-    results = {
-        "benchmark": "make book speed-ups (RSA ranks, training statistics from the extraction codes, kept "
-                     "baseline activations), each beside the path it replaces",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__, "torch": torch.__version__, "blas_threads": int(THREADS),
-                    "load_average_before": list(os.getloadavg())},
-        "seed": SEED,
-    }
+    results = header("make book speed-ups (RSA ranks, top activations, training statistics from the "
+                     "extraction codes, kept baseline activations), each beside the path it replaces", threads=int(THREADS), seed=SEED)
     torch.set_num_threads(int(THREADS))
-    for name, case in (("rsa_ranks", rsa_ranks), ("training_stats", training_stats)):
+    for name, case in (("rsa_ranks", rsa_ranks), ("top_activations", top_activations),
+                       ("training_stats", training_stats)):
         print(f"bench_book: {name}", flush=True)
         results[name] = case()
     torch.set_num_threads(os.cpu_count() or 1)  # extraction's forward passes use every core
     print("bench_book: baseline_activations", flush=True)
     results["baseline_activations"] = baseline_activations()
-    results["machine"]["load_average_after"] = list(os.getloadavg())
-    results["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(tmp, RESULTS)
-    print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=1))
+    finish(results, RESULTS)
 
 
 if __name__ == "__main__":

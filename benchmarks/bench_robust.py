@@ -33,13 +33,8 @@ THREADS = os.environ.get("SAESIM_BENCH_THREADS", "1")
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = THREADS
 
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
 import string  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -48,15 +43,10 @@ import torch  # noqa: E402
 from saesim import concepts, filters, geometry  # noqa: E402
 from saesim.corr import DeadLatentWarning, best_partners  # noqa: E402
 from saesim.robust import DenseDocumentMoments  # noqa: E402
+from _report import finish, header, timed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "robust.json"
 SEED = 0
-
-
-def timed(function):
-    started = time.perf_counter()
-    value = function()
-    return time.perf_counter() - started, value
 
 
 def resample_counts(n_docs: int, boot: int) -> np.ndarray:
@@ -181,26 +171,13 @@ def filter_sets(n_pairs=3000) -> dict:
 
 def main() -> None:
     torch.set_num_threads(int(THREADS))
-    results = {
-        "benchmark": "exact speed-ups of concept members, filter sets, wide PCA and the raw-neuron bootstrap, "
-                     "each beside the path it replaces",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__, "torch": torch.__version__, "blas_threads": int(THREADS),
-                    "load_average_before": list(os.getloadavg())},
-        "seed": SEED,
-    }
+    results = header("exact speed-ups of concept members, filter sets, wide PCA and the raw-neuron bootstrap, "
+                     "each beside the path it replaces", threads=int(THREADS), seed=SEED)
     for name, case in (("concept_members", concept_members), ("filter_sets", filter_sets),
                        ("wide_pca", wide_pca), ("raw_bootstrap", raw_bootstrap)):
         print(f"bench_robust: {name}", flush=True)
         results[name] = case()
-    results["machine"]["load_average_after"] = list(os.getloadavg())
-    results["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(tmp, RESULTS)
-    print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=1))
+    finish(results, RESULTS)
 
 
 if __name__ == "__main__":
