@@ -20,6 +20,7 @@ rules = ["first_index", "many_to_one", "max_corr", "mutual", "hungarian"]
 directions = ["b_to_a", "a_to_b"]
 rule_pairs = None  # [[layer_a, layer_b], ...] of the every-rule section; default: up to 3 diagonal pairs (first, middle, last)
 rule_n_perm = 100  # shuffles of the every-rule section; None: the page's n_perm (None: the profile's)
+rule_metrics = ["svcca", "rsa"]  # measures of the every-rule section (add "linear_cka" for the third)
 n_perm = None
 seed = 0
 compat = False
@@ -127,16 +128,11 @@ book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
 # ({glue:text}`mo_best_rule_direction`).
 
 # %%
-if rule_pairs is None:
-    layers_b_all = set(many.profile.layers("b"))
-    diagonal = [[la, la] for la in many.profile.layers("a") if la in layers_b_all]
-    rule_pairs = [diagonal[i] for i in sorted({0, len(diagonal) // 2, len(diagonal) - 1})] if diagonal else []
-if not rule_pairs:
-    raise ValueError(f"profile {many.profile.name} has no layer in both A and B; set `rule_pairs`, "
-                     f"e.g. rule_pairs=[[{many.profile.layers('a')[0]}, {many.profile.layers('b')[0]}]].")
+rule_pairs = rule_pairs or many.profile.baseline_layer_pairs()
 every = book.grid_frame(profile, "full_space", rules=rules, directions=directions, pairs=rule_pairs,
                         cache_dir=cache_dir, results_dir=results_dir, executor="local",
-                        n_perm=rule_n_perm if rule_n_perm is not None else n_perm, seed=seed, compat=compat)
+                        n_perm=rule_n_perm if rule_n_perm is not None else n_perm, seed=seed, compat=compat,
+                        metrics=rule_metrics)
 print(f"every rule and direction: {len(every.frame)} rows from {every.source}")
 f = every.frame
 pair_names = [f"A{la}–B{lb}" for la, lb in every.pairs]

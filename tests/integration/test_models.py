@@ -138,6 +138,20 @@ class TestMasking:
         all_ = capture(minilm, grid_minilm, ["layers.2"], batch_size=6, progress=False)["layers.2"]
         assert max_diff(one, all_) < 1e-4
 
+    def test_length_sorted_batches_put_rows_back_in_grid_order(self, minilm, texts):
+        # Batches group documents by length; every kept row must land on its grid row.
+        words = " ".join(texts).split()
+        varied = [" ".join(words[i:i + n]) for i, n in enumerate((30, 3, 12, 1, 25, 7, 18))]
+        grid = tokenize(minilm.tokenizer, varied, max_length=24)
+        widths = (grid.keep | (grid.attention_mask == 1)).sum(axis=1)
+        assert not np.all(np.diff(widths) >= 0)  # not in length order, so the batches reorder the documents
+        np.testing.assert_allclose(capture(minilm, grid, ["layers.1"], progress=False)["layers.1"],
+                                   hidden_states(minilm, grid)[2], atol=1e-4)
+        one = capture(minilm, grid, ["layers.1"], batch_size=1, progress=False)["layers.1"]
+        for batch_size in (2, 3, grid.n_docs):
+            batched = capture(minilm, grid, ["layers.1"], batch_size=batch_size, progress=False)["layers.1"]
+            assert max_diff(one, batched) < 1e-4
+
     def test_raw_neuron_activations_is_capture(self, tiny_neox, grid_tiny):
         a = raw_neuron_activations(tiny_neox, grid_tiny, ["layers.1"], progress=False)["layers.1"]
         b = capture(tiny_neox, grid_tiny, ["layers.1"], progress=False)["layers.1"]
