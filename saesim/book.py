@@ -79,7 +79,7 @@ FIGURES = "figures"
 SLOW_NOTEBOOKS: tuple[str, ...] = ("robustness", "many_to_one", "sweeps", "subspace")
 """Started first, longest first, when notebooks execute side by side, so that the short ones fill the gaps.
 
-On a fresh offline run they took 7-10, 3.5, 2.5 and 1.2 min; the others take under 40 s each."""
+On a fresh offline run they took 6.4, 3.0, 3.2 and 1.2 min; the others take under 40 s each."""
 
 CELL_TIMEOUT = 3600
 """Seconds one notebook cell may run before papermill stops it."""
@@ -270,7 +270,8 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
 
         threads = kernel_threads(jobs) if jobs > 1 and len(names) > 1 else None
         tasks = {name: functools.partial(execute_notebook, root / "notebooks" / f"{name}.py",
-                                         generated / f"{name}.ipynb", {**common, **_page_parameters(name, root), **extra},
+                                         generated / f"{name}.ipynb",
+                                         {**common, **_page_parameters(name, root), **extra},
                                          timeout=timeout, report_dir=generated / "_reports", threads=threads)
                  for name in names}
         order = sorted(names, key=lambda n: SLOW_NOTEBOOKS.index(n) if n in SLOW_NOTEBOOKS else len(SLOW_NOTEBOOKS))

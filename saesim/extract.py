@@ -631,8 +631,9 @@ def _keep_captured(profile: Profile, group_slots, keep, limited: bool, acts: dic
         return
     store = ArtefactStore(root)
     for (slot, layer), hook in hooks.items():
-        if not store.has(_activations_key(profile, profile.model(slot), hook, grid_hash), "array"):
-            save_activations(profile, slot, layer, acts[hook], out=root)
+        key = _activations_key(profile, profile.model(slot), hook, grid_hash)
+        if not store.has(key, "array"):
+            _save_activations(store, key, profile, slot, layer, acts[hook])
 
 
 def _activations_key(profile: Profile, spec: ModelSpec, hook: str, grid_hash: str) -> str:
@@ -653,9 +654,14 @@ def save_activations(profile: Profile | str, which: Which, layer: int, acts: np.
         raise ValueError(f"`acts` must have one row per kept token of the grid ({grid.n_tokens}); got shape "
                          f"{acts.shape}.")
     spec = profile.model(which)
-    hook = spec.sae.hook_for(int(layer))
-    store.save_array(_activations_key(profile, spec, hook, grid.hash), acts,
-                     {"profile": profile.name, "slot": which, "layer": int(layer), "hook": hook, "model": spec.model})
+    _save_activations(store, _activations_key(profile, spec, spec.sae.hook_for(int(layer)), grid.hash), profile,
+                      which, layer, acts)
+
+
+def _save_activations(store: ArtefactStore, key: str, profile: Profile, which: Which, layer: int, acts) -> None:
+    spec = profile.model(which)
+    store.save_array(key, acts, {"profile": profile.name, "slot": which, "layer": int(layer),
+                                 "hook": spec.sae.hook_for(int(layer)), "model": spec.model})
 
 
 def load_activations(profile: Profile | str, which: Which, layer: int, *, out=None) -> np.ndarray | None:
@@ -776,7 +782,7 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
     from saesim import saes
 
     sae_spec = spec.sae
-    train_report = None
+    train_report = unsaved_report = None
     if sae_spec.source == "train":
         train_key = _train_key(profile, spec, layer, grid.hash)
         train_root = _train_root(store, train_key)
@@ -792,7 +798,8 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
                 progress=progress, evaluate=False,
             )
             saes.save_sparsify(trained.weights, folder)
-            train_report = dict(trained.summary(), train_key=train_key, report_path=str(report_path))
+            train_report = dict(trained.summary(), train_key=train_key)
+            unsaved_report = report_path
         elif report_path.is_file():
             train_report = json.loads(report_path.read_text())
         sae = saes.load_sae(sae_spec, layer, root=train_root)
@@ -801,19 +808,15 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
         local = _local_sae_dir(spec, layer, store.root)
         if local is not None and (local / "saesim_train.json").is_file():
             train_report = json.loads((local / "saesim_train.json").read_text())
-    return sae, train_report
+    return sae, train_report, unsaved_report
 
 
-def _finish_train_report(train_report: dict | None, sae, acts: np.ndarray, codes) -> dict | None:
-    """Fill a fresh training report's FVU, dead fraction and L0 from the codes of its training rows, and save it."""
+def _finish_train_report(train_report: dict, path: Path, sae, acts: np.ndarray, codes) -> dict:
+    """Fill a fresh training report's FVU, dead fraction and L0 from its training rows' codes; save it at ``path``."""
     from saesim.saes import code_stats
 
-    if train_report is None or "report_path" not in train_report:
-        return train_report
-    report = dict(train_report)
-    path = Path(report.pop("report_path"))
-    n = int(report["n_tokens"])
-    report.update(code_stats(sae, acts[:n], codes[:n]))
+    n = int(train_report["n_tokens"])
+    report = {**train_report, **code_stats(sae, acts[:n], codes[:n])}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=1, default=float))
     tmp.replace(path)
@@ -827,11 +830,12 @@ def _process_layer(profile, slot, spec, layer, grid, row_doc, row_pos, acts, nei
     t0 = time.perf_counter()
     hook = spec.sae.hook_for(layer)
     what = f"profile `{profile.name}`, {spec.label} (slot {slot}), layer {layer}"
-    sae, train_report = _get_sae(profile, spec, layer, acts, grid, store, progress)
+    sae, train_report, unsaved_report = _get_sae(profile, spec, layer, acts, grid, store, progress)
     saes.check_d_in(sae, acts, what=f"activations of {spec.label} at `{hook}`")
     _check_width(spec, sae.n_latents, what=f"{what}: SAE `{sae.sae_id}`")
     sae_codes = saes.encode(sae, acts, codes="sae", batch_size=spec.sae.batch_size, progress=progress)
-    train_report = _finish_train_report(train_report, sae, acts, sae_codes)
+    if unsaved_report is not None:  # trained just now, not yet evaluated
+        train_report = _finish_train_report(train_report, unsaved_report, sae, acts, sae_codes)
     value = saes.fvu(sae, acts, sae_codes)
     neighbour_fvu = {
         name: saes.fvu(sae, x, saes.encode(sae, x, batch_size=spec.sae.batch_size, progress=False))

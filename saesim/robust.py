@@ -673,12 +673,11 @@ def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False,
                 save_activations(profile, *first[hook], values, out=root)
         acts.update({hook: values for hook, values in kept.items() if values is not None})
         for (slot, layer), hook in hooks.items():
-            codes = acts[hook]
             weight = np.asarray(output_projection_rows(loaded, layer), dtype=np.float32)
             d_model = weight.shape[0]
             empty = TopTokens(strings=np.empty((d_model, 0), dtype=object), ids=np.empty((d_model, 0), np.int64),
                               active=np.empty((d_model, 0), bool))
-            out[(slot, layer)] = SaeLayer(model=f"{slot}_raw", layer=layer, codes=codes,
+            out[(slot, layer)] = SaeLayer(model=f"{slot}_raw", layer=layer, codes=acts[hook],
                                           decoder=weight, top=empty, windows=np.empty((d_model, 0), dtype=object),
                                           special_ids=grid.special_ids)
     return out
