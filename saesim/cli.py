@@ -73,7 +73,7 @@ def _add_profile_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--n-docs", type=_positive_int, metavar="N", help="documents of the corpus (data.n_docs)")
     group.add_argument("--max-length", type=_positive_int, metavar="N", help="tokens per document (data.max_length)")
     group.add_argument("--layers", type=_layer, nargs="+", metavar="L",
-                       help="layers of A, B (and the control, which follows A)")
+                       help="layers of A, B (and the controls, which follow A)")
     group.add_argument("--layers-a", type=_layer, nargs="+", metavar="L", help="layers of model A only")
     group.add_argument("--layers-b", type=_layer, nargs="+", metavar="L", help="layers of model B only")
     group.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="torch device of the forward passes")
@@ -119,7 +119,7 @@ def _register_extract(subparsers) -> None:
     )
     _add_profile_options(parser)
     parser.add_argument("--out", "-o", metavar="DIR", help="artefact store (default: the profile's cache_dir)")
-    parser.add_argument("--slots", nargs="+", choices=["a", "b", "control"],
+    parser.add_argument("--slots", nargs="+", choices=["a", "b", "seed", "control", "control_all"],
                         help="only these model slots (default: all of the profile)")
     parser.add_argument("--max-fvu", type=float, metavar="X",
                         help="FVU limit of the SAE/hook guard (default 0.9)")
@@ -179,9 +179,10 @@ def _register_run(subparsers) -> None:
         description=(
             "Run a profile end to end: extraction through the cache (as `saesim extract`), then for every\n"
             "(layer of A, layer of B) the best partners, each pairing rule, the filters and SVCCA/RSA/CKA with\n"
-            "their shuffled-pairing nulls (full_space.parquet), model A against the SAEs of the re-randomised\n"
-            "model when the profile has one (full_space_a_vs_control.parquet), and the concept subspaces\n"
-            "(subspace.parquet). Cells already computed under the same settings are reused."
+            "their nulls (full_space.parquet), the controls the profile defines (A against a second SAE set\n"
+            "of A: full_space_a_vs_seed.parquet; the re-randomised copies of A against B:\n"
+            "full_space_control_vs_b.parquet, full_space_control_all_vs_b.parquet), and the concept\n"
+            "subspaces (subspace.parquet). Cells already computed under the same settings are reused."
         ),
         epilog="example: saesim run --profile offline --layers 0 3 5 --rule first_index hungarian --n-perm 200",
     )
@@ -200,7 +201,7 @@ def _register_run(subparsers) -> None:
     parser.add_argument("--r-min", type=float, metavar="R", help="keep pairs with r > R (default: the profile's, 0.1)")
     parser.add_argument("--no-junk-filter", action="store_true", help="skip the non-concept/top-token filter")
     parser.add_argument("--top-k", type=_positive_int, metavar="K", help="top tokens compared by the filter (paper: 5)")
-    parser.add_argument("--no-control", action="store_true", help="skip the re-randomised-model control grid")
+    parser.add_argument("--no-control", action="store_true", help="skip the control grids (SAE seed, random models)")
     parser.add_argument("--no-semantic", action="store_true", help="skip the concept subspaces")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="serial (this process), local (a process per core) or ray")

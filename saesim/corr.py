@@ -7,14 +7,24 @@ the 1-1 pairing rules need.
 
 Two exact paths give the same answers:
 
-* the **sparse path** (default for non-negative scipy.sparse codes) accumulates
-  mergeable moments — token count, per-latent sums and sums of squares (fp64),
-  and the cross moment ``M = A^T B`` over co-firing pairs only — and applies
-  the mean correction as a rank-one term at the end. Nothing is centred or
-  densified. Its cost is ``sum_t k_A(t) k_B(t)`` multiply-adds, not
-  ``T n_A n_B``. A pair that never fires together has
-  ``r = -mu_a mu_b / (sigma_a sigma_b) <= 0`` for non-negative codes, so every
-  positive best partner is among the co-firing pairs.
+* the **sparse path** (default for non-negative scipy.sparse codes) never
+  centres or densifies anything. With per-latent sums ``s`` and sums of
+  squared deviations ``SS`` (fp64), ``u = 1/sqrt(SS)`` and the co-firing
+  product ``S = A^T B``,
+
+      r_ij = (S_ij - s_i s_j / T) / sqrt(SS_i SS_j)
+           = (A u)_i^T (B v)_j  -  (s_i u_i) (s_j v_j / T),
+
+  so both sides are scaled once, ``S`` is formed over co-firing pairs only,
+  ``sum_t k_A(t) k_B(t)`` multiply-adds in blocks of B latents, and each stored
+  entry gets its rank-one correction. A pair that never fires together has
+  ``r_ij = -(mu_i / sigma_i)(mu_j / sigma_j) <= 0`` for non-negative codes, so
+  every positive correlation, hence every partner and candidate, is a stored
+  entry of ``S``; the dense ``n_A x n_B`` correction is never formed. Per
+  block, the top-m of every B latent is exact (a histogram of r per latent
+  discards entries below its m-th largest, the few left are sorted), and the
+  A latents' running top-m absorb each block. :class:`CoactivationMoments` is
+  the mergeable (token-chunked, multi-worker) form of the same moments.
 * the **dense path** (torch; CUDA when available) z-scores both sides and
   multiplies blocks of B latents against all of A, keeping only the running
   maxima. It handles dense inputs such as ReLU pre-activations or codes with
@@ -63,6 +73,14 @@ DEFAULT_CHUNK_ROWS = 65_536
 
 DEFAULT_BLOCK = 1024
 """B latents per block on the dense path."""
+
+DEFAULT_BLOCK_WORK = 1 << 18
+"""Co-firing multiply-adds per block of B latents on the sparse path (about as many
+stored entries, so a block's arrays stay in cache; random TopK codes, k = 32, 8 192
+latents: about 100 B latents a block)."""
+
+_R_BINS = 1024
+"""Histogram bins over r in (0, 1] used to discard entries below a latent's m-th largest."""
 
 Backend = Literal["auto", "sparse", "dense"]
 
@@ -337,7 +355,7 @@ def best_partners(
     m: int = DEFAULT_TOP_M,
     backend: Backend = "auto",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    block_size: int = DEFAULT_BLOCK,
+    block_size: int | None = None,
     device: str | None = None,
 ) -> BestPartners:
     """Find each latent's best-correlated partner in the other model.
@@ -357,9 +375,12 @@ def best_partners(
         "auto" takes the sparse path for non-negative sparse input without
         ``compat``, the dense path otherwise.
     chunk_rows : int, default 65536
-        Token rows per accumulator update on the sparse path.
-    block_size : int, default 1024
-        B latents per block on the dense path.
+        Token rows per sparse product on the sparse path (longer inputs are
+        multiplied chunk by chunk and summed; the answer does not change).
+    block_size : int, optional
+        B latents per block. By default 1024 on the dense path and, on the
+        sparse path, as many as make about ``DEFAULT_BLOCK_WORK`` co-firing
+        multiply-adds. Any value gives the same answer.
     device : str, optional
         Torch device for the dense path; CUDA when available by default.
 
@@ -370,13 +391,29 @@ def best_partners(
     Raises
     ------
     ValueError
-        On mismatched rows, NaN/inf, non-2-D input, or the sparse backend
-        asked for codes with negative values.
+        On mismatched rows, NaN/inf, non-2-D input, a non-positive
+        ``chunk_rows`` or ``block_size``, or the sparse backend asked for
+        codes with negative values.
 
     Warns
     -----
     DeadLatentWarning
         When some latents are dead (they get no partner).
+
+    Notes
+    -----
+    Pearson ``r_ij = (S_ij - T mu_i mu_j) / (T sigma_i sigma_j)`` with
+    ``S = A^T B``. On the sparse path only the stored (co-firing) entries of
+    ``S`` are corrected and ranked: every other pair has
+    ``r = -(mu_i/sigma_i)(mu_j/sigma_j) <= 0`` and can be nobody's partner,
+    since partners need r > 0 (see the module notes). Ties go to the lower
+    index; dead latents (zero variance) have and are no partner.
+    ``compat=True`` instead keeps the authors' plain argmax (see the module
+    notes).
+
+    References
+    ----------
+    Lan et al., arXiv:2410.06981 (2024), Sec. 3.
 
     Examples
     --------
@@ -403,17 +440,15 @@ def best_partners(
             "the sparse backend needs non-negative codes (SAE latents); these have negative values. "
             "Use backend='dense'."
         )
+    _check_positive_int(chunk_rows, name="chunk_rows", what="token rows per sparse product")
+    if block_size is not None:
+        _check_positive_int(block_size, name="block_size", what="B latents per block")
     use_sparse = backend == "sparse" or (backend == "auto" and sparse_ok and not compat)
     if use_sparse:
-        moments = CoactivationMoments(codes_a.shape[1], codes_b.shape[1])
-        a_csr, b_csr = sp.csr_matrix(codes_a), sp.csr_matrix(codes_b)
-        for start in range(0, a_csr.shape[0], chunk_rows):
-            stop = start + chunk_rows
-            moments.update(a_csr[start:stop], b_csr[start:stop])
-        result = moments.result().best_partners(m=m)
+        result = _sparse_best_partners(codes_a, codes_b, m=m, block_size=block_size, chunk_rows=chunk_rows)
     else:
         result = _dense_best_partners(
-            codes_a, codes_b, compat=compat, m=m, block_size=block_size, device=device
+            codes_a, codes_b, compat=compat, m=m, block_size=block_size or DEFAULT_BLOCK, device=device
         )
     n_dead_a, n_dead_b = int(result.dead_a.sum()), int(result.dead_b.sum())
     if n_dead_a or n_dead_b:
@@ -433,6 +468,11 @@ def best_partners(
 def _check_m(m) -> None:
     if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1:
         raise ValueError(f"`m` (candidates per latent) must be a positive integer; got {m!r}.")
+
+
+def _check_positive_int(value, *, name: str, what: str) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` ({what}) must be a positive integer; got {value!r}.")
 
 
 def _nonnegative(codes) -> bool:
@@ -493,6 +533,168 @@ def _segment_top_m(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, 
         top_value[segment_of[chosen], slot] = remaining[chosen]
         remaining[chosen] = -np.inf
     return top_index, top_value
+
+
+def _sparse_scales(codes: sp.csr_matrix):
+    """Per-latent ``(sum, 1/sqrt(SS) with 0 for dead, dead)`` of non-negative CSR codes (fp64)."""
+    n_tokens, n_latents = codes.shape
+    sums = np.bincount(codes.indices, weights=codes.data, minlength=n_latents)
+    sumsq = np.bincount(codes.indices, weights=codes.data * codes.data, minlength=n_latents)
+    ss = np.maximum(sumsq - sums**2 / n_tokens, 0.0)
+    dead = ss <= _dead_tolerance(sumsq)
+    inv_norm = np.zeros(n_latents)
+    np.divide(1.0, np.sqrt(ss), out=inv_norm, where=~dead)
+    return sums, inv_norm, dead
+
+
+def _work_blocks(codes_a: sp.csr_matrix, codes_b: sp.csr_matrix, block_size: int | None) -> np.ndarray:
+    """Boundaries of blocks of B latents: ``block_size`` latents, or ~DEFAULT_BLOCK_WORK products each."""
+    n_b = codes_b.shape[1]
+    if n_b == 0:
+        return np.zeros(1, dtype=np.int64)
+    if block_size is not None:
+        return np.append(np.arange(0, n_b, block_size), n_b)
+    # products of B latent j: sum over the tokens it fires on of A's active count there
+    per_token = np.diff(codes_a.indptr).astype(np.float64)
+    work = np.bincount(codes_b.indices, weights=np.repeat(per_token, np.diff(codes_b.indptr)), minlength=n_b)
+    cum = np.cumsum(work)
+    n_blocks = max(1, int(np.ceil(cum[-1] / DEFAULT_BLOCK_WORK)))
+    cuts = np.searchsorted(cum, np.arange(1, n_blocks) * (cum[-1] / n_blocks), side="right")
+    return np.unique(np.concatenate([[0], cuts, [n_b]]))
+
+
+def _r_bins(r: np.ndarray, n_bins: int) -> np.ndarray:
+    """``ceil(r * n_bins)`` clamped to [0, n_bins] (intp): 0 exactly when r <= 0, non-decreasing in r."""
+    bins = np.multiply(r, n_bins)
+    np.ceil(bins, out=bins)
+    np.fmax(bins, 0.0, out=bins)  # fmax also maps a nan to 0 (no partner)
+    np.minimum(bins, n_bins, out=bins)
+    return bins.astype(np.intp)
+
+
+def _top_m_unsorted(segment, index, value, bins, n_segments: int, m: int, n_bins: int, *, indptr=None):
+    """Exact top-m ``(index, value)`` per segment among entries with ``bins >= 1``, in any order.
+
+    Value descending, ties to the lower index (indices distinct within a segment);
+    padded with -1 / nan. ``bins`` is a non-decreasing function of ``value`` in
+    [0, n_bins]. When there are many entries, a per-segment histogram of ``bins``
+    gives the bin of each segment's m-th largest value; entries below it cannot be
+    in the top m and are dropped before the (small) sort. With ``indptr`` the
+    segments are contiguous runs (``segment`` is then ignored and may be None).
+    """
+    top_index = np.full((n_segments, m), -1, dtype=np.int64)
+    top_value = np.full((n_segments, m), np.nan)
+    counts = None if indptr is None else np.diff(indptr)
+    if value.size > n_segments * (n_bins + 1) // 8:
+        if counts is None:
+            key = np.multiply(segment, n_bins + 1, dtype=np.intp)
+        else:
+            key = np.repeat(np.arange(0, n_segments * (n_bins + 1), n_bins + 1, dtype=np.intp), counts)
+        key += bins
+        hist = np.bincount(key, minlength=n_segments * (n_bins + 1))
+        del key
+        at_least = np.cumsum(hist.reshape(n_segments, n_bins + 1)[:, :0:-1], axis=1)  # [:, c]: bins >= n_bins - c
+        floor_bin = n_bins - np.argmax(at_least >= m, axis=1)
+        floor_bin[at_least[:, -1] < m] = 1  # fewer than m positive entries: keep them all
+        keep = np.flatnonzero(bins >= (floor_bin[segment] if counts is None else np.repeat(floor_bin, counts)))
+    else:
+        keep = np.flatnonzero(bins >= 1)
+    if keep.size == 0:
+        return top_index, top_value
+    segment = segment[keep] if counts is None else np.searchsorted(indptr, keep, side="right") - 1
+    index, value = index[keep], value[keep]
+    order = np.lexsort((index, -value, segment))
+    segment, index, value = segment[order], index[order], value[order]
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    rank = np.arange(segment.size) - np.repeat(starts, np.diff(np.r_[starts, segment.size]))
+    chosen = rank < m
+    top_index[segment[chosen], rank[chosen]] = index[chosen]
+    top_value[segment[chosen], rank[chosen]] = value[chosen]
+    return top_index, top_value
+
+
+def _merge_top_m(run_index, run_value, new_index, new_value, rows) -> None:
+    """Merge sorted top-m lists into the running ones (in place) for ``rows``.
+
+    Every running entry has a lower index than every new one, so a stable sort
+    with the running entries first sends ties to the lower index.
+    """
+    m = run_index.shape[1]
+    index = np.concatenate([run_index[rows], new_index[rows]], axis=1)
+    value = np.concatenate([run_value[rows], new_value[rows]], axis=1)
+    order = np.argsort(np.where(index >= 0, -value, np.inf), axis=1, kind="stable")[:, :m]
+    run_index[rows] = np.take_along_axis(index, order, axis=1)
+    run_value[rows] = np.take_along_axis(value, order, axis=1)
+
+
+def _sparse_best_partners(codes_a, codes_b, *, m: int, block_size: int | None, chunk_rows: int) -> BestPartners:
+    """Sparse path: scaled co-firing products in blocks of B latents, exact top-m both ways.
+
+    For each block of B latents: ``S = (B v)_blk^T (A u)`` (stored entries are the
+    co-firing pairs), ``r = S - (s_a u) (s_b v / T)`` on the stored entries, clip at 1,
+    the block's B latents' top-m (complete: all their entries are in the block),
+    and the A latents' running top-m updated with the entries that beat their
+    current m-th value (blocks go in B order, so ties keep the earlier one).
+    Dead latents have u = 0 and s u = 0, so all their r are 0: never a partner.
+    """
+    a = sp.csr_matrix(codes_a, dtype=np.float64)
+    b = sp.csr_matrix(codes_b, dtype=np.float64)
+    n_tokens, n_a = a.shape
+    n_b = b.shape[1]
+    sum_a, inv_a, dead_a = _sparse_scales(a)
+    sum_b, inv_b, dead_b = _sparse_scales(b)
+    shift_a = sum_a * inv_a  # s_i u_i
+    shift_b = sum_b / n_tokens * inv_b  # s_j v_j / T
+    a_scaled = sp.csr_matrix((a.data * inv_a[a.indices], a.indices, a.indptr), shape=a.shape)
+    b_scaled = sp.csr_matrix((b.data * inv_b[b.indices], b.indices, b.indptr), shape=b.shape)
+    chunks = [(a_scaled[lo:lo + chunk_rows], b_scaled[lo:lo + chunk_rows].T.tocsr())
+              for lo in range(0, n_tokens, chunk_rows)]
+    bounds = _work_blocks(a, b, block_size)
+    del a, b, a_scaled, b_scaled
+    coarse = _R_BINS // 16  # A side: fewer segments' worth of bins per block
+    top_index = np.full((n_b, m), -1, dtype=np.int64)
+    top_r = np.full((n_b, m), np.nan)
+    top_index_a = np.full((n_a, m), -1, dtype=np.int64)
+    top_r_a = np.full((n_a, m), np.nan)
+    beat_a = np.zeros(n_a)  # an entry must exceed this to enter A latent i's top m (0 until it is full)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        cross = chunks[0][1][lo:hi] @ chunks[0][0]
+        for chunk_a, chunk_bt in chunks[1:]:
+            cross = cross + chunk_bt[lo:hi] @ chunk_a
+        cross = sp.csr_matrix(cross)
+        a_of = cross.indices
+        r = cross.data
+        r -= shift_a[a_of] * np.repeat(shift_b[lo:hi], np.diff(cross.indptr))
+        np.minimum(r, 1.0, out=r)
+        bins = _r_bins(r, _R_BINS)
+        top_index[lo:hi], top_r[lo:hi] = _top_m_unsorted(
+            None, a_of, r, bins, hi - lo, m, _R_BINS, indptr=cross.indptr
+        )
+        enter = np.flatnonzero(r > beat_a[a_of])
+        if enter.size:
+            b_of = np.searchsorted(cross.indptr, enter, side="right") - 1 + lo
+            new_index, new_r = _top_m_unsorted(
+                a_of[enter], b_of, r[enter], (bins[enter] + 15) // 16, n_a, m, coarse
+            )
+            touched = np.flatnonzero(new_index[:, 0] >= 0)
+            _merge_top_m(top_index_a, top_r_a, new_index, new_r, touched)
+            full = top_index_a[touched, -1] >= 0
+            beat_a[touched[full]] = top_r_a[touched[full], -1]
+    return BestPartners(
+        index=top_index[:, 0].copy(),
+        r=top_r[:, 0].copy(),
+        index_a=top_index_a[:, 0].copy(),
+        r_a=top_r_a[:, 0].copy(),
+        dead_a=dead_a,
+        dead_b=dead_b,
+        top_index=top_index,
+        top_r=top_r,
+        top_index_a=top_index_a,
+        top_r_a=top_r_a,
+        n_tokens=int(n_tokens),
+        compat=False,
+        backend="sparse",
+    )
 
 
 def _torch_device(device: str | None):

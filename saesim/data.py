@@ -2,10 +2,14 @@
 
 Texts come from a real corpus (:func:`load_texts`) and are tokenized once into
 a :class:`TokenGrid`: an (N, S) grid of token ids with its attention mask and
-the positions that enter the analysis (``keep``). Both models of a comparison
-run on the *same* grid, so row ``t`` of model A's codes and row ``t`` of model
-B's codes are the same token. That is why both models must share the
-tokenizer (:func:`check_same_tokenizer`).
+the positions that enter the analysis (``keep``). Row ``t`` of model A's codes
+and row ``t`` of model B's codes must be the same token of the same text, so
+both models must *segment* the text identically: each model tokenises with its
+own tokenizer (ids, special tokens and wrapping may differ, e.g. MiniLM's
+``[CLS] … [SEP]`` against MPNet's ``<s> … </s>`` with every id shifted by 4),
+and :func:`align_grids` pairs the kept positions of both in order, checking
+that their token strings agree. The aligned grid carries one view per
+tokenizer (:meth:`TokenGrid.for_tokenizer`); its hash covers all of them.
 
 Corpora
 -------
@@ -34,6 +38,7 @@ keeps every position, padding included, as the authors' code did.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -52,6 +57,7 @@ __all__ = [
     "HubUnavailableError",
     "TokenGrid",
     "TokenizerMismatchError",
+    "align_grids",
     "check_same_tokenizer",
     "data_dir",
     "load_texts",
@@ -88,7 +94,7 @@ class HubUnavailableError(RuntimeError):
 
 
 class TokenizerMismatchError(ValueError):
-    """Two models' tokenizers give different ids for the same text."""
+    """Two models' tokenizers segment the same text differently."""
 
 
 # --------------------------------------------------------------------------- locations
@@ -343,8 +349,14 @@ class TokenGrid:
         The tokenizer's special token ids.
     compat : bool
         Whether the grid keeps every position (the authors' behaviour).
+    others : tuple of TokenGrid
+        The same texts tokenised by the other models' tokenizers, with their
+        kept positions paired in order with this grid's (same ``n_tokens``,
+        same documents; see :func:`align_grids`). Empty when every model
+        shares this grid's tokenizer.
     hash : str
-        sha256 of ids, mask, keep and the tokenizer name (hex).
+        sha256 of ids, mask, keep and the tokenizer name (hex), and of every
+        view in ``others``.
     """
 
     ids: np.ndarray
@@ -354,6 +366,7 @@ class TokenGrid:
     special_ids: tuple[int, ...] = ()
     compat: bool = False
     hash: str = ""
+    others: tuple["TokenGrid", ...] = ()
 
     def __post_init__(self):
         ids = np.ascontiguousarray(self.ids, dtype=np.int64)
@@ -368,7 +381,21 @@ class TokenGrid:
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "special_ids", tuple(int(i) for i in self.special_ids))
-        object.__setattr__(self, "hash", _grid_hash(ids, mask, keep, self.tokenizer))
+        others = tuple(self.others)
+        for other in others:
+            if other.others:
+                raise ValueError("a view in `others` must not carry views of its own.")
+            if other.n_tokens != int(keep.sum()) or other.n_docs != ids.shape[0]:
+                raise ValueError(
+                    f"the view of tokenizer {other.tokenizer} keeps {other.n_tokens} tokens of {other.n_docs} "
+                    f"documents but the grid keeps {int(keep.sum())} of {ids.shape[0]}; build views with "
+                    "`align_grids`."
+                )
+        object.__setattr__(self, "others", others)
+        digest = _grid_hash(ids, mask, keep, self.tokenizer)
+        if others:
+            digest = hashlib.sha256("|".join([digest, *(o.hash for o in others)]).encode()).hexdigest()
+        object.__setattr__(self, "hash", digest)
 
     def __eq__(self, other):
         return isinstance(other, TokenGrid) and self.hash == other.hash
@@ -434,22 +461,59 @@ class TokenGrid:
         return np.arange(starts[doc], starts[doc + 1])
 
     def select_docs(self, n_docs: int) -> "TokenGrid":
-        """The grid of the first ``n_docs`` documents (same width)."""
+        """The grid of the first ``n_docs`` documents (same width), views included."""
         return TokenGrid(
             ids=self.ids[:n_docs], attention_mask=self.attention_mask[:n_docs], keep=self.keep[:n_docs],
             tokenizer=self.tokenizer, special_ids=self.special_ids, compat=self.compat,
+            others=tuple(other.select_docs(n_docs) for other in self.others),
+        )
+
+    @property
+    def tokenizers(self) -> tuple[str, ...]:
+        """Names of the tokenizers this grid has a view for (its own first)."""
+        return (self.tokenizer, *(other.tokenizer for other in self.others))
+
+    def for_tokenizer(self, tokenizer) -> "TokenGrid":
+        """The view of this grid made by ``tokenizer`` (a tokenizer or its :func:`tokenizer_name`).
+
+        Its kept rows are this grid's kept rows, in the same order; its ids,
+        mask and special ids are that tokenizer's.
+
+        Raises
+        ------
+        TokenizerMismatchError
+            The grid has no view of that tokenizer.
+        """
+        name = tokenizer if isinstance(tokenizer, str) else tokenizer_name(tokenizer)
+        if name == self.tokenizer:
+            return self
+        for other in self.others:
+            if other.tokenizer == name:
+                return other
+        raise TokenizerMismatchError(
+            f"the token grid has views of {list(self.tokenizers)} but not of tokenizer {name}; rebuild the grid "
+            "with every model's tokenizer (`saesim extract` does this for the profile's models)."
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays to store (see :meth:`from_arrays`)."""
-        return {"ids": self.ids, "attention_mask": self.attention_mask, "keep": self.keep,
-                "special_ids": np.asarray(self.special_ids, dtype=np.int64)}
+        """The arrays to store (see :meth:`from_arrays`); view ``i`` under ``view{i}.<name>``."""
+        arrays = {"ids": self.ids, "attention_mask": self.attention_mask, "keep": self.keep,
+                  "special_ids": np.asarray(self.special_ids, dtype=np.int64)}
+        for i, other in enumerate(self.others):
+            arrays.update({f"view{i}.{name}": arr for name, arr in other.to_arrays().items()})
+        return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict, *, tokenizer: str, compat: bool) -> "TokenGrid":
+    def from_arrays(cls, arrays: dict, *, tokenizer: str, compat: bool,
+                    other_tokenizers: tuple[str, ...] = ()) -> "TokenGrid":
+        others = tuple(
+            cls.from_arrays({name.split(".", 1)[1]: arr for name, arr in arrays.items()
+                             if name.startswith(f"view{i}.")}, tokenizer=name, compat=compat)
+            for i, name in enumerate(other_tokenizers)
+        )
         return cls(ids=arrays["ids"], attention_mask=arrays["attention_mask"], keep=arrays["keep"],
                    tokenizer=tokenizer, special_ids=tuple(np.asarray(arrays.get("special_ids", ())).tolist()),
-                   compat=compat)
+                   compat=compat, others=others)
 
 
 def _grid_hash(ids, mask, keep, tokenizer: str) -> str:
@@ -461,12 +525,23 @@ def _grid_hash(ids, mask, keep, tokenizer: str) -> str:
 
 
 def tokenizer_name(tokenizer) -> str:
-    """A stable name of a tokenizer: its ``name_or_path`` basename, class and vocabulary size."""
-    name = str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
-    if os.path.isabs(name) or (os.sep in name and os.path.exists(name)):
-        parts = Path(name).parts
-        name = "/".join(parts[-2:])
-    return f"{name}[{type(tokenizer).__name__},{len(tokenizer)}]"
+    """A stable name of a tokenizer, from its content: class, vocabulary size and a digest of the vocabulary.
+
+    The same tokenizer loaded from another folder (a temporary one, another
+    cache root) gets the same name, so a cached grid's views stay valid.
+    """
+    cached = getattr(tokenizer, "_saesim_name", None)
+    if cached is not None:
+        return cached
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    specials = sorted(str(t) for t in getattr(tokenizer, "all_special_tokens", ()))
+    digest = hashlib.sha256(json.dumps([vocab, specials]).encode()).hexdigest()[:12]
+    name = f"{type(tokenizer).__name__}[{len(tokenizer)}]:{digest}"
+    try:
+        tokenizer._saesim_name = name
+    except AttributeError:  # pragma: no cover - a tokenizer that refuses attributes
+        pass
+    return name
 
 
 def tokenize(tokenizer, texts, *, max_length: int, compat: bool = False) -> TokenGrid:
@@ -537,3 +612,128 @@ def check_same_tokenizer(tok_a, tok_b, texts, *, names: tuple[str, str] = ("mode
                 "when both models share a tokenizer. Pick models with the same tokenizer (or set "
                 "`tokenizer:` of both specs to the same source)."
             )
+
+
+def align_grids(grid, tokenizer, others, *, max_length: int, names: tuple[str, ...] | None = None) -> TokenGrid:
+    """Pair the kept positions of grids made by different tokenizers from the same texts.
+
+    Each model tokenises the texts with its own tokenizer (:func:`tokenize`).
+    Row ``t`` of every model's codes must then be the same piece of text, so
+    the kept positions (special tokens and padding already dropped) of each
+    document are paired in order and their token strings must agree: the
+    tokenizers may differ in ids, special tokens and wrapping (MiniLM's
+    ``[CLS] … [SEP]`` against MPNet's ``<s> … </s>`` with ids + 4), not in how
+    they segment the text. Where truncation at ``max_length`` cut one view
+    shorter (a tokenizer with more wrapping tokens), the document keeps the
+    common prefix.
+
+    Parameters
+    ----------
+    grid : TokenGrid
+        The first model's grid (its tokenizer names the result).
+    tokenizer : transformers tokenizer
+        The tokenizer that made ``grid`` (for token strings).
+    others : sequence of (TokenGrid, tokenizer)
+        The other models' grids of the same texts, with their tokenizers.
+        Grids of ``grid``'s own tokenizer are skipped.
+    max_length : int
+        The truncation length the grids were made with.
+    names : tuple of str, optional
+        Names of the models for messages (first = ``grid``'s).
+
+    Returns
+    -------
+    TokenGrid
+        ``grid`` with ``keep`` reduced to the paired positions and one view per
+        other tokenizer in ``others`` (same ``n_tokens``).
+
+    Raises
+    ------
+    TokenizerMismatchError
+        A paired position whose token strings differ (naming the document, the
+        positions and both tokens), a document whose views keep different
+        numbers of tokens without truncation, or ``compat`` grids (which keep
+        every position, so cannot be paired across tokenizers).
+    """
+    others = [(g, tok) for g, tok in others if g.tokenizer != grid.tokenizer]
+    names = tuple(names) if names is not None else tuple(f"model {i}" for i in range(len(others) + 1))
+    if not others:
+        return grid
+    if grid.compat or any(g.compat for g, _ in others):
+        raise TokenizerMismatchError(
+            f"`compat` grids keep every position (padding and special tokens included), so grids of different "
+            f"tokenizers ({grid.tokenizer} and {', '.join(g.tokenizer for g, _ in others)}) cannot be paired; "
+            "run models with different tokenizers with compat: false."
+        )
+    for g, _ in others:
+        if g.n_docs != grid.n_docs:
+            raise TokenizerMismatchError(
+                f"the grid of {g.tokenizer} has {g.n_docs} documents but that of {grid.tokenizer} has "
+                f"{grid.n_docs}; tokenise the same texts with both."
+            )
+    kept = [[np.flatnonzero(row) for row in grid.keep]]
+    kept += [[np.flatnonzero(row) for row in g.keep] for g, _ in others]
+    lengths = np.array([[len(k) for k in view] for view in kept])  # (views, docs)
+    common = lengths.min(axis=0)
+    grids = [grid] + [g for g, _ in others]
+    toks = [tokenizer] + [tok for _, tok in others]
+    strings = [_piece_strings(tok) for tok in toks]
+    for doc in range(grid.n_docs):
+        n = int(common[doc])
+        pos_a = kept[0][doc][:n]
+        piece_a = strings[0](grid.ids[doc, pos_a])
+        for v in range(1, len(grids)):
+            pos_b = kept[v][doc][:n]
+            piece_b = strings[v](grids[v].ids[doc, pos_b])
+            if piece_a != piece_b:
+                j = next(i for i, (x, y) in enumerate(zip(piece_a, piece_b)) if x != y)
+                raise TokenizerMismatchError(
+                    f"document {doc}: kept token {j} is {piece_a[j]!r} for {names[0]} ({grid.tokenizer}, "
+                    f"position {int(pos_a[j])}) but {piece_b[j]!r} for {names[v]} ({grids[v].tokenizer}, "
+                    f"position {int(pos_b[j])}); the tokenizers segment the text differently, so rows of their "
+                    "codes cannot be paired. Compare models whose tokenizers split text identically."
+                )
+
+    for v in range(1, len(grids)):
+        for doc in np.flatnonzero(lengths[v] != lengths[0]):
+            shorter = 0 if lengths[0, doc] < lengths[v, doc] else v
+            if int(grids[shorter].attention_mask[doc].sum()) < max_length:
+                raise TokenizerMismatchError(
+                    f"{names[0]} ({grid.tokenizer}) keeps {lengths[0, doc]} tokens of document {doc} but "
+                    f"{names[v]} ({grids[v].tokenizer}) keeps {lengths[v, doc]}, and neither was cut at "
+                    f"max_length {max_length}: the two tokenizers segment the text differently. Compare models "
+                    "whose tokenizers split text identically (e.g. the same WordPiece vocabulary)."
+                )
+
+    def trimmed(g: TokenGrid, view: list[np.ndarray]) -> np.ndarray:
+        keep = np.zeros_like(g.keep)
+        for doc, positions in enumerate(view):
+            keep[doc, positions[: common[doc]]] = True
+        return keep
+
+    views = tuple(
+        TokenGrid(ids=g.ids, attention_mask=g.attention_mask, keep=trimmed(g, kept[v + 1]), tokenizer=g.tokenizer,
+                  special_ids=g.special_ids, compat=g.compat)
+        for v, (g, _) in enumerate(others)
+    )
+    dropped = int(lengths[0].sum() - common.sum())
+    if dropped:
+        logger.info("aligned grids: %d positions of %s dropped where another view was cut shorter", dropped,
+                    grid.tokenizer)
+    return TokenGrid(ids=grid.ids, attention_mask=grid.attention_mask, keep=trimmed(grid, kept[0]),
+                     tokenizer=grid.tokenizer, special_ids=grid.special_ids, compat=grid.compat, others=views)
+
+
+def _piece_strings(tokenizer):
+    """ids → list of token strings (memoised per id)."""
+    memo: dict[int, str] = {}
+
+    def convert(ids) -> list[str]:
+        out = []
+        for i in np.asarray(ids).tolist():
+            piece = memo.get(i)
+            if piece is None:
+                piece = memo[i] = str(tokenizer.convert_ids_to_tokens(int(i)))
+            out.append(piece)
+        return out
+    return convert

@@ -4,7 +4,10 @@ One *cell* is a (layer of A, layer of B) pair. For each cell the best partners
 are computed once and reused for every pairing rule and direction; each
 (rule, direction) gives one tidy record with the counts after each filter
 stage, the correlations, the hub counts and, for each similarity measure, the
-paired score, its null mean and spread, p-value and z-score.
+paired score, its null mean and spread, p-value and z-score. The null is the
+shuffled pairing for 1-1 rules and, for ``many_to_one``, the group null that
+permutes the distinct hub partners among the groups sharing one
+(``null_kind`` "shuffle" or "group"; ``compat`` keeps the authors' shuffle).
 
 The order of the filters follows the paper (authors_pipeline.md §2.4):
 many-to-1 best partners → junk/overlap filter → 1-1 → r > r_min. Rules that
@@ -32,7 +35,7 @@ import scipy.sparse as sp
 
 from saesim.concepts import CONCEPTS, CONTROL_CONCEPT, members
 from saesim.corr import DEFAULT_TOP_M, BestPartners, DeadLatentWarning, best_partners
-from saesim.filters import TopTokens, junk_overlap_mask
+from saesim.filters import SaeLayer, TopTokens, junk_overlap_mask
 from saesim.match import RULES, dedup, filter_pairs, hub_counts, pair, r_cut
 from saesim.nulls import p_value, permutation_test
 
@@ -78,49 +81,6 @@ GRID_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class SaeLayer:
-    """Everything an experiment needs of one (model, layer): codes, decoder, labels.
-
-    Attributes
-    ----------
-    model : str
-        Label of the model ("a", "b", "control" or a name).
-    layer : int
-    codes : scipy.sparse.csr_matrix, shape (n_tokens, n_latents)
-        The SAE's codes on the shared token rows.
-    decoder : ndarray, shape (n_latents, d_model)
-        Decoder rows (``W_dec``).
-    top : TopTokens
-        Decoded top-activating tokens per latent (k >= the filters' top_k).
-    windows : ndarray of str, shape (n_latents, k)
-        Context windows of those top positions.
-    special_ids : tuple of int
-        The tokenizer's special token ids.
-    """
-
-    model: str
-    layer: int
-    codes: sp.csr_matrix
-    decoder: np.ndarray
-    top: TopTokens
-    windows: np.ndarray
-    special_ids: tuple[int, ...] = ()
-
-    def top_k(self, k: int) -> TopTokens:
-        """The first ``k`` top tokens of every latent."""
-        if k > self.top.strings.shape[1]:
-            raise ValueError(
-                f"`top_k`={k} but layer {self.layer} of model {self.model!r} has only "
-                f"{self.top.strings.shape[1]} top tokens cached; re-extract with more."
-            )
-        key = ("top_k", k)
-        if key not in self.top.memo:  # one view per k, so that what filters derive from it is kept
-            self.top.memo[key] = TopTokens(strings=self.top.strings[:, :k], ids=self.top.ids[:, :k],
-                                           active=self.top.active[:, :k])
-        return self.top.memo[key]
-
-
-@dataclass(frozen=True)
 class CompareSettings:
     """Settings of one comparison (every field ends up in the record or its key).
 
@@ -145,7 +105,7 @@ class CompareSettings:
     metrics : tuple of str
         Similarity measures to score.
     n_perm : int
-        Permutations of the shuffled-pairing null.
+        Permutations of the null (row shuffle; group null for many-to-1).
     seed : int
         Seed of the nulls.
     compat : bool
@@ -174,7 +134,7 @@ class CompareSettings:
     n_perm: int = 1000
     seed: int = 0
     compat: bool = False
-    svcca_variance: float | int | str = 0.99
+    svcca_variance: float | int | str = "ratio:10"
     subspace_svcca_variance: float | int | str = "ratio:10"
 
     def __post_init__(self):
@@ -260,7 +220,8 @@ def semantic_compare(
     junk filter and no r cut (as the paper). A concept with <= 2 members on a
     side, or <= 2 pairs, is reported with ``skipped`` set and no scores.
 
-    Besides the shuffled-pairing null, each concept gets the random-subset
+    Besides the permutation null (shuffled pairings; the group null for a
+    many-to-1 rule outside ``compat``), each concept gets the random-subset
     null of the arXiv version ("corr from full subsets"): ``n_pairs`` random B
     latents with their global best partners, scored ``n_subset_draws`` times.
     Under ``compat`` the shuffle null has the paper's size: 100 permutations
@@ -300,7 +261,7 @@ def semantic_compare(
         x, y = layer_a.decoder[a_idx], layer_b.decoder[b_idx]
         record.update({"n_pairs": sub_pairs.n_pairs, "skipped": "", "mean_r": sub_pairs.mean_r(),
                        "svcca_policy": "authors" if settings.compat else str(settings.svcca_variance)})
-        record.update(_score_rows(x, y, sub_settings))
+        record.update(_score_rows(x, y, sub_settings, groups=_null_groups(sub_pairs, settings)))
         record.update(_subset_null(global_pairs, layer_a.decoder, layer_b.decoder, sub_pairs.n_pairs,
                                    {m: record[m] for m in settings.metrics}, sub_settings, n_subset_draws))
         records.append(record)
@@ -403,11 +364,13 @@ def semantic_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSet
 def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | None = None, layers_a=None,
                 layers_b=None, control: bool = True, semantic: bool = True, executor="local", n_workers=None,
                 ray_address=None, progress=True) -> dict[str, GridResult]:
-    """Extraction (through the cache), the full-space grid, the control grid and the semantic grid.
+    """Extraction (through the cache), the full-space grid, the control grids and the semantic grid.
 
-    Returns the :class:`GridResult` of each grid, keyed "full_space",
-    "control" (model A against the SAEs of the re-randomised model at the same
-    layer, when the profile defines one; first rule only) and "subspace".
+    Returns the :class:`GridResult` of each grid, keyed by the names of
+    :meth:`saesim.config.Profile.comparisons` — "full_space" (A against B)
+    and, when the profile defines them, "seed" (A against a second SAE set
+    of A), "control" and "control_all" (the re-randomised copies of A in A's
+    place against B; first rule only) — and "subspace".
     """
     from saesim.config import Profile, load_profile
     from saesim.extract import extract
@@ -417,12 +380,13 @@ def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | No
     common = dict(settings=settings, out=out, cache=cache, executor=executor, n_workers=n_workers,
                   ray_address=ray_address, progress=progress)
     results = {"full_space": run_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)}
-    if control and profile.control is not None:
+    if control:
         base = settings or settings_from_profile(profile)
-        same_layer = [(layer, layer) for layer in (layers_a or profile.layers("a"))
-                      if layer in profile.layers("control")]
-        results["control"] = run_grid(profile, slots=("a", "control"), pairs=same_layer,
-                                      **{**common, "settings": base.replace(rules=base.rules[:1])})
+        for name, slots in profile.comparisons().items():
+            if name == "full_space":
+                continue
+            rules = base.rules if name == "seed" else base.rules[:1]
+            results[name] = run_grid(profile, slots=slots, **{**common, "settings": base.replace(rules=rules)})
     if semantic:
         results["subspace"] = semantic_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)
     return results
@@ -440,6 +404,8 @@ def settings_from_profile(profile, **changes) -> CompareSettings:
         require_overlap=filters.require_overlap,
         top_k=filters.top_k,
         min_active=filters.min_active,
+        svcca_variance=filters.svcca_dims,
+        subspace_svcca_variance=filters.svcca_dims,
         n_perm=nulls.n_perm,
         seed=nulls.seed,
         compat=profile.compat,
@@ -616,25 +582,48 @@ def _filtered_pairs(best, layer_a, layer_b, settings, *, rule, direction):
 
 
 def _score(pairs, decoder_a, decoder_b, settings) -> dict:
+    groups = _null_groups(pairs, settings)
     if pairs.n_pairs <= MIN_SUBSPACE:
-        return {"null_kind": "shuffle", "n_perm": settings.n_perm, "seed": settings.seed}
+        return {"null_kind": "shuffle" if groups is None else "group", "n_perm": settings.n_perm,
+                "seed": settings.seed}
     x, y = pairs.rows(decoder_a, decoder_b)
-    return _score_rows(x, y, settings)
+    return _score_rows(x, y, settings, groups=groups)
+
+
+def _null_groups(pairs, settings) -> tuple[np.ndarray, str] | None:
+    """``(groups, group_side)`` of the many-to-1 group null, or None for the row shuffle.
+
+    A many-to-1 pairing repeats the chosen side's partners (``pairs.a`` for
+    "b_to_a", ``pairs.b`` for "a_to_b"); its null permutes those distinct
+    partners among their groups (:func:`saesim.nulls.permutation_test`,
+    ``groups``). 1-1 rules, and ``compat`` (the authors' row shuffle), keep
+    the shuffle.
+    """
+    if settings.compat or pairs.rule != "many_to_one":
+        return None
+    return (pairs.a, "x") if pairs.direction == "b_to_a" else (pairs.b, "y")
 
 
 def _metric_kwargs(metric: str, settings) -> dict:
     if metric == "svcca":
-        return {"compat": settings.compat, "variance": settings.svcca_variance}
+        if settings.compat:  # the authors' rule is fixed (0.99 of the variance, k = 1 in effect)
+            return {"compat": True}
+        return {"compat": False, "variance": settings.svcca_variance}
     if metric == "pwcca":
         return {"variance": settings.svcca_variance}
     return {}
 
 
-def _score_rows(x, y, settings) -> dict:
-    """Paired score, shuffled null mean/std, p-value and z for every metric."""
-    out = {"null_kind": "shuffle", "n_perm": settings.n_perm, "seed": settings.seed}
+def _score_rows(x, y, settings, *, groups: tuple[np.ndarray, str] | None = None) -> dict:
+    """Paired score, null mean/std, p-value and z for every metric.
+
+    The null is the row shuffle, or the group null of ``groups`` =
+    ``(labels, side)`` (see :func:`_null_groups`); ``null_kind`` says which.
+    """
+    null = {} if groups is None else {"groups": groups[0], "group_side": groups[1]}
+    out = {"null_kind": "shuffle" if groups is None else "group", "n_perm": settings.n_perm, "seed": settings.seed}
     for metric in settings.metrics:
-        test = permutation_test(x, y, metric, n_perm=settings.n_perm, seed=settings.seed,
+        test = permutation_test(x, y, metric, n_perm=settings.n_perm, seed=settings.seed, **null,
                                 **_metric_kwargs(metric, settings))
         out[metric] = test.score
         out[f"{metric}_null_mean"] = test.null_mean
@@ -647,7 +636,7 @@ def _score_rows(x, y, settings) -> dict:
     if "svcca" in settings.metrics:
         # The authors' dimension rule (k = 1) on the same pairs and the same shuffles, so the
         # book can show what their SVCCA measured beside the corrected one.
-        test = permutation_test(x, y, "svcca", n_perm=settings.n_perm, seed=settings.seed, compat=True)
+        test = permutation_test(x, y, "svcca", n_perm=settings.n_perm, seed=settings.seed, **null, compat=True)
         out["svcca_authors_k"] = test.score
         out["svcca_authors_k_null_mean"] = test.null_mean
         out["svcca_authors_k_p"] = p_value(test.score, test.null, compat=settings.compat)

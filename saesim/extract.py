@@ -3,9 +3,10 @@
 :func:`extract` runs the model side of the pipeline for every model slot of a
 profile (A, B and the control) and every requested layer:
 
-1. **data** — the profile's texts are tokenized once into a
-   :class:`~saesim.data.TokenGrid` shared by all models (their tokenizers are
-   checked to agree);
+1. **data** — the profile's texts are tokenized by every model's tokenizer
+   and the kept positions paired into one :class:`~saesim.data.TokenGrid`
+   with a view per tokenizer (the tokenizers must segment the text
+   identically; ids and special tokens may differ);
 2. **models** — each distinct model runs *once* over the grid, capturing the
    residual stream at every needed hook in the same forward (A and B of the
    offline profile are the same MiniLM, so it runs once for both);
@@ -53,7 +54,7 @@ import scipy.sparse as sp
 
 from saesim.cache import ArtefactStore, CacheMissError
 from saesim.config import ModelSpec, Profile, load_profile
-from saesim.data import TokenGrid, check_same_tokenizer, load_texts, require_hub, tokenize
+from saesim.data import TokenGrid, align_grids, load_texts, require_hub, tokenize, tokenizer_name
 
 __all__ = [
     "ExtractSummary",
@@ -74,15 +75,18 @@ Which = Literal["a", "b", "control"]
 EXTRACT_VERSION = 1
 """Mixed into every key of this module; bump when what is stored changes."""
 
+HELDOUT_FVU_TARGET = 0.40
+"""Held-out FVU an SAE should reach; layers above it are flagged in the summary and the book."""
+
+GRID_VERSION = 2
+"""Version of the token grid's layout: 2 = one view per tokenizer, named by content (:func:`saesim.data.tokenizer_name`)."""
+
 KEEP_ACTIVATIONS_MAX_BYTES = 1 << 30
 """Extraction keeps the raw activations of the baseline layers only when one model's take at most this
 (offline profile: three MiniLM layers, 0.73 GB); larger profiles capture them again when needed."""
 
-TOKENIZER_CHECK_DOCS = 64
-"""Documents on which the models' tokenizers must agree."""
-
 SUMMARY_COLUMNS = ("slot", "label", "layer", "hook", "n_tokens", "n_latents", "dead_fraction", "mean_l0",
-                   "fvu", "cache_mib", "reused")
+                   "fvu_heldout", "fvu", "cache_mib", "reused")
 """Columns printed by ``saesim extract`` (the rows hold more)."""
 
 
@@ -115,7 +119,14 @@ class LayerSummary:
     mean_l0 : float
         Mean active latents per token (of the stored codes).
     fvu : float
-        Reconstruction FVU of the SAE's own codes on the captured activations.
+        Reconstruction FVU of the SAE's own codes on all the captured
+        activations (a trained SAE's training rows included).
+    fvu_heldout : float or None
+        FVU on the rows the SAE was not trained on (the grid's rows after
+        ``sae.train_tokens``: later documents); every row for an SAE saesim
+        did not train; None when a trained SAE saw every row.
+    n_heldout : int
+        Rows behind ``fvu_heldout``.
     fvu_neighbour : float or None
         Lowest FVU of the SAE on the residual streams one block before and
         after its hook (the off-by-one guard); None when not checked (trained
@@ -148,6 +159,8 @@ class LayerSummary:
     mean_l0: float
     fvu: float
     fvu_neighbour: float | None
+    fvu_heldout: float | None
+    n_heldout: int
     cache_bytes: int
     dense_bytes: int
     reused: bool
@@ -211,15 +224,19 @@ class ExtractSummary:
 
     def table(self) -> str:
         """A fixed-width text table (what ``saesim extract`` prints)."""
-        head = f"{'model':<8} {'layer':>5} {'hook':<26} {'tokens':>8} {'latents':>7} {'dead':>6} {'L0':>6} " \
-               f"{'FVU':>6} {'cache MiB':>9} {'':>6}"
+        head = f"{'model':<11} {'layer':>5} {'hook':<26} {'tokens':>8} {'latents':>7} {'dead':>6} {'L0':>6} " \
+               f"{'FVU held-out':>12} {'FVU all':>7} {'cache MiB':>9} {'':>6}"
         lines = [head, "-" * len(head)]
         for r in self.layers:
+            heldout = "n/a" if r.fvu_heldout is None else f"{r.fvu_heldout:.3f}"
+            flag = " !" if r.fvu_heldout is not None and r.fvu_heldout > HELDOUT_FVU_TARGET else "  "
             lines.append(
-                f"{r.slot:<8} {r.layer:>5} {r.hook[:26]:<26} {r.n_tokens:>8} {r.n_latents:>7} "
-                f"{r.dead_fraction:>6.1%} {r.mean_l0:>6.1f} {r.fvu:>6.3f} {r.cache_bytes / 2**20:>9.1f} "
-                f"{'cached' if r.reused else '':>6}"
+                f"{r.slot:<11} {r.layer:>5} {r.hook[:26]:<26} {r.n_tokens:>8} {r.n_latents:>7} "
+                f"{r.dead_fraction:>6.1%} {r.mean_l0:>6.1f} {heldout:>10}{flag} {r.fvu:>7.3f} "
+                f"{r.cache_bytes / 2**20:>9.1f} {'cached' if r.reused else '':>6}"
             )
+        if any(r.fvu_heldout is not None and r.fvu_heldout > HELDOUT_FVU_TARGET for r in self.layers):
+            lines.append(f"! held-out FVU above the target {HELDOUT_FVU_TARGET} (the book flags these layers)")
         for c in self.captures:
             lines.append(f"forward {c['label']}: {c['n_tokens']} tokens x {len(c['hooks'])} hooks in "
                          f"{c['seconds']:.1f} s ({c['tokens_per_s']:.0f} tokens/s)")
@@ -285,8 +302,8 @@ class LayerData:
         return int(self.codes.shape[1])
 
     def to_sae_layer(self):
-        """The :class:`saesim.experiments.SaeLayer` of this layer."""
-        from saesim.experiments import SaeLayer
+        """The :class:`saesim.filters.SaeLayer` of this layer."""
+        from saesim.filters import SaeLayer
 
         return SaeLayer(model=self.slot, layer=self.layer, codes=self.codes, decoder=self.decoder,
                         top=self.contexts.to_top_tokens(), windows=self.contexts.windows,
@@ -310,7 +327,7 @@ def _grid_key(profile: Profile) -> str:
     data = dataclasses.asdict(profile.data)
     data["texts"] = hashlib.sha256(json.dumps(list(profile.data.texts)).encode()).hexdigest()
     return ArtefactStore.key(
-        role="grid", version=EXTRACT_VERSION, data=data, compat=profile.compat,
+        role="grid", version=EXTRACT_VERSION, grid_version=GRID_VERSION, data=data, compat=profile.compat,
         tokenizers=[_tokenizer_identity(profile.model(s)) for s in profile.slots],
     )
 
@@ -433,39 +450,54 @@ def _cached_grid(profile: Profile, store: ArtefactStore) -> TokenGrid | None:
         return None
     try:
         meta = store.load_json(key)
-        arrays = {name: store.load_array(_sub(store, key, name)) for name in ("ids", "attention_mask", "keep")}
+        others = tuple(meta.get("other_tokenizers", ()))
+        names = ["ids", "attention_mask", "keep"]
+        names += [f"view{i}.{part}" for i in range(len(others)) for part in ("ids", "attention_mask", "keep")]
+        arrays = {name: store.load_array(_sub(store, key, name)) for name in names}
     except CacheMissError:
         return None
     arrays["special_ids"] = np.asarray(meta["special_ids"], dtype=np.int64)
-    grid = TokenGrid.from_arrays(arrays, tokenizer=meta["tokenizer"], compat=meta["compat"])
+    for i, special in enumerate(meta.get("other_special_ids", ())):
+        arrays[f"view{i}.special_ids"] = np.asarray(special, dtype=np.int64)
+    grid = TokenGrid.from_arrays(arrays, tokenizer=meta["tokenizer"], compat=meta["compat"], other_tokenizers=others)
     if grid.hash != meta["hash"]:
         warnings.warn(f"cached token grid of profile `{profile.name}` fails its hash; rebuilding it.", stacklevel=3)
         return None
     return grid
 
 
+def _slot_name(profile: Profile, slot: str) -> str:
+    return f"{slot} ({profile.model(slot).model})"
+
+
 def _build_grid(profile: Profile, store: ArtefactStore, progress: bool) -> tuple[TokenGrid, object]:
+    """Tokenise the texts with every slot's tokenizer and pair their kept positions (:func:`align_grids`)."""
     from saesim.models import load_tokenizer
 
     texts = load_texts(profile.data)
     what = f"profile `{profile.name}`"
-    tokenizers = {slot: load_tokenizer(profile.model(slot), what=what) for slot in profile.slots}
-    sample = texts[:TOKENIZER_CHECK_DOCS]
-    for slot in profile.slots[1:]:
-        check_same_tokenizer(tokenizers["a"], tokenizers[slot], sample,
-                             names=(f"model_a ({profile.model_a.model})",
-                                    f"{'model_' + slot if slot != 'control' else 'control'} "
-                                    f"({profile.model(slot).model})"))
-    grid = tokenize(tokenizers["a"], texts, max_length=profile.data.max_length, compat=profile.compat)
+    tokenizers = {slot: load_tokenizer(profile.model(slot), what=what, root=store.root) for slot in profile.slots}
+    grids: dict[str, tuple[TokenGrid, object, str]] = {}  # tokenizer name -> (grid, tokenizer, first slot)
+    for slot, tokenizer in tokenizers.items():
+        name = tokenizer_name(tokenizer)
+        if name not in grids:
+            grids[name] = (tokenize(tokenizer, texts, max_length=profile.data.max_length, compat=profile.compat),
+                           tokenizer, slot)
+    first, *rest = grids.values()
+    grid = align_grids(first[0], first[1], [(g, tok) for g, tok, _ in rest], max_length=profile.data.max_length,
+                       names=tuple(_slot_name(profile, slot) for _, _, slot in (first, *rest)))
     key = _grid_key(profile)
     for name, arr in grid.to_arrays().items():
-        if name != "special_ids":
+        if not name.endswith("special_ids"):
             store.save_array(_sub(store, key, name), arr, {"grid": key, "part": name})
     store.save_json(key, {"hash": grid.hash, "tokenizer": grid.tokenizer, "special_ids": list(grid.special_ids),
+                          "other_tokenizers": [o.tokenizer for o in grid.others],
+                          "other_special_ids": [list(o.special_ids) for o in grid.others],
                           "compat": grid.compat, "texts_sha256": _texts_hash(texts), "n_docs": grid.n_docs,
                           "shape": list(grid.shape), "n_tokens": grid.n_tokens},
                     {"profile": profile.name, "role": "grid"})
-    logger.info("cached token grid %s: %d docs, %d tokens kept", grid.hash[:12], grid.n_docs, grid.n_tokens)
+    logger.info("cached token grid %s: %d docs, %d tokens kept, views of %s", grid.hash[:12], grid.n_docs,
+                grid.n_tokens, list(grid.tokenizers))
     return grid, tokenizers["a"]
 
 
@@ -546,7 +578,6 @@ def extract(
     if grid is None:
         grid, _ = _build_grid(profile, store, progress)
         done, pending = _plan(profile, slots, grid, store)
-    row_doc, row_pos = grid.doc_pos(np.arange(grid.n_tokens))
     keep, limited = _activations_to_keep(profile, slots, keep_activations)
 
     captures = []
@@ -574,7 +605,9 @@ def extract(
             neighbours[hook] = _neighbour_streams(loaded, hook)
             for name in neighbours[hook]:
                 hooks[name] = None
-        acts, info = _capture(loaded, grid, list(hooks), profile, progress)
+        view = grid.for_tokenizer(loaded.tokenizer)  # this model's ids; rows paired with every other view
+        row_doc, row_pos = view.doc_pos(np.arange(view.n_tokens))
+        acts, info = _capture(loaded, view, list(hooks), profile, progress)
         captures.append(dict(info, label=spec0.label if len(group_slots) == 1 else
                              " + ".join(profile.model(s).label for s in group_slots)))
         _keep_captured(profile, group_slots, keep, limited, acts, root, grid.hash)
@@ -588,7 +621,7 @@ def extract(
                 hook = spec.sae.hook_for(layer)
                 nb = {name: acts[name] for name in neighbours.get(hook, ())}
                 summary = _process_layer(
-                    profile, slot, spec, layer, grid, row_doc, row_pos, acts[hook],
+                    profile, slot, spec, layer, grid, view, row_doc, row_pos, acts[hook],
                     nb, loaded.tokenizer, decode_cache, store,
                     max_fvu=max_fvu, progress=progress,
                 )
@@ -747,7 +780,8 @@ def _capture(loaded, grid, hooks, profile: Profile, progress: bool):
 
 
 def _ensure_tiny_saes(spec: ModelSpec, layers, acts, root: Path) -> None:
-    """Write the tiny profile's SAEs (sparsify / SAELens formats) on first use."""
+    """Write the tiny profile's SAEs (sparsify / SAELens formats) on first use, or again when damaged."""
+    from saesim import saes
     from saesim.saes import make_tiny_saes
 
     todo = {}
@@ -755,7 +789,7 @@ def _ensure_tiny_saes(spec: ModelSpec, layers, acts, root: Path) -> None:
     for layer in layers:
         folder = _local_sae_dir(spec, layer, root)
         hook = spec.sae.hook_for(layer)
-        if folder is None or folder.is_dir():
+        if folder is None or saes.sae_folder_ready(folder):
             continue
         if spec.sae.id_for(layer) != hook:
             raise ValueError(
@@ -788,7 +822,7 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
         train_root = _train_root(store, train_key)
         folder = train_root / sae_spec.location / sae_spec.id_for(layer)
         report_path = folder / "saesim_train.json"
-        if not ((folder / "cfg.json").is_file() and (folder / "sae.safetensors").is_file()):
+        if not saes.sae_folder_ready(folder):  # absent, or a damaged saesim-made folder (removed)
             x = acts if sae_spec.train_tokens is None else acts[: sae_spec.train_tokens]
             # Not evaluated here: the layer's codes of every token include the training rows
             # (_finish_train_report), which saves one encode of them.
@@ -823,7 +857,7 @@ def _finish_train_report(train_report: dict, path: Path, sae, acts: np.ndarray, 
     return report
 
 
-def _process_layer(profile, slot, spec, layer, grid, row_doc, row_pos, acts, neighbour_acts: dict, tokenizer,
+def _process_layer(profile, slot, spec, layer, grid, view, row_doc, row_pos, acts, neighbour_acts: dict, tokenizer,
                    decode_cache, store, *, max_fvu, progress) -> LayerSummary:
     from saesim import saes, tokens
 
@@ -837,6 +871,8 @@ def _process_layer(profile, slot, spec, layer, grid, row_doc, row_pos, acts, nei
     if unsaved_report is not None:  # trained just now, not yet evaluated
         train_report = _finish_train_report(train_report, unsaved_report, sae, acts, sae_codes)
     value = saes.fvu(sae, acts, sae_codes)
+    n_train = 0 if spec.sae.source != "train" else min(spec.sae.train_tokens or acts.shape[0], acts.shape[0])
+    heldout = saes.fvu(sae, acts[n_train:], sae_codes[n_train:]) if n_train < acts.shape[0] else None
     neighbour_fvu = {
         name: saes.fvu(sae, x, saes.encode(sae, x, batch_size=spec.sae.batch_size, progress=False))
         for name, x in neighbour_acts.items()
@@ -851,8 +887,8 @@ def _process_layer(profile, slot, spec, layer, grid, row_doc, row_pos, acts, nei
     top = tokens.top_activations(codes, k=profile.labels.k, compat=profile.compat)
 
     ctx = tokens.contexts(
-        top, grid.ids, token_decoder(tokenizer), row_doc=row_doc, row_pos=row_pos, left=profile.labels.left,
-        right=profile.labels.right, valid=None if profile.compat else grid.attention_mask == 1,
+        top, view.ids, token_decoder(tokenizer), row_doc=row_doc, row_pos=row_pos, left=profile.labels.left,
+        right=profile.labels.right, valid=None if profile.compat else view.attention_mask == 1,
         decode_cache=decode_cache,
     )
     identity = _sae_identity(profile, spec, layer, grid.hash, store.root)
@@ -875,8 +911,9 @@ def _process_layer(profile, slot, spec, layer, grid, row_doc, row_pos, acts, nei
         "sae_source": spec.sae.source, "n_tokens": int(codes.shape[0]), "n_latents": int(codes.shape[1]),
         "dead_fraction": float(dead.mean()), "mean_l0": float(codes.nnz / max(codes.shape[0], 1)),
         "fvu": float(value), "fvu_neighbour": None if value_nb is None else float(value_nb),
+        "fvu_heldout": None if heldout is None else float(heldout), "n_heldout": int(acts.shape[0] - n_train),
         "codes": mode, "train": train_report, "seconds": time.perf_counter() - t0,
-        "special_ids": list(grid.special_ids), "sae": sae.describe(), "grid": grid.hash,
+        "special_ids": list(view.special_ids), "sae": sae.describe(), "grid": grid.hash,
     }
     store.save_json(key, record, meta)  # the layer's commit marker, written last
     logger.info("cached %s layer %d (%s): FVU %.3f, dead %.1f%%", spec.label, layer, hook, value,
@@ -976,6 +1013,8 @@ def _read_summary(store: ArtefactStore, key: str, *, reused: bool) -> LayerSumma
         n_latents=int(record["n_latents"]), dead_fraction=float(record["dead_fraction"]),
         mean_l0=float(record["mean_l0"]), fvu=float(record["fvu"]),
         fvu_neighbour=None if record["fvu_neighbour"] is None else float(record["fvu_neighbour"]),
+        fvu_heldout=None if record.get("fvu_heldout") is None else float(record["fvu_heldout"]),
+        n_heldout=int(record.get("n_heldout", 0)),
         cache_bytes=_layer_bytes(store, key), dense_bytes=dense, reused=reused, codes=record["codes"],
         train=record.get("train"), seconds=float(record["seconds"]), key=key,
     )

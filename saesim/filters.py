@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = [
     "JUNK_LISTS",
+    "SaeLayer",
     "TopTokens",
     "correlation_mask",
     "junk_overlap_mask",
@@ -217,3 +219,49 @@ def _compute_corrected_sets(top: TopTokens, special, extra, min_active: int):
         sets.append({normalise_token(s) for s, _ in tokens})
     bad.setflags(write=False)
     return sets, bad
+
+
+@dataclass(frozen=True)
+class SaeLayer:
+    """Everything an experiment needs of one (model, layer): codes, decoder, labels.
+
+    Defined here, below extraction (which builds it) and the experiments
+    (which consume it), so that neither imports the other.
+
+    Attributes
+    ----------
+    model : str
+        Label of the model ("a", "b", "control" or a name).
+    layer : int
+    codes : scipy.sparse.csr_matrix, shape (n_tokens, n_latents)
+        The SAE's codes on the shared token rows.
+    decoder : ndarray, shape (n_latents, d_model)
+        Decoder rows (``W_dec``).
+    top : TopTokens
+        Decoded top-activating tokens per latent (k >= the filters' top_k).
+    windows : ndarray of str, shape (n_latents, k)
+        Context windows of those top positions.
+    special_ids : tuple of int
+        The tokenizer's special token ids.
+    """
+
+    model: str
+    layer: int
+    codes: sp.csr_matrix
+    decoder: np.ndarray
+    top: TopTokens
+    windows: np.ndarray
+    special_ids: tuple[int, ...] = ()
+
+    def top_k(self, k: int) -> TopTokens:
+        """The first ``k`` top tokens of every latent."""
+        if k > self.top.strings.shape[1]:
+            raise ValueError(
+                f"`top_k`={k} but layer {self.layer} of model {self.model!r} has only "
+                f"{self.top.strings.shape[1]} top tokens cached; re-extract with more."
+            )
+        key = ("top_k", k)
+        if key not in self.top.memo:  # one view per k, so that what filters derive from it is kept
+            self.top.memo[key] = TopTokens(strings=self.top.strings[:, :k], ids=self.top.ids[:, :k],
+                                           active=self.top.active[:, :k])
+        return self.top.memo[key]

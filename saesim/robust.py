@@ -661,12 +661,13 @@ def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False,
     for hooks in by_model.values():
         spec = profile.model(next(iter(hooks))[0])
         loaded = load_model(spec, root=root, what=f"profile `{profile.name}` (raw-neuron baseline)")
+        view = grid.for_tokenizer(loaded.tokenizer)
         first = {}
         for where, hook in hooks.items():
             first.setdefault(hook, where)
         kept = {hook: load_activations(profile, *where, out=root) for hook, where in first.items()} if reuse else {}
         missing = [hook for hook in first if kept.get(hook) is None]
-        acts = capture(loaded, grid, missing, device=profile.device, compat=profile.compat,
+        acts = capture(loaded, view, missing, device=profile.device, compat=profile.compat,
                        progress=progress) if missing else {}
         if reuse and acts and sum(a.nbytes for a in acts.values()) <= KEEP_ACTIVATIONS_MAX_BYTES:
             for hook, values in acts.items():
@@ -679,7 +680,7 @@ def raw_neuron_layers(profile, layers, *, cache=None, progress: bool = False,
                               active=np.empty((d_model, 0), bool))
             out[(slot, layer)] = SaeLayer(model=f"{slot}_raw", layer=layer, codes=acts[hook],
                                           decoder=weight, top=empty, windows=np.empty((d_model, 0), dtype=object),
-                                          special_ids=grid.special_ids)
+                                          special_ids=view.special_ids)
     return out
 
 
@@ -924,7 +925,10 @@ def _pwcca_with_policy(best, layer_a, layer_b, settings, policy) -> list[dict]:
                 out.append({})
                 continue
             x, y = pairs.rows(layer_a.decoder, layer_b.decoder)
-            test = permutation_test(x, y, "pwcca", n_perm=settings.n_perm, seed=settings.seed, variance=policy)
+            groups = experiments._null_groups(pairs, settings)  # many-to-1: the group null
+            null = {} if groups is None else {"groups": groups[0], "group_side": groups[1]}
+            test = permutation_test(x, y, "pwcca", n_perm=settings.n_perm, seed=settings.seed, variance=policy,
+                                    **null)
             out.append({"pwcca": test.score, "pwcca_null_mean": test.null_mean, "pwcca_null_std": test.null_std,
                         "pwcca_p": p_value(test.score, test.null), "pwcca_z": test.z,
                         "pwcca_k_x": test.observed.k_x, "pwcca_k_y": test.observed.k_y})

@@ -67,12 +67,20 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from saesim._integrity import (
+    MANIFEST,
+    is_safetensors_error,
+    manifest_problem,
+    safetensors_files_problem,
+    write_manifest,
+)
 from saesim._validation import SeedLike, as_generator
 
 __all__ = [
     "DEFAULT_MAX_FVU",
     "HookCheck",
     "HubUnavailableError",
+    "SaeCorruptError",
     "SaeFormatError",
     "SaeMismatchError",
     "SaeNormalisationWarning",
@@ -89,6 +97,8 @@ __all__ = [
     "load_sae",
     "make_tiny_saes",
     "reconstruct",
+    "sae_folder_ready",
+    "saved_sae_problem",
     "save_saelens",
     "save_sparsify",
     "train_topk_sae",
@@ -128,6 +138,23 @@ class SaeMismatchError(ValueError):
 
 class SaeFormatError(ValueError):
     """The SAE on disk / in the library is of a kind saesim cannot encode with."""
+
+
+class SaeCorruptError(SaeFormatError):
+    """An SAE's files on disk are damaged (truncated, missing, bad header).
+
+    Attributes
+    ----------
+    path : Path
+        The SAE folder.
+    saesim_made : bool
+        Whether saesim wrote the folder (it is then removed, to be rebuilt).
+    """
+
+    def __init__(self, message: str, *, path: Path, saesim_made: bool):
+        super().__init__(message)
+        self.path = Path(path)
+        self.saesim_made = saesim_made
 
 
 class HubUnavailableError(RuntimeError):
@@ -430,6 +457,11 @@ def load_sae(spec, layer: int, *, root: str | os.PathLike = ".") -> SaeWeights:
     ------
     FileNotFoundError
         A local SAE folder (or a not yet trained ``source="train"`` SAE) is missing.
+    SaeCorruptError
+        A local SAE's files are damaged (see :func:`saved_sae_problem`). A
+        folder saesim wrote itself is removed first (logged warning), so the
+        next run rebuilds it; for other folders the message names the file
+        and the fix.
     HubUnavailableError
         The SAE must come from the hub and the hub cannot be reached.
     SaeFormatError
@@ -467,11 +499,15 @@ def load_sae(spec, layer: int, *, root: str | os.PathLike = ".") -> SaeWeights:
         sparsify = _import_sparsify()
         if local is not None:
             folder = _sae_folder(local, sae_id, "cfg.json", "sae.safetensors")
-            sae = sparsify.Sae.load_from_disk(folder, device="cpu")
+            _verify_local_sae(folder)
+            with _damaged_files_are_errors(folder):
+                sae = sparsify.Sae.load_from_disk(folder, device="cpu")
         else:
             try:
                 sae = sparsify.Sae.load_from_hub(location, hookpoint=sae_id or None, device="cpu")
             except Exception as exc:
+                if is_safetensors_error(exc):
+                    raise _hub_cache_error(f"sparsify SAE `{location}` hookpoint `{sae_id}`", exc) from exc
                 if _is_hub_error(exc):
                     raise _hub_error(f"sparsify SAE `{location}` hookpoint `{sae_id}`", exc) from exc
                 raise
@@ -481,11 +517,15 @@ def load_sae(spec, layer: int, *, root: str | os.PathLike = ".") -> SaeWeights:
 
         if local is not None:
             folder = _sae_folder(local, sae_id, "cfg.json", "sae_weights.safetensors")
-            sae = SAE.load_from_disk(folder, device="cpu")
+            _verify_local_sae(folder)
+            with _damaged_files_are_errors(folder):
+                sae = SAE.load_from_disk(folder, device="cpu")
         else:
             try:
                 sae = SAE.from_pretrained(location, sae_id, device="cpu")
             except Exception as exc:
+                if is_safetensors_error(exc):
+                    raise _hub_cache_error(f"SAELens release `{location}` id `{sae_id}`", exc) from exc
                 if _is_hub_error(exc):
                     raise _hub_error(f"SAELens release `{location}` id `{sae_id}`", exc) from exc
                 raise
@@ -498,6 +538,115 @@ def load_sae(spec, layer: int, *, root: str | os.PathLike = ".") -> SaeWeights:
         source, sae_id or location, weights.d_in, weights.n_latents, weights.activation, weights.hook,
     )
     return weights
+
+
+def _saesim_made(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file() or (folder / "saesim_train.json").is_file()
+
+
+def saved_sae_problem(folder: str | os.PathLike) -> str | None:
+    """What is wrong with the SAE files in ``folder``, or None when they check out.
+
+    A folder saesim wrote (:func:`save_sparsify`, :func:`save_saelens`) carries
+    a manifest: each file must exist with its recorded size, and a file whose
+    mtime changed must still match its recorded sha256. Every
+    ``*.safetensors`` file must have a well-formed header whose tensors end
+    exactly at the end of the file (catches truncation). Cheap: the weights
+    are not read unless an mtime changed.
+
+    Parameters
+    ----------
+    folder : path
+        One SAE's folder (``cfg.json`` + ``sae.safetensors`` or
+        ``sae_weights.safetensors``).
+
+    Returns
+    -------
+    str or None
+        A description naming the damaged file, or None.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return f"`{folder}` does not exist"
+    if (folder / MANIFEST).is_file():
+        return manifest_problem(folder)
+    if not any(folder.glob("*.safetensors")):
+        return f"`{folder}` holds no .safetensors file"
+    return safetensors_files_problem(folder)
+
+
+def sae_folder_ready(folder: str | os.PathLike) -> bool:
+    """Whether a saesim-made SAE folder is complete and intact; a damaged one is removed.
+
+    For code that builds SAEs on demand (trained or tiny SAEs): call this
+    instead of checking that the files exist, and rebuild when it returns
+    False.
+
+    Returns
+    -------
+    bool
+        True: the folder checks out (:func:`saved_sae_problem`). False: it is
+        missing, or it was damaged and has been removed (a warning is logged).
+
+    Raises
+    ------
+    SaeCorruptError
+        The folder is damaged and was not written by saesim (it is left alone).
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    problem = saved_sae_problem(folder)
+    if problem is None:
+        return True
+    _discard_or_raise(folder, problem)
+    return False
+
+
+def _discard_or_raise(folder: Path, problem: str, *, rebuild_now: bool = True) -> None:
+    if _saesim_made(folder):
+        logger.warning("SAE folder %s written by saesim is damaged (%s); removed it to rebuild it.", folder, problem)
+        shutil.rmtree(folder, ignore_errors=True)
+        if rebuild_now:
+            return
+        raise SaeCorruptError(
+            f"The SAE in `{folder}` was written by saesim and is damaged: {problem}. It has been removed; run the "
+            "same command again (e.g. `saesim run` / `saesim extract`) to rebuild it.",
+            path=folder, saesim_made=True,
+        )
+    raise SaeCorruptError(
+        f"The SAE in `{folder}` is damaged: {problem}. saesim did not write it, so it is left alone: download or "
+        "save it again (sparsify `save_to_disk`, SAELens `save_model`, or `saesim.saes.save_sparsify`), or point "
+        "the profile's `sae.location` at an intact copy.",
+        path=folder, saesim_made=False,
+    )
+
+
+def _verify_local_sae(folder: Path) -> None:
+    problem = saved_sae_problem(folder)
+    if problem is not None:
+        _discard_or_raise(folder, problem, rebuild_now=False)
+
+
+@contextlib.contextmanager
+def _damaged_files_are_errors(folder: Path):
+    """Turn the library's SafetensorError (a damaged file the checks missed) into SaeCorruptError."""
+    try:
+        yield
+    except Exception as exc:
+        if is_safetensors_error(exc):
+            _discard_or_raise(folder, f"the library could not read it ({type(exc).__name__}: {exc})",
+                              rebuild_now=False)
+        raise
+
+
+def _hub_cache_error(what: str, exc: BaseException) -> SaeCorruptError:
+    return SaeCorruptError(
+        f"{what} is damaged in the local Hugging Face cache ({type(exc).__name__}: {exc}). Delete its cached "
+        "copy (`huggingface-cli delete-cache`, or remove the repo's folder under ~/.cache/huggingface/hub) and "
+        "run again with network access to download it anew.",
+        path=Path(os.environ.get("HF_HUB_CACHE", "~/.cache/huggingface/hub")).expanduser(), saesim_made=False,
+    )
 
 
 def _check_spec_sizes(spec, weights: SaeWeights) -> None:
@@ -1269,6 +1418,7 @@ def save_sparsify(weights_or_sae, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     with _atomic_dir(directory) as tmp:
         sae.save_to_disk(tmp)
+        write_manifest(tmp, extra={"writer": "saesim.saes.save_sparsify"})
     return directory
 
 
@@ -1344,6 +1494,7 @@ def save_saelens(
     directory = Path(directory)
     with _atomic_dir(directory) as tmp:
         sae.save_model(tmp)
+        write_manifest(tmp, extra={"writer": "saesim.saes.save_saelens"})
     return directory
 
 

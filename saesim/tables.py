@@ -37,8 +37,10 @@ __all__ = [
     "counts_table",
     "display_name",
     "layer_table",
+    "comparison_table",
     "side_by_side",
     "styled",
+    "with_effects",
 ]
 
 AUTHORS_SOURCE = "authors' paper"
@@ -353,6 +355,47 @@ def styled(table: pd.DataFrame, *, fmt: str = "{:.3f}", cmap: str = "magma", vmi
 
 
 # --- helpers shared with saesim.plots ------------------------------------------------------------
+
+def with_effects(frame: pd.DataFrame, metrics: Sequence[str] = ("svcca", "rsa", "linear_cka", "svcca_authors_k")) -> pd.DataFrame:
+    """A copy of a grid table with ``<metric>_excess`` = score minus its null mean, for each metric present.
+
+    The effect over the null is what a raw score means: a raw SVCCA of 0.6
+    against a null of 0.6 is no similarity at all.
+    """
+    out = frame.copy()
+    for metric in metrics:
+        if metric in out and f"{metric}_null_mean" in out:
+            out[f"{metric}_excess"] = out[metric] - out[f"{metric}_null_mean"]
+    return out
+
+
+def comparison_table(frames: Mapping[str, pd.DataFrame], metric: str, *,
+                     cells: Sequence[tuple[int, int]] | None = None) -> pd.DataFrame:
+    """One row per (comparison, layer pair): the score, its null mean, the excess, z, p and pairs.
+
+    Parameters
+    ----------
+    frames : mapping of name -> tidy grid table (one rule and direction)
+    metric : str
+        ``"svcca"``, ``"rsa"``, ``"linear_cka"`` or ``"svcca_authors_k"``.
+    cells : sequence of (layer_a, layer_b), optional
+        Only these layer pairs (default: every row).
+    """
+    rows = []
+    for name, frame in frames.items():
+        _check_frame(frame, f"frame {name!r}", ["layer_a", "layer_b", "n_pairs", metric, f"{metric}_null_mean",
+                                                 f"{metric}_p", f"{metric}_z"])
+        for _, row in frame.iterrows():
+            cell = (int(row["layer_a"]), int(row["layer_b"]))
+            if cells is not None and cell not in cells:
+                continue
+            rows.append({"comparison": name, "layer_a": cell[0], "layer_b": cell[1], "n_pairs": int(row["n_pairs"]),
+                         "score": float(row[metric]), "null_mean": float(row[f"{metric}_null_mean"]),
+                         "excess": float(row[metric] - row[f"{metric}_null_mean"]), "z": float(row[f"{metric}_z"]),
+                         "p": float(row[f"{metric}_p"])})
+    return pd.DataFrame(rows, columns=["comparison", "layer_a", "layer_b", "n_pairs", "score", "null_mean",
+                                       "excess", "z", "p"])
+
 
 def _pivot(frame: pd.DataFrame, value: str, *, rows: str, cols: str) -> pd.DataFrame:
     """``value`` as a rows × cols grid: rows descending, columns ascending, float cells."""

@@ -15,6 +15,7 @@ from saesim.data import HubUnavailableError, load_texts, tokenize
 from saesim.models import (
     HookError,
     capture,
+    kept_by_random_copy,
     load_model,
     random_copy,
     raw_neuron_activations,
@@ -183,6 +184,26 @@ class TestLoading:
         for p, q in zip(again.model.parameters(), tiny_neox.model.parameters()):
             assert torch.equal(p, q)
 
+    def test_truncated_tiny_model_is_rebuilt(self, tiny_profile, tmp_path, tiny_neox, caplog):
+        from pathlib import Path
+
+        first = load_model(tiny_profile.model_a, root=tmp_path)
+        weights = next(Path(first.local_dir).glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:-512])
+        with caplog.at_level("WARNING", logger="saesim.models"):
+            again = load_model(tiny_profile.model_a, root=tmp_path)
+        assert "is damaged" in caplog.text and "truncated" in caplog.text
+        for p, q in zip(again.model.parameters(), tiny_neox.model.parameters()):
+            assert torch.equal(p, q)
+
+    def test_interrupted_tiny_model_write_is_redone(self, tiny_profile, tmp_path):
+        from pathlib import Path
+
+        folder = Path(load_model(tiny_profile.model_a, root=tmp_path).local_dir)
+        (folder / "saesim_tiny.json").unlink()  # the stamp is written last: its absence means "incomplete"
+        load_model(tiny_profile.model_a, root=tmp_path)
+        assert (folder / "saesim_tiny.json").is_file()
+
     def test_hub_model_offline_fails_fast(self):
         spec = ModelSpec(label="pythia", model="EleutherAI/pythia-70m", source="hf", family="gpt_neox")
         with pytest.raises(HubUnavailableError, match=r"profile `pythia` \(model EleutherAI/pythia-70m\) needs the "
@@ -194,16 +215,95 @@ class TestLoading:
         assert minilm.d_model == 384 and minilm.blocks_path == "encoder.layer"
 
 
+MOMENT_TOL = 0.1
+"""Resampled tensor vs original: |mean difference| / std and |std ratio - 1| (tensors of >= 1000 values)."""
+
+# The embedding and norm tensors of each model, named by hand (the planted answer).
+KEPT = {
+    "tiny_neox": {"gpt_neox.embed_in.weight", "gpt_neox.final_layer_norm.weight", "gpt_neox.final_layer_norm.bias"}
+    | {f"gpt_neox.layers.{i}.{n}_layernorm.{w}" for i in range(3) for n in ("input", "post_attention")
+       for w in ("weight", "bias")},
+    "tiny_gemma2": {"model.embed_tokens.weight", "model.norm.weight"}
+    | {f"model.layers.{i}.{n}.weight" for i in range(3) for n in ("input_layernorm", "post_attention_layernorm",
+                                                                   "pre_feedforward_layernorm",
+                                                                   "post_feedforward_layernorm")},
+    "minilm": {f"embeddings.{n}" for n in ("word_embeddings.weight", "position_embeddings.weight",
+                                            "token_type_embeddings.weight", "LayerNorm.weight", "LayerNorm.bias")}
+    | {f"encoder.layer.{i}.{n}.LayerNorm.{w}" for i in range(6) for n in ("attention.output", "output")
+       for w in ("weight", "bias")},
+}
+
+
+@pytest.fixture(params=sorted(KEPT))
+def any_model(request):
+    return request.param, request.getfixturevalue(request.param)
+
+
+def moments_kept(p, q) -> bool:
+    p, q = p.detach().double(), q.detach().double()
+    return (abs(float(q.mean() - p.mean())) < MOMENT_TOL * float(p.std()) + 1e-6
+            and abs(float(q.std()) / float(p.std()) - 1) < MOMENT_TOL)
+
+
 class TestRandomCopy:
+    def test_authors_variant_keeps_exactly_embeddings_and_norms(self, any_model):
+        name, loaded = any_model
+        assert kept_by_random_copy(loaded.model) == KEPT[name]
+
+    def test_authors_variant_resamples_everything_else(self, any_model):
+        name, loaded = any_model
+        copy = random_copy(loaded.model, seed=0)  # variant="authors" is the default
+        fresh = dict(copy.named_parameters())
+        for pname, p in loaded.model.named_parameters():
+            q = fresh[pname]
+            if pname in KEPT[name]:
+                assert torch.equal(p, q), pname
+            elif p.numel() > 1 and float(p.detach().std()) > 0:
+                assert not torch.equal(p, q), pname
+                if p.numel() >= 1000:
+                    assert moments_kept(p, q), pname
+
+    def test_all_variant_resamples_embeddings_and_norms_too(self, any_model):
+        name, loaded = any_model
+        copy = random_copy(loaded.model, seed=0, variant="all")
+        fresh = dict(copy.named_parameters())
+        for pname, p in loaded.model.named_parameters():
+            if p.numel() > 1 and float(p.detach().std()) > 0:
+                assert not torch.equal(p, fresh[pname]), pname
+                if p.numel() >= 1000:
+                    assert moments_kept(p, fresh[pname]), pname
+
     def test_resamples_each_tensor_with_its_own_moments(self, tiny_neox):
-        copy = random_copy(tiny_neox.model, seed=0)
+        copy = random_copy(tiny_neox.model, seed=0, variant="all")
         for (name, p), q in zip(tiny_neox.model.named_parameters(), copy.parameters()):
             p, q = p.detach(), q.detach()
             if p.numel() < 1000:
                 continue
             assert not torch.equal(p, q), name
-            assert abs(float(q.mean()) - float(p.mean())) < 0.1 * float(p.std()) + 1e-6
-            assert abs(float(q.std()) / float(p.std()) - 1) < 0.1
+            assert moments_kept(p, q), name
+
+    def test_bad_variant(self, tiny_neox):
+        with pytest.raises(ValueError, match=r"`variant` must be 'authors' or 'all'; got 'some'"):
+            random_copy(tiny_neox.model, seed=0, variant="some")
+
+    @pytest.mark.parametrize("variant", ["authors", "all"])
+    def test_variants_are_seeded(self, tiny_neox, variant):
+        a = random_copy(tiny_neox.model, seed=5, variant=variant)
+        b = random_copy(tiny_neox.model, seed=5, variant=variant)
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+    def test_spec_randomize_reaches_the_model_and_the_cache_identity(self, minilm):
+        from dataclasses import replace
+
+        spec = load_profile("offline").control
+        assert spec.randomize == "authors"
+        harsh = replace(spec, randomize="all")
+        assert spec.identity != harsh.identity and harsh.identity["randomize"] == "all"
+        assert "randomize" not in minilm.spec.identity  # other models' cache keys are unchanged
+        w = "embeddings.word_embeddings.weight"
+        assert torch.equal(dict(load_model(spec).model.named_parameters())[w], dict(minilm.model.named_parameters())[w])
+        assert not torch.equal(dict(load_model(harsh).model.named_parameters())[w],
+                               dict(minilm.model.named_parameters())[w])
 
     def test_seeded_and_leaves_the_original_alone(self, tiny_gemma2):
         before = [p.clone() for p in tiny_gemma2.model.parameters()]

@@ -23,19 +23,47 @@ class TestShippedProfiles:
             assert profile.name == name
             assert profile.layers_a and profile.layers_b
 
-    def test_offline_is_minilm_with_two_trained_sae_sets_and_a_random_control(self):
+    def test_offline_is_minilm_against_mpnet_with_seed_and_random_controls(self):
         p = load_profile("offline")
         assert not p.needs_hub and not p.needs_gpu
         assert p.data.corpus == "wikitext2"
-        for spec in (p.model_a, p.model_b, p.control):
-            assert spec.family == "bert" and spec.sae.source == "train" and spec.sae.k == 32
-            assert spec.sae.hook == "encoder.layer.{layer}"
-        assert p.model_a.source == p.model_b.source == "minilm_package"
-        assert (p.model_a.sae.num_latents, p.model_a.sae.seed) == (4096, 0)
-        assert (p.model_b.sae.num_latents, p.model_b.sae.seed) == (6144, 1)
-        assert p.control.source == "random_copy" and p.control.base_source == "minilm_package"
-        assert p.layers_a == p.layers_b == (0, 1, 2, 3, 4, 5)
-        assert p.layers("control") == p.layers_a
+        assert (p.model_a.model, p.model_a.source, p.model_a.family) == ("all-MiniLM-L6-v2", "minilm_package", "bert")
+        assert (p.model_b.model, p.model_b.source, p.model_b.family) == ("all-mpnet-base-v2", "mpnet_package", "mpnet")
+        for slot in p.slots:
+            spec = p.model(slot)
+            assert spec.sae.source == "train" and spec.sae.k == 32 and spec.sae.hook == "encoder.layer.{layer}"
+        assert (p.model_a.sae.num_latents, p.model_b.sae.num_latents) == (4096, 8192)  # width proportional to d
+        assert p.seed_control.identity == p.model_a.identity  # same model, another SAE set
+        assert (p.seed_control.sae.num_latents, p.seed_control.sae.seed) == (6144, 1)
+        assert p.control.source == p.control_all.source == "random_copy"
+        assert (p.control.randomize, p.control_all.randomize) == ("authors", "all")
+        assert p.control.identity != p.control_all.identity
+        assert p.layers_a == (0, 1, 2, 3, 4, 5) and p.layers_b == (1, 3, 5, 7, 9, 11)
+        assert p.layers("seed") == p.layers_a and p.layers("control") == (0, 3, 5)
+        assert p.filters.svcca_dims == "ratio:10"
+
+    def test_comparisons_put_the_random_models_in_a_s_place(self):
+        assert load_profile("offline").comparisons() == {
+            "full_space": ("a", "b"), "seed": ("a", "seed"), "control": ("control", "b"),
+            "control_all": ("control_all", "b")}
+        assert load_profile("tiny").comparisons() == {"full_space": ("a", "b")}
+
+    def test_baseline_pairs_follow_relative_depth(self):
+        assert load_profile("offline").baseline_layer_pairs() == [(0, 1), (3, 7), (5, 11)]
+        same = load_profile("offline", layers_b=[0, 1, 2, 3, 4, 5])
+        assert same.baseline_layer_pairs() == [(0, 0), (3, 3), (5, 5)]
+
+    def test_svcca_dims_is_checked(self):
+        assert load_profile("offline", **{"filters.svcca_dims": 0.99}).filters.svcca_dims == 0.99
+        assert load_profile("offline", **{"filters.svcca_dims": 20}).filters.svcca_dims == 20
+        with pytest.raises(ProfileError, match=r"`filters.svcca_dims` must be 'ratio:R'.*got 'ratio:x'"):
+            load_profile("offline", **{"filters.svcca_dims": "ratio:x"})
+        with pytest.raises(ProfileError, match=r"`filters.svcca_dims` must be .*got 1.5"):
+            load_profile("offline", **{"filters.svcca_dims": 1.5})
+
+    def test_control_layers_need_their_model(self):
+        with pytest.raises(ProfileError, match="`layers_seed` is set but the profile has no `seed_control` model"):
+            load_profile("tiny", layers_seed=[0])
 
     def test_pythia_is_the_paper_grid(self):
         p = load_profile("pythia")
@@ -146,7 +174,7 @@ class TestValidation:
 
     def test_bad_slot(self):
         p = load_profile("tiny")
-        with pytest.raises(ProfileError, match="has no control model"):
+        with pytest.raises(ProfileError, match=r"has no control model \(slot 'control'\)"):
             p.model("control")
         with pytest.raises(ProfileError, match="`which` must be"):
             p.model("c")
@@ -169,10 +197,10 @@ class TestSpecs:
 
     def test_identity_ignores_the_sae(self):
         p = load_profile("offline")
-        assert p.model_a.identity == p.model_b.identity
+        assert p.model_a.identity == p.seed_control.identity
         assert p.control.identity != p.model_a.identity
 
     def test_profile_slots(self):
-        assert load_profile("offline").slots == ("a", "b", "control")
+        assert load_profile("offline").slots == ("a", "b", "seed", "control", "control_all")
         assert load_profile("pythia").slots == ("a", "b")
         assert isinstance(load_profile("tiny"), Profile)

@@ -11,6 +11,8 @@ from saesim.corr import (
     BestPartners,
     CoactivationMoments,
     DeadLatentWarning,
+    _r_bins,
+    _top_m_unsorted,
     best_partners,
 )
 
@@ -19,6 +21,11 @@ R_TOL = 1e-6
 
 COMPAT_R_TOL = 1e-5
 """fp32 tolerance for the authors' (fp32 torch) computation."""
+
+BLOCK_SIZES = [None, 1, 7, 10_000]
+"""Sparse-path blocks of B latents: automatic, one latent, uneven, all at once."""
+
+RESULT_FIELDS = ("index", "r", "index_a", "r_a", "top_index", "top_r", "top_index_a", "top_r_a")
 
 
 def topk_codes(n_tokens, n_latents, k, seed):
@@ -61,6 +68,29 @@ def oracle_best(c):
     r = filled.max(axis=0)
     none = ~(r > 0)
     return np.where(none, -1, idx), np.where(none, np.nan, r)
+
+
+def oracle_top_m(c, m):
+    """Per column of c: the m largest positive entries, r descending, ties to the lower row; -1/nan padded."""
+    filled = np.nan_to_num(c, nan=-np.inf)
+    index = np.full((c.shape[1], m), -1)
+    r = np.full((c.shape[1], m), np.nan)
+    for j in range(c.shape[1]):
+        order = np.argsort(-filled[:, j], kind="stable")[:m]
+        order = order[filled[order, j] > 0]
+        index[j, :order.size] = order
+        r[j, :order.size] = filled[order, j]
+    return index, r
+
+
+def assert_same_result(first, second, *, r_tol=0.0):
+    """Identical partners and candidates; correlations equal to ``r_tol``."""
+    for name in RESULT_FIELDS:
+        if name.startswith(("index", "top_index")):
+            np.testing.assert_array_equal(getattr(first, name), getattr(second, name), err_msg=name)
+        else:
+            np.testing.assert_allclose(getattr(first, name), getattr(second, name), rtol=0, atol=r_tol,
+                                       equal_nan=True, err_msg=name)
 
 
 def authors_batched_correlation(a, b, batch_size=100):
@@ -276,6 +306,113 @@ class TestBestPartners:
         assert best.backend.startswith("dense")
         np.testing.assert_array_equal(best.index, [0, 1])
 
+    @pytest.mark.parametrize("block_size", BLOCK_SIZES)
+    def test_top_m_both_directions_match_oracle(self, block_size):
+        # ~150 co-firing A latents per B latent: the histogram pruning is active
+        a = topk_codes(3000, 200, 8, seed=40)
+        b = topk_codes(3000, 150, 8, seed=41)
+        m = 6
+        best = best_partners(a, b, m=m, block_size=block_size)
+        c = dense_pearson(a, b)
+        for (index, r), (want_index, want_r) in (
+            ((best.top_index, best.top_r), oracle_top_m(c, m)),
+            ((best.top_index_a, best.top_r_a), oracle_top_m(c.T, m)),
+        ):
+            np.testing.assert_array_equal(index, want_index)
+            np.testing.assert_allclose(r, want_r, atol=R_TOL, equal_nan=True)
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_block_sizes_do_not_change_the_answer(self, seed):
+        a, b, _ = correlated_pair(seed, n_b=90)
+        whole = best_partners(a, b, m=5, block_size=10_000)
+        for block_size in BLOCK_SIZES:
+            assert_same_result(best_partners(a, b, m=5, block_size=block_size), whole)
+
+    def test_chunk_rows_and_blocks_together_equal_one_shot(self):
+        a, b, _ = correlated_pair(15)
+        whole = best_partners(a, b, m=4)
+        chunked = best_partners(a, b, m=4, chunk_rows=333, block_size=3)
+        assert_same_result(chunked, whole, r_tol=1e-12)
+
+    @pytest.mark.parametrize("seed", [3, 4])
+    @pytest.mark.parametrize("block_size", [None, 5])
+    def test_recovers_planted_permutation_with_blocks(self, seed, block_size):
+        rng = np.random.default_rng(seed)
+        a = topk_codes(4000, 300, 12, seed=seed)
+        perm = rng.permutation(300)
+        b = a[:, perm].multiply(rng.uniform(0.5, 1.5, size=(4000, 300))).tocsr()
+        best = best_partners(a, b, m=3, block_size=block_size)
+        np.testing.assert_array_equal(best.index, perm)
+        np.testing.assert_array_equal(best.index_a[perm], np.arange(300))
+        assert np.all(best.r > 0.5) and np.all(best.top_r[:, 0] >= np.nan_to_num(best.top_r[:, 1], nan=-1))
+
+    def test_ties_across_blocks_go_to_lower_index(self):
+        # B latents 2 and 6 are identical copies of A latent 1: A latent 1 picks 2, in another block
+        a, _, _ = correlated_pair(16, n_a=10)
+        b = a[:, [4, 3, 1, 0, 5, 7, 1, 8]].tocsr()
+        for block_size in (1, 3, None):
+            best = best_partners(a, b, m=3, block_size=block_size)
+            assert best.index_a[1] == 2 and best.top_index_a[1, 0] == 2 and best.top_index_a[1, 1] == 6
+            assert best.top_r_a[1, 0] == best.top_r_a[1, 1]
+            assert best.index[2] == best.index[6] == 1
+
+    def test_ties_within_a_pruned_latent_go_to_lower_index(self):
+        # B latent 0 co-fires with 300 A latents; A latents 250 and 17 are identical and the best
+        rng = np.random.default_rng(17)
+        a = topk_codes(2000, 300, 20, seed=17).toarray()
+        a[:, 250] = a[:, 17]
+        b = (a[:, [17]] * 2.0 + 0.2 * a[:, rng.integers(0, 300, 40)].sum(1, keepdims=True))
+        best = best_partners(sp.csr_matrix(a), sp.csr_matrix(b), m=4)
+        assert best.top_index[0, 0] == 17 and best.top_index[0, 1] == 250
+        assert best.top_r[0, 0] == best.top_r[0, 1]
+        idx, r = oracle_top_m(dense_pearson(a, b), 4)
+        np.testing.assert_array_equal(best.top_index, idx)
+
+    def test_latents_that_never_cofire_have_no_partner(self):
+        # B latent 1 fires only where no A latent does; A latent 2 fires only where no B latent does
+        a = np.zeros((12, 3))
+        a[:6, 0] = [1, 2, 3, 1, 2, 3]
+        a[:6, 1] = [3, 1, 2, 0, 0, 1]
+        a[9:, 2] = [1, 2, 4]
+        b = np.zeros((12, 2))
+        b[:6, 0] = a[:6, 0] * 2
+        b[6:9, 1] = [1, 3, 2]
+        best = best_partners(sp.csr_matrix(a), sp.csr_matrix(b), m=2)
+        assert best.index.tolist() == [0, -1] and np.isnan(best.r[1])
+        assert np.all(best.top_index[1] == -1) and np.all(np.isnan(best.top_r[1]))
+        assert best.index_a[2] == -1 and np.all(best.top_index_a[2] == -1)
+        idx, r = oracle_best(dense_pearson(a, b))
+        np.testing.assert_array_equal(best.index, idx)
+        np.testing.assert_allclose(best.r, r, atol=R_TOL, equal_nan=True)
+
+    def test_dead_latents_are_nobody_candidate_in_any_block(self):
+        a, b, _ = correlated_pair(18)
+        a, b = a.toarray(), b.toarray()
+        a[:, 5] = 3.0  # constant: dead, but co-fires with everything
+        a[:, 6] = 0.0
+        b[:, 2] = 0.0
+        for block_size in (None, 4):
+            with pytest.warns(DeadLatentWarning, match="2 latents of A and 1 of B are dead"):
+                best = best_partners(sp.csr_matrix(a), sp.csr_matrix(b), m=5, block_size=block_size)
+            assert not np.isin([5, 6], best.top_index).any()
+            assert not np.isin(2, best.top_index_a).any()
+            assert np.all(best.top_index[2] == -1) and np.all(best.top_index_a[[5, 6]] == -1)
+            idx, r = oracle_best(dense_pearson(a, b))
+            np.testing.assert_array_equal(best.index, idx)
+
+    def test_more_candidates_than_latents_are_padded(self):
+        a, b, _ = correlated_pair(19, n_a=4, n_b=3, density=0.3)
+        best = best_partners(a, b, m=6)
+        assert best.top_index.shape == (3, 6) and best.top_index_a.shape == (4, 6)
+        assert np.all(best.top_index[:, 4:] == -1) and np.all(np.isnan(best.top_r_a[:, 3:]))
+        idx, r = oracle_top_m(dense_pearson(a, b), 6)
+        np.testing.assert_array_equal(best.top_index, idx)
+
+    def test_float32_and_float64_codes_agree(self):
+        a = topk_codes(2000, 120, 6, seed=21)
+        b = topk_codes(2000, 90, 6, seed=22)
+        assert_same_result(best_partners(a, b), best_partners(a.astype(np.float64), b.astype(np.float64)))
+
     def test_bad_options(self):
         a = sp.csr_matrix(np.eye(3))
         with pytest.raises(ValueError, match=r"`m` \(candidates per latent\)"):
@@ -286,6 +423,40 @@ class TestBestPartners:
             best_partners(a, a, compat=True, backend="sparse")
         with pytest.raises(ValueError, match="no token rows"):
             best_partners(sp.csr_matrix((0, 3)), sp.csr_matrix((0, 3)))
+        with pytest.raises(ValueError, match=r"`block_size` \(B latents per block\) must be a positive integer; got 0"):
+            best_partners(a, a, block_size=0)
+        with pytest.raises(ValueError, match=r"`chunk_rows` \(token rows per sparse product\) must be a positive"):
+            best_partners(a, a, chunk_rows=-1)
+
+
+class TestTopMUnsorted:
+    """The exact segment-wise top-m behind the sparse path, against a full sort."""
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    @pytest.mark.parametrize("contiguous", [False, True])
+    def test_matches_full_sort_with_ties_and_non_positive_values(self, seed, contiguous):
+        rng = np.random.default_rng(seed)
+        n_segments, m, n_bins = 30, 4, 16
+        segment = rng.integers(0, n_segments, 5000)
+        segment[segment == 7] = 8  # an empty segment
+        index = np.arange(segment.size)
+        rng.shuffle(index)
+        value = np.round(rng.uniform(-0.3, 1.0, segment.size), 2)  # many ties, some r <= 0
+        value[segment == 9] = -0.5  # a segment without positive values
+        if contiguous:
+            order = np.argsort(segment, kind="stable")
+            segment, index, value = segment[order], index[order], value[order]
+            indptr = np.r_[0, np.cumsum(np.bincount(segment, minlength=n_segments))]
+        top_index, top_value = _top_m_unsorted(
+            None if contiguous else segment, index, value, _r_bins(value, n_bins), n_segments, m, n_bins,
+            indptr=indptr if contiguous else None,
+        )
+        for s in range(n_segments):
+            members = np.flatnonzero((segment == s) & (value > 0))
+            order = members[np.lexsort((index[members], -value[members]))][:m]
+            np.testing.assert_array_equal(top_index[s, :order.size], index[order])
+            np.testing.assert_array_equal(top_value[s, :order.size], value[order])
+            assert np.all(top_index[s, order.size:] == -1) and np.all(np.isnan(top_value[s, order.size:]))
 
 
 class TestCoactivationMoments:

@@ -50,6 +50,61 @@ def planted(seed, n=80, d_x=6, d_y=9, noise=0.1):
     return x, y
 
 
+HUB_SIZES = np.array([1, 1, 2, 2, 3, 3, 4, 5, 6, 7])
+"""Group sizes of the planted many-to-1 pairings: 10 hub partners, 34 pairs."""
+
+N_SEEDS = 200
+"""Independent replicates of the p-value uniformity checks."""
+
+ALPHA = 0.05
+"""Level of the fraction-of-small-p-values check."""
+
+MAX_NULL_RATE = ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / N_SEEDS)
+"""Upper binomial bound (3 sd) of the fraction p <= ALPHA of N_SEEDS valid p-values (~0.096)."""
+
+MIN_SHUFFLE_RATE = 0.3
+"""The row shuffle must call at least this fraction of the hub-structured null data significant."""
+
+GROUP_CASES = [("svcca", {}), ("svcca", {"compat": True}), ("svcca", {"variance": 3}),
+               ("svcca", {"variance": "ratio:4"}), ("rsa", {}), ("linear_cka", {}), ("procrustes", {}),
+               ("pwcca", {})]
+
+
+def hubs(seed, d_a=6, d_b=8, spread=0.3, planted=False):
+    """A many-to-1 pairing with no correspondence: the pairs of one hub group share their A row,
+    and their B rows are near-duplicates of a group centre drawn independently of A (pairs that
+    chose the same partner look alike). ``planted``: the centres are a rotated copy of the A rows.
+    Returns (x, y, groups) with groups = the A partner (latent index) of each pair."""
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(HUB_SIZES.size), HUB_SIZES)
+    partners = rng.permutation(1000)[:HUB_SIZES.size]  # latent indices, not 0..m-1
+    a = rng.standard_normal((HUB_SIZES.size, d_a))
+    if planted:
+        q, _ = np.linalg.qr(rng.standard_normal((d_b, d_b)))
+        centres = a @ q[:d_a]
+    else:
+        centres = rng.standard_normal((HUB_SIZES.size, d_b))
+    order = rng.permutation(group.size)  # pairs in no particular order
+    group = group[order]
+    return a[group], centres[group] + spread * rng.standard_normal((group.size, d_b)), partners[group]
+
+
+def brute_force_group_null(x, y, groups, metric, n_perm, seed, group_side="x", **options):
+    """The documented recipe: partners numbered by first appearance; draw i gives group perm[j]
+    partner j's row (hub row i = c[argsort(perm)[g_i]]), recomputed from scratch."""
+    hub = x if group_side == "x" else y
+    labels = list(dict.fromkeys(groups.tolist()))  # first appearance order
+    g = np.array([labels.index(label) for label in groups])
+    c = np.array([hub[list(groups).index(label)] for label in labels])
+    rng = np.random.default_rng(seed)
+    null = []
+    for _ in range(n_perm):
+        moved = c[np.argsort(rng.permutation(len(labels)))[g]]
+        pair = (moved, y) if group_side == "x" else (x, moved)
+        null.append(similarity(*pair, metric, **options).statistic)
+    return np.array(null)
+
+
 def brute_force_null(x, y, metric, n_perm, seed, **options):
     """The documented recipe: the i-th rng.permutation(n), recomputed from scratch."""
     rng = np.random.default_rng(seed)
@@ -234,6 +289,103 @@ class TestPermutationTest:
             permutation_test(x, bad, "procrustes")
         with pytest.raises(TypeError, match=r"`seed` must be an int"):
             permutation_test(x, y, "rsa", seed="zero")
+
+
+class TestGroupNull:
+    @pytest.mark.parametrize("metric, options", GROUP_CASES)
+    @pytest.mark.parametrize("group_side", ["x", "y"])
+    def test_null_equals_brute_force(self, metric, options, group_side):
+        x, y, groups = hubs(0)
+        if group_side == "y":
+            x, y = y, x
+        result = permutation_test(x, y, metric, n_perm=15, seed=3, groups=groups, group_side=group_side,
+                                  **options)
+        expected = brute_force_group_null(x, y, groups, metric, 15, 3, group_side=group_side, **options)
+        np.testing.assert_allclose(result.null, expected, rtol=0, atol=NULL_TOL)
+        assert result.score == similarity(x, y, metric, **options).statistic
+        assert (result.kind, result.n_groups) == ("group", HUB_SIZES.size)
+
+    @pytest.mark.parametrize("metric", ["svcca", "rsa", "linear_cka"])
+    def test_null_equals_brute_force_with_wide_rows_and_tied_values(self, metric):
+        rng = np.random.default_rng(5)
+        groups = rng.integers(0, 6, size=14)
+        x = rng.integers(0, 3, size=(6, 20))[groups]  # wider than the pairs, integer (tied) entries
+        y = rng.integers(0, 3, size=(14, 25))
+        assert np.ptp(x, axis=1).min() > 0 and np.ptp(y, axis=1).min() > 0
+        result = permutation_test(x, y, metric, n_perm=15, seed=1, groups=groups)
+        np.testing.assert_allclose(result.null, brute_force_group_null(x, y, groups, metric, 15, 1),
+                                   rtol=0, atol=NULL_TOL)
+
+    @pytest.mark.parametrize("metric, options", GROUP_CASES)
+    def test_groups_of_size_one_give_the_row_shuffle(self, metric, options):
+        x, y = planted(2, n=30, noise=2.0)
+        labels = np.random.default_rng(0).permutation(100)[:30]  # one distinct partner per pair
+        shuffle = permutation_test(x, y, metric, n_perm=40, seed=4, **options)
+        group = permutation_test(x, y, metric, n_perm=40, seed=4, groups=labels, **options)
+        np.testing.assert_allclose(group.null, shuffle.null, rtol=0, atol=NULL_ATOL)
+        assert group.p_value == shuffle.p_value
+        assert (group.kind, group.n_groups, shuffle.kind, shuffle.n_groups) == ("group", 30, "shuffle", None)
+
+    @pytest.mark.parametrize("metric, options", [("svcca", {}), ("svcca", {"compat": True}), ("rsa", {}),
+                                                 ("linear_cka", {})])
+    def test_shuffle_is_too_low_for_hubs_and_the_group_null_is_valid(self, metric, options):
+        # No correspondence, but pairs sharing a hub are alike on both sides: the row shuffle breaks
+        # that and calls most replicates significant; the group null's p-values are uniform.
+        shuffle_p, group_p = [], []
+        for seed in range(N_SEEDS):
+            x, y, groups = hubs(seed)
+            shuffle_p.append(permutation_test(x, y, metric, n_perm=49, seed=seed, **options).p_value)
+            group_p.append(permutation_test(x, y, metric, n_perm=49, seed=seed, groups=groups, **options).p_value)
+        shuffle_p, group_p = np.array(shuffle_p), np.array(group_p)
+        assert np.mean(shuffle_p <= ALPHA) > MIN_SHUFFLE_RATE
+        assert kstest(shuffle_p, "uniform").pvalue < KS_MIN_PVALUE
+        assert np.mean(group_p <= ALPHA) <= MAX_NULL_RATE
+        assert kstest(group_p, "uniform").pvalue > KS_MIN_PVALUE
+        assert 0.4 < np.mean(group_p) < 0.6
+
+    @pytest.mark.parametrize("metric, options", [("svcca", {}), ("rsa", {}), ("linear_cka", {}),
+                                                 ("procrustes", {})])
+    @pytest.mark.parametrize("seed", [0, 1])
+    def test_planted_correspondence_still_gets_a_small_p_value(self, metric, options, seed):
+        x, y, groups = hubs(seed, spread=0.05, planted=True)
+        result = permutation_test(x, y, metric, n_perm=99, seed=seed, groups=groups, **options)
+        assert result.p_value <= SMALL_P
+        assert result.z > 3
+
+    def test_same_seed_gives_the_same_null(self):
+        x, y, groups = hubs(4)
+        first = permutation_test(x, y, "rsa", n_perm=10, seed=7, groups=groups)
+        np.testing.assert_array_equal(first.null, permutation_test(x, y, "rsa", n_perm=10, seed=7, groups=groups).null)
+        np.testing.assert_array_equal(
+            first.null, permutation_test(x, y, "rsa", n_perm=10, seed=np.random.default_rng(7), groups=groups).null)
+        assert not np.array_equal(first.null, permutation_test(x, y, "rsa", n_perm=10, seed=8, groups=groups).null)
+
+    def test_tidy_row_names_the_null(self):
+        x, y, groups = hubs(1)
+        row = permutation_test(x, y, "linear_cka", n_perm=5, seed=0, groups=groups).to_dict()
+        assert (row["kind"], row["n_groups"], row["n_pairs"]) == ("group", HUB_SIZES.size, HUB_SIZES.sum())
+        assert permutation_test(x, y, "linear_cka", n_perm=5, seed=0).to_dict()["n_groups"] is None
+
+    def test_degenerate_input_warns_and_gives_nan(self):
+        x, y, groups = hubs(0)
+        with pytest.warns(DegenerateInputWarning, match="linear_cka"):
+            result = permutation_test(np.ones_like(x), y, "linear_cka", n_perm=5, groups=groups)
+        assert np.isnan(result.score) and np.all(np.isnan(result.null))
+
+    def test_bad_groups_are_named(self):
+        x, y, groups = hubs(0)
+        with pytest.raises(ValueError, match=r"`groups` must be a 1-D array with one hub-partner label per pair "
+                                             r"\(34\); got shape \(33,\)"):
+            permutation_test(x, y, "rsa", groups=groups[:-1])
+        with pytest.raises(ValueError, match=r"`groups` must be a 1-D array .* got shape \(34, 1\)"):
+            permutation_test(x, y, "rsa", groups=groups[:, None])
+        with pytest.raises(ValueError, match=r"`groups` must hold integer labels .* got dtype float64"):
+            permutation_test(x, y, "rsa", groups=groups.astype(float))
+        with pytest.raises(ValueError, match=r"but their `y` rows differ; pairs sharing a label must share their "
+                                             r"`y` row"):
+            permutation_test(x, y, "rsa", groups=groups, group_side="y")
+        with pytest.raises(ValueError, match=r"`group_side` must be 'x' or 'y' .* got 'a'"):
+            permutation_test(x, y, "rsa", groups=groups, group_side="a")
 
 
 class TestRandomSubsetNull:

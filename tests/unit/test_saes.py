@@ -10,8 +10,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from saesim._integrity import MANIFEST
 from saesim.saes import (
     HubUnavailableError,
+    SaeCorruptError,
     SaeFormatError,
     SaeMismatchError,
     SaeNormalisationWarning,
@@ -27,6 +29,8 @@ from saesim.saes import (
     load_sae,
     make_tiny_saes,
     reconstruct,
+    sae_folder_ready,
+    saved_sae_problem,
     save_saelens,
     save_sparsify,
     train_topk_sae,
@@ -496,3 +500,102 @@ class TestMakeTinySaes:
     def test_missing_format(self, tmp_path):
         with pytest.raises(ValueError, match="no entry for hooks"):
             make_tiny_saes({"a": structured_acts(0, n=10)}, tmp_path, formats={}, num_latents=8, k=2, seed=0)
+
+
+def truncate(path, n=100):
+    path.write_bytes(path.read_bytes()[:-n])
+
+
+class TestDamagedSaes:
+    """Truncated or edited SAE files are detected on load: saesim's own are rebuilt, others named."""
+
+    def test_intact_saves_carry_a_manifest(self, trained, tmp_path):
+        _, result = trained
+        save_sparsify(result.weights, tmp_path / "a")
+        save_saelens(result.weights, tmp_path / "b", architecture="topk")
+        for folder in (tmp_path / "a", tmp_path / "b"):
+            assert (folder / MANIFEST).is_file()
+            assert saved_sae_problem(folder) is None and sae_folder_ready(folder)
+
+    @pytest.mark.parametrize("fmt", ["sparsify", "saelens"])
+    def test_truncated_saesim_sae_is_removed_with_a_clear_error(self, trained, tmp_path, fmt):
+        _, result = trained
+        folder = tmp_path / "saes" / "layers.1"
+        if fmt == "sparsify":
+            save_sparsify(result.weights, folder)
+            truncate(folder / "sae.safetensors")
+            spec = Spec("sparsify", "saes")
+        else:
+            save_saelens(replace(result.weights, source="saelens"), folder, architecture="topk")
+            truncate(folder / "sae_weights.safetensors")
+            spec = Spec("saelens", "saes")
+        with pytest.raises(SaeCorruptError, match=r"written by saesim and is damaged: .*safetensors` has \d+ bytes, "
+                                                  r"expected \d+ \(truncated or damaged\)\. It has been removed; run "
+                                                  r"the same command again"):
+            load_sae(spec, 1, root=tmp_path)
+        assert not folder.exists()
+
+    def test_trained_sae_is_rebuilt_not_crashed(self, trained, tmp_path, caplog):
+        """The build-on-demand flow (extract's trained SAEs): check, rebuild when not ready, load."""
+        x, result = trained
+        spec = Spec("train", "saes")
+        folder = tmp_path / "saes" / "layers.1"
+        save_sparsify(result.weights, folder)
+        truncate(folder / "sae.safetensors", n=4096)
+        with caplog.at_level("WARNING", logger="saesim.saes"):
+            assert not sae_folder_ready(folder)
+        assert "is damaged" in caplog.text and not folder.exists()
+        save_sparsify(result.weights, folder)  # the rebuild
+        assert sae_folder_ready(folder)
+        np.testing.assert_array_equal(load_sae(spec, 1, root=tmp_path).W_dec, result.weights.W_dec)
+
+    def test_same_size_edit_is_caught_by_the_checksum(self, trained, tmp_path):
+        _, result = trained
+        folder = tmp_path / "layers.1"
+        save_sparsify(result.weights, folder)
+        data = bytearray((folder / "sae.safetensors").read_bytes())
+        data[-5] ^= 0xFF
+        (folder / "sae.safetensors").write_bytes(bytes(data))
+        assert saved_sae_problem(folder) == f"`{folder / 'sae.safetensors'}` does not match its recorded sha256 (damaged)"
+
+    def test_tiny_sae_is_rebuilt_on_the_next_run(self, tmp_path):
+        hooks = {"layers.0": "sparsify"}
+        data = {"layers.0": structured_acts(0, n=600)}
+        make_tiny_saes(data, tmp_path, formats=hooks, num_latents=32, k=4, seed=0, epochs=2)
+        first = load_sae(Spec("sparsify", str(tmp_path)), 0)
+        truncate(tmp_path / "layers.0" / "sae.safetensors")
+        with pytest.raises(SaeCorruptError, match=r"written by saesim and is damaged"):
+            load_sae(Spec("sparsify", str(tmp_path)), 0)
+        assert not (tmp_path / "layers.0").exists()  # so the next run writes it again
+        make_tiny_saes(data, tmp_path, formats=hooks, num_latents=32, k=4, seed=0, epochs=2)
+        np.testing.assert_array_equal(load_sae(Spec("sparsify", str(tmp_path)), 0).W_dec, first.W_dec)
+
+    def test_third_party_sae_is_named_and_left_alone(self, tmp_path):
+        folder = tmp_path / "layers.0"
+        random_sparsify(0).save_to_disk(folder)  # written by the library, not by saesim
+        truncate(folder / "sae.safetensors")
+        with pytest.raises(SaeCorruptError, match=r"The SAE in `.*layers\.0` is damaged: `.*sae\.safetensors` has \d+ "
+                                                  r"bytes but its header needs \d+ \(truncated or damaged\)\. saesim "
+                                                  r"did not write it, so it is left alone: download or save it again"):
+            load_sae(Spec("sparsify", str(tmp_path)), 0)
+        with pytest.raises(SaeCorruptError, match=r"saesim did not write it"):
+            sae_folder_ready(folder)
+        assert (folder / "sae.safetensors").is_file()
+
+    def test_garbage_header(self, tmp_path):
+        folder = tmp_path / "layers.0"
+        random_sparsify(0).save_to_disk(folder)
+        (folder / "sae.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+        assert saved_sae_problem(folder) == f"`{folder / 'sae.safetensors'}` has an unreadable safetensors header"
+
+    def test_library_error_on_a_file_the_header_check_passes(self, tmp_path):
+        import struct
+
+        folder = tmp_path / "layers.0"
+        random_sparsify(0).save_to_disk(folder)
+        header = json.dumps({"W_dec": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 8]}}).encode()
+        (folder / "sae.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(8))
+        assert saved_sae_problem(folder) is None  # offsets consistent, shape not: only the library sees it
+        with pytest.raises(SaeCorruptError, match=r"is damaged: the library could not read it \(SafetensorError: .*"
+                                                  r"saesim did not write it"):
+            load_sae(Spec("sparsify", str(tmp_path)), 0)
