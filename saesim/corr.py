@@ -535,6 +535,15 @@ def _segment_top_m(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, 
     return top_index, top_value
 
 
+def _canonical_csr(codes) -> sp.csr_matrix:
+    """fp64 CSR without duplicate entries (the caller's arrays are never modified)."""
+    codes = sp.csr_matrix(codes, dtype=np.float64)
+    if not codes.has_canonical_format:
+        codes = codes.copy()
+        codes.sum_duplicates()
+    return codes
+
+
 def _sparse_scales(codes: sp.csr_matrix):
     """Per-latent ``(sum, 1/sqrt(SS) with 0 for dead, dead)`` of non-negative CSR codes (fp64)."""
     n_tokens, n_latents = codes.shape
@@ -637,8 +646,7 @@ def _sparse_best_partners(codes_a, codes_b, *, m: int, block_size: int | None, c
     current m-th value (blocks go in B order, so ties keep the earlier one).
     Dead latents have u = 0 and s u = 0, so all their r are 0: never a partner.
     """
-    a = sp.csr_matrix(codes_a, dtype=np.float64)
-    b = sp.csr_matrix(codes_b, dtype=np.float64)
+    a, b = _canonical_csr(codes_a), _canonical_csr(codes_b)
     n_tokens, n_a = a.shape
     n_b = b.shape[1]
     sum_a, inv_a, dead_a = _sparse_scales(a)

@@ -170,9 +170,26 @@ class TestGuards:
         tok = word_level_tokenizer(["some words to build a vocabulary", "the cat sat"])
         tok.save_pretrained(tmp_path / "tok")
         wrong = tiny_profile.replace(**{"model_b.tokenizer": str(tmp_path / "tok")})
-        with pytest.raises(TokenizerMismatchError, match=r"tokenizers of model_a \(tiny-neox\).*model_b "
-                                                         r"\(tiny-gemma2\)"):
+        with pytest.raises(TokenizerMismatchError, match=r"document 0: kept token 0 is '.*' for a \(tiny-neox\) .* "
+                                                         r"but '.*' for b \(tiny-gemma2\) .*segment the text "
+                                                         r"differently"):
             extract(wrong, out=tmp_path / "cache", progress=False)
+
+    def test_a_shifted_vocabulary_is_aligned(self, tiny_profile, tmp_path):
+        """Model B tokenises with MiniLM's vocabulary shifted by 4 (MPNet's layout): rows still pair."""
+        shifted = tiny_profile.replace(**{"model_b.tokenizer": "minilm_shifted", "layers_a": [0], "layers_b": [0],
+                                          "data.n_docs": 12})
+        summary = extract(shifted, out=tmp_path / "cache", progress=False)
+        grid = load_grid(shifted, out=tmp_path / "cache")
+        assert len(grid.others) == 1
+        view = grid.others[0]
+        np.testing.assert_array_equal(view.kept_ids(), grid.kept_ids() + 4)
+        assert {0, 2} <= set(view.special_ids)  # <s>, </s> of the shifted layout
+        layer_a, layer_b = load_layer(shifted, "a", 0, out=tmp_path / "cache"), load_layer(shifted, "b", 0,
+                                                                                          out=tmp_path / "cache")
+        assert layer_a.codes.shape[0] == layer_b.codes.shape[0] == grid.n_tokens == summary.n_tokens
+        # B's top tokens are decoded with B's own tokenizer: the same strings as A's vocabulary gives
+        assert all(not str(t).startswith(("<s>", "[CLS]")) for t in layer_b.contexts.top_tokens.ravel() if t)
 
     def test_hub_profile_offline_fails_fast(self, tmp_path):
         with pytest.raises(HubUnavailableError, match=r"profile `pythia` needs the Hugging Face hub"):

@@ -408,6 +408,18 @@ class TestBestPartners:
         idx, r = oracle_top_m(dense_pearson(a, b), 6)
         np.testing.assert_array_equal(best.top_index, idx)
 
+    def test_duplicate_entries_count_as_their_sum(self):
+        a, b, _ = correlated_pair(23)
+        rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+        order = np.argsort(np.r_[rows, rows], kind="stable")  # each stored value split in two halves
+        duplicated = sp.csr_matrix(
+            (np.r_[a.data, a.data][order] / 2, np.r_[a.indices, a.indices][order], 2 * a.indptr), shape=a.shape
+        )
+        assert not duplicated.has_canonical_format
+        before = duplicated.data.copy()
+        assert_same_result(best_partners(duplicated, b), best_partners(a, b), r_tol=1e-12)
+        np.testing.assert_array_equal(duplicated.data, before)  # the input is not modified
+
     def test_float32_and_float64_codes_agree(self):
         a = topk_codes(2000, 120, 6, seed=21)
         b = topk_codes(2000, 90, 6, seed=22)

@@ -280,24 +280,24 @@ class TestControlTableAndVerdict:
 
 
 class TestDefaultLayers:
-    def test_first_middle_and_last_shared_layer(self):
+    def test_first_middle_and_last_layer_at_the_same_relative_depth(self):
         from saesim.config import load_profile
 
-        offline = load_profile("offline")
-        assert offline.baseline_layer_pairs() == [(0, 0), (3, 3), (5, 5)]
-        assert robust.default_sweep_pair(offline) == robust.default_sweep_pair("offline") == (3, 3)
-        # Pythia: A has layers 1-5, B 1-11; the shared ones are 1-5.
-        assert load_profile("pythia").baseline_layer_pairs() == [(1, 1), (3, 3), (5, 5)]
+        offline = load_profile("offline")  # A 0-5, B 1, 3, ..., 11
+        assert offline.baseline_layer_pairs() == [(0, 1), (3, 7), (5, 11)]
+        assert robust.default_sweep_pair(offline) == robust.default_sweep_pair("offline") == (3, 7)
+        # Pythia: A has layers 1-5, B 1-11: A's first, middle and last against B's at the same depth.
+        assert load_profile("pythia").baseline_layer_pairs() == [(1, 1), (3, 6), (5, 11)]
+        same = offline.replace(layers_b=[0, 1, 2, 3, 4, 5])
+        assert same.baseline_layer_pairs() == [(0, 0), (3, 3), (5, 5)]  # the diagonal
         two = offline.replace(layers_a=[2, 4], layers_b=[4, 2, 7])
-        assert two.baseline_layer_pairs() == [(2, 2), (4, 4)]
-        assert robust.default_sweep_pair(two) == (4, 4)
+        assert two.baseline_layer_pairs() == [(2, 4), (4, 7)]
+        assert robust.default_sweep_pair(two) == (4, 7)
 
-    def test_no_shared_layer_is_named(self):
-        from saesim.config import ProfileError, load_profile
+    def test_one_layer_each(self):
+        from saesim.config import load_profile
 
-        disjoint = load_profile("offline").replace(layers_a=[0, 1], layers_b=[2, 3])
-        with pytest.raises(ProfileError, match="share no layer.*layer_pairs"):
-            disjoint.baseline_layer_pairs()
+        assert load_profile("offline").replace(layers_a=[2], layers_b=[9]).baseline_layer_pairs() == [(2, 9)]
 
 
 class TestSweeps:
