@@ -14,7 +14,7 @@
 profile = "offline"
 cache_dir = None
 results_dir = None
-layer_pairs = None  # list of [layer_a, layer_b]; default: up to 3 diagonal pairs (first, middle, last layer)
+layer_pairs = None  # list of [layer_a, layer_b]; default: A's first, middle and last layer, B's at the same depth
 rule = None  # default: the profile's rule
 direction = "b_to_a"
 metrics = ["svcca", "rsa"]
@@ -29,10 +29,12 @@ executor = "local"  # the SAE and control bootstraps: "local" (a process per cor
 #
 # A paired similarity score says little on its own: with corrected SVCCA on decoder rows the
 # shuffled-pairing null is itself high. This chapter puts, for each layer pair,
-# the SAE score next to three baselines — the **random-model control** (SAEs of a re-randomised
-# model, where the profile defines one), the **raw-neuron baseline** (residual neurons paired
-# directly, no SAE; MLP output-projection rows scored, as the authors' "compare LLMs" runs), and the
-# **shuffled-pairing null** — with bootstrap confidence intervals over documents. The verdict at the
+# the SAE score next to its controls — the **SAE-seed control** (two SAE sets of model A at the
+# same layer: how much SAE training noise alone leaves shared), the **random-model controls**
+# (SAEs of re-randomised copies of model A in A's place: the authors' variant, which keeps the
+# embeddings and norms, and one with every tensor resampled), the **raw-neuron baseline** (residual
+# neurons paired directly, no SAE; MLP output-projection rows scored, as the authors' "compare LLMs"
+# runs), and the **null** — with bootstrap confidence intervals over documents. The verdict at the
 # end is generated from the numbers; the next chapter, {doc}`sweeps`, varies the choices reviewers
 # questioned.
 
@@ -57,10 +59,11 @@ rule = rule or settings.rules[0]
 settings = settings.replace(rules=(rule,), directions=(direction,), metrics=tuple(metrics))
 layer_pairs = [tuple(int(x) for x in p) for p in layer_pairs] if layer_pairs else prof.baseline_layer_pairs()
 has_control = prof.control is not None
+controls = [slot for slot in ("seed", "control", "control_all") if slot in prof.slots]
 row_doc = robust.row_documents(prof, cache=cache)
 display(Markdown(f"Profile `{prof.name}`: {len(layer_pairs)} layer pairs, rule `{rule}`, direction `{direction}`, "
                  f"{n_boot} bootstrap resamples of {len(set(row_doc))} documents, {settings.n_perm} shuffles; "
-                 f"random-model control: {'yes' if has_control else 'not defined by this profile'}."))
+                 f"controls: {', '.join(controls) if controls else 'none defined by this profile'}."))
 
 # %% [markdown]
 # ## Paired score against each baseline
@@ -71,11 +74,15 @@ raw_layers = robust.raw_neuron_layers(prof, layer_ids, cache=cache)
 common = dict(rule=rule, direction=direction, metrics=metrics, n_boot=n_boot, seed=seed)
 # The SAE and control bootstraps run in parallel processes; finished ones are kept in out/cells/bootstrap.
 jobs = [("sae", (("a", la), ("b", lb))) for la, lb in layer_pairs]
-jobs += [("control", (("a", la), ("control", lb))) for la, lb in layer_pairs
-         if has_control and lb in prof.layers("control")]
+# The seed control compares A's layer with the same layer of A's second SAE set; the random models
+# stand in A's place against B.
+jobs += [("seed", (("a", la), ("seed", la))) for la, _ in dict.fromkeys(layer_pairs)
+         if "seed" in controls and la in prof.layers("seed")]
+jobs += [(slot, ((slot, la), ("b", lb))) for slot in ("control", "control_all") if slot in controls
+         for la, lb in layer_pairs if la in prof.layers(slot)]
 done = robust.bootstrap_many(prof, [comparison for _, comparison in jobs], row_doc, settings, cache=cache, out=out,
                              executor=executor, **common)
-records = {"sae": [], "control": [], "raw_neuron": []}
+records = {"sae": [], "seed": [], "control": [], "control_all": [], "raw_neuron": []}
 for (name, _), record in zip(jobs, done):
     records[name].append(record)
 for la, lb in layer_pairs:
@@ -85,14 +92,14 @@ frames = {k: adjust_pvalues(pd.DataFrame(v)) if v else None for k, v in records.
 for name, frame in frames.items():
     if frame is not None:
         frame.to_parquet(out / f"bootstrap_{name}.parquet", index=False)
-table = robust.control_comparison(frames["sae"], control=frames["control"], raw=frames["raw_neuron"],
-                                  metrics=metrics)
+table = robust.control_comparison(frames["sae"], seed=frames["seed"], control=frames["control"],
+                                  control_all=frames["control_all"], raw=frames["raw_neuron"], metrics=metrics)
 table.to_parquet(out / "baselines.parquet", index=False)
 for metric in metrics:
     fig = robust.plot_baselines(table, metric)
     show_figure(fig, f"robustness_baselines_{metric}",
-                f"{metric} of the SAE pairs against the random-model control, the raw-neuron baseline and the "
-                f"shuffled-pairing null (band: mean ± 1.96 sd), per layer pair; bars: {int(100 * 0.95)} % "
+                f"{metric} of the SAE pairs against the SAE-seed control (two SAEs of model A at A's layer), the "
+                f"random-model controls, the raw-neuron baseline and the null (mean ± 1.96 sd), per layer pair; bars: {int(100 * 0.95)} % "
                 f"percentile bootstrap CIs over documents ({n_boot} resamples). Profile {prof.name}, rule {rule}, "
                 f"direction {direction}.")
 

@@ -63,6 +63,7 @@ __all__ = [
     "pair_examples",
     "top_tokens_text",
     "parse_parameters",
+    "scope_note",
     "show_figure",
 ]
 
@@ -510,6 +511,10 @@ class GridTable:
     pairs : tuple of (int, int), optional
         The (A layer, B layer) cells asked for, when they were listed rather
         than the product of two layer lists.
+    fvu_flags : str
+        The layers of either slot whose SAE misses the held-out FVU target
+        (:data:`saesim.extract.HELDOUT_FVU_TARGET`), in words; "" when none.
+        Every caption built from :meth:`meta` repeats it.
     """
 
     frame: object
@@ -518,6 +523,7 @@ class GridTable:
     profile: object
     slots: tuple = ("a", "b")
     pairs: tuple | None = None
+    fvu_flags: str = ""
 
     @property
     def label_a(self) -> str:
@@ -549,6 +555,7 @@ class GridTable:
             "n_perm": s.n_perm,
             "seed": s.seed,
             "compat": s.compat,
+            "fvu_flags": self.fvu_flags,
         }
         if s.junk_filter:
             meta["junk_list"] = s.junk_list
@@ -638,7 +645,7 @@ def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None
         frame = pd.read_parquet(table)
         rows = _select(frame, kind, cells, settings)
         if rows is not None:
-            return GridTable(rows, str(table), settings, profile, tuple(slots), pairs)
+            return GridTable(rows, str(table), settings, profile, tuple(slots), pairs, _fvu_flags(profile, slots, cache))
     out = results / "custom" / settings.key()
     if kind == "subspace":
         result = semantic_grid(profile, layers_a=layers_a, layers_b=layers_b, settings=settings, slots=tuple(slots),
@@ -652,7 +659,7 @@ def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None
     rows = _select(result.frame, kind, cells, settings)
     if rows is None:
         raise RuntimeError(f"the computed {kind} grid in {out} lacks requested rows; this is a bug.")
-    return GridTable(rows, f"computed: {out}", settings, profile, tuple(slots), pairs)
+    return GridTable(rows, f"computed: {out}", settings, profile, tuple(slots), pairs, _fvu_flags(profile, slots, cache))
 
 
 def _check_pairs(pairs, profile, slots, kind, layers_a, layers_b) -> tuple[tuple[int, int], ...]:
@@ -939,3 +946,62 @@ def _kernel_env(threads: int | None = None) -> dict:
     return env
 
 
+def _fvu_flags(profile, slots, cache) -> str:
+    """Which layers of the two slots miss the held-out FVU target, in words (for captions)."""
+    from saesim.extract import HELDOUT_FVU_TARGET, sae_quality
+
+    quality = sae_quality(profile, out=cache)
+    if quality.empty:
+        return ""
+    flagged = quality[quality["flag"] & quality["slot"].isin(slots)]
+    if flagged.empty:
+        return ""
+    parts = [f"{profile.model(slot).label} layer{'s' if len(group) > 1 else ''} "
+             f"{', '.join(str(int(x)) for x in group['layer'])}" for slot, group in flagged.groupby("slot", sort=False)]
+    return (f"SAE quality: held-out FVU above {HELDOUT_FVU_TARGET:.2f} at " + "; ".join(parts)
+            + " (read those cells with care)")
+
+
+def scope_note(profile, *, cache_dir=None, slots=None) -> str:
+    """A short HTML box: what this profile's comparison can and cannot show, from its own settings and SAEs.
+
+    Names the two models and their SAEs, the controls, the token budget and
+    the SAEs' quality (held-out FVU range, training tokens, dead fraction),
+    and flags layers above the held-out FVU target. Generated from the
+    profile and the cache only, so any profile's book says its own scope.
+    """
+    import html
+
+    from saesim.config import Profile, load_profile
+    from saesim.extract import HELDOUT_FVU_TARGET, sae_quality
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    slots = tuple(slots) if slots is not None else profile.slots
+    quality = sae_quality(profile, out=cache_dir)
+    same_model = profile.model_a.identity == profile.model_b.identity
+    lines = [f"<b>{html.escape(profile.model_a.label)}</b> against <b>{html.escape(profile.model_b.label)}</b>"
+             + (" — one model with two SAE sets, so this page measures SAE agreement, not agreement between "
+                "language models." if same_model else " — two different pretrained models.")]
+    for slot in slots:
+        rows = quality[quality["slot"] == slot]
+        if rows.empty:
+            continue
+        spec = profile.model(slot)
+        held = rows["fvu_heldout"].dropna()
+        fvu = (f"held-out FVU {held.min():.2f}–{held.max():.2f}" if len(held) else
+               f"FVU {rows['fvu'].min():.2f}–{rows['fvu'].max():.2f} (on its training rows; none held out)")
+        train = int(rows["train_tokens"].max())
+        flagged = rows[rows["flag"]]
+        flag = (f"; <b>above the {HELDOUT_FVU_TARGET:.2f} target at layer"
+                f"{'s' if len(flagged) > 1 else ''} {', '.join(str(int(x)) for x in flagged['layer'])}</b>"
+                if len(flagged) else "")
+        lines.append(f"{html.escape(spec.label)} ({slot}): {int(rows['n_latents'].iloc[0])} latents, "
+                     + (f"trained on {train:,} tokens, " if train else "")
+                     + f"{fvu}, dead {100 * rows['dead_fraction'].max():.1f} % at most{flag}.")
+    lines.append(f"Text: {profile.data.n_docs} documents of {profile.data.corpus}, at most {profile.data.max_length} "
+                 f"tokens each. What it cannot show: anything about models, SAE widths or text beyond these; a "
+                 f"score is only as good as its null and its controls (see the controls section and the "
+                 f"robustness chapter).")
+    items = "".join(f"<li>{line}</li>" for line in lines)
+    return (f'<div class="admonition note"><p class="admonition-title">What this comparison can and cannot '
+            f'show</p><ul>{items}</ul></div>')

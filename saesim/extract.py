@@ -65,6 +65,7 @@ __all__ = [
     "load_activations",
     "load_grid",
     "load_layer",
+    "sae_quality",
     "save_activations",
 ]
 
@@ -1039,6 +1040,39 @@ def _write_report(summary: ExtractSummary, profile: Profile, root: Path) -> None
 
 
 # --------------------------------------------------------------------------- loading back
+
+
+def sae_quality(profile: Profile | str, *, out=None):
+    """One row per extracted (slot, layer): the SAE's held-out FVU, FVU on every row, dead fraction, L0, tokens.
+
+    Read from the cache (no computation); layers not extracted yet are left
+    out. ``flag`` is True where the held-out FVU exceeds
+    :data:`HELDOUT_FVU_TARGET`. ``train_tokens`` is the number of rows the
+    SAE was trained on (0 for an SAE saesim did not train).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``slot, label, layer, n_latents, train_tokens, n_heldout,
+        fvu_heldout, fvu, dead_fraction, mean_l0, flag``.
+    """
+    import pandas as pd
+
+    profile = load_profile(profile) if not isinstance(profile, Profile) else profile
+    store = _store(profile, out)
+    grid = _cached_grid(profile, store)
+    columns = ["slot", "label", "layer", "n_latents", "train_tokens", "n_heldout", "fvu_heldout", "fvu",
+               "dead_fraction", "mean_l0", "flag"]
+    rows = []
+    if grid is not None:
+        done, _ = _plan(profile, profile.slots, grid, store)
+        for (slot, layer), row in done.items():
+            rows.append({"slot": slot, "label": row.label, "layer": layer, "n_latents": row.n_latents,
+                         "train_tokens": row.n_tokens - row.n_heldout if row.sae_source == "train" else 0,
+                         "n_heldout": row.n_heldout, "fvu_heldout": row.fvu_heldout, "fvu": row.fvu,
+                         "dead_fraction": row.dead_fraction, "mean_l0": row.mean_l0,
+                         "flag": row.fvu_heldout is not None and row.fvu_heldout > HELDOUT_FVU_TARGET})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def load_layer(profile: Profile | str, which: Which, layer: int, *, out=None) -> LayerData:

@@ -992,6 +992,8 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
                     else _check_mapping(frame_or_meta, "frame_or_meta"))
     settings.update(_check_mapping(meta or {}, "meta"))
     parts = [what.rstrip(". ")]
+    if settings.get("fvu_flags"):
+        parts.append(str(settings["fvu_flags"]).rstrip(". "))
     data = []
     if settings.get("profile") is not None:
         data.append(f"Profile {settings['profile']}")

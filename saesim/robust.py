@@ -65,7 +65,14 @@ __all__ = [
 BOOT_METRICS = ("svcca", "rsa")
 """Metrics bootstrapped by default."""
 
-COMPARISONS = ("sae", "control", "raw_neuron", "shuffle_null")
+COMPARISONS = ("sae", "seed", "control", "control_all", "raw_neuron", "shuffle_null")
+"""Rows of a :func:`control_comparison` table: the SAE pairs, the SAE-seed control (two SAEs of model A), the
+random-model controls (authors' and every-tensor), the raw-neuron baseline and the shuffled null."""
+
+BASELINE_LABELS = {"seed": "the SAE-seed control", "control": "the random-model control (authors')",
+                   "control_all": "the random-model control (every tensor)", "raw_neuron": "the raw-neuron baseline",
+                   "shuffle_null": "the shuffled-pairing null"}
+"""How the verdict names each baseline."""
 """Values of the ``comparison`` column of :func:`control_comparison`."""
 
 NULL_Z = 1.959963984540054
@@ -720,7 +727,8 @@ def raw_neuron_baseline(profile, layer_a: int, layer_b: int, *, cache=None, sett
 
 
 def control_comparison(sae: pd.DataFrame, *, control: pd.DataFrame | None = None,
-                       raw: pd.DataFrame | None = None, metrics=None, level: float = 0.95) -> pd.DataFrame:
+                       raw: pd.DataFrame | None = None, seed: pd.DataFrame | None = None,
+                       control_all: pd.DataFrame | None = None, metrics=None, level: float = 0.95) -> pd.DataFrame:
     """Paired SAE score vs random-model control vs raw-neuron baseline vs shuffled null, per layer pair.
 
     Parameters
@@ -736,6 +744,12 @@ def control_comparison(sae: pd.DataFrame, *, control: pd.DataFrame | None = None
         its first rule, named in ``baseline_rule``).
     raw : DataFrame, optional
         Raw-neuron records (:func:`raw_neuron_baseline`), lined up likewise.
+    seed : DataFrame, optional
+        Model A against its second SAE set (slots ``("a", "seed")``), lined up
+        on the SAE record's A layer on both sides: the noise floor of two SAEs
+        of one model at that layer.
+    control_all : DataFrame, optional
+        The every-tensor re-randomised model against B, lined up like ``control``.
     metrics : sequence of str, optional
         Default: every metric with a null in ``sae``.
     level : float
@@ -764,8 +778,9 @@ def control_comparison(sae: pd.DataFrame, *, control: pd.DataFrame | None = None
             rows.append({**key, "metric": metric, "comparison": "shuffle_null", "value": mean,
                          "ci_low": mean - half * std, "ci_high": mean + half * std, "n_pairs": record.get("n_pairs"),
                          "baseline_rule": record["rule"]})
-            for name, frame in (("control", control), ("raw_neuron", raw)):
-                match = _line_up(frame, record)
+            for name, frame in (("seed", seed), ("control", control), ("control_all", control_all),
+                                ("raw_neuron", raw)):
+                match = _line_up(frame, record, same_layer=name == "seed")
                 if match is not None:
                     rows.append({**key, "metric": metric, "comparison": name, **_values(match, metric),
                                  "baseline_rule": match["rule"]})
@@ -787,10 +802,11 @@ def _values(record: dict, metric: str) -> dict:
             "mean_r": _num(record.get("mean_r_filtered"))}
 
 
-def _line_up(frame: pd.DataFrame | None, record: dict):
+def _line_up(frame: pd.DataFrame | None, record: dict, *, same_layer: bool = False):
     if frame is None or frame.empty:
         return None
-    same = frame[(frame["layer_a"] == record["layer_a"]) & (frame["layer_b"] == record["layer_b"])
+    layer_b = record["layer_a"] if same_layer else record["layer_b"]
+    same = frame[(frame["layer_a"] == record["layer_a"]) & (frame["layer_b"] == layer_b)
                  & (frame["direction"] == record["direction"])]
     if same.empty:
         return None
@@ -824,8 +840,14 @@ def verdict(table: pd.DataFrame, *, metrics=None, alpha: float = 0.05) -> list[s
             lines.append(f"Layers A{la}–B{lb}, {metric} ({rule}, {direction}): no SAE score (too few pairs).")
             continue
         parts, beaten, judged = [], [], []
-        for name, label in (("control", "the random-model control"), ("raw_neuron", "the raw-neuron baseline"),
-                            ("shuffle_null", "the shuffled-pairing null")):
+        floor = by.get("seed")
+        if floor is not None and np.isfinite(floor["value"]) and np.isfinite(floor.get("effect", np.nan)):
+            share = (f"; the SAE pairs' effect is {sae['effect'] / floor['effect']:.0%} of it"
+                     if floor["effect"] > 0 and np.isfinite(sae["effect"]) else "")
+            parts.append(f"two SAEs of model A at layer {la} score {_fmt(floor)}, effect {floor['effect']:+.3f} "
+                         f"over their null (the seed noise floor, a ceiling for cross-model agreement){share}")
+        for name in ("control", "control_all", "raw_neuron", "shuffle_null"):
+            label = BASELINE_LABELS[name]
             base = by.get(name)
             if base is None or not np.isfinite(base["value"]):
                 continue
@@ -841,7 +863,7 @@ def verdict(table: pd.DataFrame, *, metrics=None, alpha: float = 0.05) -> list[s
                    else "(it scores lower or equal)")
             note = " [a CI is missing; point value used]" if missing else ""
             if name != "shuffle_null" and np.isfinite(base.get("effect", np.nan)) and np.isfinite(sae["effect"]):
-                note += (f"; over their own shuffled nulls the SAE gains {sae['effect']:+.3f}, "
+                note += (f"; over their own nulls the SAE gains {sae['effect']:+.3f}, "
                          f"{label.split(' ', 1)[1]} {base['effect']:+.3f}")
             if name == "raw_neuron" and _num(base.get("mean_r")) >= IDENTICAL_R:
                 note += (" (the raw neurons pair with mean r ≈ 1: both slots run the same model, so this "

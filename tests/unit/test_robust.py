@@ -249,7 +249,7 @@ class TestControlTableAndVerdict:
         control = pd.DataFrame([fake_record(0, 0, 0.4, 0.35, 0.45), fake_record(1, 1, 0.45, 0.40, 0.50)])
         raw = pd.DataFrame([fake_record(0, 0, 0.6, 0.55, 0.65), fake_record(1, 1, 0.7, 0.65, 0.75)])
         table = robust.control_comparison(sae, control=control, raw=raw)
-        assert set(table["comparison"]) == set(robust.COMPARISONS)
+        assert set(table["comparison"]) == {"sae", "control", "raw_neuron", "shuffle_null"}
         assert len(table) == 2 * 4
         lines = robust.verdict(table)
         assert len(lines) == 2
@@ -257,6 +257,21 @@ class TestControlTableAndVerdict:
         assert "does not clearly beat the random-model control" in lines[1]
         assert "does not clearly beat the raw-neuron baseline" in lines[1]
         assert "(it scores lower or equal)" in lines[1]
+
+    def test_every_baseline_lines_up(self):
+        sae = pd.DataFrame([fake_record(0, 1, 0.5, 0.45, 0.55)])
+        seed = pd.DataFrame([fake_record(0, 0, 0.9, 0.85, 0.95), fake_record(0, 1, 0.1, 0.05, 0.15)])
+        control = pd.DataFrame([fake_record(0, 1, 0.3, 0.25, 0.35)])
+        control_all = pd.DataFrame([fake_record(0, 1, 0.2, 0.15, 0.25)])
+        table = robust.control_comparison(sae, seed=seed, control=control, control_all=control_all)
+        assert set(table["comparison"]) == set(robust.COMPARISONS) - {"raw_neuron"}
+        by = table.set_index("comparison")["value"]
+        assert by["seed"] == 0.9  # the seed control is read at A's layer on both sides (A0 vs seed 0)
+        line = robust.verdict(table)[0]
+        assert "two SAEs of model A at layer 0 score 0.900" in line
+        assert "the SAE pairs' effect is" in line
+        assert "beats the random-model control (authors')" in line
+        assert "beats the random-model control (every tensor)" in line
 
     def test_missing_ci_is_said(self):
         rec = fake_record(0, 0, 0.8, np.nan, np.nan)
