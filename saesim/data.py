@@ -205,7 +205,8 @@ def load_texts(spec: DataSpec) -> list[str]:
     if spec.corpus == "texts":
         docs = [t for t in spec.texts if t.strip()]
     elif spec.corpus == "wikitext2":
-        docs = _wikitext_docs(data_dir(spec.data_dir), unit=spec.unit, min_words=spec.min_words, limit=spec.n_docs)
+        docs = _wikitext_docs(_wikitext_lines(spec.data_dir), unit=spec.unit, min_words=spec.min_words,
+                              limit=spec.n_docs)
     elif spec.corpus == "brown":
         docs = _brown_docs(data_dir(spec.data_dir), unit=spec.unit, min_words=spec.min_words, limit=spec.n_docs)
     elif spec.corpus == "openwebtext":
@@ -225,8 +226,29 @@ _WIKI_ARTICLE = re.compile(r"^ = [^=].* = $")
 _WIKI_HEADING = re.compile(r"^ (= )+.*( =)+ $")
 
 
-def _wikitext_docs(root: Path, *, unit: str, min_words: int, limit: int) -> list[str]:
-    docs: list[str] = []
+WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-raw-v1")
+"""The same raw WikiText-2 on the Hugging Face hub (dataset, config), used when no local copy is found."""
+
+
+def _wikitext_lines(override=None) -> list[list[str]]:
+    """The lines of WikiText-2 raw validation and test: from the data folder, else from the hub.
+
+    The hub is tried only when no local folder is configured at all (no
+    ``data_dir``, no ``$SAESIM_DATA``, no ``../shared/data``); offline the
+    error still says what to set.
+    """
+    try:
+        root = data_dir(override)
+    except DataNotFoundError as missing:
+        if override is not None or os.environ.get(DATA_ENV):
+            raise
+        try:
+            require_hub("WikiText-2 without a local copy")
+        except HubUnavailableError as offline:
+            raise DataNotFoundError(f"{missing} (Without it, WikiText-2 comes from the Hugging Face hub "
+                                    f"{WIKITEXT_HUB[0]}, but: {offline})") from missing
+        return _wikitext_hub_lines(*WIKITEXT_HUB)
+    files = []
     for name in WIKITEXT_FILES:
         path = root / name
         if not path.is_file():
@@ -234,8 +256,27 @@ def _wikitext_docs(root: Path, *, unit: str, min_words: int, limit: int) -> list
                 f"WikiText-2 file {path} is missing; ${DATA_ENV} must point at the folder holding "
                 "wikitext-2-raw/wiki.valid.raw and wiki.test.raw."
             )
+        files.append(path.read_text(encoding="utf-8").split("\n"))
+    return files
+
+
+def _wikitext_hub_lines(path: str, name: str | None = None, *, data_files=None) -> list[list[str]]:
+    """Validation and test lines of ``datasets.load_dataset(path, name)`` (one row per line of the raw files)."""
+    from datasets import load_dataset
+
+    try:
+        dataset = load_dataset(path, name, data_files=data_files)
+    except Exception as exc:  # noqa: BLE001 - network and hub failures get one message
+        raise HubUnavailableError(f"WikiText-2 could not be loaded from {path} ({type(exc).__name__}: {exc}); "
+                                  f"set {DATA_ENV} to a folder holding wikitext-2-raw/ instead.") from exc
+    return [[str(text).rstrip("\n") for text in dataset[split]["text"]] for split in ("validation", "test")]
+
+
+def _wikitext_docs(files: list[list[str]], *, unit: str, min_words: int, limit: int) -> list[str]:
+    docs: list[str] = []
+    for lines in files:
         article: list[str] = []
-        for line in path.read_text(encoding="utf-8").split("\n"):
+        for line in lines:
             if _WIKI_ARTICLE.match(line):
                 if unit == "article" and article:
                     docs.append(" ".join(article))

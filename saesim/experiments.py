@@ -370,7 +370,7 @@ def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | No
     :meth:`saesim.config.Profile.comparisons` — "full_space" (A against B)
     and, when the profile defines them, "seed" (A against a second SAE set
     of A), "control" and "control_all" (the re-randomised copies of A in A's
-    place against B; first rule only) — and "subspace".
+    place against B) — each under every rule of the settings, and "subspace".
     """
     from saesim.config import Profile, load_profile
     from saesim.extract import extract
@@ -385,8 +385,7 @@ def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | No
         for name, slots in profile.comparisons().items():
             if name == "full_space":
                 continue
-            rules = base.rules if name == "seed" else base.rules[:1]
-            results[name] = run_grid(profile, slots=slots, **{**common, "settings": base.replace(rules=rules)})
+            results[name] = run_grid(profile, slots=slots, **{**common, "settings": base})
     if semantic:
         results["subspace"] = semantic_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)
     return results

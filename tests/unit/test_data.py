@@ -242,3 +242,28 @@ class TestAlignGrids:
 
         minilm_tokenizer.save_pretrained(tmp_path / "copy")
         assert tokenizer_name(AutoTokenizer.from_pretrained(tmp_path / "copy")) == tokenizer_name(minilm_tokenizer)
+
+
+class TestWikitextFromTheHub:
+    """Without a local folder, WikiText-2 comes through `datasets` (tested on local parquet in the hub's layout)."""
+
+    def test_same_documents_as_the_local_files(self, tmp_path):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        local = data._wikitext_lines(None)
+        files = {}
+        for split, lines in zip(("validation", "test"), local):
+            files[split] = str(tmp_path / f"{split}.parquet")
+            pq.write_table(pa.table({"text": [line + "\n" if line else "" for line in lines]}), files[split])
+        lines = data._wikitext_hub_lines("parquet", data_files=files)
+        kwargs = dict(unit="paragraph", min_words=8, limit=200)
+        assert data._wikitext_docs(lines, **kwargs) == data._wikitext_docs(local, **kwargs)
+
+    def test_offline_without_local_copy_says_what_to_set(self, monkeypatch, tmp_path):
+        monkeypatch.delenv("SAESIM_DATA", raising=False)
+        monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+        monkeypatch.setattr(data, "_default_data_dir", lambda: tmp_path / "absent")
+        with pytest.raises(DataNotFoundError, match=r"Set SAESIM_DATA=.*Without it, WikiText-2 comes from the "
+                                                    r"Hugging Face hub Salesforce/wikitext, but: .*OFFLINE"):
+            load_texts(DataSpec(corpus="wikitext2", n_docs=5))
