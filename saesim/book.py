@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 NOTEBOOKS: tuple[str, ...] = ("method", "full_space", "subspace", "many_to_one", "feature_counts", "robustness",
-                              "sweeps", "reproducing")
+                              "sweeps", "explorer", "findings", "reproducing")
 """Notebook sources (``notebooks/<name>.py``) in build order."""
 
 GENERATED = Path("book") / "generated"
@@ -76,6 +76,10 @@ GENERATED = Path("book") / "generated"
 
 FIGURES = "figures"
 """Folder of exported figures, relative to the executed notebooks."""
+
+READS_FROM: dict[str, tuple[str, ...]] = {"findings": ("robustness",)}
+"""Notebooks that read what others write (``findings`` reads the robustness chapter's baselines): they
+start only after those have finished."""
 
 SLOW_NOTEBOOKS: tuple[str, ...] = ("robustness", "many_to_one", "sweeps", "subspace")
 """Started first, longest first, when notebooks execute side by side, so that the short ones fill the gaps.
@@ -289,9 +293,11 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
         else:
             # One process per notebook at a time (execute_notebook sets the kernel's environment
             # process-wide); the slow ones start first so that the others run beside them.
+            later = [n for n in order if any(dep in names for dep in READS_FROM.get(n, ()))]
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {name: pool.submit(tasks[name]) for name in order}
-                by_name = {name: future.result() for name, future in futures.items()}
+                for phase in ([n for n in order if n not in later], later):
+                    futures = {name: pool.submit(tasks[name]) for name in phase}
+                    by_name.update({name: future.result() for name, future in futures.items()})
         runs = [by_name[name] for name in names if name in by_name]
         timings.update({run.name: run.seconds for run in runs})
         failed = [run for run in runs if not run.ok]
@@ -311,6 +317,9 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
 
     t0 = time.perf_counter()
     ensure_mathjax(generated / "_static" / "mathjax")
+    from saesim.explore import ensure_plotly
+
+    ensure_plotly(generated / "_static")  # the explorer's map loads plotly.js from the site (no CDN)
     _write_favicon(generated / "_static" / "favicon.png")
     # The site's root index.html is a bare redirect: browsers then ask for /favicon.ico.
     (generated / "_extra").mkdir(parents=True, exist_ok=True)
