@@ -50,7 +50,7 @@ models: $(VENV)/.models-installed
 test: venv
 	$(PY) -m pytest -m "not slow" -q
 
-test-slow: venv
+test-slow: venv models
 	$(PY) -m pytest -m slow -q
 
 test-all: venv

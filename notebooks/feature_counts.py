@@ -150,14 +150,14 @@ ax.set_xticks(range(len(stages)), stages, rotation=15)
 ax.set_ylabel("% of choosing latents")
 ax.set_title("Pairs left after each filter stage")
 if len(counts) <= 12:
-    ax.legend(frameon=False, fontsize="small", ncols=2)
+    ax.legend(frameon=False, fontsize="small", ncols=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 book.show_figure(fig, "fig_filter_stages",
                  plots.caption(grid.meta(), "Percentage of the choosing latents left after each stage of the "
                                             "pipeline, one line per layer pair"),
                  out_dir=figures_dir)
 
 # %%
-counts
+tables.page_style(counts, "Pairs left after each filter stage, per layer pair")
 
 # %% [markdown]
 # ## Paired latents and their top contexts, kept and removed
@@ -172,6 +172,7 @@ examples, outcome_counts = book.pair_examples(data_a, data_b, grid.settings.repl
                                               seed=seed)
 book.glue_value("fc_n_kept", outcome_counts.get("kept", 0))
 book.glue_value("fc_n_junk", outcome_counts.get("removed: junk / shared-token filter", 0))
-display(pd.Series(outcome_counts, name="many-to-1 pairs").to_frame())
+display(tables.page_style(pd.Series(outcome_counts, name="many-to-1 pairs").to_frame(),
+                          "Many-to-1 pairs by what the filters did with them"))
 with pd.option_context("display.max_colwidth", 120):
     display(examples.set_index(["outcome", "A latent", "B latent"]))

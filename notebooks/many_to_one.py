@@ -129,14 +129,16 @@ book.show_figure(fig, "figA6_many_to_one_correlation_counts",
                  out_dir=figures_dir)
 
 # %%
-tables.counts_table(m)
+tables.page_style(tables.counts_table(m), "Appendix A6/A7 count table analogue: pairs left after each filter, "
+                                          "many-to-1, per layer pair")
 
 # %% [markdown]
 # ## Many-to-1 and 1-1 side by side
 
 # %%
-fig = Figure(figsize=(12, 0.5 * m["layer_b"].nunique() + 2.2), layout="constrained")
-axes = fig.subplots(1, 4)
+# a 2 x 2 grid: four panels in one row leave each cell too narrow for its number
+fig = Figure(figsize=(12, 2 * (0.55 * m["layer_b"].nunique() + 2.0)), layout="constrained")
+axes = fig.subplots(2, 2).ravel()
 for ax, (frame, title) in zip(axes, [(m, "SVCCA, many-to-1"), (o, f"SVCCA, 1-1 ({rule})"),
                                      (m, "RSA, many-to-1"), (o, f"RSA, 1-1 ({rule})")]):
     plots.layer_heatmap(frame, "svcca" if title.startswith("SVCCA") else "rsa", ax=ax, title=title, **labels)

@@ -74,8 +74,9 @@ pd.DataFrame(rows).T.rename_axis("profile")
 # forward passes are small (Pythia: 100 × 300 tokens; Gemma: 150 × 150), so the time goes into
 # downloading the models and SAEs (Pythia: two models and 2 × 12 SAEs of 32,768 latents;
 # Gemma: two 2B-parameter models and 10 SAEs of 16,384 latents) and into the 55 (Pythia) or 24
-# (Gemma) layer pairs of 32k × 32k (16k × 16k) correlations with their nulls. The `offline`
-# profile's own timings are in the introduction's build note.
+# (Gemma) layer pairs of 32k × 32k (16k × 16k) correlations with their nulls. A run comparable
+# to the paper's numbers also needs `compat`: the paper's scores are the authors' one-component
+# SVCCA (`-p compat=true`, or the `svcca_authors_k` column beside the corrected one).
 
 # %%
 found = {}
@@ -113,7 +114,8 @@ def note(item):
 def styled(table, caption):
     """Scores to three decimals, pair counts as integers."""
     counts = [c for c in table.columns if str(c).startswith("n pairs") and "Δ" not in str(c)]
-    return table.style.format("{:.3f}", na_rep="").format("{:.0f}", na_rep="", subset=counts).set_caption(caption)
+    return tables.page_style(table.style.format("{:.3f}", na_rep="").format("{:.0f}", na_rep="", subset=counts),
+                             caption)
 
 
 def compare_full_space(item, name):

@@ -85,7 +85,9 @@ book.glue_value("ss_best_concept", str(scored.loc[scored["svcca"].idxmax(), "con
 # Table 1 reports 0.47–0.83 for Pythia-70m L3 vs Pythia-160m L5 with null means 0.05–0.17.
 
 # %%
-tables.concept_table(frame, layer_a=table_layer_a, layer_b=table_layer_b)
+tables.page_style(tables.concept_table(frame, layer_a=table_layer_a, layer_b=table_layer_b),
+                  f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs {grid.label_b} "
+                  f"layer {table_layer_b} (profile {grid.profile.name})")
 
 # %% [markdown]
 # ## One heatmap per concept (A9–A10)

@@ -69,32 +69,35 @@ display(Markdown(f"Profile `{prof.name}`. Every sweep below runs on one layer pa
 dimension = robust.sweep_svcca_dimension(a, b, sweep_settings)
 dimension.to_parquet(out / "sweep_svcca_dimension.parquet", index=False)
 display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
-                   "pwcca", "pwcca_null_mean"]].round(4))
+                   "pwcca", "pwcca_null_mean"]].assign(policy=lambda t: t["policy"].map(robust.policy_label))
+        .style.format(precision=3).hide(axis="index")
+        .set_caption(f"SVCCA and PWCCA under each dimension policy, A{la}–B{lb}"))
 fig = robust.plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
 show_figure(fig, "robustness_sweep_dimension",
-            f"SVCCA and PWCCA (solid) and their shuffled-null means (dotted) under each dimension policy "
-            f"(variance fraction, fixed k, or 'ratio:R' = n_pairs / R components); layers A{la}–B{lb}, rule "
+            f"SVCCA and PWCCA (points) and their shuffled-null means (dashes) under each dimension policy: "
+            f"a share of the variance kept, a fixed number of components k, or k = n/R components for n pairs; "
+            f"the policies are categories, so the points are not joined; layers A{la}–B{lb}, rule "
             f"{rule}, direction {direction}, {sweep_n_perm} shuffles.")
 
 # %% [markdown]
 # ## Filters, pairing rule and direction
 
 # %%
+top_k_cached = robust.cached_top_k(a, b)  # the junk filter can only look at the top tokens the layers cache
+top_ks = [k for k in (5, 10, 20) if k <= top_k_cached]
 filters = robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
-                               r_min=tuple(sweep_r_min))
+                               r_min=tuple(sweep_r_min), top_k=tuple(top_ks))
 filters.to_parquet(out / "sweep_filters.parquet", index=False)
 done = filters[filters["skipped"] == ""]
-if (filters["skipped"] != "").any():
-    display(Markdown("Skipped: " + "; ".join(sorted(set(filters.loc[filters["skipped"] != "", "skipped"])))
-                     + " (top-k 20 needs a re-extraction with more cached top tokens)."))
 done = done.assign(setting=[("junk off" if not j else f"junk on, top-{k}") for j, k in
-                            zip(done["junk_filter"], done["top_k"])],
-                   panel=done["rule"] + " · " + done["direction"])
-fig = robust.plot_sweep(done, "r_min", metrics=("svcca", "kept_fraction"), hue="setting", col="panel")
+                            zip(done["junk_filter"], done["top_k"])])
+fig = robust.plot_sweep(done, "r_min", metrics=("svcca", "kept_fraction"), hue="setting", col="rule",
+                        style="direction")
 show_figure(fig, "robustness_sweep_filters",
-            f"SVCCA (top) and the fraction of choosers kept (bottom) against the r cut, for each junk-filter "
-            f"setting, pairing rule and direction; dotted: shuffled-null mean ({sweep_filters_n_perm} shuffles); "
-            f"layers A{la}–B{lb}.")
+            f"SVCCA (top row) and the fraction of choosers kept (bottom row) against the r cut, one panel per "
+            f"pairing rule; colour: junk-filter setting (top-k of {', '.join(map(str, top_ks))} cached top "
+            f"tokens, or off), line style: direction; dotted: shuffled-null mean ({sweep_filters_n_perm} "
+            f"shuffles); layers A{la}–B{lb}.")
 
 # %% [markdown]
 # ## Token budget
@@ -103,7 +106,9 @@ show_figure(fig, "robustness_sweep_filters",
 budget = robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions, seed=seed)
 budget.to_parquet(out / "sweep_token_budget.parquet", index=False)
 display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",
-                                                                                              f"{m}_effect")]].round(4))
+                                                                                              f"{m}_effect")]]
+        .style.format(precision=3).hide(axis="index")
+        .set_caption(f"Scores, p-values and effects on nested shares of the documents, A{la}–B{lb}"))
 fig = robust.plot_sweep(budget, "fraction", metrics=tuple(metrics))
 show_figure(fig, "robustness_sweep_tokens",
             f"Scores (solid) and null means (dotted) on nested random shares of the documents; "

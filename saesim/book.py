@@ -49,6 +49,10 @@ from pathlib import Path
 __all__ = [
     "BookBuildError",
     "BookResult",
+    "BuildInfo",
+    "MIN_FIGURE_PX",
+    "build_info",
+    "parameters_table",
     "MATHJAX_INTEGRITY",
     "MATHJAX_VERSION",
     "NOTEBOOKS",
@@ -392,15 +396,18 @@ def execute_notebook(source, output, parameters: Mapping, *, timeout: int = CELL
                                            "language": "python"}
         notebook.metadata.setdefault("language_info", {"name": "python"})
         _check_parameters_cell(notebook, source)
+        _insert_parameters_table(notebook, source.stem)
         converted = Path(tmp) / f"{source.stem}.ipynb"
         nbformat.write(notebook, converted)
         partial = output.parent / f".{output.stem}.running.ipynb"
         env_before = dict(os.environ)
         os.environ.update(_kernel_env(threads))
+        os.environ["SAESIM_NOTEBOOK_SOURCE"] = str(source.resolve())  # read by parameters_table in the kernel
         try:
             papermill.execute_notebook(str(converted), str(partial), parameters=params, kernel_name="python3",
                                        cwd=str(cwd or output.parent), execution_timeout=timeout,
-                                       progress_bar=False, log_output=False, report_mode=False)
+                                       progress_bar=False, log_output=False, report_mode=False,
+                                       kernel_manager_class=_ipc_kernel_manager())
         except BaseException as exc:  # noqa: BLE001 - any failure becomes a report
             report_dir.mkdir(parents=True, exist_ok=True)
             report = report_dir / output.name
@@ -415,7 +422,7 @@ def execute_notebook(source, output, parameters: Mapping, *, timeout: int = CELL
         finally:
             os.environ.clear()
             os.environ.update(env_before)
-        _strip_papermill_noise(partial)
+        _strip_papermill_noise(partial, paths=_path_placeholders(params, output))
         os.replace(partial, output)
     stale = report_dir / output.name
     for path in (stale, report_dir / f"{output.stem}.log"):
@@ -812,32 +819,253 @@ def _windows(contexts, latent: int, k: int) -> str:
     return " | ".join(w.strip() for w in windows) if windows else ""
 
 
+MIN_FIGURE_PX = 1200
+"""Smallest width, in pixels, of every exported PNG (legible at the page width, sharp when opened)."""
+
+
 def show_figure(fig, name: str, caption: str, *, out_dir=FIGURES, label: str | None = None,
                 alt: str | None = None, width: str | None = None):
-    """Save ``fig`` as PDF/SVG/PNG under its stable name and display it as a MyST figure.
+    """Save ``fig`` as PDF/SVG/PNG under its stable name and display it once, as a captioned MyST figure.
 
     The displayed output is Markdown (rendered as MyST by the book,
-    ``nb_render_markdown_format: myst``): a ``{figure}`` with the PNG, the
-    reference label ``label`` (default: ``name`` with ``_`` -> ``-``), the
-    caption, and download links to the three files.
+    ``nb_render_markdown_format: myst``): a ``{figure}`` with the PNG at the
+    page width (``width``, default ``100%``; Sphinx then links the image to
+    its full-size file, so a click opens it), the reference label ``label``
+    (default: ``name`` with ``_`` -> ``-``), the caption, the build line
+    (:func:`build_info`: saesim version, commit and build date) and download
+    links to the three files.
 
-    The files are written by :func:`saesim.plots.save_figure`; nothing is
-    returned, so a cell ending with this call shows only the figure.
+    The files are written by :func:`saesim.plots.save_figure` at a resolution
+    that makes the PNG at least :data:`MIN_FIGURE_PX` pixels wide, and carry
+    the build line in their metadata. A pyplot-managed figure is closed after
+    saving, so the notebook's inline backend does not display it a second
+    time (uncaptioned). Nothing is returned, so a cell ending with this call
+    shows only the figure.
     """
     from IPython.display import Markdown, display
 
     from saesim.plots import save_figure
 
-    written = save_figure(fig, name, out_dir)
+    info = build_info()
+    text = _md_escape(" ".join(caption.strip().split()))
+    plain = " ".join(caption.strip().split())
+    written = save_figure(fig, name, out_dir, metadata={"Title": name, "Description": f"{plain} {info.line()}.",
+                                                        "Software": info.line()},
+                          min_width_px=MIN_FIGURE_PX)
+    _close_pyplot(fig)
     rel = Path(out_dir)
     label = label or name.replace("_", "-").lower()
     links = ", ".join(f"{{download}}`{ext.upper()} <{(rel / f'{name}.{ext}').as_posix()}>`" for ext in written)
-    text = _md_escape(caption.strip().replace("\n", " "))
-    width_line = f":width: {width}\n" if width else ""
     markdown = (f":::{{figure}} {(rel / f'{name}.png').as_posix()}\n:name: {label}\n"
-                f":alt: {_escape(alt or text.split('.')[0])}\n{width_line}\n"
-                f"{text} Files: {links} (`{name}`).\n:::\n")
+                f":alt: {_escape(alt or plain.split('. ')[0])}\n:width: {width or '100%'}\n\n"
+                f"{text} {_md_escape(info.line())}. Files: {links} (`{name}`).\n:::\n")
     display(Markdown(markdown))
+
+
+def _close_pyplot(fig) -> None:
+    """Close ``fig`` if pyplot manages it (inline backends display every open pyplot figure at cell end)."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close(fig)  # a figure pyplot does not manage is left alone
+
+
+# --------------------------------------------------------------------------- build info
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What a citation of the book or one of its figures must name.
+
+    Attributes
+    ----------
+    version : str
+        saesim's version (the installed distribution's).
+    commit : str
+        Full git commit of the checkout that built it, ``"unknown"`` outside a
+        git checkout (``$SAESIM_COMMIT`` overrides).
+    dirty : bool
+        The checkout had uncommitted changes to tracked files.
+    date : str
+        Build date, ISO ``YYYY-MM-DD`` (``$SOURCE_DATE_EPOCH`` overrides today).
+    url : str
+        The repository.
+    """
+
+    version: str
+    commit: str
+    dirty: bool
+    date: str
+    url: str = "https://github.com/saesim/saesim"
+
+    @property
+    def short(self) -> str:
+        return (self.commit[:12] if self.commit != "unknown" else self.commit) + ("+dirty" if self.dirty else "")
+
+    def line(self) -> str:
+        """``"saesim 0.1.0, commit 1a2b3c4d5e6f, built 2026-11-24"``."""
+        return f"saesim {self.version}, commit {self.short}, built {self.date}"
+
+    def bibtex(self) -> str:
+        """The software's BibTeX entry, with version, URL, commit and date."""
+        year = self.date[:4]
+        return ("@software{saesim,\n"
+                "  title   = {saesim: comparing sparse-autoencoder feature spaces across language models},\n"
+                "  author  = {{The saesim developers}},\n"
+                f"  version = {{{self.version}}},\n"
+                f"  url     = {{{self.url}}},\n"
+                f"  note    = {{commit {self.commit}{' (with uncommitted changes)' if self.dirty else ''}, "
+                f"built {self.date}}},\n"
+                f"  year    = {{{year}}},\n"
+                "  license = {MIT}\n"
+                "}")
+
+
+@functools.lru_cache(maxsize=None)
+def build_info(root=None) -> BuildInfo:
+    """saesim's version, the git commit of the checkout (``root``, default this package's) and the build date."""
+    import datetime
+    from importlib import metadata
+
+    try:
+        version = metadata.version("saesim")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        version = "unknown"
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    commit, dirty = os.environ.get("SAESIM_COMMIT", ""), False
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    timeout=30).stdout.strip() or "unknown"
+            if commit != "unknown":
+                status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                        capture_output=True, text=True, timeout=60).stdout
+                dirty = bool(status.strip())
+        except (OSError, subprocess.SubprocessError):
+            commit = "unknown"
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = (datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc) if epoch and epoch.isdigit()
+            else datetime.datetime.now(datetime.timezone.utc))
+    return BuildInfo(version=version, commit=commit, dirty=dirty, date=when.date().isoformat())
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+PARAMETER_HELP = {
+    "profile": "which models, SAEs, text and settings (a profile name or YAML path)",
+    "cache_dir": "the artefact store read (set by `saesim book`)",
+    "results_dir": "the tables of `saesim run` read (set by `saesim book`)",
+    "runs_dir": "the folder of `saesim run` records listed (set by `saesim book`)",
+    "figures_dir": "where the figure files are written, beside the page",
+    "rule": "the pairing rule (first_index, many_to_one, max_corr, mutual, hungarian)",
+    "rules": "the pairing rules compared",
+    "direction": "which side chooses its partner (b_to_a or a_to_b)",
+    "layers_a": "the layers of model A shown",
+    "layers_b": "the layers of model B shown",
+    "n_perm": "shuffles per null distribution",
+    "seed": "the seed of every random draw",
+    "compat": "true: the authors' computation (SVCCA with k = 1, their p-value)",
+    "metrics": "the similarity measures scored",
+    "alpha": "the significance level",
+    "n_boot": "bootstrap resamples per interval",
+    "executor": "how cells are computed (serial, local processes)",
+}
+"""What the common notebook parameters change, for :func:`parameters_table` (a trailing comment wins)."""
+
+_PATH_PARAMETERS = ("cache_dir", "results_dir", "runs_dir")
+
+
+def _parameter_cell(source) -> list[tuple[str, str, str]]:
+    """(name, default source text, trailing comment) of each assignment in a notebook's ``parameters`` cell."""
+    import ast
+    import io
+    import tokenize
+
+    import jupytext
+
+    notebook = jupytext.read(source, fmt="py:percent")
+    cell = next(c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    text = cell.source
+    comments = {}
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT:
+            comments[token.start[0]] = token.string.lstrip("#").strip()
+    out = []
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    out.append((target.id, ast.get_source_segment(text, node.value) or "",
+                                comments.get(node.end_lineno, "")))
+    return out
+
+
+def _notebook_source(name: str | None) -> Path | None:
+    env = os.environ.get("SAESIM_NOTEBOOK_SOURCE")
+    if env and Path(env).is_file() and (name is None or Path(env).stem == name):
+        return Path(env)
+    if name is not None:
+        candidate = Path(__file__).resolve().parents[1] / "notebooks" / f"{name}.py"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def parameters_table(values: Mapping | None = None, *, source=None, name: str | None = None):
+    """The page's parameters as a small HTML table: name, value used, default, what it changes.
+
+    Parameters
+    ----------
+    values : mapping, optional
+        The notebook's namespace (``globals()``): the values used (the
+        parameters cell's defaults with papermill's injected values applied).
+        Default: the defaults.
+    source : path, optional
+        The notebook's jupytext source (default: ``$SAESIM_NOTEBOOK_SOURCE``,
+        set by :func:`execute_notebook`, or ``notebooks/<name>.py`` of this
+        checkout).
+    name : str, optional
+        The notebook's name, used to find its source and in the rerun command.
+
+    Returns
+    -------
+    IPython.display.HTML
+        A table (what each parameter changes comes from its trailing comment
+        in the ``parameters`` cell, else :data:`PARAMETER_HELP`), followed by
+        the command that reruns the page with other values (``saesim book
+        --notebooks <name> -p NAME=VALUE``). Path parameters set by ``saesim
+        book`` are shown as such, never as this machine's path.
+    """
+    import html
+
+    from IPython.display import HTML
+
+    source = Path(source) if source is not None else _notebook_source(name)
+    if source is None:
+        raise ValueError("`source` is needed: no $SAESIM_NOTEBOOK_SOURCE and no `name` of a notebook in "
+                         "notebooks/; pass source='notebooks/<name>.py'.")
+    name = name or source.stem
+    values = dict(values or {})
+    rows = []
+    for key, default, comment in _parameter_cell(source):
+        used = values.get(key, None) if key in values else None
+        if key in _PATH_PARAMETERS:
+            shown = "set by saesim book" if used else "the profile's default"
+        elif key in values:
+            shown = repr(_plain(used))
+        else:
+            shown = default
+        help_text = comment or PARAMETER_HELP.get(key, "")
+        rows.append(f"<tr><td><code>{html.escape(key)}</code></td><td><code>{html.escape(str(shown))}</code></td>"
+                    f"<td><code>{html.escape(default)}</code></td><td>{html.escape(help_text)}</td></tr>")
+    names = [key for key, _, _ in _parameter_cell(source) if key not in _PATH_PARAMETERS + ("profile",)]
+    example = names[0] if names else "seed"
+    command = (f"saesim book --profile PROFILE --notebooks {name} -p {example}=VALUE")
+    return HTML('<div class="admonition saesim-parameters"><p class="admonition-title">Parameters of this page</p>'
+                '<table class="table"><thead><tr><th>name</th><th>value used</th><th>default</th>'
+                '<th>what it changes</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+                f"<p>This page accepts <code>-p NAME=VALUE</code> for each name above (values read as YAML), "
+                f"e.g. <code>{html.escape(command)}</code>.</p></div>")
 
 
 def glue_value(name: str, value, *, display: bool = False):
@@ -895,20 +1123,145 @@ def _check_parameters_cell(notebook, source: Path) -> None:
                          f"cell (house rule 12); found tagged cells at {tagged}.")
 
 
-def _strip_papermill_noise(path: Path) -> None:
-    """Fold the parameter cells away on the page and drop this machine's paths from papermill's metadata."""
+def _strip_papermill_noise(path: Path, *, paths: Mapping[str, str] | None = None) -> None:
+    """Tidy an executed notebook for the page.
+
+    * the parameters cell is folded away (``hide-cell``) and papermill's
+      injected cell removed (``remove-cell``: the page's parameters table
+      shows the values, and the injected cell holds this machine's paths);
+    * every other code cell not tagged by its notebook gets ``remove-input``
+      when it only glues values or imports (the reader needs its output, not
+      its code), else ``hide-input`` (the code one click away); a notebook
+      keeps a cell's code in view with the tag ``show-input``;
+    * this machine's paths (``paths``: path -> placeholder) are replaced in
+      every output and source, and in papermill's metadata.
+    """
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
+    replacements = sorted((paths or {}).items(), key=lambda kv: -len(kv[0]))
     for cell in notebook.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if ("parameters" in tags or "injected-parameters" in tags) and "hide-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "hide-cell"]
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        elif "parameters" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")
+        elif cell.cell_type == "code" and not set(tags) & _LAYOUT_TAGS:
+            tags.append("remove-input" if _glue_only(cell.source) else "hide-input")
+        if tags:
+            cell.metadata["tags"] = tags
+        if replacements:
+            cell.source = _scrub(cell.source, replacements)
+            for output in cell.get("outputs", []):
+                if "text" in output:
+                    output["text"] = _scrub(output["text"], replacements)
+                for mime, value in output.get("data", {}).items():
+                    if isinstance(value, str) and not mime.startswith("image/"):
+                        output["data"][mime] = _scrub(value, replacements)
     meta = notebook.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if key in meta:
             meta[key] = Path(meta[key]).name
+    if "parameters" in meta:
+        meta["parameters"] = {k: (_scrub(v, replacements) if isinstance(v, str) else v)
+                              for k, v in meta["parameters"].items()}
     nbformat.write(notebook, path)
+
+
+_LAYOUT_TAGS = frozenset({"hide-input", "remove-input", "hide-cell", "remove-cell", "hide-output", "show-input",
+                          "remove-output"})
+"""Cell tags that say how a cell is shown; a cell carrying one is left as its notebook tagged it."""
+
+_GLUE_CALLS = frozenset({"glue", "glue_value"})
+
+
+def _glue_only(code: str) -> bool:
+    """Whether a code cell only imports and glues values (``glue_value(...)`` calls): no science to show."""
+    import ast
+
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return False
+    glued = False
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in _GLUE_CALLS:
+                glued = True
+                continue
+        if isinstance(node, ast.For) and all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
+                                             and getattr(n.value.func, "attr", getattr(n.value.func, "id", ""))
+                                             in _GLUE_CALLS for n in node.body):
+            glued = True
+            continue
+        return False
+    return glued or all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body) and bool(body)
+
+
+def _scrub(text: str, replacements) -> str:
+    for old, new in replacements:
+        if old:
+            text = text.replace(old, new)
+    return text
+
+
+def _path_placeholders(params: Mapping, output: Path) -> dict[str, str]:
+    """This machine's paths that may appear in a page's outputs, each with the placeholder shown instead."""
+    out = {}
+    for key in _PATH_PARAMETERS:
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            out[str(Path(value))] = f"<{key}>"
+            out[str(Path(value).resolve())] = f"<{key}>"
+    generated = Path(output).resolve().parent
+    out[str(generated)] = "<book>"
+    out[str(Path(__file__).resolve().parents[1])] = "<checkout>"
+    home = str(Path.home())
+    if len(home) > 1:
+        out[home] = "~"
+    out[tempfile.gettempdir()] = "<tmp>"
+    return out
+
+
+def _insert_parameters_table(notebook, name: str) -> None:
+    """Add a cell that shows the page's parameters table, after the page's title (or the parameters cell)."""
+    import nbformat
+
+    if any("parameters_table(" in cell.source for cell in notebook.cells if cell.cell_type == "code"):
+        return  # the notebook shows it itself
+    code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    where = code[0] + 1
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown" and any(line.startswith("# ") for line in cell.source.splitlines()):
+            where = max(where, i + 1)
+            break
+    cell = nbformat.v4.new_code_cell(f"from saesim.book import parameters_table as _saesim_parameters_table\n"
+                                     f"_saesim_parameters_table(globals(), name={name!r})")
+    cell.metadata["tags"] = ["remove-input", "saesim-parameters"]
+    notebook.cells.insert(where, cell)
+
+
+@functools.lru_cache(maxsize=None)
+def _ipc_kernel_manager():
+    """A jupyter_client kernel manager whose kernel talks over IPC (Unix sockets in Jupyter's runtime folder).
+
+    The build's kernels then never print ipykernel's "Kernel is running over
+    TCP without encryption" warning, once per notebook, into the build log
+    (it is a log record of ipykernel's, not a Python warning, so it cannot be
+    filtered by type; IPC is what the message itself recommends).
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IpcKernelManager
 
 
 def _write_favicon(path: Path) -> None:

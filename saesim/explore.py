@@ -67,6 +67,7 @@ __all__ = [
     "pair_table",
     "seed_floor",
     "seed_stability",
+    "plotly_bytes",
     "show_table",
     "strongest_pair",
 ]
@@ -611,7 +612,7 @@ def neuronpedia_id(profile, slot: str, layer: int) -> str | None:
     Locally trained or locally saved SAEs (the offline and tiny profiles)
     and sparsify SAEs get None, so the book shows no dead links.
     """
-    from importlib import resources
+    import importlib.util
 
     import yaml
 
@@ -619,10 +620,11 @@ def neuronpedia_id(profile, slot: str, layer: int) -> str | None:
     sae = spec.sae
     if sae.source != "saelens" or not sae.location or "/" in sae.location or Path(sae.location).exists():
         return None
-    try:
-        text = (resources.files("sae_lens") / "pretrained_saes.yaml").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - sae-lens is a requirement
+    found = importlib.util.find_spec("sae_lens")  # located, not imported (importing sae_lens takes seconds)
+    registry = Path(next(iter(found.submodule_search_locations))) / "pretrained_saes.yaml" if found else None
+    if registry is None or not registry.is_file():  # pragma: no cover - sae-lens is a requirement
         return None
+    text = registry.read_text()
     head = f"\n{sae.location}:\n"
     start = text.find(head)
     if start < 0:
@@ -859,24 +861,42 @@ def map_html(fig, *, static_prefix: str = "../../_static", div_id: str = "decode
                        config={"displaylogo": False, "responsive": True})
 
 
-def show_table(frame, *, caption: str = "", table_id: str = "explorer-table", html_columns=()) -> None:
+def show_table(frame, *, caption: str = "", table_id: str = "explorer-table", html_columns=(),
+               init: bool = True) -> int:
     """Display ``frame`` as an interactive DataTable, offline (itables' bundle inlined in the page).
 
     Sortable columns, one search box over every column, and a filter box
     under each column (e.g. the ``stage`` column). Cells of ``html_columns``
-    are rendered as HTML (links); all others are escaped.
+    are rendered as HTML (links); all others are escaped. ``init`` displays
+    the DataTables bundle first (once per page: pass False for a second
+    table). Returns the bytes of HTML displayed.
     """
     import itables
+    from IPython.display import HTML, display
+    from itables.javascript import generate_init_offline_itables_html
 
-    itables.init_notebook_mode(all_interactive=False, connected=False)
+    size = 0
+    if init:
+        itables.init_notebook_mode(all_interactive=False, connected=False)
+        size += len(generate_init_offline_itables_html(itables.options.dt_bundle).encode())
     html = set(html_columns)
     frame = frame.copy()
     for column in frame.columns:
         if column not in html and frame[column].dtype == object:
             frame[column] = [_html_escape(str(v)) for v in frame[column]]
-    itables.show(frame, caption=caption or None, table_id=table_id, allow_html=True, maxBytes=0,
-                 column_filters="footer", order=[], lengthMenu=[10, 25, 100, 500], pageLength=10,
-                 classes="display compact", showIndex=False)
+    fragment = itables.to_html_datatable(frame, caption=caption or None, table_id=table_id, allow_html=True,
+                                         maxBytes=0, column_filters="footer", order=[],
+                                         lengthMenu=[10, 25, 100, 500], pageLength=10, classes="display compact",
+                                         showIndex=False, connected=False)
+    display(HTML(fragment))
+    return size + len(fragment.encode())
+
+
+def plotly_bytes() -> int:
+    """Size of the installed ``plotly.min.js`` (what :func:`ensure_plotly` copies)."""
+    import plotly
+
+    return (Path(plotly.__file__).parent / "package_data" / PLOTLY_FILE).stat().st_size
 
 
 def _html_escape(text: str) -> str:

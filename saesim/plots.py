@@ -185,7 +185,7 @@ def panel_style(value: str) -> dict:
 def layer_heatmap(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", cols: str = "layer_a",
                   ax: Axes | None = None, title: str | None = None, fmt: str = ".3f", cmap: str = "magma",
                   vmin: float | None = None, vmax: float | None = None, label_a: str = "model A",
-                  label_b: str = "model B", cbar: bool = True) -> Axes:
+                  label_b: str = "model B", cbar: bool = True, counts: str | None = None) -> Axes:
     """One annotated layer × layer heatmap in the paper's style.
 
     Parameters
@@ -212,6 +212,9 @@ def layer_heatmap(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", col
         Model names for the axis labels (``"<label> layer"``).
     cbar : bool, default True
         Draw a colour bar.
+    counts : str, optional
+        A count column (e.g. ``"n_pairs"``) written under each cell's value
+        as ``n=<count>``: how many pairs the score rests on.
 
     Returns
     -------
@@ -226,12 +229,16 @@ def layer_heatmap(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", col
     Notes
     -----
     Cells with no value (NaN, or no row) are left blank and unannotated.
-    Annotations are bold 14 pt.
+    Annotations are bold, 14 pt where the cells are wide enough, smaller
+    where they are not, so that neighbouring numbers never overprint.
     """
     grid = _pivot(frame, value, rows=rows, cols=cols)
+    count_grid = None
+    if counts is not None and counts in frame:
+        count_grid = _pivot(frame, counts, rows=rows, cols=cols).reindex(index=grid.index, columns=grid.columns)
     if ax is None:
         ax = _new_figure(*_heatmap_size(grid.shape)).subplots()
-    _draw_grid(ax, grid, fmt=fmt, cmap=cmap, vmin=vmin, vmax=vmax, cbar=cbar)
+    _draw_grid(ax, grid, fmt=fmt, cmap=cmap, vmin=vmin, vmax=vmax, cbar=cbar, counts=count_grid)
     ax.set_title(panel_title(value) if title is None else title)
     ax.set_xlabel(f"{label_a} layer")
     ax.set_ylabel(f"{label_b} layer")
@@ -347,7 +354,7 @@ def heatmap_panels(frame: pd.DataFrame, values: Sequence[str], *, titles: Sequen
 
 def concept_heatmap_grid(subspace_frame: pd.DataFrame, value: str, *, ncols: int = 2,
                          concepts: Sequence[str] | None = None, title: str | None = None,
-                         shared_scale: bool = True, **kw) -> Figure:
+                         shared_scale: bool = True, counts: str | None = "n_pairs", **kw) -> Figure:
     """One heatmap panel per concept (appendix A9/A10): 2 columns × 4 rows for 8 concepts.
 
     Parameters
@@ -366,6 +373,9 @@ def concept_heatmap_grid(subspace_frame: pd.DataFrame, value: str, *, ncols: int
     shared_scale : bool, default True
         One colour scale for all panels (the limits of :func:`panel_style`, or
         else the value's range over the whole frame), so concepts compare.
+    counts : str or None, default "n_pairs"
+        Count column written under each cell's value (``n=<pairs>``), when
+        the frame has it; None leaves it out.
     **kw
         Passed to :func:`layer_heatmap` (``label_a``, ``label_b``, ``fmt``,
         ``cmap``, ``vmin``, ``vmax``, ``rows``, ``cols``).
@@ -408,7 +418,8 @@ def concept_heatmap_grid(subspace_frame: pd.DataFrame, value: str, *, ncols: int
     fig, axes = _panel_grid(len(concepts), ncols, _heatmap_size(shape))
     stem = panel_title(value) if title is None else title
     for ax, concept in zip(axes, concepts):
-        layer_heatmap(frame[frame["concept"] == concept], value, ax=ax, title=f"{stem}: {concept}", **options)
+        layer_heatmap(frame[frame["concept"] == concept], value, ax=ax, title=f"{stem}: {concept}",
+                      counts=counts if counts in frame else None, **options)
         ax.set_label(f"concept:{concept}")
     return fig
 
@@ -467,9 +478,11 @@ def paired_vs_null_bars(frame: pd.DataFrame, metric: str, *, layer_a=None, ax: A
     ax.set_xticks(x, [str(v) for v in rows["layer_b"]])
     ax.set_xlabel(f"{label_b} layer")
     ax.set_ylabel(display_name(metric))
-    ax.set_title(f"{display_name(metric)}: {label_a} layer {layer_a} vs {label_b} layers")
+    ax.set_title(_wrap(f"{display_name(metric)}: {label_a} layer {layer_a} vs {label_b} layers", ax),
+                 fontsize="medium")
     ax.axhline(0.0, color="black", linewidth=0.6)
-    ax.legend(frameon=False)
+    # below the axes, never over the bars
+    ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
     return ax
 
 
@@ -521,9 +534,9 @@ def control_bars(trained: pd.DataFrame, control: pd.DataFrame, metric: str, *, a
     ax.set_xticks(x, [str(v) for v in layers])
     ax.set_xlabel("layer (same layer on both sides)")
     ax.set_ylabel(display_name(metric))
-    ax.set_title(f"{display_name(metric)}: trained vs random-model control")
+    ax.set_title(_wrap(f"{display_name(metric)}: trained vs random-model control", ax), fontsize="medium")
     ax.axhline(0.0, color="black", linewidth=0.6)
-    ax.legend(frameon=False, fontsize="small")
+    ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
     return ax
 
 
@@ -561,9 +574,10 @@ def hub_histogram(counts, *, ax: Axes | None = None, log: bool = True, bins: int
                  if log and chosen.max() > 1 else bins)
         text = label or "A latents"
         ax.hist(chosen, bins=edges, color="#3b0f70",
-                label=f"{text} ({chosen.size} chosen, {int((counts == 0).sum())} never chosen); "
+                label=f"{text}: {chosen.size} chosen, {int((counts == 0).sum())} never chosen;\n"
                       f"largest hub: {int(chosen.max())}")
-        ax.legend(frameon=False, fontsize="small", loc="upper right")
+        # below the axes: inside, a long label covers the bars or squeezes the plot
+        ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2))
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -888,7 +902,8 @@ def method_diagram() -> Figure:
 # --- saving and captions ------------------------------------------------------------------------
 
 def save_figure(fig: Figure, name: str, out_dir, *, formats: Sequence[str] = SAVE_FORMATS,
-                dpi: int = SAVE_DPI) -> dict[str, Path]:
+                dpi: int = SAVE_DPI, metadata: Mapping | None = None,
+                min_width_px: int | None = None) -> dict[str, Path]:
     """Write a figure as ``<name>.pdf``, ``<name>.svg`` and ``<name>.png``, atomically.
 
     Parameters
@@ -902,6 +917,14 @@ def save_figure(fig: Figure, name: str, out_dir, *, formats: Sequence[str] = SAV
     formats : sequence of str, default ("pdf", "svg", "png")
     dpi : int, default 150
         Resolution of raster output.
+    metadata : mapping, optional
+        ``Title``, ``Description`` and ``Software`` of the figure (e.g. the
+        caption and saesim's version, commit and build date); written as the
+        PNG's text chunks, the PDF's Title / Subject / Creator and the SVG's
+        Title / Description / Creator.
+    min_width_px : int, optional
+        Smallest width of the PNG: a figure that would come out narrower at
+        ``dpi`` is rendered at the resolution that reaches it.
 
     Returns
     -------
@@ -925,20 +948,46 @@ def save_figure(fig: Figure, name: str, out_dir, *, formats: Sequence[str] = SAV
         raise ValueError(f"`name` {name!r} must not carry a suffix; one file per format is written.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
+    info = {k: str(v) for k, v in (metadata or {}).items() if v is not None}
+    unknown = sorted(set(info) - {"Title", "Description", "Software"})
+    if unknown:
+        raise ValueError(f"`metadata` keys {unknown} are not supported; use Title, Description and Software.")
+    per_format = {
+        "pdf": {"CreationDate": None, **{pdf: info[key] for key, pdf in (("Title", "Title"), ("Description", "Subject"),
+                                                                          ("Software", "Creator")) if key in info}},
+        "svg": {"Date": None, **{svg: info[key] for key, svg in (("Title", "Title"), ("Description", "Description"),
+                                                                  ("Software", "Creator")) if key in info}},
+        "png": dict(info) or None,
+    }
     written = {}
     with matplotlib.rc_context({"svg.hashsalt": name}):
         for ext in formats:
             target = out_dir / f"{name}.{ext}"
-            tmp = out_dir / f".{name}.{ext}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-            try:
-                fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", metadata=metadata.get(ext))
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            _save_one(fig, target, ext, dpi, per_format.get(ext))
+            if ext == "png" and min_width_px:
+                width = _png_width(target)
+                if width < min_width_px:
+                    _save_one(fig, target, ext, int(math.ceil(dpi * min_width_px / max(width, 1))) + 1,
+                              per_format.get(ext))
             written[ext] = target
     return written
+
+
+def _save_one(fig: Figure, target: Path, ext: str, dpi: int, metadata) -> None:
+    tmp = target.parent / f".{target.stem}.{ext}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _png_width(path: Path) -> int:
+    """Pixel width from a PNG's IHDR chunk."""
+    with open(path, "rb") as handle:
+        header = handle.read(24)
+    return int.from_bytes(header[16:20], "big")
 
 
 _RULE_WORDS = {
@@ -1045,6 +1094,15 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
 
 # --- internals ----------------------------------------------------------------------------------
 
+def _wrap(text: str, ax: Axes, *, points: float = 10.0) -> str:
+    """``text`` broken into lines that fit the width of ``ax`` (a title that never runs into its neighbour's)."""
+    import textwrap
+
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    chars = max(16, int(72 * width_in / (0.55 * points)))
+    return "\n".join(textwrap.wrap(text, chars)) or text
+
+
 def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
@@ -1063,7 +1121,7 @@ def _panel_grid(n: int, ncols: int, panel_size) -> tuple[Figure, list[Axes]]:
     return fig, axes[:n]
 
 
-def _draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar) -> None:
+def _draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar, counts=None) -> None:
     import seaborn as sns
 
     values = grid.to_numpy(dtype=float)
@@ -1072,10 +1130,30 @@ def _draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar) -> 
         vmin = 0.0 if vmin is None else vmin
         vmax = 1.0 if vmax is None else vmax
     labels = np.array([[_format(v, fmt) for v in row] for row in values], dtype=object)
+    if counts is not None:
+        n = counts.to_numpy(dtype=float)
+        labels = np.array([[lab if not lab or not np.isfinite(c) else f"{lab}\nn={int(c)}"
+                            for lab, c in zip(row, crow)] for row, crow in zip(labels, n)], dtype=object)
     sns.heatmap(grid, ax=ax, annot=labels, fmt="", cmap=cmap, vmin=vmin, vmax=vmax, cbar=cbar,
-                annot_kws=dict(ANNOT_KWS), mask=~np.isfinite(values))
+                annot_kws={**ANNOT_KWS, "size": _annotation_size(ax, grid.shape, labels, cbar)},
+                mask=~np.isfinite(values))
     ax.tick_params(axis="y", rotation=0)
     ax.tick_params(axis="x", rotation=0)
+
+
+def _annotation_size(ax: Axes, shape, labels, cbar: bool) -> float:
+    """Font size (pt) at which the widest cell label fits its cell: at most the paper's 14 pt, at least 5."""
+    n_rows, n_cols = max(shape[0], 1), max(shape[1], 1)
+    fig = ax.figure
+    box = ax.get_position()
+    width_in = box.width * fig.get_figwidth() * (0.8 if cbar else 0.95)
+    height_in = box.height * fig.get_figheight() * 0.9
+    lines = [str(lab).split("\n") for lab in np.ravel(labels) if lab]
+    chars = max((len(line) for parts in lines for line in parts), default=4)
+    n_lines = max((len(parts) for parts in lines), default=1)
+    by_width = 72 * width_in / n_cols / (0.62 * max(chars, 1) + 0.8)
+    by_height = 72 * height_in / n_rows / (1.25 * n_lines + 0.3)
+    return float(np.clip(min(by_width, by_height), 5.0, ANNOT_KWS["size"]))
 
 
 def _per_panel(option, value: str, index: int, key: str):
@@ -1138,18 +1216,17 @@ def _layers(layers) -> str:
     if len(layers) > 2 and all(isinstance(v, (int, np.integer)) for v in layers) \
             and list(layers) == list(range(layers[0], layers[0] + len(layers))):
         return f"{layers[0]}–{layers[-1]}"
-    return "{" + ", ".join(str(v) for v in layers) + "}"
+    return ", ".join(str(v) for v in layers)  # plain text: never a Python set in a caption
 
 
 def _junk(junk_list) -> str:
+    """The junk list by name and size: a caption never spells out tokens (they may be another tokenizer's)."""
     from saesim.filters import JUNK_LISTS
 
     if isinstance(junk_list, str):
         tokens = JUNK_LISTS.get(junk_list)
-        if tokens is None:
-            return junk_list
-        return f"{junk_list}: " + " ".join(repr(t) for t in tokens)
-    return " ".join(repr(t) for t in junk_list)
+        return junk_list if tokens is None else f"{junk_list}, {len(tokens)} tokens"
+    return f"{len(tuple(junk_list))} custom tokens"
 
 
 def _words(value, table: Mapping) -> str:

@@ -42,7 +42,11 @@ from saesim.match import RULES
 __all__ = [
     "BOOT_CANDIDATES",
     "BootstrapResult",
+    "CI_METHOD",
     "COMPARISONS",
+    "N_BOOT",
+    "cached_top_k",
+    "recentred_interval",
     "findings",
     "DenseDocumentMoments",
     "DocumentMoments",
@@ -65,6 +69,9 @@ __all__ = [
 
 BOOT_METRICS = ("svcca", "rsa")
 """Metrics bootstrapped by default."""
+
+N_BOOT = 200
+"""Default bootstrap resamples of :func:`bootstrap_ci` (enough for stable 2.5 % / 97.5 % quantiles)."""
 
 COMPARISONS = ("sae", "seed", "control", "control_all", "raw_neuron", "shuffle_null")
 """Rows of a :func:`control_comparison` table: the SAE pairs, the SAE-seed control (two SAEs of model A), the
@@ -366,13 +373,17 @@ class BootstrapResult:
             enough = np.isfinite(values).sum() > 1
             record[f"{metric}_boot_se"] = float(np.nanstd(values, ddof=1)) if enough else np.nan
             record[f"{metric}_boot_mean"] = float(np.nanmean(values)) if enough else np.nan
+        for metric in self.metrics:
+            values = self.samples[metric].to_numpy(dtype=float)
+            record[f"{metric}_boot_bias"] = (float(np.nanmedian(values)) - _num(record.get(metric))
+                                             if np.isfinite(values).any() else np.nan)
         record.update({"n_boot": self.n_boot, "boot_seed": self.seed, "ci_level": self.level,
-                       "boot_n_pairs_median": float(self.samples["n_pairs"].median())})
+                       "ci_method": CI_METHOD, "boot_n_pairs_median": float(self.samples["n_pairs"].median())})
         return effect_sizes(record)
 
 
 def bootstrap_ci(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: CompareSettings, *, rule: str,
-                 direction: str = "b_to_a", metrics=BOOT_METRICS, n_boot: int = 50, seed: int = 0,
+                 direction: str = "b_to_a", metrics=BOOT_METRICS, n_boot: int = N_BOOT, seed: int = 0,
                  level: float = 0.95, candidates: int = BOOT_CANDIDATES, exact: bool = False) -> BootstrapResult:
     """Bootstrap CI of each paired score over documents.
 
@@ -389,8 +400,10 @@ def bootstrap_ci(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: Compar
     rule, direction : str
         Pairing rule and direction.
     metrics : sequence of str, default ("svcca", "rsa")
-    n_boot : int, default 50
-        Resamples.
+    n_boot : int, default :data:`N_BOOT` (200)
+        Resamples. The interval's ends are quantiles of the resamples: with
+        20 they move by about a bootstrap standard error from one seed to
+        the next, with 200 by about a third of one.
     seed : int, default 0
         Resample ``b`` draws its documents from ``default_rng([seed, b])``:
         same seed, same CIs; more resamples extend, not change, the first ones.
@@ -411,11 +424,13 @@ def bootstrap_ci(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: Compar
     -----
     Pairing takes a maximum over noisy correlations, so the paired score is
     not a smooth function of the data: a resample (about 63 % distinct
-    documents) pairs less accurately than the full data, and the percentile
-    interval tends to sit *below* the observed score
-    (``<metric>_boot_mean`` in :meth:`BootstrapResult.to_record` shows the
-    shift). For "the SAE score beats a baseline" claims this errs on the
-    conservative side when the baseline is not resampled alike.
+    documents) pairs less accurately than the full data, and a plain
+    percentile interval tends to sit *below* the observed score, even
+    excluding it. The interval is therefore the percentile interval
+    recentred on the observed score (:func:`recentred_interval`: the
+    resamples' median bias, ``<metric>_boot_bias`` in
+    :meth:`BootstrapResult.to_record`, removed), so it always contains the
+    estimate; ``ci_method`` names the method.
 
     *Dense codes* (raw neurons; ``compat`` and ``exact`` off) need no
     candidates: :class:`DenseDocumentMoments` keeps every pair's
@@ -495,19 +510,58 @@ def bootstrap_ci(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: Compar
                      **({"svcca_k_x": record.get("svcca_k_x"), "svcca_k_y": record.get("svcca_k_y")}
                         if "svcca" in metrics else {})})
     samples = pd.DataFrame(rows)
-    alpha = (1 - level) / 2
-    ci = {}
-    for metric in metrics:
-        values = samples[metric].to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
-        ci[metric] = ((float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha)))
-                      if values.size > 1 else (np.nan, np.nan))
+    ci = {metric: recentred_interval(samples[metric].to_numpy(dtype=float), _num(observed.get(metric)), level)
+          for metric in metrics}
     return BootstrapResult(observed=observed, samples=samples, metrics=metrics, level=level, n_boot=n_boot,
                            seed=seed, ci=ci)
 
 
+CI_METHOD = "percentile, recentred on the estimate (median-bias corrected)"
+"""How :func:`bootstrap_ci` turns resamples into an interval (recorded as ``ci_method``)."""
+
+
+def recentred_interval(values, estimate: float, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of ``values`` shifted by their median bias, so that it is centred where ``estimate`` is.
+
+    Parameters
+    ----------
+    values : array_like of float
+        Bootstrap replicates of the statistic (NaN ignored).
+    estimate : float
+        The statistic on the full sample.
+    level : float, default 0.95
+
+    Returns
+    -------
+    (float, float)
+        ``(q_lo - b, q_hi - b)`` with ``q`` the ``(1 - level) / 2`` and
+        ``(1 + level) / 2`` quantiles of ``values`` and ``b = median(values)
+        - estimate`` the bootstrap's estimate of the median bias; NaN when
+        fewer than two replicates or no finite estimate. The interval always
+        contains ``estimate`` (``q_lo <= median <= q_hi``).
+
+    Notes
+    -----
+    A paired score takes a maximum over noisy correlations; a resample holds
+    about 63 % distinct documents and pairs less accurately, so its scores
+    sit below the full-sample score and the plain percentile interval can
+    exclude the estimate it is meant to bracket. The bootstrap still measures
+    the spread; its location is moved back to the estimate (the median bias
+    is removed, as in the bias-corrected percentile method, Efron & Tibshirani
+    1993, ch. 14, without the acceleration term).
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < 2 or not np.isfinite(estimate):
+        return (np.nan, np.nan)
+    alpha = (1 - level) / 2
+    low, mid, high = np.quantile(values, [alpha, 0.5, 1 - alpha])
+    bias = mid - estimate
+    return (float(low - bias), float(high - bias))
+
+
 def bootstrap_many(profile, comparisons, row_doc, settings: CompareSettings, *, rule: str,
-                   direction: str = "b_to_a", metrics=BOOT_METRICS, n_boot: int = 50, seed: int = 0,
+                   direction: str = "b_to_a", metrics=BOOT_METRICS, n_boot: int = N_BOOT, seed: int = 0,
                    level: float = 0.95, candidates: int = BOOT_CANDIDATES, cache=None, out=None,
                    executor: str = "local", n_workers: int | None = None, progress: bool = False) -> list[dict]:
     """:func:`bootstrap_ci` records of several comparisons of cached SAE layers, in parallel and kept on disk.
@@ -1013,12 +1067,31 @@ def sweep_token_budget(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: 
     return effect_sizes(pd.concat(frames, ignore_index=True))
 
 
+def cached_top_k(layer_a: SaeLayer, layer_b: SaeLayer) -> int:
+    """How many top tokens per latent both layers cache: the largest ``top_k`` the junk filter can use."""
+    return int(min(layer_a.top.strings.shape[1], layer_b.top.strings.shape[1]))
+
+
 # --------------------------------------------------------------------------- plots
 
 
+_COMPARISON_LABELS = {"sae": "SAE pairs", "seed": "SAE-seed control", "control": "random model (authors')",
+                      "control_all": "random model (every tensor)", "raw_neuron": "raw neurons",
+                      "shuffle_null": "shuffled null (mean ± 1.96 sd)"}
+
+
 def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
-    """Paired SAE score and each baseline, with CIs, per layer pair (one metric, first rule/direction)."""
-    import matplotlib.pyplot as plt
+    """Paired SAE score and each baseline, with CIs, per layer pair (one metric, first rule/direction).
+
+    Each comparison is a point with its interval (``ci_low``..``ci_high``);
+    the shuffled null is drawn as a grey band (its ``ci_low``..``ci_high``,
+    mean ± 1.96 sd in :func:`control_comparison`) with its mean as a line,
+    behind the points of the same layer pair. The legend sits below the axes.
+    Returns a :class:`matplotlib.figure.Figure` that pyplot does not manage
+    (a notebook shows it only through :func:`saesim.book.show_figure`).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     sub = table[table["metric"] == metric]
     if sub.empty:
@@ -1027,9 +1100,23 @@ def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
     sub = sub[(sub["rule"] == first["rule"]) & (sub["direction"] == first["direction"])]
     pairs = list(dict.fromkeys(zip(sub["layer_a"], sub["layer_b"])))
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(pairs) + 2), 3.2))
-    comparisons = [c for c in COMPARISONS if c in set(sub["comparison"])]
+        fig = Figure(figsize=(max(8.0, 1.6 * len(pairs) + 3), 4.6), layout="constrained")
+        ax = fig.subplots()
+    present = set(sub["comparison"])
+    comparisons = [c for c in COMPARISONS if c in present and c != "shuffle_null"]
     width = 0.8 / max(len(comparisons), 1)
+    handles = []
+    if "shuffle_null" in present:
+        rows = sub[sub["comparison"] == "shuffle_null"].set_index(["layer_a", "layer_b"])
+        for i, pair_ in enumerate(pairs):
+            if pair_ not in rows.index:
+                continue
+            row = rows.loc[pair_]
+            row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+            ax.fill_between([i - 0.45, i + 0.45], row["ci_low"], row["ci_high"], color="0.6", alpha=0.35,
+                            linewidth=0, zorder=1)
+            ax.hlines(row["value"], i - 0.45, i + 0.45, color="0.35", linewidth=1.2, zorder=2)
+        handles.append(Patch(facecolor="0.6", alpha=0.35, label=_COMPARISON_LABELS["shuffle_null"]))
     for j, comparison in enumerate(comparisons):
         rows = sub[sub["comparison"] == comparison].set_index(["layer_a", "layer_b"])
         xs, ys, lo, hi = [], [], [], []
@@ -1042,147 +1129,128 @@ def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
             ys.append(row["value"])
             lo.append(row["ci_low"])
             hi.append(row["ci_high"])
-        # The percentile interval need not contain the full-sample score (pairing on a resample is
-        # noisier, so it often sits below): draw it as its own segment, not as +/- errors.
-        points = ax.plot(xs, ys, "o", label=comparison.replace("_", " "))[0]
-        ax.vlines(xs, lo, hi, color=points.get_color(), linewidth=1.5)
+        points = ax.plot(xs, ys, "o", label=_COMPARISON_LABELS.get(comparison, comparison), zorder=3)[0]
+        ax.vlines(xs, lo, hi, color=points.get_color(), linewidth=1.5, zorder=3)
+        handles.insert(len(handles) - ("shuffle_null" in present), points)
     ax.set_xticks(range(len(pairs)))
     ax.set_xticklabels([f"A{a}–B{b}" for a, b in pairs])
+    ax.set_xlim(-0.6, len(pairs) - 0.4)
+    ax.set_xlabel("layer pair")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric}: SAE pairs vs baselines ({first['rule']}, {first['direction']})")
-    ax.legend(fontsize="small")
+    ax.legend(handles=handles, fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncols=min(3, len(handles)))
     return ax.figure
 
 
+def policy_label(policy) -> str:
+    """A dimension policy in words: ``"0.99"`` -> ``"99% var"``, ``"10"`` -> ``"k=10"``, ``"ratio:50"`` -> ``"k=n/50"``."""
+    text = str(policy)
+    if text.startswith("ratio:"):
+        return f"k=n/{text.split(':', 1)[1]}"
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if "." in text and value < 1:
+        return f"{100 * value:g}% var"
+    return f"k={int(value)}"
+
+
+_LINESTYLES = ("-", "--", "-.", (0, (1, 1)))
+
+
 def plot_sweep(table: pd.DataFrame, x: str, metrics=("svcca", "rsa"), *, hue: str | None = None,
-               col: str | None = None):
-    """Small multiples of a sweep: one panel per (metric, ``col`` value), score vs ``x`` with its null mean."""
-    import matplotlib.pyplot as plt
-
-    table = table[table.get("skipped", pd.Series("", index=table.index)).fillna("") == ""] \
-        if "skipped" in table else table
-    metrics = [m for m in metrics if m in table]
-    cols = list(dict.fromkeys(table[col])) if col else [None]
-    fig, axes = plt.subplots(len(metrics), len(cols), figsize=(3.2 * len(cols), 2.6 * len(metrics)),
-                             squeeze=False, sharex=True)
-    for i, metric in enumerate(metrics):
-        for j, value in enumerate(cols):
-            ax = axes[i][j]
-            sub = table if col is None else table[table[col] == value]
-            groups = sub.groupby(hue, sort=True) if hue else [(None, sub)]
-            for name, g in groups:
-                g = g.sort_values(x)
-                ax.plot(g[x].astype(str) if g[x].dtype == object else g[x], g[metric], marker="o",
-                        label=str(name) if hue else metric)
-                if f"{metric}_null_mean" in g:
-                    ax.plot(g[x].astype(str) if g[x].dtype == object else g[x], g[f"{metric}_null_mean"],
-                            linestyle=":", color="grey")
-            ax.set_title(f"{metric}" + (f" · {col}={value}" if col else ""), fontsize="small")
-            ax.set_xlabel(x)
-            if i == 0 and j == 0 and hue:
-                ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    return fig
-
-
-# --------------------------------------------------------------------------- findings
-
-
-FINDING_NAMES = {"full_space": "A against B", "seed": "two SAEs of model A", "control": "the authors' random model",
-                 "control_all": "the every-tensor random model"}
-"""How :func:`findings` names each comparison of :meth:`saesim.config.Profile.comparisons`."""
-
-
-def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.DataFrame | None = None,
-             depth: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> tuple[list[str], pd.DataFrame]:
-    """What the run found, in sentences generated from its tables (not written for one outcome).
+               col: str | None = None, style: str | None = None, ncols: int = 5):
+    """Small multiples of a sweep: one panel per (metric, ``col`` value), score vs ``x`` with its null mean.
 
     Parameters
     ----------
-    frames : mapping of comparison name -> tidy grid table
-        One rule and direction each; ``"full_space"`` must be present, the
-        controls (``"seed"``, ``"control"``, ``"control_all"``) are used when
-        given. Holm-adjusted p-values (``<metric>_p_holm``) are used where present.
-    metric : str
-        ``"rsa"``, ``"svcca"``, ``"svcca_authors_k"`` or ``"linear_cka"``.
-    alpha : float
-        Level of the Holm-adjusted tests (one family per comparison: its grid).
-    baselines : DataFrame, optional
-        A :func:`control_comparison` table (bootstrap CIs, raw-neuron rows).
-    depth : (layers of A, layers of B), optional
-        The layer lists, to place the peak at a relative depth.
+    table : DataFrame
+        A ``sweep_*`` table; rows with a non-empty ``skipped`` are left out.
+    x : str
+        The swept setting. A numeric column is drawn as lines; a categorical
+        one (strings, e.g. ``policy``) as separate points on evenly spaced,
+        labelled ticks, never joined by lines.
+    metrics : sequence of str
+        One row of panels each.
+    hue, style : str, optional
+        Columns told apart by colour and by line style (or marker) within a
+        panel.
+    col : str, optional
+        One panel per value (wrapped after ``ncols`` panels).
+    ncols : int, default 5
 
     Returns
     -------
-    sentences : list of str
-    table : DataFrame
-        One row per comparison: cells, cells above the null (Holm), median
-        and max excess, the peak cell and its z.
+    matplotlib.figure.Figure
+        Not managed by pyplot; one legend for the whole figure, below the
+        panels. The shuffled-null mean of each line is dotted in its colour.
     """
-    if "full_space" not in frames:
-        raise ValueError("`frames` needs the 'full_space' comparison (A against B).")
-    rows = []
-    for name, frame in frames.items():
-        if frame is None or frame.empty:
-            continue
-        excess = frame[metric] - frame[f"{metric}_null_mean"]
-        p = frame[f"{metric}_p_holm"] if f"{metric}_p_holm" in frame else frame[f"{metric}_p"]
-        peak = frame.loc[excess.idxmax()]
-        rows.append({"comparison": name, "what": FINDING_NAMES.get(name, name), "cells": len(frame),
-                     "cells_above_null": int(((p <= alpha) & (excess > 0)).sum()),
-                     "median_excess": float(excess.median()), "max_excess": float(excess.max()),
-                     "peak_layer_a": int(peak["layer_a"]), "peak_layer_b": int(peak["layer_b"]),
-                     "peak_z": float(peak[f"{metric}_z"]), "median_pairs": float(frame["n_pairs"].median())})
-    table = pd.DataFrame(rows)
-    by = table.set_index("comparison")
-    main = by.loc["full_space"]
-    name = metric.upper() if metric in ("rsa", "svcca") else metric
-    lines = [f"{name}, A against B: {main['cells_above_null']} of {main['cells']} layer pairs lie above their null "
-             f"(Holm over the grid, alpha {alpha:g}); the median excess over the null is {main['median_excess']:+.3f}, "
-             f"the largest {main['max_excess']:+.3f} at A layer {main['peak_layer_a']} – B layer "
-             f"{main['peak_layer_b']} (z = {main['peak_z']:.1f})."]
-    if depth is not None:
-        layers_a, layers_b = (list(x) for x in depth)
-        ra = layers_a.index(main["peak_layer_a"]) / max(len(layers_a) - 1, 1)
-        rb = layers_b.index(main["peak_layer_b"]) / max(len(layers_b) - 1, 1)
-        where = ("in the middle layers of both models" if 0 < ra < 1 and 0 < rb < 1 else
-                 "at the first or last layer of one model, not in the middle")
-        lines.append(f"The peak sits {where} (relative depth {ra:.2f} in A, {rb:.2f} in B); the paper reports a "
-                     f"middle-layer peak for Pythia (authors' finding).")
-    main_frame = frames["full_space"].assign(_excess=lambda f: f[metric] - f[f"{metric}_null_mean"])
-    for control in ("seed", "control", "control_all"):
-        if control not in by.index:
-            continue
-        row = by.loc[control]
-        other = frames[control].assign(_excess=lambda f: f[metric] - f[f"{metric}_null_mean"])
-        if control == "seed":
-            diagonal = other[other["layer_a"] == other["layer_b"]]["_excess"]
-            floor = float(diagonal.median()) if len(diagonal) else float("nan")
-            share = main["median_excess"] / floor if floor > 0 else float("nan")
-            lines.append(f"Two SAEs of model A at the same layer exceed their null by a median {floor:+.3f}: the "
-                         f"seed noise floor. The cross-model median excess is "
-                         + (f"{share:.0%} of it." if np.isfinite(share) else "not comparable (the floor is not above 0)."))
-            continue
-        merged = main_frame.merge(other, on=["layer_a", "layer_b"], suffixes=("", "_ctl"))
-        wins = int((merged["_excess"] > merged["_excess_ctl"]).sum())
-        lines.append(f"{FINDING_NAMES[control].capitalize()} in A's place: {row['cells_above_null']} of {row['cells']} "
-                     f"layer pairs above their null, median excess {row['median_excess']:+.3f} "
-                     f"(largest {row['max_excess']:+.3f}, z = {row['peak_z']:.1f}); A against B exceeds it in {wins} "
-                     f"of the {len(merged)} layer pairs both cover.")
-    if {"control", "control_all"} <= set(by.index):
-        gap = by.loc["control", "median_excess"] - by.loc["control_all", "median_excess"]
-        lines.append(f"Keeping the embeddings and norms (the authors' control) changes the control's median excess "
-                     f"by {gap:+.3f} against resampling every tensor: that much of a random model's similarity to "
-                     f"B comes from token-embedding structure alone.")
-    if baselines is not None and not baselines.empty:
-        sub = baselines[(baselines["metric"] == metric)]
-        raw = sub[sub["comparison"] == "raw_neuron"]
-        sae = sub[sub["comparison"] == "sae"]
-        if len(raw) and len(sae):
-            merged = sae.merge(raw, on=["layer_a", "layer_b", "rule", "direction"], suffixes=("", "_raw"))
-            beats = int((merged["ci_low"] > merged["ci_high_raw"]).sum())
-            lines.append(f"Against the raw-neuron baseline (neurons paired directly, no SAE): the SAE pairs' interval "
-                         f"lies wholly above the raw neurons' in {beats} of {len(merged)} baseline layer pairs; "
-                         f"median effects {merged['effect'].median():+.3f} (SAE) against "
-                         f"{merged['effect_raw'].median():+.3f} (raw).")
-    return lines, table
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    if "skipped" in table:
+        table = table[table["skipped"].fillna("") == ""]
+    metrics = [m for m in metrics if m in table]
+    cols = list(dict.fromkeys(table[col])) if col else [None]
+    per_row = max(1, min(ncols, len(cols)))
+    blocks = -(-len(cols) // per_row)
+    n_rows = len(metrics) * blocks
+    fig = Figure(figsize=(max(8.0, 3.4 * per_row), 3.0 * n_rows + 0.8), layout="constrained")
+    axes = fig.subplots(n_rows, per_row, squeeze=False)
+    categorical = table[x].dtype == object or isinstance(table[x].dtype, pd.StringDtype)
+    levels = list(dict.fromkeys(table[x].astype(str))) if categorical else None
+    hues = list(dict.fromkeys(table[hue])) if hue else [None]
+    styles = list(dict.fromkeys(table[style])) if style else [None]
+    colours = {h: f"C{i % 10}" for i, h in enumerate(hues)}
+    dashes = {v: _LINESTYLES[i % len(_LINESTYLES)] for i, v in enumerate(styles)}
+    markers = {v: "osD^v"[i % 5] for i, v in enumerate(styles)}
+    for i, metric in enumerate(metrics):
+        for j, value in enumerate(cols):
+            ax = axes[i * blocks + j // per_row][j % per_row]
+            sub = table if col is None else table[table[col] == value]
+            for h in hues:
+                for v in styles:
+                    g = sub
+                    if hue:
+                        g = g[g[hue] == h]
+                    if style:
+                        g = g[g[style] == v]
+                    if g.empty:
+                        continue
+                    if categorical:
+                        g = g.assign(_x=[levels.index(t) for t in g[x].astype(str)]).sort_values("_x")
+                        offset = (hues.index(h) * len(styles) + styles.index(v)
+                                  - (len(hues) * len(styles) - 1) / 2) * 0.08
+                        xs = g["_x"].to_numpy(dtype=float) + offset
+                        ax.plot(xs, g[metric], linestyle="none", marker=markers[v], color=colours[h])
+                        if f"{metric}_null_mean" in g:
+                            ax.plot(xs, g[f"{metric}_null_mean"], linestyle="none", marker="_", markersize=12,
+                                    color=colours[h], alpha=0.7)
+                    else:
+                        g = g.sort_values(x)
+                        ax.plot(g[x], g[metric], marker=markers[v], markersize=4, linestyle=dashes[v],
+                                color=colours[h])
+                        if f"{metric}_null_mean" in g:
+                            ax.plot(g[x], g[f"{metric}_null_mean"], linestyle=":", color=colours[h], alpha=0.7)
+            if categorical:
+                labels = [policy_label(t) if x == "policy" else t for t in levels]
+                ax.set_xticks(range(len(levels)), labels, rotation=35, ha="right", fontsize="small")
+            ax.set_title(f"{metric}" + (f" · {value}" if col else ""), fontsize="small")
+            ax.set_xlabel(x)
+            if j % per_row == 0:
+                ax.set_ylabel(metric)
+        for j in range(len(cols), blocks * per_row):
+            axes[i * blocks + j // per_row][j % per_row].set_visible(False)
+    handles = []
+    for h in hues:
+        for v in styles:
+            name = " · ".join(str(t) for t in (h, v) if t is not None) or "score"
+            handles.append(Line2D([], [], color=colours[h], marker=markers[v],
+                                  linestyle="none" if categorical else dashes[v], label=name))
+    null_style = dict(linestyle="none", marker="_", markersize=12) if categorical else dict(linestyle=":")
+    handles.append(Line2D([], [], color="0.4", label="shuffled-null mean", **null_style))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), fontsize="small",
+               frameon=False)
+    return fig

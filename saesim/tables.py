@@ -32,6 +32,8 @@ __all__ = [
     "AUTHORS_SOURCE",
     "DISPLAY_NAMES",
     "COUNT_STAGES",
+    "PAGE_TABLE_STYLES",
+    "page_style",
     "authors_table",
     "concept_table",
     "counts_table",
@@ -329,6 +331,35 @@ def side_by_side(ours: pd.DataFrame, authors, *, source: str = AUTHORS_SOURCE, o
     return out
 
 
+PAGE_TABLE_STYLES = [
+    {"selector": "", "props": "display: block; overflow-x: auto; max-width: 100%; border-collapse: collapse;"},
+    {"selector": "th, td", "props": "padding: 0.2em 0.6em; text-align: right; white-space: nowrap;"},
+    {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold;"},
+]
+"""CSS of every table on the book's pages: padded cells (numbers never run together), scrolling when wide."""
+
+
+def page_style(table, caption: str | None = None, *, precision: int = 3):
+    """A table as the book shows it: ``precision`` decimals, padded cells, a caption, scrolling when wide.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or pandas.io.formats.style.Styler
+    caption : str, optional
+        E.g. ``"Table 1 analogue: ..."``.
+    precision : int, default 3
+        Decimals of floating-point cells (a Styler keeps its own formats).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+    """
+    styler = table.style.format(precision=precision, na_rep="") if isinstance(table, pd.DataFrame) else table
+    styler = styler.set_table_attributes('class="dataframe saesim-table"').set_table_styles(PAGE_TABLE_STYLES,
+                                                                                          overwrite=False)
+    return styler.set_caption(caption) if caption else styler
+
+
 def styled(table: pd.DataFrame, *, fmt: str = "{:.3f}", cmap: str = "magma", vmin=None, vmax=None):
     """A coloured view of a numeric table, when pandas' Styler can be used.
 
@@ -350,8 +381,8 @@ def styled(table: pd.DataFrame, *, fmt: str = "{:.3f}", cmap: str = "magma", vmi
     if importlib.util.find_spec("jinja2") is None:
         return table
     numeric = table.select_dtypes("number").columns
-    return (table.style.format(fmt, subset=numeric, na_rep="")
-            .background_gradient(cmap=cmap, subset=numeric, vmin=vmin, vmax=vmax, axis=None))
+    return page_style(table.style.format(fmt, subset=numeric, na_rep="")
+                      .background_gradient(cmap=cmap, subset=numeric, vmin=vmin, vmax=vmax, axis=None))
 
 
 # --- helpers shared with saesim.plots ------------------------------------------------------------

@@ -29,21 +29,43 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio")
+                  "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--window-size=1400,1000")
+PREFIX = "/saesim/"
+"""The site is served under this sub-path, as a project page is (``https://<user>.github.io/saesim/``)."""
+MIN_IMAGE_PX = 1200
+"""Smallest natural width of a figure image (saesim.book.MIN_FIGURE_PX)."""
+MIN_DISPLAY_PX = 600
+"""Smallest displayed width of a figure image in a 1400 px wide window."""
+MACHINE_PATH = re.compile(r"(?<![\w.~<])(/(?:home|tmp|work|root|Users|var/folders|private)/[\w.\-]+|[A-Z]:\\\\[\w])")
+"""An absolute path of the machine that built the book, as it would show in a page's text."""
 PAGE_TIMEOUT = 60.0
 SETTLE = 1.5
 """Seconds to wait after the load event (MathJax typesetting, lazy images)."""
 
 _COLLECT = r"""
 (() => {
-  const imgs = Array.from(document.images).map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0,
-                                                       w: i.naturalWidth}));
+  const imgs = Array.from(document.images).map(i => {
+    const figure = i.closest('figure');
+    const caption = figure ? figure.querySelector('figcaption') : null;
+    const link = i.closest('a');
+    return {src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth,
+            shown: i.getBoundingClientRect().width, captioned: !!(caption && caption.innerText.trim()),
+            link: link ? link.href : null};
+  });
   const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
   const math = document.querySelectorAll('.math').length;
   const typeset = document.querySelectorAll('mjx-container').length;
-  return JSON.stringify({imgs, links, math, typeset, title: document.title});
+  const code = Array.from(document.querySelectorAll('.cell_input'))
+    .filter(el => el.offsetParent !== null && el.getBoundingClientRect().height > 0)
+    .map(el => el.innerText);
+  const build = Array.from(document.querySelectorAll('.saesim-build')).map(el => el.innerText);
+  const results = document.querySelectorAll('#search-results li, ul.search li').length;
+  return JSON.stringify({imgs, links, math, typeset, title: document.title, text: document.body.innerText,
+                         code, build, results});
 })()
 """
+
+GLUE_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(?:glue_value|glue)\(.*$|^\s*(?:from\s+\S+\s+)?import\s.*$|^\s*#.*$|^\s*$")
 
 
 @dataclass
@@ -57,11 +79,22 @@ class PageReport:
     broken_links: list = field(default_factory=list)
     math: int = 0
     typeset: int = 0
+    uncaptioned_images: list = field(default_factory=list)
+    duplicate_images: list = field(default_factory=list)
+    small_images: list = field(default_factory=list)
+    unlinked_images: list = field(default_factory=list)
+    machine_paths: list = field(default_factory=list)
+    glue_only_cells: list = field(default_factory=list)
+    missing_build_line: list = field(default_factory=list)
+    broken_downloads: list = field(default_factory=list)
+    search_results: int = -1
 
     @property
     def problems(self) -> list[str]:
         out = []
-        for name in ("broken_images", "console_errors", "failed_requests", "external_requests", "broken_links"):
+        for name in ("broken_images", "console_errors", "failed_requests", "external_requests", "broken_links",
+                     "uncaptioned_images", "duplicate_images", "small_images", "unlinked_images", "machine_paths",
+                     "glue_only_cells", "missing_build_line", "broken_downloads"):
             out += [f"{self.path}: {name}: {item}" for item in getattr(self, name)]
         if self.math and not self.typeset:
             out.append(f"{self.path}: {self.math} math elements but MathJax typeset none")
@@ -79,10 +112,16 @@ def pages(html_dir) -> list[str]:
                   if not p.relative_to(html_dir).parts[0] in skip and not p.name.startswith("."))
 
 
-def check_site(html_dir, *, only=None) -> list[PageReport]:
-    """Open every page of ``html_dir`` in headless Chromium; one :class:`PageReport` each."""
+def check_site(html_dir, *, only=None, search: str | None = "svcca") -> list[PageReport]:
+    """Open every page of ``html_dir``, served under :data:`PREFIX`, in headless Chromium; one report each.
+
+    With ``search``, the site's search page is also opened with that query
+    (``search.html?q=...``) and its report's ``search_results`` counts the hits.
+    """
     html_dir = Path(html_dir).resolve()
-    targets = only or pages(html_dir)
+    targets = list(only or pages(html_dir))
+    if search and (html_dir / "search.html").is_file():
+        targets.append(f"search.html?q={urllib.parse.quote(search)}")
     with _serve(html_dir) as base, _chromium() as port:
         return asyncio.run(_check_all(base, port, html_dir, targets))
 
@@ -91,8 +130,16 @@ def check_site(html_dir, *, only=None) -> list[PageReport]:
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    """Serves the site under :data:`PREFIX` only; any other path is a 404, as on a project page."""
+
     def log_message(self, *args):  # noqa: D401 - silence the access log
         pass
+
+    def translate_path(self, path):
+        parsed = urllib.parse.urlparse(path).path
+        if not parsed.startswith(PREFIX):
+            return str(Path(self.directory) / ".no-such-file")
+        return super().translate_path("/" + path[len(PREFIX):])
 
 
 class _serve:
@@ -105,7 +152,7 @@ class _serve:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+        return f"http://127.0.0.1:{self.server.server_address[1]}{PREFIX}"
 
     def __exit__(self, *exc):
         self.server.shutdown()
@@ -205,7 +252,7 @@ async def _check_all(base: str, port: int, html_dir: Path, targets) -> list[Page
         try:
             for domain in ("Page", "Runtime", "Log", "Network"):
                 await cdp.call(f"{domain}.enable")
-            url = urllib.parse.urljoin(base, urllib.parse.quote(rel))
+            url = urllib.parse.urljoin(base, urllib.parse.quote(rel, safe="/?=&"))
             await cdp.call("Page.navigate", url=url)
             await cdp.wait_event("Page.loadEventFired", PAGE_TIMEOUT)
             await cdp.drain(SETTLE)
@@ -241,7 +288,48 @@ def _report(rel, base, html_dir, events, info) -> PageReport:
         elif method == "Network.loadingFailed" and not params.get("canceled"):
             report.failed_requests.append(f"{params.get('errorText')} ({params.get('type')})")
     report.broken_links = _broken_links(info["links"], base, html_dir)
+    if rel.startswith("search.html"):
+        report.search_results = int(info["results"])
+        if report.search_results < 1:
+            report.console_errors.append(f"the search for {rel.split('q=', 1)[-1]!r} found nothing")
+        return report
+    seen = set()
+    for image in info["imgs"]:
+        src = image["src"]
+        if not image["captioned"]:
+            report.uncaptioned_images.append(src)
+        if src in seen:
+            report.duplicate_images.append(src)
+        seen.add(src)
+        if image["ok"] and (image["w"] < MIN_IMAGE_PX or image["shown"] < MIN_DISPLAY_PX):
+            report.small_images.append(f"{src} ({image['w']} px, shown at {image['shown']:.0f} px)")
+        if not image["link"]:
+            report.unlinked_images.append(src)
+    report.machine_paths = sorted(set(MACHINE_PATH.findall(info["text"])))
+    for code in info["code"]:
+        lines = [line for line in code.splitlines() if line.strip()]
+        if lines and all(GLUE_LINE.match(line) for line in lines) and any("glue" in line for line in lines):
+            report.glue_only_cells.append(lines[0][:80])
+    build = " ".join(info["build"])
+    if "saesim" not in build or "commit" not in build:
+        report.missing_build_line.append("no saesim version and commit on the page")
+    report.broken_downloads = _broken_downloads(info["links"], base)
     return report
+
+
+def _broken_downloads(links, base) -> list[str]:
+    """Download links (``_downloads/``) that do not answer 200 over HTTP under the sub-path."""
+    broken = []
+    for link in dict.fromkeys(links):
+        if not link.startswith(base) or "/_downloads/" not in link:
+            continue
+        try:
+            with urllib.request.urlopen(link, timeout=30) as response:
+                if response.status != 200 or not response.read(1):
+                    broken.append(f"{link} ({response.status})")
+        except OSError as exc:
+            broken.append(f"{link} ({exc})")
+    return broken
 
 
 @functools.lru_cache(maxsize=None)
@@ -267,6 +355,120 @@ def _broken_links(links, base, html_dir: Path) -> list[str]:
                 urllib.parse.unquote(parsed.fragment) not in _ids(str(target)):
             broken.append(f"{link} (no id #{parsed.fragment})")
     return broken
+
+
+_TABLE_STATE = r"""
+(() => {
+  const info = document.querySelector('#pairs-table_wrapper .dt-info, .dt-container .dt-info');
+  const rows = document.querySelectorAll('#pairs-table tbody tr').length;
+  return JSON.stringify({info: info ? info.textContent : null, rows});
+})()
+"""
+
+_FIRST_TOKEN = r"""
+(() => {
+  const heads = Array.from(document.querySelectorAll('#pairs-table thead th')).map(th => th.textContent.trim());
+  const col = heads.indexOf('B top tokens');
+  const cell = document.querySelector(`#pairs-table tbody tr td:nth-child(${col + 1})`);
+  const m = cell ? cell.textContent.match(/'([^']+)'/) : null;
+  return m ? m[1] : '';
+})()
+"""
+
+_SEARCH = r"""
+((token) => {
+  const input = document.querySelector('.dt-container .dt-search input');
+  input.value = token;
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  input.dispatchEvent(new KeyboardEvent('keyup', {bubbles: true}));
+  return true;
+})(%s)
+"""
+
+_POINT = r"""
+(() => {
+  const pts = document.querySelectorAll('#decoder-map .scatterlayer .trace:last-child path.point');
+  if (!pts.length) return JSON.stringify(null);
+  const p = pts[Math.floor(pts.length / 2)];
+  p.scrollIntoView({block: 'center'});
+  const r = p.getBoundingClientRect();
+  return JSON.stringify({x: r.left + r.width / 2, y: r.top + r.height / 2, n: pts.length});
+})()
+"""
+
+_HOVER_TEXT = r"""
+(() => { const h = document.querySelector('#decoder-map .hoverlayer .hovertext');
+         return h ? h.textContent : ''; })()
+"""
+
+
+@dataclass
+class ExplorerReport:
+    """What the explorer page did in the browser (see :func:`check_explorer`)."""
+
+    load_seconds: float
+    token: str
+    info_before: str
+    info_after: str
+    rows_before: int
+    rows_after: int
+    hover_text: str
+    page: PageReport
+
+
+def check_explorer(html_dir, page: str = "book/generated/explorer.html") -> ExplorerReport:
+    """Open the explorer page: time its load, search the table for a token, hover a map point."""
+    html_dir = Path(html_dir).resolve()
+    with _serve(html_dir) as base, _chromium() as port:
+        return asyncio.run(_explorer(base, port, html_dir, page))
+
+
+async def _explorer(base: str, port: int, html_dir: Path, rel: str) -> ExplorerReport:
+    from tornado.websocket import websocket_connect
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        target = json.loads(response.read())
+    conn = await websocket_connect(target["webSocketDebuggerUrl"], max_message_size=64 * 1024 * 1024)
+    cdp = _Cdp(conn)
+
+    async def value(expression):
+        result = await cdp.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    try:
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            await cdp.call(f"{domain}.enable")
+        await cdp.call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1,
+                       mobile=False)
+        started = time.monotonic()
+        await cdp.call("Page.navigate", url=urllib.parse.urljoin(base, urllib.parse.quote(rel)))
+        await cdp.wait_event("Page.loadEventFired", PAGE_TIMEOUT)
+        load_seconds = time.monotonic() - started
+        await cdp.drain(SETTLE)
+        before = json.loads(await value(_TABLE_STATE))
+        token = await value(_FIRST_TOKEN)
+        await value(_SEARCH % json.dumps(token))
+        await cdp.drain(1.0)
+        after = json.loads(await value(_TABLE_STATE))
+        point = json.loads(await value(_POINT))
+        hover = ""
+        if point:
+            await cdp.drain(0.5)
+            point = json.loads(await value(_POINT))
+            for dx in (0, 1, -1):
+                await cdp.call("Input.dispatchMouseEvent", type="mouseMoved", x=point["x"] + dx, y=point["y"])
+                await cdp.drain(0.5)
+                hover = await value(_HOVER_TEXT)
+                if hover:
+                    break
+        info = json.loads(await value(_COLLECT))
+    finally:
+        conn.close()
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/json/close/{target['id']}", timeout=10).close()
+    return ExplorerReport(load_seconds=load_seconds, token=token, info_before=before["info"] or "",
+                          info_after=after["info"] or "", rows_before=before["rows"], rows_after=after["rows"],
+                          hover_text=hover, page=_report(rel, base, html_dir, cdp.events, info))
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python tests/book/browser.py _build/html

@@ -360,8 +360,31 @@ def test_every_page_loads_in_a_real_browser(built):
     assert not problems, "\n".join(problems)
     figures = sum(len(r.images) for r in reports)
     assert figures >= len(EXPECTED_FIGURES)
+    search = [r for r in reports if r.path.startswith("search.html")]
+    assert search and search[0].search_results > 0, "the site's search works under the sub-path"
     method = next(r for r in reports if r.path.endswith("method.html"))
     assert method.math and method.typeset, "MathJax typeset the method page's math"
+
+
+@pytest.mark.slow
+def test_explorer_searches_hovers_and_stays_offline(built):
+    from tests.book import browser
+
+    if not browser.chromium_available():
+        pytest.skip("chromium is not installed; run .ci/install_chromium.sh")
+    page = built.html_dir / "book" / "generated" / "explorer.html"
+    size = page.stat().st_size
+    assert size < 10 * 2**20, f"explorer page is {size / 2**20:.1f} MB"
+    report = browser.check_explorer(built.html_dir)
+    print(f"explorer: {size / 2**20:.2f} MB on disk, loaded in {report.load_seconds:.2f} s; "
+          f"search {report.token!r}: {report.info_before!r} -> {report.info_after!r}; hover {report.hover_text!r}")
+    assert not report.page.external_requests and not report.page.problems, report.page.problems
+    assert report.token and "filtered from" in report.info_after and report.info_after != report.info_before
+    assert report.hover_text.strip()
+    html = page.read_text()
+    assert "_static/plotly.min.js" in html and (built.html_dir / "_static" / "plotly.min.js").is_file()
+    values = glued(built.root / "book" / "generated" / "explorer.ipynb")
+    assert int(values["ex_n_rows"]) > 0 and float(values["ex_page_mb"]) < 10
 
 
 def test_glue_values_are_plain_python():
@@ -370,3 +393,66 @@ def test_glue_values_are_plain_python():
     assert book._plain(np.float64(0.5)) == 0.5 and type(book._plain(np.float64(0.5))) is float
     assert book._plain(np.int64(3)) == 3 and type(book._plain(np.int64(3))) is int
     assert json.dumps(book._plain((np.int64(1), 2))) == "[1, 2]"
+
+
+class TestPageHelpers:
+    def test_glue_only_cells_are_recognised(self):
+        assert book._glue_only('book.glue_value("a", 1)\nbook.glue_value("b", 2)')
+        assert book._glue_only("import numpy as np")
+        assert not book._glue_only('x = f()\nbook.glue_value("a", x)')
+        assert not book._glue_only("fig = plots.layer_heatmap(frame, 'svcca')")
+
+    def test_outputs_lose_this_machines_paths_and_cells_get_layout_tags(self, tmp_path):
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell("profile = 'tiny'")
+        params.metadata["tags"] = ["parameters"]
+        injected = nbformat.v4.new_code_cell("cache_dir = '/somewhere/cache'")
+        injected.metadata["tags"] = ["injected-parameters"]
+        glue = nbformat.v4.new_code_cell('book.glue_value("x", 1)')
+        science = nbformat.v4.new_code_cell("print(cache)")
+        science.outputs = [nbformat.v4.new_output("stream", name="stdout", text="read /somewhere/cache/results\n")]
+        nb.cells = [params, injected, glue, science]
+        path = tmp_path / "page.ipynb"
+        nbformat.write(nb, path)
+        book._strip_papermill_noise(path, paths={"/somewhere/cache": "<cache_dir>"})
+        cells = nbformat.read(path, as_version=4).cells
+        assert "hide-cell" in cells[0].metadata["tags"] and "remove-cell" in cells[1].metadata["tags"]
+        assert "remove-input" in cells[2].metadata["tags"] and "hide-input" in cells[3].metadata["tags"]
+        assert cells[3].outputs[0]["text"] == "read <cache_dir>/results\n"
+
+    def test_parameters_table_names_values_defaults_and_the_rerun_option(self):
+        html = book.parameters_table({"profile": "tiny", "cache_dir": "/abs/cache", "n_boot": 7},
+                                     name="robustness").data
+        assert "<code>n_boot</code>" in html and "7" in html and "-p NAME=VALUE" in html
+        assert "/abs/cache" not in html and "set by saesim book" in html
+        assert "--notebooks robustness" in html
+
+    def test_build_info_names_version_commit_and_date(self, monkeypatch):
+        monkeypatch.setenv("SAESIM_COMMIT", "0123456789abcdef0123")
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+        book.build_info.cache_clear()
+        try:
+            info = book.build_info()
+            assert info.line() == f"saesim {info.version}, commit 0123456789ab, built 2023-11-14"
+            bib = info.bibtex()
+            assert f"version = {{{info.version}}}" in bib and "0123456789abcdef0123" in bib and "url" in bib
+        finally:
+            book.build_info.cache_clear()
+
+    def test_show_figure_is_displayed_once_wide_and_linked(self, tmp_path, monkeypatch):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        shown = []
+        monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1])
+        book.show_figure(fig, "tiny_fig", "A caption.", out_dir=tmp_path)
+        assert not plt.fignum_exists(fig.number)  # closed: the inline backend will not show it again
+        from saesim.plots import _png_width
+
+        assert _png_width(tmp_path / "tiny_fig.png") >= book.MIN_FIGURE_PX
+        text = shown[0].data
+        assert ":width: 100%" in text and "saesim" in text and "commit" in text

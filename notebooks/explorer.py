@@ -1,0 +1,156 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "offline"
+cache_dir = None
+results_dir = None
+layer_a = None  # default: the cross-model pair with the largest RSA effect over its null
+layer_b = None
+rule = None  # default: the profile's rule
+direction = "b_to_a"
+max_rows = 2000  # pairs embedded in each table (highest r first); about 1 KB each
+map_points = 1000  # pairs drawn on the map (a seeded subsample of the kept pairs)
+seed = 0
+
+# %% [markdown]
+# # Explore the pairs
+#
+# The scores of the other chapters are computed on pairs of latents. This page shows the pairs
+# themselves, for one layer pair: each latent of B with the latent of A it chose, their correlation,
+# their top tokens and context windows, how often they fire, the concepts they belong to, and which
+# filter kept or dropped the pair and why. Type a token into the search box to find the latents that
+# fire on it; the box under each column filters that column (e.g. `stage`). Every script on the page
+# is served from this site.
+
+# %%
+from pathlib import Path
+
+import numpy as np
+from IPython.display import HTML, Markdown, display
+
+from saesim import explore
+from saesim.book import glue_value, grid_frame
+from saesim.config import load_profile
+from saesim.experiments import cached_best_partners, settings_from_profile
+from saesim.extract import load_layer
+
+prof = load_profile(profile)
+cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
+results = Path(results_dir) if results_dir else cache / "results"
+settings = settings_from_profile(prof)
+rule = rule or settings.rules[0]
+settings = settings.replace(rules=(rule,), directions=(direction,))
+grid = grid_frame(prof, rules=[rule], cache_dir=cache, results_dir=results).frame
+if layer_a is None or layer_b is None:
+    la, lb = explore.strongest_pair(grid, metric="rsa", rule=rule)
+else:
+    la, lb = int(layer_a), int(layer_b)
+data_a, data_b = load_layer(prof, "a", la, out=cache), load_layer(prof, "b", lb, out=cache)
+best = cached_best_partners(data_a, data_b, compat=settings.compat, cache=cache)
+a, b = data_a.to_sae_layer(), data_b.to_sae_layer()
+table = explore.pair_table(a, b, settings, best=best, max_rows=max_rows,
+                           neuronpedia_a=explore.neuronpedia_id(prof, "a", la),
+                           neuronpedia_b=explore.neuronpedia_id(prof, "b", lb))
+cell = grid[(grid["layer_a"] == la) & (grid["layer_b"] == lb)].iloc[0]
+glue_value("ex_pair", f"A{la}–B{lb}")
+glue_value("ex_n_rows", table.n_rows)
+glue_value("ex_kept", table.stage_counts["kept"])
+counts = ", ".join(f"{n} {s}" for s, n in table.stage_counts.items() if n)
+display(Markdown(
+    f"Profile `{prof.name}`: A = {data_a.label}, layer {la}; B = {data_b.label}, layer {lb} "
+    f"(`layer_a`, `layer_b`; by default the pair whose RSA most exceeds its shuffled null: RSA "
+    f"{cell['rsa']:.3f} against a null mean of {cell['rsa_null_mean']:.3f}). Rule `{rule}`, direction "
+    f"`{direction}`, r > {settings.r_min:g}. One row per {'B' if direction == 'b_to_a' else 'A'} latent "
+    f"({table.n_rows} rows): {counts}. The table holds the {len(table.frame)} rows with the highest r "
+    f"(`max_rows`); {table.n_left_out} rows with lower r are left out."))
+
+# %% [markdown]
+# ## The pairs
+
+# %%
+links = ["links"] if "links" in table.frame else []
+page_bytes = explore.show_table(table.frame, caption=f"Pairs of A{la} and B{lb}", table_id="pairs-table",
+                                html_columns=links)
+
+# %% [markdown]
+# ## A map of the paired directions
+#
+# Each kept pair's A decoder row (circle, coloured by r) and its B decoder row (cross) mapped into A's
+# space by the orthogonal map that best superposes all kept pairs (orthogonal Procrustes), on the first
+# two principal components of the A rows. Hover a point to see its latent's top tokens.
+
+# %%
+kept = table.frame[table.frame["stage"] == "kept"]
+if len(kept) >= 2:
+    dmap = explore.decoder_map(a.decoder, b.decoder, (kept["A latent"].to_numpy(), kept["B latent"].to_numpy()),
+                               max_points=map_points, seed=seed)
+    by_pair = kept.set_index(["A latent", "B latent"])
+    rows = [by_pair.loc[(i, j)] for i, j in zip(dmap.a, dmap.b)]
+    fig = explore.map_figure(
+        dmap, color=[row["r"] for row in rows],
+        hover_a=[f"A {i} · r {row['r']:.2f}<br>{row['A top tokens']}" for i, row in zip(dmap.a, rows)],
+        hover_b=[f"B {j} · r {row['r']:.2f}<br>{row['B top tokens']}" for j, row in zip(dmap.b, rows)])
+    fragment = explore.map_html(fig, div_id="decoder-map")
+    page_bytes += len(fragment.encode())
+    display(HTML(fragment))
+    display(Markdown(
+        f"{dmap.n_points} of {dmap.n_pairs} kept pairs drawn (`map_points`, seed {seed}); the two axes hold "
+        f"{dmap.explained_variance.sum():.0%} of the A rows' variance; after the map, the mean cosine of a "
+        f"pair's two rows is {dmap.mean_mapped_cosine:.3f}."))
+else:
+    display(Markdown(f"Only {len(kept)} pairs are kept at this layer pair: too few for a map."))
+
+# %% [markdown]
+# ## How many latents do two SAEs of one model share?
+#
+# Two SAEs trained on the same model with other seeds or widths do not learn the same latents
+# (Paulo and Belrose, 2025). The fraction of latents two such SAEs share is the noise floor for the
+# cross-model pairing rates: a B latent paired across models means little if two SAEs of one model
+# pair no more often. For each A layer: the fraction of B latents paired (after the filters, r > 0.1)
+# with the strongest B layer, against the same fraction between two SAE sets of model A at that layer,
+# and the seed control's shared fraction by a one-to-one (Hungarian) matching at decoder cosine >= 0.7,
+# the same fraction by activation correlation >= 0.7, and the mean best cosine (Song et al., 2025).
+
+# %%
+if prof.seed_control is not None:
+    floor = explore.seed_floor(prof, rule=rule, cache_dir=cache, results_dir=results)
+    display(floor.rename(columns={
+        "cross_paired_fraction": "B paired across models", "seed_paired_fraction": "paired, A vs seed",
+        "seed_statistic": "shared, cos >= 0.7", "seed_shared_fraction_r": "shared, r >= 0.7",
+        "seed_mean_max_cosine": "mean best cos (A to seed)", "seed_mean_max_cosine_y": "mean best cos (seed to A)",
+    }).round(3))
+    glue_value("ex_seed_shared", float(floor["seed_statistic"].mean()) if "seed_statistic" in floor else np.nan)
+    seed_layers = set(prof.layers("seed"))
+    if la in seed_layers:
+        data_s = load_layer(prof, "seed", la, out=cache)
+        best_s = cached_best_partners(data_a, data_s, compat=settings.compat, cache=cache)
+        seed_table = explore.pair_table(a, data_s.to_sae_layer(), settings, best=best_s, max_rows=max_rows // 2)
+        display(Markdown(
+            f"The same A layer against the second SAE set of model A ({data_s.label}, layer {la}): "
+            f"{seed_table.n_rows} rows, {seed_table.stage_counts['kept']} kept; the {len(seed_table.frame)} "
+            f"with the highest r are shown, {seed_table.n_left_out} left out."))
+        page_bytes += explore.show_table(seed_table.frame, caption=f"Pairs of A{la} and its seed control",
+                                         table_id="seed-table", init=False)
+else:
+    display(Markdown(f"Profile `{prof.name}` has no second SAE set of model A (`seed_control`), so there is no "
+                     "seed noise floor here; the offline profile has one."))
+
+# %% [markdown]
+# ## Page size
+
+# %%
+glue_value("ex_page_mb", page_bytes / 2**20)
+display(Markdown(
+    f"The tables and the map embed {page_bytes / 2**20:.1f} MB in this page (the DataTables bundle "
+    f"included); plotly's script ({explore.plotly_bytes() / 2**20:.1f} MB) is one file of the site, "
+    "loaded once for every page that uses it."))
