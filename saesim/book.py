@@ -1257,9 +1257,20 @@ def _ipc_kernel_manager():
     from jupyter_client import AsyncKernelManager
 
     class IpcKernelManager(AsyncKernelManager):
+        # Each kernel gets its own socket folder: kernels running side by side must never share a path
+        # (the default, "kernel-ipc" in the working directory, is the same for every kernel there).
         def __init__(self, **kwargs):
             kwargs.setdefault("transport", "ipc")
+            self._socket_dir = tempfile.mkdtemp(prefix="saesim-kernel-")
+            kwargs.setdefault("ip", os.path.join(self._socket_dir, "k"))
             super().__init__(**kwargs)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+        cleanup_resources = _async_cleanup_resources
 
     return IpcKernelManager
 

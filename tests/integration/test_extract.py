@@ -267,7 +267,7 @@ class TestOfflineProfile:
     def test_small_token_budget_end_to_end(self, tmp_path):
         small = {"sae": {"epochs": 4, "batch_size": 512, "train_tokens": 3000}}
         profile = load_profile(
-            "offline", layers_a=[0, 5], layers_b=[1, 11], layers_control=[0], layers_control_all=[0],
+            "offline", layers_a=[0, 5], layers_b=[1, 11], layers_seed=[0, 5], layers_control=[0], layers_control_all=[0],
             data={"n_docs": 100, "max_length": 48}, model_a=small, model_b=small, seed_control=small,
             control=small, control_all=small,
         )

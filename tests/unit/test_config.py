@@ -39,14 +39,16 @@ class TestShippedProfiles:
         assert (p.control.randomize, p.control_all.randomize) == ("authors", "all")
         assert p.control.identity != p.control_all.identity
         assert p.layers_a == (0, 1, 2, 3, 4, 5) and p.layers_b == (1, 3, 5, 7, 9, 11)
-        assert p.layers("seed") == p.layers_a and p.layers("control") == (0, 3, 5)
+        assert p.layers("seed") == p.layers("control") == p.layers("control_all") == (0, 3, 5)
         assert p.filters.svcca_dims == "ratio:10"
 
     def test_comparisons_put_the_random_models_in_a_s_place(self):
         assert load_profile("offline").comparisons() == {
             "full_space": ("a", "b"), "seed": ("a", "seed"), "control": ("control", "b"),
             "control_all": ("control_all", "b")}
-        assert load_profile("tiny").comparisons() == {"full_space": ("a", "b")}
+        assert load_profile("tiny").comparisons() == {"full_space": ("a", "b"), "seed": ("a", "seed"),
+                                                      "control": ("control", "b")}
+        assert load_profile("pythia").comparisons() == {"full_space": ("a", "b")}
 
     def test_baseline_pairs_follow_relative_depth(self):
         assert load_profile("offline").baseline_layer_pairs() == [(0, 1), (3, 7), (5, 11)]
@@ -63,7 +65,7 @@ class TestShippedProfiles:
 
     def test_control_layers_need_their_model(self):
         with pytest.raises(ProfileError, match="`layers_seed` is set but the profile has no `seed_control` model"):
-            load_profile("tiny", layers_seed=[0])
+            load_profile("pythia", layers_seed=[1])
 
     def test_pythia_is_the_paper_grid(self):
         p = load_profile("pythia")
@@ -173,7 +175,7 @@ class TestValidation:
             load_profile(tmp_path / "absent.yaml")
 
     def test_bad_slot(self):
-        p = load_profile("tiny")
+        p = load_profile("pythia")
         with pytest.raises(ProfileError, match=r"has no control model \(slot 'control'\)"):
             p.model("control")
         with pytest.raises(ProfileError, match="`which` must be"):
