@@ -354,7 +354,9 @@ def test_every_page_loads_in_a_real_browser(built):
 
     if not browser.chromium_available():
         pytest.skip("chromium is not installed; run .ci/install_chromium.sh")
-    reports = browser.check_site(built.html_dir)
+    # served under /saesim/ (a project page's sub-path); no page may show where it was built
+    reports = browser.check_site(built.html_dir, machine_paths=(str(ROOT), str(built.root), str(built.html_dir),
+                                                                str(built.root.parent)))
     assert len(reports) >= len(book.NOTEBOOKS) + 2
     problems = [p for r in reports for p in r.problems]
     assert not problems, "\n".join(problems)
