@@ -129,10 +129,12 @@ book.show_figure(fig, "fig3_full_space_svcca_rsa",
                  out_dir=figures_dir)
 
 # %%
-tables.layer_table(frame, "svcca", fmt=".3f")
+tables.page_style(tables.layer_table(frame, "svcca", fmt=".3f"),
+                  "Fig. 3 analogue: paired corrected SVCCA per layer pair (rows: B layer, columns: A layer)")
 
 # %%
-tables.layer_table(frame, "rsa", fmt=".3f")
+tables.page_style(tables.layer_table(frame, "rsa", fmt=".3f"),
+                  "Fig. 3 analogue: paired RSA per layer pair (rows: B layer, columns: A layer)")
 
 # %% [markdown]
 # ## Nulls and p-values (A1, A2, A5)
@@ -184,7 +186,7 @@ book.show_figure(fig, "figA4_pairs_kept",
                  out_dir=figures_dir)
 
 # %%
-tables.counts_table(frame)
+tables.page_style(tables.counts_table(frame), "Appendix A4 analogue: latents and pairs at each filter stage")
 
 # %% [markdown]
 # ## Paired versus shuffled, one A layer against every B layer (A8)
@@ -339,6 +341,6 @@ else:
 # %%
 if len(panels) > 1:
     summary = tables.comparison_table(control_frames, "rsa")
-    display(summary.style.format({"score": "{:.3f}", "null_mean": "{:.3f}", "excess": "{:.3f}", "z": "{:.1f}",
-                                  "p": "{:.3f}"}).hide(axis="index")
-            .set_caption("RSA of every comparison and layer pair: score, shuffled-null mean, excess, z, p"))
+    display(tables.page_style(summary.style.format({"score": "{:.3f}", "null_mean": "{:.3f}", "excess": "{:.3f}",
+                                                    "z": "{:.1f}", "p": "{:.3f}"}).hide(axis="index"),
+                              "RSA of every comparison and layer pair: score, null mean, excess, z, p"))

@@ -18,7 +18,7 @@ layer_pairs = None  # list of [layer_a, layer_b]; default: A's first, middle and
 rule = None  # default: the profile's rule
 direction = "b_to_a"
 metrics = ["svcca", "rsa"]
-n_boot = 20
+n_boot = 50  # bootstrap resamples over documents (offline: about 1.3-2.5 s each per comparison; 200 would take an hour)
 n_perm = None  # default: the profile's
 seed = 0
 alpha = 0.05
@@ -99,9 +99,10 @@ for metric in metrics:
     fig = robust.plot_baselines(table, metric)
     show_figure(fig, f"robustness_baselines_{metric}",
                 f"{metric} of the SAE pairs against the SAE-seed control (two SAEs of model A at A's layer), the "
-                f"random-model controls, the raw-neuron baseline and the null (mean ± 1.96 sd), per layer pair; bars: {int(100 * 0.95)} % "
-                f"percentile bootstrap CIs over documents ({n_boot} resamples). Profile {prof.name}, rule {rule}, "
-                f"direction {direction}.")
+                f"random-model controls and the raw-neuron baseline (points, with {n_boot}-resample bootstrap 95 % "
+                f"intervals over documents, percentile intervals recentred on the full-sample score), and the "
+                f"shuffled-pairing null (grey band: mean ± 1.96 sd; line: mean), per layer pair. Profile "
+                f"{prof.name}, rule {rule}, direction {direction}.")
 
 # %%
 effect_cols = ["layer_a", "layer_b", "n_pairs"] + [c for m in metrics for c in

@@ -295,7 +295,7 @@ def _report(rel, base, html_dir, events, info) -> PageReport:
         elif method == "Network.loadingFailed" and not params.get("canceled"):
             report.failed_requests.append(f"{params.get('errorText')} ({params.get('type')})")
     report.broken_links = _broken_links(info["links"], base, html_dir)
-    if rel.startswith("search.html"):
+    if rel.startswith("search.html?q="):  # the plain search page (no query) lists nothing
         report.search_results = int(info["results"])
         if report.search_results < 1:
             report.console_errors.append(f"the search for {rel.split('q=', 1)[-1]!r} found nothing")

@@ -29,7 +29,8 @@ EXPECTED_FIGURES = (
     "figA9_concepts_svcca", "figA9_concepts_svcca_null", "figA9_concepts_svcca_p", "figA9_concepts_rsa",
     "figA9_concepts_rsa_p", "figA12_concepts_svcca_subset_p", "fig_hub_histogram", "fig_activation_frequency",
     "fig_pvalue_histogram", "fig_filter_stages", "fig_many_to_one_vs_one_to_one", "fig_rules_directions_svcca",
-    "fig_svcca_corrected_vs_authors_k",
+    "fig_svcca_corrected_vs_authors_k", "fig3_full_space_effect", "fig_controls_rsa_excess",
+    "fig_controls_svcca_excess",
 )
 
 
