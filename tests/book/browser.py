@@ -36,7 +36,7 @@ MIN_IMAGE_PX = 1200
 """Smallest natural width of a figure image (saesim.book.MIN_FIGURE_PX)."""
 MIN_DISPLAY_PX = 600
 """Smallest displayed width of a figure image in a 1400 px wide window."""
-NO_BUILD_LINE = ("index.html", "genindex.html")
+NO_BUILD_LINE = ("index.html", "genindex.html", "search.html")  # the redirect and the generated index and search pages
 """Pages without a body of their own (the root redirect, the generated index): no build line expected."""
 PAGE_TIMEOUT = 60.0
 SETTLE = 1.5
