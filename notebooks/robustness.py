@@ -108,7 +108,11 @@ for metric in metrics:
 effect_cols = ["layer_a", "layer_b", "n_pairs"] + [c for m in metrics for c in
                                                    (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_null_mean",
                                                     f"{m}_effect", f"{m}_effect_z", f"{m}_p")]
-display(frames["sae"][[c for c in effect_cols if c in frames["sae"]]].round(4))
+from saesim.tables import page_style  # noqa: E402
+
+display(page_style(frames["sae"][[c for c in effect_cols if c in frames["sae"]]].reset_index(drop=True),
+                   f"SAE pairs per baseline layer pair: score, {n_boot}-resample bootstrap interval, null mean, "
+                   "effect over the null, its z and p"))
 
 # %% [markdown]
 # ## Multiple testing over the whole grid

@@ -886,7 +886,8 @@ def show_table(frame, *, caption: str = "", table_id: str = "explorer-table", ht
             frame[column] = [_html_escape(str(v)) for v in frame[column]]
     fragment = itables.to_html_datatable(frame, caption=caption or None, table_id=table_id, allow_html=True,
                                          maxBytes=0, column_filters="footer", order=[],
-                                         lengthMenu=[10, 25, 100, 500], pageLength=10, classes="display compact",
+                                         lengthMenu=[10, 25, 100, 500], pageLength=10, classes="display compact nowrap",
+                                         scrollX=True,  # every column, scrolled sideways in the page width
                                          showIndex=False, connected=False)
     display(HTML(fragment))
     return size + len(fragment.encode())

@@ -1297,8 +1297,14 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
         excess = frame[metric] - frame[f"{metric}_null_mean"]
         p = frame[f"{metric}_p_holm"] if f"{metric}_p_holm" in frame else frame[f"{metric}_p"]
         peak = frame.loc[excess.idxmax()]
+        n_perm = int(frame["n_perm"].iloc[0]) if "n_perm" in frame and frame["n_perm"].notna().any() else None
+        floor = 1.0 / (n_perm + 1) if n_perm else np.nan
+        raw_p = frame[f"{metric}_p"]
         rows.append({"comparison": name, "what": FINDING_NAMES.get(name, name), "cells": len(frame),
                      "cells_above_null": int(((p <= alpha) & (excess > 0)).sum()),
+                     "cells_beating_every_draw": int(((raw_p <= floor * (1 + 1e-9)) & (excess > 0)).sum())
+                     if n_perm else np.nan,
+                     "cells_z_above_3": int((frame[f"{metric}_z"] > 3).sum()), "n_perm": n_perm,
                      "median_excess": float(excess.median()), "max_excess": float(excess.max()),
                      "peak_layer_a": int(peak["layer_a"]), "peak_layer_b": int(peak["layer_b"]),
                      "peak_z": float(peak[f"{metric}_z"]), "median_pairs": float(frame["n_pairs"].median())})
@@ -1306,10 +1312,9 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
     by = table.set_index("comparison")
     main = by.loc["full_space"]
     name = metric.upper() if metric in ("rsa", "svcca") else metric
-    lines = [f"{name}, A against B: {main['cells_above_null']} of {main['cells']} layer pairs lie above their null "
-             f"(Holm over the grid, alpha {alpha:g}); the median excess over the null is {main['median_excess']:+.3f}, "
-             f"the largest {main['max_excess']:+.3f} at A layer {main['peak_layer_a']} – B layer "
-             f"{main['peak_layer_b']} (z = {main['peak_z']:.1f})."]
+    lines = [f"{name}, A against B: {_significance(main, alpha)}; the median excess over the null is "
+             f"{main['median_excess']:+.3f}, the largest {main['max_excess']:+.3f} at A layer {main['peak_layer_a']} – "
+             f"B layer {main['peak_layer_b']} (z = {main['peak_z']:.1f})."]
     if depth is not None:
         layers_a, layers_b = (list(x) for x in depth)
         ra = layers_a.index(main["peak_layer_a"]) / max(len(layers_a) - 1, 1)
@@ -1334,8 +1339,8 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
             continue
         merged = main_frame.merge(other, on=["layer_a", "layer_b"], suffixes=("", "_ctl"))
         wins = int((merged["_excess"] > merged["_excess_ctl"]).sum())
-        lines.append(f"{FINDING_NAMES[control].capitalize()} in A's place: {row['cells_above_null']} of {row['cells']} "
-                     f"layer pairs above their null, median excess {row['median_excess']:+.3f} "
+        lines.append(f"{FINDING_NAMES[control].capitalize()} in A's place: {_significance(row, alpha)}; median "
+                     f"excess {row['median_excess']:+.3f} "
                      f"(largest {row['max_excess']:+.3f}, z = {row['peak_z']:.1f}); A against B exceeds it in {wins} "
                      f"of the {len(merged)} layer pairs both cover.")
     if {"control", "control_all"} <= set(by.index):
@@ -1355,3 +1360,21 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
                          f"median effects {merged['effect'].median():+.3f} (SAE) against "
                          f"{merged['effect_raw'].median():+.3f} (raw).")
     return lines, table
+
+
+def _significance(row, alpha: float) -> str:
+    """How many cells lie above their null, and whether the permutation count lets Holm say so at all."""
+    cells, above = int(row["cells"]), int(row["cells_above_null"])
+    text = f"{above} of {cells} layer pairs lie above their null (Holm over the grid, alpha {alpha:g})"
+    n_perm = row.get("n_perm")
+    if n_perm is None or not np.isfinite(n_perm):
+        return text
+    n_perm = int(n_perm)
+    every = int(row["cells_beating_every_draw"])
+    text += (f"; {every} beat every one of their {n_perm} permutations (the smallest p a permutation test can "
+             f"give, 1/{n_perm + 1}) and {int(row['cells_z_above_3'])} have z > 3")
+    if cells / (n_perm + 1) >= alpha:
+        needed = int(np.ceil(cells / alpha)) - 1
+        text += (f" — with {n_perm} permutations Holm over {cells} tests cannot reject at {alpha:g} whatever the "
+                 f"data (it needs at least {needed}; `saesim run --n-perm {needed}`)")
+    return text
