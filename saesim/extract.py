@@ -84,7 +84,7 @@ GRID_VERSION = 2
 
 KEEP_ACTIVATIONS_MAX_BYTES = 1 << 30
 """Extraction keeps the raw activations of the baseline layers only when one model's take at most this
-(offline profile: three MiniLM layers, 0.73 GB); larger profiles capture them again when needed."""
+(offline profile: MiniLM's three layers, 0.73 GB, are kept; MPNet's, 1.46 GB, are captured again when needed)."""
 
 SUMMARY_COLUMNS = ("slot", "label", "layer", "hook", "n_tokens", "n_latents", "dead_fraction", "mean_l0",
                    "fvu_heldout", "fvu", "cache_mib", "reused")
