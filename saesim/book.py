@@ -572,6 +572,7 @@ class GridTable:
             "seed": s.seed,
             "compat": s.compat,
             "fvu_flags": self.fvu_flags,
+            "svcca_dims": s.svcca_variance,
         }
         if s.junk_filter:
             meta["junk_list"] = s.junk_list

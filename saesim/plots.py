@@ -1088,11 +1088,22 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
     if settings.get("compat") is not None:
         parts.append("Mode: authors-compatible (compat=True: SVCCA with k = 1, p = #(null ≥ score)/R)"
                      if _truthy(settings["compat"]) else
-                     "Mode: corrected (compat=False: SVCCA keeping 99% variance, p = (1 + #(null ≥ score))/(1 + R))")
+                     f"Mode: corrected (compat=False: SVCCA keeping {_dims_words(settings.get('svcca_dims', 'ratio:10'))}, "
+                     "p = (1 + #(null ≥ score))/(1 + R))")
     return ". ".join(parts) + "."
 
 
 # --- internals ----------------------------------------------------------------------------------
+
+
+def _dims_words(policy) -> str:
+    """An SVCCA dimension policy in words ("at most one dimension per 10 pairs", "99% of the variance")."""
+    text = str(policy)
+    if text.startswith("ratio:"):
+        return f"at most one dimension per {text[6:]} pairs"
+    if isinstance(policy, int) or text.isdigit():
+        return f"{int(float(text))} dimensions"
+    return f"{100 * float(text):g}% of the variance"
 
 def _wrap(text: str, ax: Axes, *, points: float = 10.0) -> str:
     """``text`` broken into lines that fit the width of ``ax`` (a title that never runs into its neighbour's)."""
