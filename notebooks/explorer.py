@@ -43,6 +43,7 @@ from saesim.book import glue_value, grid_frame
 from saesim.config import load_profile
 from saesim.experiments import cached_best_partners, settings_from_profile
 from saesim.extract import load_layer
+from saesim.tables import page_style
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
@@ -124,11 +125,12 @@ else:
 # %%
 if prof.seed_control is not None:
     floor = explore.seed_floor(prof, rule=rule, cache_dir=cache, results_dir=results)
-    display(floor.rename(columns={
+    display(page_style(floor.rename(columns={
         "cross_paired_fraction": "B paired across models", "seed_paired_fraction": "paired, A vs seed",
         "seed_statistic": "shared, cos >= 0.7", "seed_shared_fraction_r": "shared, r >= 0.7",
         "seed_mean_max_cosine": "mean best cos (A to seed)", "seed_mean_max_cosine_y": "mean best cos (seed to A)",
-    }).round(3))
+    }).reset_index(drop=True), "Per A layer: B latents paired across models against the same fraction for two SAEs "
+                              "of model A, and the seed control's shared fractions (blank: no seed SAE at that layer)"))
     glue_value("ex_seed_shared", float(floor["seed_statistic"].mean()) if "seed_statistic" in floor else np.nan)
     seed_layers = set(prof.layers("seed"))
     if la in seed_layers:
