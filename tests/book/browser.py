@@ -286,7 +286,10 @@ def _report(rel, base, html_dir, events, info) -> PageReport:
             report.console_errors.append(details.get("exception", {}).get("description") or details.get("text"))
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
-            report.console_errors.append(f"{entry.get('text')} ({entry.get('url', '')})")
+            # The browser asks the host root for /favicon.ico by itself (outside the site's sub-path,
+            # as on any project page); the site links no favicon, so that 404 is not the site's.
+            if urllib.parse.urlparse(entry.get("url", "")).path != "/favicon.ico":
+                report.console_errors.append(f"{entry.get('text')} ({entry.get('url', '')})")
         elif method == "Network.requestWillBeSent":
             url = params.get("request", {}).get("url", "")
             parsed = urllib.parse.urlparse(url)
