@@ -58,7 +58,6 @@ __all__ = [
     "TokenGrid",
     "TokenizerMismatchError",
     "align_grids",
-    "check_same_tokenizer",
     "data_dir",
     "load_texts",
     "require_hub",
@@ -627,32 +626,6 @@ def tokenize(tokenizer, texts, *, max_length: int, compat: bool = False) -> Toke
         keep = (mask == 1) & ~np.isin(ids, np.asarray(special, dtype=np.int64))
     return TokenGrid(ids=ids, attention_mask=mask, keep=keep, tokenizer=tokenizer_name(tokenizer),
                      special_ids=special, compat=compat)
-
-
-def check_same_tokenizer(tok_a, tok_b, texts, *, names: tuple[str, str] = ("model_a", "model_b")) -> None:
-    """Raise unless both tokenizers give the same ids for every text.
-
-    Row ``t`` of both models' codes must be the same token; that holds only
-    when the two tokenizers agree.
-
-    Raises
-    ------
-    TokenizerMismatchError
-        Naming both tokenizers, the first differing document and position.
-    """
-    texts = list(texts)
-    enc_a = tok_a(texts, add_special_tokens=True, verbose=False)["input_ids"]
-    enc_b = tok_b(texts, add_special_tokens=True, verbose=False)["input_ids"]
-    for i, (a, b) in enumerate(zip(enc_a, enc_b)):
-        if list(a) != list(b):
-            pos = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-            raise TokenizerMismatchError(
-                f"the tokenizers of {names[0]} ({tokenizer_name(tok_a)}) and {names[1]} "
-                f"({tokenizer_name(tok_b)}) give different ids for document {i} at position {pos} "
-                f"({list(a[pos:pos + 3])} vs {list(b[pos:pos + 3])}); codes can only be compared row by row "
-                "when both models share a tokenizer. Pick models with the same tokenizer (or set "
-                "`tokenizer:` of both specs to the same source)."
-            )
 
 
 def align_grids(grid, tokenizer, others, *, max_length: int, names: tuple[str, ...] | None = None) -> TokenGrid:
