@@ -316,6 +316,16 @@ class TestGroupNull:
         np.testing.assert_allclose(result.null, brute_force_group_null(x, y, groups, metric, 15, 1),
                                    rtol=0, atol=NULL_TOL)
 
+    @pytest.mark.parametrize("options", [{"variance": 4}, {"variance": 0.99}, {"compat": True}])
+    def test_rank_deficient_hub_rows_take_the_exact_route(self, options):
+        # The hub rows span 2 of their 6 dimensions: the covariance (eigh) route cannot resolve the
+        # zero singular values and must hand over to the SVD; the null is still the brute force's.
+        x, y, groups = hubs(2)
+        x = x[:, :2] @ np.random.default_rng(0).standard_normal((2, 6))
+        result = permutation_test(x, y, "svcca", n_perm=15, seed=2, groups=groups, **options)
+        expected = brute_force_group_null(x, y, groups, "svcca", 15, 2, **options)
+        np.testing.assert_allclose(result.null, expected, rtol=0, atol=NULL_TOL)
+
     @pytest.mark.parametrize("metric, options", GROUP_CASES)
     def test_groups_of_size_one_give_the_row_shuffle(self, metric, options):
         x, y = planted(2, n=30, noise=2.0)
