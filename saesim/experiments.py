@@ -37,7 +37,7 @@ from saesim.concepts import CONCEPTS, CONTROL_CONCEPT, members
 from saesim.corr import DEFAULT_TOP_M, BestPartners, DeadLatentWarning, best_partners
 from saesim.filters import SaeLayer, TopTokens, junk_overlap_mask
 from saesim.match import RULES, dedup, filter_pairs, hub_counts, pair, r_cut
-from saesim.nulls import p_value, permutation_test
+from saesim.nulls import p_value, permutation_tests
 
 __all__ = [
     "GRID_COLUMNS",
@@ -618,12 +618,18 @@ def _score_rows(x, y, settings, *, groups: tuple[np.ndarray, str] | None = None)
 
     The null is the row shuffle, or the group null of ``groups`` =
     ``(labels, side)`` (see :func:`_null_groups`); ``null_kind`` says which.
+    Every metric, and the authors' k = 1 SVCCA beside the corrected one, is
+    scored on the same draws (:func:`saesim.nulls.permutation_tests`).
     """
     null = {} if groups is None else {"groups": groups[0], "group_side": groups[1]}
+    measures = [(metric, _metric_kwargs(metric, settings)) for metric in settings.metrics]
+    if "svcca" in settings.metrics:
+        # The authors' dimension rule (k = 1) on the same pairs and the same shuffles, so the
+        # book can show what their SVCCA measured beside the corrected one.
+        measures.append(("svcca", {"compat": True}))
+    tests = permutation_tests(x, y, measures, n_perm=settings.n_perm, seed=settings.seed, **null)
     out = {"null_kind": "shuffle" if groups is None else "group", "n_perm": settings.n_perm, "seed": settings.seed}
-    for metric in settings.metrics:
-        test = permutation_test(x, y, metric, n_perm=settings.n_perm, seed=settings.seed, **null,
-                                **_metric_kwargs(metric, settings))
+    for metric, test in zip(settings.metrics, tests):
         out[metric] = test.score
         out[f"{metric}_null_mean"] = test.null_mean
         out[f"{metric}_null_std"] = test.null_std
@@ -633,9 +639,7 @@ def _score_rows(x, y, settings, *, groups: tuple[np.ndarray, str] | None = None)
             out["svcca_k_x"] = test.observed.k_x
             out["svcca_k_y"] = test.observed.k_y
     if "svcca" in settings.metrics:
-        # The authors' dimension rule (k = 1) on the same pairs and the same shuffles, so the
-        # book can show what their SVCCA measured beside the corrected one.
-        test = permutation_test(x, y, "svcca", n_perm=settings.n_perm, seed=settings.seed, **null, compat=True)
+        test = tests[-1]
         out["svcca_authors_k"] = test.score
         out["svcca_authors_k_null_mean"] = test.null_mean
         out["svcca_authors_k_p"] = p_value(test.score, test.null, compat=settings.compat)

@@ -73,6 +73,7 @@ __all__ = [
     "PermutationResult",
     "p_value",
     "permutation_test",
+    "permutation_tests",
     "random_subset_null",
 ]
 
@@ -452,51 +453,91 @@ def permutation_test(
     >>> res.kind, res.n_groups, res.null.shape
     ('group', 10, (20,))
     """
-    _check_measure(metric, metric_kwargs, name="metric")
+    return permutation_tests(x, y, [(metric, metric_kwargs)], n_perm=n_perm, seed=seed, groups=groups,
+                             group_side=group_side, progress=progress)[0]
+
+
+def permutation_tests(
+    x,
+    y,
+    measures,
+    *,
+    n_perm: int = 1000,
+    seed: SeedLike = 0,
+    groups=None,
+    group_side: GroupSide = "x",
+    progress: bool = False,
+) -> list[PermutationResult]:
+    """:func:`permutation_test` of several measures on the same draws, sharing their work.
+
+    ``measures`` is a sequence of ``(metric, options)``, e.g.
+    ``[("svcca", {"variance": "ratio:10"}), ("svcca", {"compat": True}), ("rsa", {})]``.
+    Result ``i`` equals ``permutation_test(x, y, *measures[i], n_perm=n_perm, seed=seed, ...)``
+    for an int ``seed`` (a Generator is drawn from once, for all measures): every measure sees
+    the same permutations, so the group null's SVCCA variants share each draw's weighted
+    covariance and its eigendecomposition.
+    """
+    measures = [(metric, dict(options)) for metric, options in measures]
+    if not measures:
+        raise ValueError("`measures` is empty; pass e.g. [('svcca', {}), ('rsa', {})].")
+    for metric, options in measures:
+        _check_measure(metric, options, name="metric")
     n_perm = _check_count(n_perm, "n_perm", fix="Use e.g. n_perm=1000.")
     rng = as_generator(seed)
-    x, y = check_paired_rows(x, y, name_x="x", name_y="y", min_rows=MEASURES[metric].min_rows)
+    min_rows = max(MEASURES[metric].min_rows for metric, _ in measures)
+    x, y = check_paired_rows(x, y, name_x="x", name_y="y", min_rows=min_rows)
     labels = None if groups is None else _validate_groups(groups, group_side, x, y)
-    prepared = prepare(x, y, metric, **metric_kwargs)
-    observed = prepared.result()
-    n = prepared.n_pairs
-    score = observed.statistic
-    null = np.empty(n_perm)
-    with tqdm(total=n_perm, desc=f"{metric} null", disable=not progress) as bar:
+    prepared = [prepare(x, y, metric, **options) for metric, options in measures]
+    observed = [measure.result() for measure in prepared]
+    scores = [result.statistic for result in observed]
+    n = prepared[0].n_pairs
+    nulls = [np.empty(n_perm) for _ in measures]
+    description = "/".join(metric for metric, _ in measures) + " null"
+    with tqdm(total=n_perm, desc=description, disable=not progress) as bar:
         if labels is None:
             for start in range(0, n_perm, PERM_CHUNK):
                 perms = np.stack([rng.permutation(n) for _ in range(min(PERM_CHUNK, n_perm - start))])
-                chunk = prepared.scores(perms)
-                for i in np.flatnonzero(np.abs(chunk - score) <= NULL_ATOL):
-                    chunk[i] = prepared.score(perms[i])
-                null[start:start + len(perms)] = chunk
+                for measure, score, null in zip(prepared, scores, nulls):
+                    chunk = measure.scores(perms)
+                    for i in np.flatnonzero(np.abs(chunk - score) <= NULL_ATOL):
+                        chunk[i] = measure.score(perms[i])
+                    null[start:start + len(perms)] = chunk
                 bar.update(len(perms))
-        elif prepared.degenerate:
-            null[:] = np.nan
         else:
-            group_null = _GroupNull(x, y, labels, group_side, metric, metric_kwargs)
+            kernels = [None if measure.degenerate else _GroupNull(x, y, labels, group_side, metric, options)
+                       for measure, (metric, options) in zip(prepared, measures)]
+            for null, kernel in zip(nulls, kernels):
+                if kernel is None:
+                    null[:] = np.nan
+            live = [(kernel, score, null) for kernel, score, null in zip(kernels, scores, nulls) if kernel]
+            n_groups = int(labels.max()) + 1
             for i in range(n_perm):
-                perm = rng.permutation(group_null.n_groups)
-                null[i] = group_null.score(perm)
-                if abs(null[i] - score) <= NULL_ATOL:
-                    null[i] = group_null.recompute(perm)
+                perm = rng.permutation(n_groups)
+                shared: dict = {}  # this draw's work that several measures need
+                for kernel, score, null in live:
+                    null[i] = kernel.score(perm, shared)
+                    if abs(null[i] - score) <= NULL_ATOL:
+                        null[i] = kernel.recompute(perm)
                 bar.update(1)
-    mean, std = _summary(null)
-    return PermutationResult(
-        metric=metric,
-        score=score,
-        null=null,
-        null_mean=mean,
-        null_std=std,
-        p_value=p_value(score, null),
-        z=_z(score, mean, std),
-        n_perm=n_perm,
-        seed=_recorded_seed(seed),
-        n_pairs=n,
-        observed=observed,
-        kind="shuffle" if labels is None else "group",
-        n_groups=None if labels is None else int(labels.max()) + 1,
-    )
+    results = []
+    for (metric, _), result, score, null in zip(measures, observed, scores, nulls):
+        mean, std = _summary(null)
+        results.append(PermutationResult(
+            metric=metric,
+            score=score,
+            null=null,
+            null_mean=mean,
+            null_std=std,
+            p_value=p_value(score, null),
+            z=_z(score, mean, std),
+            n_perm=n_perm,
+            seed=_recorded_seed(seed),
+            n_pairs=n,
+            observed=result,
+            kind="shuffle" if labels is None else "group",
+            n_groups=None if labels is None else int(labels.max()) + 1,
+        ))
+    return results
 
 
 def random_subset_null(
@@ -702,20 +743,27 @@ class _GroupNull:
         self.other_sums = self._sums(_pca_basis(other, self.variance, self.compat))
         return self._svcca
 
-    def _svcca(self, perm, w):
-        mean = w @ self.factor / self.n
-        centred = self.factor - mean
-        norm_sq = float(w @ np.einsum("ij,ij->i", centred, centred))
-        if np.sqrt(norm_sq) <= CONSTANT_RTOL * np.sqrt(w @ self.raw_sq):
+    def _svcca(self, perm, w, shared):
+        # The draw's centred rows, total variance and weighted covariance depend on the hub side
+        # and the draw only, so every SVCCA variant of one permutation_tests call shares them.
+        if "svcca" not in shared:
+            mean = w @ self.factor / self.n
+            centred = self.factor - mean
+            norm_sq = float(w @ np.einsum("ij,ij->i", centred, centred))
+            constant = np.sqrt(norm_sq) <= CONSTANT_RTOL * np.sqrt(w @ self.raw_sq)
+            cov = None if constant or self.wide else centred.T @ (w[:, None] * centred)
+            shared["svcca"] = {"centred": centred, "norm_sq": norm_sq, "constant": constant, "cov": cov}
+        moments = shared["svcca"]
+        if moments["constant"]:
             return np.nan
         if self.wide:
             return self._svcca_svd(perm, w)
         # Tall: the eigenvectors of the d' x d' weighted covariance are the right singular vectors
-        # of sqrt(w) (c - mean), about 3x cheaper than its SVD (and 7x for the authors' k = 1, which
-        # needs the top pair only). Used when the kept part is resolved by the covariance route.
-        cov = centred.T @ (w[:, None] * centred)
-        if self.compat and AUTHORS_VARIANCE * norm_sq > 1.0 + VARIANCE_RTOL:
-            # _authors_k is 1 whenever the total variance exceeds 1 / 0.99: the top pair suffices.
+        # of sqrt(w) (c - mean), about 3x cheaper than its SVD. Used when the covariance route
+        # resolves the kept part; the authors' k = 1 needs only the top pair.
+        centred, norm_sq, cov = moments["centred"], moments["norm_sq"], moments["cov"]
+        if self.compat and AUTHORS_VARIANCE * norm_sq > 1.0 + VARIANCE_RTOL and "eigh" not in moments:
+            # _authors_k is 1 whenever the total variance exceeds 1 / 0.99.
             top = cov.shape[0] - 1
             value, vector = scipy.linalg.eigh(cov, subset_by_index=[top, top], driver="evr")
             s_top = np.sqrt(max(value[0], 0.0))
@@ -723,13 +771,14 @@ class _GroupNull:
                 return self._svcca_svd(perm, w)
             scores = centred @ vector[:, 0] / s_top
             return float(min(np.linalg.norm(scores @ self.other_sums[perm]), 1.0))
-        eigenvalues, vectors = np.linalg.eigh(cov)
-        s = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))
+        if "eigh" not in moments:
+            eigenvalues, vectors = np.linalg.eigh(cov)
+            moments["eigh"] = (np.sqrt(np.clip(eigenvalues[::-1], 0.0, None)), vectors[:, ::-1])
+        s, vectors = moments["eigh"]
         k = _n_kept(s, self.n, self.variance, self.compat)
         if s[k - 1] < EIGH_RTOL * s[0]:
             return self._svcca_svd(perm, w)
-        kept = vectors[:, ::-1][:, :k]
-        cross = (kept.T @ (centred.T @ self.other_sums[perm])) / s[:k, None]
+        cross = (vectors[:, :k].T @ (centred.T @ self.other_sums[perm])) / s[:k, None]
         rho = np.linalg.svd(cross, compute_uv=False)
         return float(np.mean(np.minimum(rho, 1.0)))
 
@@ -757,7 +806,7 @@ class _GroupNull:
         self.other_norm = np.linalg.norm(factor_other.T @ factor_other)
         return self._cka
 
-    def _cka(self, perm, w):
+    def _cka(self, perm, w, shared):
         mean, weighted = self._weighted(w)
         covariance = weighted.T @ weighted
         cross = self.factor.T @ self.other_sums[perm]
@@ -768,7 +817,7 @@ class _GroupNull:
         self.other_norm = np.linalg.norm(factor_other)
         return self._procrustes
 
-    def _procrustes(self, perm, w):
+    def _procrustes(self, perm, w, shared):
         _, weighted = self._weighted(w)
         cross = self.factor.T @ self.other_sums[perm]
         nuclear = np.sum(np.linalg.svd(cross, compute_uv=False))
@@ -779,42 +828,31 @@ class _GroupNull:
         centred = self.distinct - self.distinct.mean(axis=1, keepdims=True)
         unit = centred / np.linalg.norm(centred, axis=1)[:, None]
         m = self.n_groups
-        self.upper = np.triu_indices(m)
-        self.diagonal = self.upper[0] == self.upper[1]
-        keys = np.rint((unit @ unit.T)[self.upper] * 10.0**RSM_DECIMALS).astype(np.int64)
-        self.order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[self.order]
-        self.tie_starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        self.tie_lengths = np.diff(np.r_[self.tie_starts, keys.size])
+        rows, cols = np.triu_indices(m)
+        keys = np.rint((unit @ unit.T)[rows, cols] * 10.0**RSM_DECIMALS).astype(np.int64)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        self.tie_starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]).astype(np.int64)
+        self.rows_sorted, self.cols_sorted = rows[order].astype(np.int64), cols[order].astype(np.int64)
         ranks_other = _centred_rsm_ranks(other)
         self.other_norm = np.linalg.norm(ranks_other)
         square = scipy.spatial.distance.squareform(ranks_other, checks=False)
         block_sums = np.asarray((self.indicator @ (self.indicator @ square).T).T)
         block_sums[np.diag_indices(m)] *= 0.5  # a diagonal block counts each pair once
-        self.blocks_flat = block_sums.ravel()
-        self.rows_sorted, self.cols_sorted = self.upper[0][self.order], self.upper[1][self.order]
-        self.diagonal_sorted = np.flatnonzero(self.diagonal[self.order])
+        self.blocks_flat = np.ascontiguousarray(block_sums).ravel()
+        from saesim._kernels import weighted_rank_inner
+
+        self._rank_inner = weighted_rank_inner
         return self._rsa
 
-    def _rsa(self, perm, w):
-        # Everything runs in the order the distinct entries were sorted in once: multiplicities,
-        # weighted average ranks, and the other side's block sums gathered through the draw.
-        multiplicity = w[self.rows_sorted] * w[self.cols_sorted]
-        on_diagonal = w[self.rows_sorted[self.diagonal_sorted]]
-        multiplicity[self.diagonal_sorted] = on_diagonal * (on_diagonal - 1) / 2
-        totals = np.add.reduceat(multiplicity, self.tie_starts)
-        # The centred average rank of a tie group: entries below it + (its size + 1) / 2, less
-        # the mean rank (n_entries + 1) / 2; that is cumsum - totals / 2 - n_entries / 2.
-        centred = np.cumsum(totals)
-        centred -= 0.5 * totals
-        centred -= self.n * (self.n - 1) / 4
-        norm = np.sqrt(np.dot(totals * centred, centred))
-        if norm == 0:
+    def _rsa(self, perm, w, shared):
+        # One compiled pass over the distinct entries in the order they were sorted in once:
+        # multiplicities, weighted average ranks, and the other side's block sums of the draw.
+        inner, norm_sq = self._rank_inner(w, perm, self.rows_sorted, self.cols_sorted, self.tie_starts,
+                                          self.blocks_flat, self.n_groups, self.n * (self.n - 1) / 2)
+        if norm_sq <= 0:
             return np.nan
-        index = perm[self.rows_sorted] * self.n_groups
-        index += perm[self.cols_sorted]
-        ranks = np.repeat(centred, self.tie_lengths)
-        return float(ranks @ self.blocks_flat[index] / (norm * self.other_norm))
+        return float(inner / (np.sqrt(norm_sq) * self.other_norm))
 
     # any measure
     def rows(self, perm) -> tuple[np.ndarray, np.ndarray]:
@@ -825,7 +863,8 @@ class _GroupNull:
     def recompute(self, perm) -> float:
         return prepare(*self.rows(perm), self.metric, **self.options).score()
 
-    def score(self, perm) -> float:
+    def score(self, perm, shared: dict | None = None) -> float:
+        """The draw's statistic; ``shared`` carries work between measures of one draw."""
         if self._kernel is None:
             return self.recompute(perm)
-        return self._kernel(perm, self.sizes[perm])
+        return self._kernel(perm, self.sizes[perm], {} if shared is None else shared)

@@ -13,6 +13,7 @@ from saesim.nulls import (
     PermutationResult,
     p_value,
     permutation_test,
+    permutation_tests,
     random_subset_null,
 )
 from tests.authors_reference import authors_p_value
@@ -467,3 +468,34 @@ class TestRandomSubsetNull:
         w_b[5, 5] = np.nan
         with pytest.raises(ValueError, match=r"`w_b` contains NaN or infinite values"):
             random_subset_null(w_a, w_b, 10, "rsa")
+
+
+class TestPermutationTests:
+    MEASURES = [("svcca", {"variance": "ratio:4"}), ("rsa", {}), ("svcca", {"compat": True}),
+                ("linear_cka", {}), ("pwcca", {})]
+
+    @pytest.mark.parametrize("grouped", [False, True])
+    def test_each_result_is_the_single_measure_test(self, grouped):
+        x, y, groups = hubs(3)
+        null = {"groups": groups} if grouped else {}
+        together = permutation_tests(x, y, self.MEASURES, n_perm=30, seed=5, **null)
+        for (metric, options), result in zip(self.MEASURES, together):
+            alone = permutation_test(x, y, metric, n_perm=30, seed=5, **null, **options)
+            # Equal up to rounding: the shared draw may reach the same eigenvectors another way.
+            np.testing.assert_allclose(result.null, alone.null, rtol=0, atol=1e-12)
+            assert (result.metric, result.score, result.p_value, result.kind) == (
+                alone.metric, alone.score, alone.p_value, alone.kind)
+
+    def test_shared_draws_match_the_brute_force(self):
+        x, y, groups = hubs(1)
+        together = permutation_tests(x, y, self.MEASURES[:3], n_perm=12, seed=0, groups=groups)
+        for (metric, options), result in zip(self.MEASURES[:3], together):
+            expected = brute_force_group_null(x, y, groups, metric, 12, 0, **options)
+            np.testing.assert_allclose(result.null, expected, rtol=0, atol=NULL_TOL)
+
+    def test_bad_measures_are_named(self):
+        x, y = independent(0)
+        with pytest.raises(ValueError, match=r"`measures` is empty"):
+            permutation_tests(x, y, [])
+        with pytest.raises(ValueError, match=r"`metric` must be one of"):
+            permutation_tests(x, y, [("rsa", {}), ("cca", {})])

@@ -1,0 +1,53 @@
+"""Compiled inner loops (numba) of the group null, where numpy would pass over the data ten times.
+
+Imported lazily by :mod:`saesim.nulls`: numba's import and first compilation (cached on disk
+next to this file, ``cache=True``) are paid only by runs that draw a many-to-1 RSA null.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def weighted_rank_inner(weights, perm, rows, cols, tie_starts, blocks, n_groups, n_entries):
+    """RSA of one group-null draw: ``(inner, norm_sq)`` of the hub side's centred weighted ranks.
+
+    The hub side's distinct RSM entries, sorted once, are ``(rows[t], cols[t])`` with tie groups
+    starting at ``tie_starts``; entry ``(i, j)`` stands for ``weights[i] * weights[j]`` entries
+    (``w (w - 1) / 2`` on the diagonal). Its centred average rank is the count of entries below
+    its tie group plus half the group's count, less ``n_entries / 2``; ``inner`` sums it times
+    the other side's block sum of the draw, ``blocks[perm[i] * n_groups + perm[j]]`` (diagonal
+    blocks already halved), and ``norm_sq`` sums count * rank^2.
+    """
+    n_ties = tie_starts.size
+    n_sorted = rows.size
+    below = 0.0
+    inner = 0.0
+    norm_sq = 0.0
+    for group in range(n_ties):
+        start = tie_starts[group]
+        stop = tie_starts[group + 1] if group + 1 < n_ties else n_sorted
+        total = 0.0
+        block = 0.0
+        for t in range(start, stop):
+            i = rows[t]
+            j = cols[t]
+            if i == j:
+                total += weights[i] * (weights[i] - 1.0) / 2.0
+            else:
+                total += weights[i] * weights[j]
+            block += blocks[perm[i] * n_groups + perm[j]]
+        centred = below + 0.5 * total - 0.5 * n_entries
+        inner += centred * block
+        norm_sq += total * centred * centred
+        below += total
+    return inner, norm_sq
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) every kernel once, on tiny inputs."""
+    one = np.ones(1)
+    index = np.zeros(1, dtype=np.int64)
+    weighted_rank_inner(one, index, index, index, index, one, 1, 0.0)
