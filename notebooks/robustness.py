@@ -69,8 +69,6 @@ display(Markdown(f"Profile `{prof.name}`: {len(layer_pairs)} layer pairs, rule `
 # ## Paired score against each baseline
 
 # %%
-layer_ids = sorted({("a", la) for la, _ in layer_pairs} | {("b", lb) for _, lb in layer_pairs})
-raw_layers = robust.raw_neuron_layers(prof, layer_ids, cache=cache)
 common = dict(rule=rule, direction=direction, metrics=metrics, n_boot=n_boot, seed=seed)
 # The SAE and control bootstraps run in parallel processes; finished ones are kept in out/cells/bootstrap.
 jobs = [("sae", (("a", la), ("b", lb))) for la, lb in layer_pairs]
@@ -85,9 +83,9 @@ done = robust.bootstrap_many(prof, [comparison for _, comparison in jobs], row_d
 records = {"sae": [], "seed": [], "control": [], "control_all": [], "raw_neuron": []}
 for (name, _), record in zip(jobs, done):
     records[name].append(record)
-for la, lb in layer_pairs:
-    records["raw_neuron"].append(robust.bootstrap_ci(raw_layers[("a", la)], raw_layers[("b", lb)], row_doc,
-                                                     settings.replace(junk_filter=False), **common).to_record())
+# The raw-neuron baseline pairs the models' residual neurons (no SAE); kept like the others.
+records["raw_neuron"] = robust.bootstrap_raw_neurons(prof, layer_pairs, row_doc, settings, cache=cache, out=out,
+                                                     **common)
 frames = {k: adjust_pvalues(pd.DataFrame(v)) if v else None for k, v in records.items()}
 for name, frame in frames.items():
     if frame is not None:

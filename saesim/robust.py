@@ -52,6 +52,7 @@ __all__ = [
     "DocumentMoments",
     "bootstrap_ci",
     "bootstrap_many",
+    "bootstrap_raw_neurons",
     "candidate_pairs",
     "control_comparison",
     "default_sweep_pair",
@@ -594,7 +595,6 @@ def bootstrap_many(profile, comparisons, row_doc, settings: CompareSettings, *, 
     RuntimeError
         If a comparison failed (its traceback is in the message).
     """
-    import hashlib
     from pathlib import Path
 
     from saesim.config import Profile, load_profile
@@ -603,15 +603,13 @@ def bootstrap_many(profile, comparisons, row_doc, settings: CompareSettings, *, 
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     cache = Path(cache) if cache is not None else Path(profile.cache_dir)
-    out = Path(out) if out is not None else cache / "results" / "robustness"
     options = dict(rule=rule, direction=direction, metrics=tuple(metrics), n_boot=n_boot, seed=seed, level=level,
                    candidates=candidates)
-    blob = json.dumps({"profile": profile.key(), "settings": settings.key(), **options}, sort_keys=True)
-    tag = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    folder, tag = _bootstrap_store(profile, cache, out, settings, options)
     row_doc = np.asarray(row_doc)
     records, cells = {}, []
     for i, ((slot_a, layer_a), (slot_b, layer_b)) in enumerate(comparisons):
-        path = out / "cells" / "bootstrap" / f"{slot_a}{layer_a}_{slot_b}{layer_b}_{tag}.json"
+        path = folder / f"{slot_a}{layer_a}_{slot_b}{layer_b}_{tag}.json"
         kept = _read_cell(path)
         if kept is not None:
             records[i] = kept
@@ -641,6 +639,58 @@ def _bootstrap_cell(cell) -> dict:
     record = _plain(bootstrap_ci(layer_a, layer_b, row_doc, settings, **options).to_record())
     _atomic_text(Path(path), json.dumps(record))
     return record
+
+
+def bootstrap_raw_neurons(profile, layer_pairs, row_doc, settings: CompareSettings, *, rule: str,
+                          direction: str = "b_to_a", metrics=BOOT_METRICS, n_boot: int = N_BOOT, seed: int = 0,
+                          level: float = 0.95, candidates: int = BOOT_CANDIDATES, cache=None, out=None,
+                          progress: bool = False) -> list[dict]:
+    """:func:`bootstrap_ci` of the raw-neuron baseline at each (layer of A, layer of B), kept on disk.
+
+    Like :func:`bootstrap_many` (same folder, same resume rule), for the
+    models' residual neurons (:func:`raw_neuron_layers`, without the junk
+    filter). The models are loaded only when some pair is not kept yet, so
+    a cached rebuild needs neither a model nor a capture.
+
+    Returns
+    -------
+    list of dict
+        :meth:`BootstrapResult.to_record` of each layer pair, in order.
+    """
+    from pathlib import Path
+
+    from saesim.config import Profile, load_profile
+    from saesim.experiments import _atomic_text, _plain, _read_cell
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    cache = Path(cache) if cache is not None else Path(profile.cache_dir)
+    settings = settings.replace(junk_filter=False)
+    options = dict(rule=rule, direction=direction, metrics=tuple(metrics), n_boot=n_boot, seed=seed, level=level,
+                   candidates=candidates)
+    folder, tag = _bootstrap_store(profile, cache, out, settings, options)
+    pairs = [(int(la), int(lb)) for la, lb in layer_pairs]
+    paths = {pair: folder / f"a{pair[0]}_raw_b{pair[1]}_raw_{tag}.json" for pair in pairs}
+    records = {pair: _read_cell(path) for pair, path in paths.items()}
+    missing = [pair for pair in pairs if records[pair] is None]
+    if missing:
+        layers = raw_neuron_layers(profile, sorted({("a", la) for la, _ in missing} | {("b", lb) for _, lb in missing}),
+                                   cache=cache, progress=progress)
+        for la, lb in missing:
+            record = _plain(bootstrap_ci(layers[("a", la)], layers[("b", lb)], row_doc, settings,
+                                         **options).to_record())
+            _atomic_text(paths[(la, lb)], json.dumps(record))
+            records[(la, lb)] = record
+    return [records[pair] for pair in pairs]
+
+
+def _bootstrap_store(profile, cache, out, settings: CompareSettings, options: dict):
+    """``(folder, tag)`` of kept bootstrap records: the tag hashes the profile, settings and options."""
+    import hashlib
+    from pathlib import Path
+
+    out = Path(out) if out is not None else Path(cache) / "results" / "robustness"
+    blob = json.dumps({"profile": profile.key(), "settings": settings.key(), **options}, sort_keys=True)
+    return out / "cells" / "bootstrap", hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def effect_sizes(record):

@@ -115,3 +115,29 @@ def test_bootstrap_many_equals_bootstrap_ci_and_is_kept_on_disk(tiny_profile, ti
     with pytest.raises(RuntimeError, match="bootstrap of a1 vs b99 failed"):  # a layer never extracted
         robust.bootstrap_many(tiny_profile, [(("a", 1), ("b", 99))], row_doc, settings, cache=session_cache,
                               out=tmp_path, executor="serial", **options)
+
+
+def test_raw_neuron_bootstraps_are_kept_and_a_rebuild_loads_no_model(tiny_profile, tiny_extraction, session_cache,
+                                                                    raw_layers, tmp_path, monkeypatch):
+    from saesim.experiments import _plain
+
+    settings = settings_from_profile(tiny_profile, n_perm=10)
+    row_doc = robust.row_documents(tiny_profile, cache=session_cache)
+    options = dict(rule="first_index", n_boot=3, seed=1)
+    records = robust.bootstrap_raw_neurons(tiny_profile, [(1, 1), (0, 1)], row_doc, settings, cache=session_cache,
+                                           out=tmp_path, **options)
+    for (la, lb), record in zip([(1, 1), (0, 1)], records):
+        direct = robust.bootstrap_ci(raw_layers[("a", la)], raw_layers[("b", lb)], row_doc,
+                                     settings.replace(junk_filter=False), **options).to_record()
+        pd.testing.assert_frame_equal(pd.DataFrame([record]), pd.DataFrame([_plain(direct)]))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a kept raw-neuron bootstrap needed the models again")
+
+    monkeypatch.setattr(robust, "raw_neuron_layers", refuse)
+    again = robust.bootstrap_raw_neurons(tiny_profile, [(0, 1), (1, 1)], row_doc, settings, cache=session_cache,
+                                         out=tmp_path, **options)
+    pd.testing.assert_frame_equal(pd.DataFrame(again[::-1]), pd.DataFrame(records))
+    with pytest.raises(AssertionError, match="needed the models again"):  # a pair not kept yet
+        robust.bootstrap_raw_neurons(tiny_profile, [(0, 0)], row_doc, settings, cache=session_cache, out=tmp_path,
+                                     **options)
