@@ -103,22 +103,32 @@ for metric in metrics:
                 f"{prof.name}, rule {rule}, direction {direction}.")
 
 # %%
-effect_cols = ["layer_a", "layer_b", "n_pairs"] + [c for m in metrics for c in
-                                                   (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_null_mean",
-                                                    f"{m}_effect", f"{m}_effect_z", f"{m}_p")]
-from saesim.tables import page_style  # noqa: E402
-
-display(page_style(frames["sae"][[c for c in effect_cols if c in frames["sae"]]].reset_index(drop=True),
-                   f"SAE pairs per baseline layer pair: score, {n_boot}-resample bootstrap interval, null mean, "
-                   "effect over the null, its z and p"))
-
-# %% [markdown]
-# ## Multiple testing over the whole grid
-
-# %%
-# The grid `saesim run` computed (every layer pair, the profile's rules, each B latent choosing).
+# The page's one multiple-testing family: every cell and rule of the grid `saesim run` computed
+# (each B latent choosing), Holm-adjusted per measure; every adjusted p-value on this page is over it.
 grid = grid_frame(prof, rules=None, directions=("b_to_a",), cache_dir=cache, results_dir=results,
                   n_perm=n_perm).frame
+sae_frame = frames["sae"].drop(columns=[c for c in frames["sae"] if c.endswith(("_p_holm", "_p_bh"))])
+for m in metrics:
+    sae_frame[f"{m}_p_holm"] = [robust.family_p_value(grid, r.layer_a, r.layer_b, r.rule, r.direction, m)
+                                for r in sae_frame.itertuples()]
+effect_cols = ["layer_a", "layer_b", "n_pairs"] + [c for m in metrics for c in
+                                                   (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_null_mean",
+                                                    f"{m}_effect", f"{m}_effect_z", f"{m}_p", f"{m}_p_holm")]
+from saesim.tables import page_style  # noqa: E402
+
+display(page_style(sae_frame[[c for c in effect_cols if c in sae_frame]].reset_index(drop=True),
+                   f"SAE pairs per baseline layer pair: score, {n_boot}-resample bootstrap interval, null mean, "
+                   f"effect over the null, its z, its p and its p Holm-adjusted over the page's family "
+                   f"({len(grid)} grid tests per measure)"))
+
+# %% [markdown]
+# ## Multiple testing: one family, the whole grid
+#
+# The page's p-values are adjusted over one family per measure: every cell and rule of the grid
+# (each B latent choosing), as the figure below shows them; the verdict quotes the same adjusted
+# values.
+
+# %%
 from saesim.plots import pvalue_histogram  # noqa: E402
 
 fig = pvalue_histogram(grid, [f"{m}_p" for m in metrics if f"{m}_p" in grid], alpha=alpha)
@@ -132,4 +142,9 @@ show_figure(fig, "robustness_pvalues",
 # ## Verdict
 
 # %%
-display(Markdown("\n".join(f"- {line}" for line in robust.verdict(table, alpha=alpha))))
+display(page_style(robust.verdict_table(table, family=grid, alpha=alpha),
+                   f"Verdict per baseline layer pair and measure: the SAE score [bootstrap 95 % interval], its "
+                   f"effect over the shuffled null, its p Holm-adjusted over the page's family ({len(grid)} grid "
+                   f"tests per measure), and where it stands against each baseline ('above': its interval lies "
+                   f"entirely above the baseline's; * a point used for a missing interval); share of seed floor: "
+                   f"its effect over the null as a fraction of two SAEs of model A's"))

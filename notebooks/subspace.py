@@ -38,78 +38,149 @@ figures_dir = "figures"
 
 # %%
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 
 from saesim import book, plots, tables
 from saesim.concepts import CONCEPTS, CONTROL_CONCEPT
 
 grid = book.grid_frame(profile, "subspace", rules=[rule], layers_a=layers_a, layers_b=layers_b,
                        cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed, compat=compat)
-frame = grid.frame
+frame = tables.with_effects(grid.frame)
 concepts = [c for c in CONCEPTS if c in set(frame["concept"])]
-scored = frame[(frame["skipped"].fillna("") == "") & frame["concept"].isin(concepts)]
+# One multiple-testing family on this page: every scored (layer pair, concept) subspace of the
+# real concepts; Holm and BH adjust over it (the Control subspace is judged apart).
+family = tables.concept_family(frame, concepts)
 labels = dict(label_a=grid.label_a, label_b=grid.label_b)
 meta = grid.meta(junk_filter=False, r_min=None, require_overlap=None, top_k=None)
-print(f"profile {grid.profile.name}: {len(frame)} (layer pair, concept) rows from {grid.source}")
+display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 
 # %%
 # The layer pair of the concept table: the paper's (Pythia-70m L3 vs Pythia-160m L5; Gemma-1 L12 vs
-# Gemma-2 L14) when present, else the pair with the most concepts scored (ties: highest mean SVCCA).
+# Gemma-2 L14) when present, else the pair with the most concepts resting on enough pairs to be
+# headlined (ties: the largest mean SVCCA excess).
 paper_pairs = {"pythia": (3, 5), "gemma": (12, 14)}
 if table_layer_a is None or table_layer_b is None:
     pair = paper_pairs.get(grid.profile.name)
     present = set(zip(frame["layer_a"], frame["layer_b"]))
     if pair not in present:
-        ranking = (scored.groupby(["layer_a", "layer_b"])["svcca"].agg(["count", "mean"])
-                   .sort_values(["count", "mean"], ascending=False))
+        ranking = (family.assign(enough=family["n_pairs"] >= tables.MIN_HEADLINE_PAIRS)
+                   .groupby(["layer_a", "layer_b"]).agg(enough=("enough", "sum"), mean=("svcca_excess", "mean"))
+                   .sort_values(["enough", "mean"], ascending=False))
         pair = ranking.index[0] if len(ranking) else sorted(present)[0]
     table_layer_a = int(pair[0]) if table_layer_a is None else table_layer_a
     table_layer_b = int(pair[1]) if table_layer_b is None else table_layer_b
-book.glue_value("ss_profile", grid.profile.name)
-book.glue_value("ss_table_a", table_layer_a)
-book.glue_value("ss_table_b", table_layer_b)
-book.glue_value("ss_n_scored", len(scored))
-book.glue_value("ss_n_rows", int(frame["concept"].isin(concepts).sum()))
-book.glue_value("ss_n_sig", int((scored["svcca_p"] <= 0.05).sum()))
-book.glue_value("ss_best_svcca", float(scored["svcca"].max()) if len(scored) else float("nan"))
-book.glue_value("ss_best_concept", str(scored.loc[scored["svcca"].idxmax(), "concept"]) if len(scored) else "none")
+at_pair = family[(family["layer_a"] == table_layer_a) & (family["layer_b"] == table_layer_b)]
+top = tables.concept_headline(family, "svcca")
+top_rsa = tables.concept_headline(family, "rsa")
+control = frame[(frame["concept"] == "Control") & (frame["skipped"].fillna("") == "")]
+glue = {
+    "ss_profile": grid.profile.name, "ss_table_a": table_layer_a, "ss_table_b": table_layer_b,
+    "ss_n_scored": len(family), "ss_n_rows": int(frame["concept"].isin(concepts).sum()),
+    "ss_min_pairs": tables.MIN_HEADLINE_PAIRS,
+    "ss_n_enough": int((family["n_pairs"] >= tables.MIN_HEADLINE_PAIRS).sum()),
+    "ss_median_pairs": float(family["n_pairs"].median()) if len(family) else float("nan"),
+    "ss_n_sig": int((family["svcca_p"] <= 0.05).sum()), "ss_n_sig_bh": int((family["svcca_p_bh"] <= 0.05).sum()),
+    "ss_n_sig_rsa": int((family["rsa_p"] <= 0.05).sum()), "ss_n_sig_rsa_bh": int((family["rsa_p_bh"] <= 0.05).sum()),
+    "ss_n_control": len(control), "ss_n_control_sig": int((control["svcca_p"] <= 0.05).sum()),
+    "ss_n_control_sig_rsa": int((control["rsa_p"] <= 0.05).sum()),
+    "ss_control_pairs": float(control["n_pairs"].median()) if len(control) else float("nan"),
+    "ss_n_subset_sig": int((family["svcca_subset_p"] <= 0.05).sum()) if "svcca_subset_p" in family else 0,
+    "ss_k1_min": float(at_pair["svcca_authors_k"].min()) if len(at_pair) else float("nan"),
+    "ss_k1_max": float(at_pair["svcca_authors_k"].max()) if len(at_pair) else float("nan"),
+    "ss_k1_null": float(at_pair["svcca_authors_k_null_mean"].median()) if len(at_pair) else float("nan"),
+}
+for name, row in (("ss_top", top), ("ss_top_rsa", top_rsa)):
+    metric = "svcca" if name == "ss_top" else "rsa"
+    if row is None:
+        glue.update({f"{name}_text": f"no concept subspace has {tables.MIN_HEADLINE_PAIRS} pairs or more"})
+        continue
+    glue[f"{name}_text"] = (
+        f"{row['concept']} at A {int(row['layer_a'])} – B {int(row['layer_b'])} ({int(row['n_pairs'])} pairs): "
+        f"{row[metric]:.3f} against a null mean of {row[f'{metric}_null_mean']:.3f}, an excess of "
+        f"{row[f'{metric}_excess']:.3f} (z = {row[f'{metric}_z']:.1f}, BH-adjusted p = {row[f'{metric}_p_bh']:.3f})")
+for key, value in glue.items():
+    book.glue_value(key, value)
+
+# %% [markdown]
+# **Multiple testing on this page.** One family: the {glue:text}`ss_n_scored` scored (layer pair,
+# concept) subspaces of the eight concepts, for each measure. Wherever a p-value is counted or
+# drawn it is Benjamini–Hochberg (BH) adjusted over that family; the raw p-values stay in the
+# tables and the downloadable data. The unrelated-word Control subspace is a check of the method,
+# judged apart.
+#
+# **Headlines need pairs.** A concept subspace is headlined only when it rests on at least
+# {glue:text}`ss_min_pairs` pairs ({glue:text}`ss_n_enough` of {glue:text}`ss_n_scored` do; the
+# median is {glue:text}`ss_median_pairs:.0f`). Smaller ones are drawn with their pair count (n) in
+# every cell: their nulls are wide and their largest values are mostly chance.
+#
+# ## Effect over the null first
+#
+# Over the grid of profile **{glue:text}`ss_profile`**, {glue:text}`ss_n_scored` of
+# {glue:text}`ss_n_rows` (layer pair, concept) subspaces had enough members and pairs to be scored
+# (more than 2 of each). The largest corrected-SVCCA excess among the headline-sized ones:
+# {glue:text}`ss_top_text`. For RSA: {glue:text}`ss_top_rsa_text`. After BH adjustment,
+# {glue:text}`ss_n_sig_bh` subspaces pass at 0.05 for SVCCA (raw: {glue:text}`ss_n_sig`) and
+# {glue:text}`ss_n_sig_rsa_bh` for RSA (raw: {glue:text}`ss_n_sig_rsa`).
+
+# %%
+for value, name, what in [
+    ("svcca_excess", "figA9_concepts_svcca_excess", "Paired corrected SVCCA minus its null mean for each concept "
+                                                    "subspace per layer pair (0 = null level, white)"),
+    ("rsa_excess", "figA9_concepts_rsa_excess", "Paired RSA minus its null mean for each concept subspace per "
+                                                "layer pair (0 = null level, white)"),
+]:
+    limit = float(family[value].abs().quantile(0.98)) if len(family) else 1.0
+    fig = plots.concept_heatmap_grid(frame, value, concepts=concepts, cmap="RdBu_r", vmin=-limit, vmax=limit,
+                                     **labels)
+    book.show_figure(fig, name, plots.caption(meta, what + "; n = pairs in the cell; colour scale clipped at the "
+                                                           "98th percentile of |excess|; blank cells: too few "
+                                                           "members or pairs"),
+                     out_dir=figures_dir)
 
 # %% [markdown]
 # ## One layer pair, one row per concept (Tables 1–2)
 #
-# Profile **{glue:text}`ss_profile`**, A layer {glue:text}`ss_table_a` against B layer
-# {glue:text}`ss_table_b`. Over the whole grid, {glue:text}`ss_n_scored` of
-# {glue:text}`ss_n_rows` (layer pair, concept) subspaces had enough members and pairs to be scored
-# (more than 2 of each); {glue:text}`ss_n_sig` of them have an SVCCA p-value ≤ 0.05. The highest
-# concept SVCCA is {glue:text}`ss_best_svcca:.3f` ({glue:text}`ss_best_concept`). The paper's
-# Table 1 reports 0.47–0.83 for Pythia-70m L3 vs Pythia-160m L5 with null means 0.05–0.17.
+# A layer {glue:text}`ss_table_a` against B layer {glue:text}`ss_table_b`. Compared like with
+# like, the authors' one-component SVCCA (k = 1) of the concepts here ranges
+# {glue:text}`ss_k1_min:.3f`–{glue:text}`ss_k1_max:.3f` (median null {glue:text}`ss_k1_null:.3f`);
+# the paper's Table 1 reports 0.47–0.83 with null means 0.05–0.17 for Pythia-70m L3 vs
+# Pythia-160m L5 (authors' numbers, k = 1). The corrected SVCCA in the table is not comparable
+# with those.
 
 # %%
-tables.page_style(tables.concept_table(frame, layer_a=table_layer_a, layer_b=table_layer_b),
-                  f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs {grid.label_b} "
-                  f"layer {table_layer_b} (profile {grid.profile.name})")
+table = tables.concept_table(frame, layer_a=table_layer_a, layer_b=table_layer_b)
+k1 = at_pair.set_index("concept")[["svcca_authors_k", "svcca_authors_k_null_mean", "svcca_p_bh"]]
+table = table.join(k1.rename(columns={"svcca_authors_k": "SVCCA k=1", "svcca_authors_k_null_mean": "k=1 null mean",
+                                      "svcca_p_bh": "SVCCA p (BH)"}))
+tables.page_style(table, f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs "
+                         f"{grid.label_b} layer {table_layer_b} (profile {grid.profile.name}); SVCCA p (BH): "
+                         f"adjusted over the page's family; SVCCA k=1: the authors' dimension rule")
 
 # %% [markdown]
-# ## One heatmap per concept (A9–A10)
+# ## Raw scores, nulls and p-values (A9–A10)
+#
+# The paper's appendix figures: the raw scores and their shuffled-null means on one colour scale,
+# and the BH-adjusted p-values.
 
 # %%
-for value, name, what in [
-    ("svcca", "figA9_concepts_svcca", "Paired SVCCA of each concept subspace per layer pair (appendix A9/A10)"),
-    ("svcca_null_mean", "figA9_concepts_svcca_null", "Mean SVCCA of shuffled pairings in each concept subspace "
-                                                     "(appendix A10)"),
-    ("svcca_p", "figA9_concepts_svcca_p", "SVCCA p-value of each concept subspace (appendix A9/A10)"),
-    ("rsa", "figA9_concepts_rsa", "Paired RSA of each concept subspace per layer pair (appendix A9/A10)"),
-    ("rsa_p", "figA9_concepts_rsa_p", "RSA p-value of each concept subspace (appendix A9/A10)"),
+raw_limits = dict(vmin=float(min(family["svcca"].min(), family["svcca_null_mean"].min())),
+                  vmax=float(max(family["svcca"].max(), family["svcca_null_mean"].max())))
+for value, name, what, style in [
+    ("svcca", "figA9_concepts_svcca", "Paired corrected SVCCA of each concept subspace per layer pair (appendix "
+                                      "A9/A10)", raw_limits),
+    ("svcca_null_mean", "figA9_concepts_svcca_null", "Mean corrected SVCCA of shuffled pairings in each concept "
+                                                     "subspace, on the paired scores' colour scale (appendix A10)",
+     raw_limits),
+    ("svcca_p_bh", "figA9_concepts_svcca_p", "SVCCA p-value of each concept subspace, BH-adjusted over the page's "
+                                             "family (appendix A9/A10)", {}),
+    ("rsa_p_bh", "figA9_concepts_rsa_p", "RSA p-value of each concept subspace, BH-adjusted over the page's family "
+                                         "(appendix A9/A10)", {}),
 ]:
-    fig = plots.concept_heatmap_grid(frame, value, concepts=concepts, **labels)
-    book.show_figure(fig, name, plots.caption(meta, what + "; blank cells: too few members or pairs"),
+    fig = plots.concept_heatmap_grid(family if value.endswith("_bh") else frame, value, concepts=concepts,
+                                     **style, **labels)
+    book.show_figure(fig, name, plots.caption(meta, what + "; n = pairs in the cell; blank cells: too few members "
+                                                           "or pairs"),
                      out_dir=figures_dir)
-
-# %%
-counts = frame[frame["concept"].isin(concepts)].pivot_table(index="concept", columns=["layer_a", "layer_b"],
-                                                            values="n_pairs", aggfunc="first").reindex(concepts)
-counts.columns = [f"A{a}·B{b}" for a, b in counts.columns]
-counts
 
 # %% [markdown]
 # ## The concept keyword lists (A11)
@@ -120,32 +191,34 @@ keywords = pd.DataFrame({
     "keywords": [len(dict.fromkeys(v)) for v in CONCEPTS.values()] + [len(CONTROL_CONCEPT)],
     "list": [", ".join(dict.fromkeys(v)) for v in CONCEPTS.values()] + [", ".join(CONTROL_CONCEPT)],
 }).set_index("concept")
-with pd.option_context("display.max_colwidth", None):
-    display(keywords)
+tables.page_style(keywords, "Appendix A11 analogue: the keywords of each concept and of the unrelated-word Control")
 
 # %% [markdown]
 # ## Controls (A12)
 #
 # **Unrelated keywords.** A subspace built from frequent function words that name no concept
-# ("Control" below) should not look like a concept: the paper's dev notes report high p-values
-# for it. **Random subsets.** Each concept's score is also compared with random subsets of the
-# same size drawn from the global many-to-1 pairing ("corr from full subsets", the arXiv
-# version's second null). {glue:text}`ss_n_subset_sig` of {glue:text}`ss_n_scored` scored concept
-# subspaces beat that null at p ≤ 0.05.
+# ("Control") should not look like a concept. Here it is scored at {glue:text}`ss_n_control` layer
+# pairs (median {glue:text}`ss_control_pairs:.0f` pairs, more than most concepts) and has a raw
+# p ≤ 0.05 at {glue:text}`ss_n_control_sig` of them for SVCCA and {glue:text}`ss_n_control_sig_rsa`
+# for RSA, against {glue:text}`ss_n_sig` of {glue:text}`ss_n_scored` concept subspaces for SVCCA.
+# A Control that passes as often as the concepts says that the shuffle null rejects for any
+# sizeable set of latents paired by activation, concept or not: the concept scores must then be
+# read against the Control, not against the shuffle. **Random subsets.** Each concept's score is
+# also compared with random subsets of the same size drawn from the global many-to-1 pairing
+# ("corr from full subsets", the arXiv version's second null); {glue:text}`ss_n_subset_sig` of
+# {glue:text}`ss_n_scored` concept subspaces beat that null at p ≤ 0.05 (raw).
 
 # %%
-control_rows = frame[frame["concept"] == "Control"]
 cols = [c for c in ["layer_a", "layer_b", "n_members_a", "n_members_b", "n_pairs", "svcca", "svcca_null_mean",
-                    "svcca_p", "svcca_subset_null_mean", "svcca_subset_p", "rsa", "rsa_p", "skipped"]
-        if c in control_rows]
-control_rows[cols].set_index(["layer_a", "layer_b"])
+                    "svcca_p", "svcca_subset_null_mean", "svcca_subset_p", "rsa", "rsa_p"] if c in control]
+tables.page_style(control[cols].set_index(["layer_a", "layer_b"]),
+                  "The unrelated-word Control subspace at every layer pair (raw p-values; not in the page's family)")
 
 # %%
-book.glue_value("ss_n_subset_sig", int((scored["svcca_subset_p"] <= 0.05).sum()) if "svcca_subset_p" in scored else 0)
-if "svcca_subset_p" in frame:
-    fig = plots.concept_heatmap_grid(frame, "svcca_subset_p", concepts=concepts, **labels)
+if "svcca_subset_p" in family:
+    fig = plots.concept_heatmap_grid(family, "svcca_subset_p", concepts=concepts, **labels)
     book.show_figure(fig, "figA12_concepts_svcca_subset_p",
                      plots.caption(dict(meta, null_kind="random_subset"),
-                                   "SVCCA p-value of each concept subspace against random subsets of the global "
-                                   "pairing of the same size (appendix A12)"),
+                                   "SVCCA p-value (raw) of each concept subspace against random subsets of the "
+                                   "global pairing of the same size (appendix A12); n = pairs in the cell"),
                      out_dir=figures_dir)

@@ -87,6 +87,12 @@ __all__ = [
 ANNOT_KWS = {"weight": "bold", "size": 14}
 """Heatmap annotation style of the paper's notebooks."""
 
+PAGE_WIDTH_PX = 700
+"""Width at which the book's article column shows a figure (a 1 280-px browser window)."""
+
+MIN_TEXT_PX = 10
+"""Smallest text height, in screen pixels at :data:`PAGE_WIDTH_PX`, of a figure drawn for the page."""
+
 NULL_P_VMAX = 0.6
 """Colour-scale maximum of the paper's null-mean and p-value panels."""
 
@@ -185,7 +191,8 @@ def panel_style(value: str) -> dict:
 def layer_heatmap(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", cols: str = "layer_a",
                   ax: Axes | None = None, title: str | None = None, fmt: str = ".3f", cmap: str = "magma",
                   vmin: float | None = None, vmax: float | None = None, label_a: str = "model A",
-                  label_b: str = "model B", cbar: bool = True, counts: str | None = None) -> Axes:
+                  label_b: str = "model B", cbar: bool = True, counts: str | None = None,
+                  annot_max: float | None = None) -> Axes:
     """One annotated layer × layer heatmap in the paper's style.
 
     Parameters
@@ -215,6 +222,8 @@ def layer_heatmap(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", col
     counts : str, optional
         A count column (e.g. ``"n_pairs"``) written under each cell's value
         as ``n=<count>``: how many pairs the score rests on.
+    annot_max : float, optional
+        Largest annotation size in pt (default the paper's 14 pt).
 
     Returns
     -------
@@ -238,7 +247,8 @@ def layer_heatmap(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", col
         count_grid = _pivot(frame, counts, rows=rows, cols=cols).reindex(index=grid.index, columns=grid.columns)
     if ax is None:
         ax = _new_figure(*_heatmap_size(grid.shape)).subplots()
-    _draw_grid(ax, grid, fmt=fmt, cmap=cmap, vmin=vmin, vmax=vmax, cbar=cbar, counts=count_grid)
+    _draw_grid(ax, grid, fmt=fmt, cmap=cmap, vmin=vmin, vmax=vmax, cbar=cbar, counts=count_grid,
+               annot_max=annot_max)
     ax.set_title(panel_title(value) if title is None else title)
     ax.set_xlabel(f"{label_a} layer")
     ax.set_ylabel(f"{label_b} layer")
@@ -415,13 +425,30 @@ def concept_heatmap_grid(subspace_frame: pd.DataFrame, value: str, *, ncols: int
     rows, cols = options.get("rows", "layer_b"), options.get("cols", "layer_a")
     _check_frame(frame, "subspace_frame", [rows, cols])
     shape = (frame[rows].nunique(), frame[cols].nunique())
-    fig, axes = _panel_grid(len(concepts), ncols, _heatmap_size(shape))
+    # Drawn for the page: every text, cell numbers included, at least MIN_TEXT_PX high when the
+    # whole grid is shown at PAGE_WIDTH_PX; rows tall enough for value and pair count.
+    width = _heatmap_size(shape)[0]
+    points = _page_points(width * ncols)
+    lines = 2 if counts in frame else 1
+    height = shape[0] * (1.35 * lines * points / 72 + 0.12) + 5.0 * points / 72
     stem = panel_title(value) if title is None else title
-    for ax, concept in zip(axes, concepts):
-        layer_heatmap(frame[frame["concept"] == concept], value, ax=ax, title=f"{stem}: {concept}",
-                      counts=counts if counts in frame else None, **options)
-        ax.set_label(f"concept:{concept}")
+    with matplotlib.rc_context(_font_rc(points)):
+        fig, axes = _panel_grid(len(concepts), ncols, (width, height))
+        for ax, concept in zip(axes, concepts):
+            layer_heatmap(frame[frame["concept"] == concept], value, ax=ax, title=f"{stem}: {concept}",
+                          counts=counts if counts in frame else None, annot_max=points, **options)
+            ax.set_label(f"concept:{concept}")
     return fig
+
+
+def _page_points(figure_width_in: float) -> float:
+    """Font size (pt) that is MIN_TEXT_PX high on screen when the figure is PAGE_WIDTH_PX wide."""
+    return max(10.0, MIN_TEXT_PX * 72.0 * figure_width_in / PAGE_WIDTH_PX)
+
+
+def _font_rc(points: float) -> dict:
+    return {"font.size": points, "axes.titlesize": points, "axes.labelsize": points,
+            "xtick.labelsize": points, "ytick.labelsize": points, "legend.fontsize": points}
 
 
 def panel_axes(fig: Figure) -> list[Axes]:
@@ -1132,7 +1159,7 @@ def _panel_grid(n: int, ncols: int, panel_size) -> tuple[Figure, list[Axes]]:
     return fig, axes[:n]
 
 
-def _draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar, counts=None) -> None:
+def _draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar, counts=None, annot_max=None) -> None:
     import seaborn as sns
 
     values = grid.to_numpy(dtype=float)
@@ -1146,14 +1173,15 @@ def _draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar, cou
         labels = np.array([[lab if not lab or not np.isfinite(c) else f"{lab}\nn={int(c)}"
                             for lab, c in zip(row, crow)] for row, crow in zip(labels, n)], dtype=object)
     sns.heatmap(grid, ax=ax, annot=labels, fmt="", cmap=cmap, vmin=vmin, vmax=vmax, cbar=cbar,
-                annot_kws={**ANNOT_KWS, "size": _annotation_size(ax, grid.shape, labels, cbar)},
+                annot_kws={**ANNOT_KWS, "size": _annotation_size(ax, grid.shape, labels, cbar, annot_max)},
                 mask=~np.isfinite(values))
     ax.tick_params(axis="y", rotation=0)
     ax.tick_params(axis="x", rotation=0)
 
 
-def _annotation_size(ax: Axes, shape, labels, cbar: bool) -> float:
-    """Font size (pt) at which the widest cell label fits its cell: at most the paper's 14 pt, at least 5."""
+def _annotation_size(ax: Axes, shape, labels, cbar: bool, largest: float | None = None) -> float:
+    """Font size (pt) at which the widest cell label fits its cell: at most ``largest`` (the paper's
+    14 pt by default), at least 5."""
     n_rows, n_cols = max(shape[0], 1), max(shape[1], 1)
     fig = ax.figure
     box = ax.get_position()
@@ -1164,7 +1192,7 @@ def _annotation_size(ax: Axes, shape, labels, cbar: bool) -> float:
     n_lines = max((len(parts) for parts in lines), default=1)
     by_width = 72 * width_in / n_cols / (0.62 * max(chars, 1) + 0.8)
     by_height = 72 * height_in / n_rows / (1.25 * n_lines + 0.3)
-    return float(np.clip(min(by_width, by_height), 5.0, ANNOT_KWS["size"]))
+    return float(np.clip(min(by_width, by_height), 5.0, largest or ANNOT_KWS["size"]))
 
 
 def _per_panel(option, value: str, index: int, key: str):

@@ -57,6 +57,7 @@ __all__ = [
     "control_comparison",
     "default_sweep_pair",
     "effect_sizes",
+    "family_p_value",
     "plot_baselines",
     "plot_sweep",
     "raw_neuron_baseline",
@@ -66,6 +67,7 @@ __all__ = [
     "sweep_svcca_dimension",
     "sweep_token_budget",
     "verdict",
+    "verdict_table",
 ]
 
 BOOT_METRICS = ("svcca", "rsa")
@@ -957,10 +959,7 @@ def verdict(table: pd.DataFrame, *, metrics=None, alpha: float = 0.05) -> list[s
             if base is None or not np.isfinite(base["value"]):
                 continue
             judged.append(label)
-            sae_low = sae["ci_low"] if np.isfinite(sae["ci_low"]) else sae["value"]
-            base_high = base["ci_high"] if np.isfinite(base["ci_high"]) else base["value"]
-            missing = not (np.isfinite(sae["ci_low"]) and np.isfinite(base["ci_high"]))
-            wins = sae_low > base_high
+            wins, missing = _beats(sae, base)
             if wins:
                 beaten.append(label)
             how = ("beats" if wins else "does not clearly beat")
@@ -992,6 +991,86 @@ def verdict(table: pd.DataFrame, *, metrics=None, alpha: float = 0.05) -> list[s
             summary = "beats " + ", ".join(beaten) + " only"
         lines.append(f"{head}; " + "; ".join(parts) + f"{ptxt}. Verdict: {summary}.")
     return lines
+
+
+def _beats(sae: dict, base: dict) -> tuple[bool, bool]:
+    """``(wins, missing)``: the SAE score's CI lies above the baseline's (points where a CI is missing)."""
+    sae_low = sae["ci_low"] if np.isfinite(sae["ci_low"]) else sae["value"]
+    base_high = base["ci_high"] if np.isfinite(base["ci_high"]) else base["value"]
+    return bool(sae_low > base_high), not (np.isfinite(sae["ci_low"]) and np.isfinite(base["ci_high"]))
+
+
+VERDICT_COLUMNS = {"seed": "SAE-seed floor", "control": "random model (authors')",
+                   "control_all": "random model (every tensor)", "raw_neuron": "raw neurons",
+                   "shuffle_null": "shuffled null"}
+"""Column of :func:`verdict_table` for each baseline."""
+
+
+def verdict_table(table: pd.DataFrame, *, family: pd.DataFrame | None = None, metrics=None,
+                  alpha: float = 0.05) -> pd.DataFrame:
+    """The verdict as a table: one row per (layer pair, rule, direction, metric) of :func:`control_comparison`.
+
+    Columns: the SAE score with its interval, its effect over the shuffled
+    null, its p-value adjusted over the page's family, one column per
+    baseline ("above" when the SAE interval lies entirely above the
+    baseline's, "overlaps" or "below" otherwise, with the baseline's score
+    and interval; a "*" marks a point used for a missing interval), the SAE
+    effect as a share of the seed floor's, and the verdict in a few words.
+
+    ``family`` is the tidy grid whose Holm-adjusted ``<metric>_p_holm`` is the
+    page's one multiple-testing family (e.g. every cell and rule of
+    ``full_space.parquet``); the SAE p-value of a row is looked up there.
+    Without it, the table's own ``p_holm`` is used.
+    """
+    if table is None or table.empty:
+        return pd.DataFrame()
+    metrics = metrics or list(dict.fromkeys(table["metric"]))
+    rows = []
+    keys = ["layer_a", "layer_b", "rule", "direction", "metric"]
+    for (la, lb, rule, direction, metric), group in table[table["metric"].isin(metrics)].groupby(keys, sort=True):
+        by = {row["comparison"]: row for row in group.to_dict("records")}
+        sae = by.get("sae")
+        row = {"layer pair": f"A{la}–B{lb}", "rule": rule, "measure": metric}
+        if sae is None or not np.isfinite(sae["value"]):
+            rows.append({**row, "verdict": "no SAE score (too few pairs)"})
+            continue
+        p = family_p_value(family, la, lb, rule, direction, metric) if family is not None else sae.get("p_holm")
+        row.update({"SAE score [CI]": _fmt(sae), "effect over null": sae["effect"], "p (Holm)": _num(p)})
+        beaten, judged = [], []
+        for name, column in VERDICT_COLUMNS.items():
+            base = by.get(name)
+            if base is None or not np.isfinite(base["value"]):
+                continue
+            wins, missing = _beats(sae, base)
+            judged.append(column)
+            beaten += [column] if wins else []
+            place = "above" if wins else "overlaps" if sae["value"] > base["value"] else "below"
+            row[column] = f"{place}: {_fmt(base)}{'*' if missing else ''}"
+        floor = by.get("seed")
+        if floor is not None and np.isfinite(floor.get("effect", np.nan)) and floor["effect"] > 0:
+            row["share of seed floor"] = sae["effect"] / floor["effect"]
+        significant = np.isfinite(row["p (Holm)"]) and row["p (Holm)"] < alpha
+        beyond = [c for c in beaten if c not in ("SAE-seed floor",)]
+        others = [c for c in judged if c not in ("SAE-seed floor",)]
+        row["verdict"] = ((("above every baseline" if len(beyond) == len(others) else
+                            "above none" if not beyond else "above " + ", ".join(beyond) + " only")
+                           if others else "no baseline")
+                          + ("" if significant else f"; not significant at {alpha:g} after Holm"))
+        rows.append(row)
+    columns = ["layer pair", "rule", "measure", "SAE score [CI]", "effect over null", "p (Holm)",
+               *VERDICT_COLUMNS.values(), "share of seed floor", "verdict"]
+    out = pd.DataFrame(rows)
+    return out[[c for c in columns if c in out]]
+
+
+def family_p_value(family: pd.DataFrame, layer_a, layer_b, rule, direction, metric) -> float:
+    """The Holm-adjusted p-value of one cell of ``family`` (a tidy grid with ``<metric>_p_holm``), NaN if absent."""
+    column = f"{metric}_p_holm"
+    if column not in family:
+        return float("nan")
+    cell = family[(family["layer_a"] == layer_a) & (family["layer_b"] == layer_b) & (family["rule"] == rule)
+                  & (family["direction"] == direction)]
+    return float(cell[column].iloc[0]) if len(cell) else float("nan")
 
 
 IDENTICAL_R = 0.999

@@ -35,6 +35,9 @@ __all__ = [
     "PAGE_TABLE_STYLES",
     "page_style",
     "authors_table",
+    "MIN_HEADLINE_PAIRS",
+    "concept_family",
+    "concept_headline",
     "concept_table",
     "counts_table",
     "display_name",
@@ -44,6 +47,11 @@ __all__ = [
     "styled",
     "with_effects",
 ]
+
+MIN_HEADLINE_PAIRS = 20
+"""Fewest pairs a concept subspace needs before a page may headline it. Smaller subspaces are
+drawn and tabled (with their pair count) but never quoted as "the highest": with a handful of
+pairs the corrected SVCCA's null spreads so widely that the largest of 288 cells is mostly noise."""
 
 AUTHORS_SOURCE = "authors' paper"
 """Default tag in the header of columns that hold the authors' reported numbers."""
@@ -499,3 +507,33 @@ def _key(name: str) -> str:
 def _short(value, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def concept_family(subspace_frame: pd.DataFrame, concepts: Sequence[str]) -> pd.DataFrame:
+    """The concept page's one multiple-testing family, with effects and adjusted p-values.
+
+    The family is every scored (layer pair, concept) subspace of ``concepts``
+    (the real concepts; the unrelated-word Control is judged apart). Adds
+    ``<metric>_excess`` and, for every ``<metric>_p`` column, Holm and
+    Benjamini-Hochberg adjusted values over this family only
+    (``<metric>_p_holm``, ``<metric>_p_bh``), replacing any adjusted over a
+    larger table.
+    """
+    from saesim.experiments import adjust_pvalues
+
+    _check_frame(subspace_frame, "subspace_frame", ["concept", "n_pairs"])
+    skipped = subspace_frame["skipped"].fillna("") != "" if "skipped" in subspace_frame else False
+    family = subspace_frame[subspace_frame["concept"].isin(list(concepts)) & ~skipped]
+    family = family.drop(columns=[c for c in family if c.endswith(("_p_holm", "_p_bh"))])
+    return with_effects(adjust_pvalues(family.reset_index(drop=True)))
+
+
+def concept_headline(family: pd.DataFrame, metric: str = "svcca",
+                     min_pairs: int = MIN_HEADLINE_PAIRS) -> pd.Series | None:
+    """The cell of ``family`` whose ``metric`` rises most above its null among those resting on at
+    least ``min_pairs`` pairs, or None when no cell has that many."""
+    _check_frame(family, "family", ["n_pairs", f"{metric}_excess"])
+    eligible = family[family["n_pairs"] >= min_pairs]
+    if eligible.empty or not eligible[f"{metric}_excess"].notna().any():
+        return None
+    return eligible.loc[eligible[f"{metric}_excess"].idxmax()]

@@ -237,6 +237,21 @@ class TestConceptHeatmapGrid:
         p_axes = panel_axes(concept_heatmap_grid(subspace(), "svcca_p"))
         assert heatmap_mesh(p_axes[0]).norm.vmax == 0.6
 
+    def test_every_text_is_legible_at_the_page_width(self):
+        # Shown PAGE_WIDTH_PX wide, every title, tick label and cell number is at least MIN_TEXT_PX high.
+        from saesim.plots import MIN_TEXT_PX, PAGE_WIDTH_PX
+
+        frame = subspace(layers_a=range(6), layers_b=range(6)).assign(n_pairs=120)
+        fig = concept_heatmap_grid(frame, "svcca")
+        pixels_per_point = PAGE_WIDTH_PX / (fig.get_figwidth() * 72)
+        texts = [t for ax in panel_axes(fig) for t in (ax.texts + ax.get_xticklabels() + ax.get_yticklabels()
+                                                       + [ax.title]) if t.get_text()]
+        assert len(texts) > 8 * 36
+        smallest = min(t.get_fontsize() for t in texts) * pixels_per_point
+        assert smallest >= 0.7 * MIN_TEXT_PX  # the cell numbers may shrink a little to fit their cells
+        assert min(t.get_fontsize() for t in texts if t not in sum((ax.texts for ax in fig.axes), [])) \
+            * pixels_per_point >= MIN_TEXT_PX - 1e-9
+
     def test_choose_concepts(self):
         fig = concept_heatmap_grid(subspace(), "svcca", concepts=["Emotions", "Time"], ncols=2)
         assert [ax.get_label() for ax in panel_axes(fig)] == ["concept:Emotions", "concept:Time"]

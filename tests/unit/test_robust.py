@@ -316,6 +316,25 @@ class TestControlTableAndVerdict:
     def test_empty(self):
         assert robust.verdict(pd.DataFrame()) == ["No comparisons to judge: the table is empty."]
 
+    def test_verdict_table_follows_the_numbers_and_the_pages_family(self):
+        sae = pd.DataFrame([fake_record(0, 0, 0.8, 0.75, 0.85), fake_record(1, 1, 0.5, 0.40, 0.60)])
+        seed = pd.DataFrame([fake_record(0, 0, 0.9, 0.85, 0.95), fake_record(1, 1, 0.9, 0.85, 0.95)])
+        control = pd.DataFrame([fake_record(0, 0, 0.4, 0.35, 0.45), fake_record(1, 1, 0.45, 0.40, 0.50)])
+        raw = pd.DataFrame([fake_record(0, 0, 0.6, 0.55, 0.65), fake_record(1, 1, 0.7, 0.65, 0.75)])
+        table = robust.control_comparison(sae, seed=seed, control=control, raw=raw)
+        family = pd.DataFrame([dict(layer_a=0, layer_b=0, rule="first_index", direction="b_to_a", svcca_p_holm=0.01),
+                               dict(layer_a=1, layer_b=1, rule="first_index", direction="b_to_a", svcca_p_holm=0.2)])
+        out = robust.verdict_table(table, family=family).set_index("layer pair")
+        assert list(out.index) == ["A0–B0", "A1–B1"]
+        assert out.loc["A0–B0", "verdict"] == "above every baseline"
+        assert out.loc["A1–B1", "verdict"] == "above shuffled null only; not significant at 0.05 after Holm"
+        assert out.loc["A0–B0", "random model (authors')"].startswith("above: 0.400")
+        assert out.loc["A1–B1", "raw neurons"].startswith("below: 0.700")
+        assert out.loc["A1–B1", "random model (authors')"].startswith("overlaps: 0.450")
+        assert out.loc["A0–B0", "p (Holm)"] == 0.01 and out.loc["A1–B1", "p (Holm)"] == 0.2
+        assert out.loc["A0–B0", "share of seed floor"] == pytest.approx((0.8 - 0.3) / (0.9 - 0.3))
+        assert robust.verdict_table(pd.DataFrame()).empty
+
 
 class TestDefaultLayers:
     def test_first_middle_and_last_layer_at_the_same_relative_depth(self):

@@ -5,6 +5,9 @@ import pandas as pd
 import pytest
 
 from saesim.tables import (
+    MIN_HEADLINE_PAIRS,
+    concept_family,
+    concept_headline,
     authors_table,
     concept_table,
     counts_table,
@@ -234,3 +237,22 @@ class TestStyledAndNames:
         assert display_name("svcca") == "SVCCA"
         assert display_name("linear_cka") == "linear CKA"
         assert display_name("something_else") == "something_else"
+
+
+class TestConceptFamily:
+    def test_family_is_the_scored_real_concepts_adjusted_over_themselves(self):
+        frame = subspace_frame()
+        control = frame[frame["concept"] == "Time"].assign(concept="Control", svcca_p=0.0001)
+        frame = pd.concat([frame, control], ignore_index=True).assign(svcca_p_holm=9.0)
+        family = concept_family(frame, ["Time", "Calendar", "Biology"])
+        assert sorted(set(family["concept"])) == ["Calendar", "Time"]  # Biology skipped, Control apart
+        assert len(family) == 4
+        np.testing.assert_allclose(family["svcca_p_holm"], np.minimum(4 * 0.001, 1.0))
+        np.testing.assert_allclose(family["svcca_excess"], family["svcca"] - 0.05)
+
+    def test_headline_needs_enough_pairs(self):
+        family = concept_family(subspace_frame(), ["Time", "Calendar"])
+        assert concept_headline(family, "svcca")["concept"] == "Calendar"  # 126 pairs, the largest excess
+        assert concept_headline(family, "svcca", min_pairs=200)["concept"] == "Time"
+        assert concept_headline(family, "svcca", min_pairs=1000) is None
+        assert MIN_HEADLINE_PAIRS >= 10
