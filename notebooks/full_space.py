@@ -47,7 +47,8 @@ from saesim import book, plots, tables
 grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
                        layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
                        seed=seed, compat=compat, r_min=r_min, junk_filter=junk_filter)
-frame = tables.with_effects(grid.frame)
+# The page's one multiple-testing family: its layer pairs (one rule, one direction), per measure.
+frame = tables.page_family(grid.frame)
 labels = dict(label_a=grid.label_a, label_b=grid.label_b)
 display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 
@@ -86,6 +87,7 @@ book.glue_value("fs_median_svcca_null", float(frame["svcca_null_mean"].median())
 book.glue_value("fs_sig_svcca", int((frame["svcca_p"] <= 0.05).sum()))
 book.glue_value("fs_sig_rsa", int((frame["rsa_p"] <= 0.05).sum()))
 book.glue_value("fs_sig_svcca_bh", int((frame["svcca_p_bh"] <= 0.05).sum()))
+book.glue_value("fs_sig_rsa_bh", int((frame["rsa_p_bh"] <= 0.05).sum()))
 kept = 100.0 * frame["n_pairs"] / frame["n_choosers"]
 book.glue_value("fs_kept_min", float(kept.min()))
 book.glue_value("fs_kept_max", float(kept.max()))
@@ -139,23 +141,29 @@ tables.page_style(tables.layer_table(frame, "rsa", fmt=".3f"),
 # %% [markdown]
 # ## Nulls and p-values (A1, A2, A5)
 #
+# **Multiple testing on this page.** One family per measure: the {glue:text}`fs_n_cells` layer
+# pairs of the grid above (one rule, one direction); adjusted p-values (Benjamini–Hochberg, BH)
+# are over that family only.
+#
 # The median shuffled-pairing SVCCA is {glue:text}`fs_median_svcca_null:.3f`.
-# {glue:text}`fs_sig_svcca` of {glue:text}`fs_n_cells` layer pairs have an SVCCA p-value ≤ 0.05
-# ({glue:text}`fs_sig_svcca_bh` after Benjamini-Hochberg across the grid), and
-# {glue:text}`fs_sig_rsa` have an RSA p-value ≤ 0.05.
+# {glue:text}`fs_sig_svcca` of {glue:text}`fs_n_cells` layer pairs have a raw SVCCA p-value ≤ 0.05
+# ({glue:text}`fs_sig_svcca_bh` after BH), and {glue:text}`fs_sig_rsa` have a raw RSA p-value
+# ≤ 0.05 ({glue:text}`fs_sig_rsa_bh` after BH).
 
 # %%
-fig = plots.heatmap_panels(frame, ["svcca_null_mean", "svcca_p"], **labels)
+fig = plots.heatmap_panels(frame, ["svcca_null_mean", "svcca_p", "svcca_p_bh"], **labels)
 book.show_figure(fig, "figA1_svcca_null_and_p",
-                 plots.caption(grid.meta(), "Mean SVCCA of shuffled pairings (a) and the SVCCA p-value (b) "
-                                            "per layer pair (appendix A1/A5)"),
+                 plots.caption(grid.meta(), "Mean SVCCA of shuffled pairings (a), the SVCCA p-value (b) and the "
+                                            "same BH-adjusted over the page's family (c) per layer pair "
+                                            "(appendix A1/A5)"),
                  out_dir=figures_dir)
 
 # %%
-fig = plots.heatmap_panels(frame, ["rsa_null_mean", "rsa_p"], **labels)
+fig = plots.heatmap_panels(frame, ["rsa_null_mean", "rsa_p", "rsa_p_bh"], **labels)
 book.show_figure(fig, "figA2_rsa_null_and_p",
-                 plots.caption(grid.meta(), "Mean RSA of shuffled pairings (a) and the RSA p-value (b) "
-                                            "per layer pair (appendix A2/A5)"),
+                 plots.caption(grid.meta(), "Mean RSA of shuffled pairings (a), the RSA p-value (b) and the same "
+                                            "BH-adjusted over the page's family (c) per layer pair "
+                                            "(appendix A2/A5)"),
                  out_dir=figures_dir)
 
 # %%

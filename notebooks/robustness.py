@@ -96,7 +96,7 @@ table.to_parquet(out / "baselines.parquet", index=False)
 for metric in metrics:
     fig = robust.plot_baselines(table, metric)
     show_figure(fig, f"robustness_baselines_{metric}",
-                f"{metric} of the SAE pairs against the SAE-seed control (two SAEs of model A at A's layer), the "
+                f"{metric.upper()} of the SAE pairs against the SAE-seed control (two SAEs of model A at A's layer), the "
                 f"random-model controls and the raw-neuron baseline (points, with {n_boot}-resample bootstrap 95 % "
                 f"intervals over documents, percentile intervals recentred on the full-sample score), and the "
                 f"shuffled-pairing null (grey band: mean ± 1.96 sd; line: mean), per layer pair. Profile "
@@ -111,14 +111,17 @@ sae_frame = frames["sae"].drop(columns=[c for c in frames["sae"] if c.endswith((
 for m in metrics:
     sae_frame[f"{m}_p_holm"] = [robust.family_p_value(grid, r.layer_a, r.layer_b, r.rule, r.direction, m)
                                 for r in sae_frame.itertuples()]
-effect_cols = ["layer_a", "layer_b", "n_pairs"] + [c for m in metrics for c in
-                                                   (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_null_mean",
-                                                    f"{m}_effect", f"{m}_effect_z", f"{m}_p", f"{m}_p_holm")]
 from saesim.tables import page_style  # noqa: E402
 
-display(page_style(sae_frame[[c for c in effect_cols if c in sae_frame]].reset_index(drop=True),
-                   f"SAE pairs per baseline layer pair: score, {n_boot}-resample bootstrap interval, null mean, "
-                   f"effect over the null, its z, its p and its p Holm-adjusted over the page's family "
+effects = pd.DataFrame([{"layer pair": f"A{r['layer_a']}–B{r['layer_b']}", "measure": m.upper(),
+                         "pairs": int(r["n_pairs"]),
+                         "score [95 % CI]": f"{r[m]:.3f} [{r[f'{m}_ci_low']:.3f}, {r[f'{m}_ci_high']:.3f}]",
+                         "null mean": r[f"{m}_null_mean"], "effect": r[f"{m}_effect"], "z": r[f"{m}_effect_z"],
+                         "p": r[f"{m}_p"], "p (Holm)": r[f"{m}_p_holm"]}
+                        for r in sae_frame.to_dict("records") for m in metrics])
+display(page_style(effects.set_index(["layer pair", "measure"]),
+                   f"SAE pairs per baseline layer pair: score with its {n_boot}-resample bootstrap interval, null "
+                   f"mean, effect over the null, its z, its p and its p Holm-adjusted over the page's family "
                    f"({len(grid)} grid tests per measure)"))
 
 # %% [markdown]
@@ -142,9 +145,19 @@ show_figure(fig, "robustness_pvalues",
 # ## Verdict
 
 # %%
-display(page_style(robust.verdict_table(table, family=grid, alpha=alpha),
-                   f"Verdict per baseline layer pair and measure: the SAE score [bootstrap 95 % interval], its "
-                   f"effect over the shuffled null, its p Holm-adjusted over the page's family ({len(grid)} grid "
-                   f"tests per measure), and where it stands against each baseline ('above': its interval lies "
-                   f"entirely above the baseline's; * a point used for a missing interval); share of seed floor: "
-                   f"its effect over the null as a fraction of two SAEs of model A's"))
+verdicts = robust.verdict_table(table, family=grid, alpha=alpha)
+shown = verdicts.assign(**{
+    "effect over null": verdicts["effect over null"].map("{:+.3f}".format),
+    "p (Holm)": verdicts["p (Holm)"].map("{:.3g}".format),
+    **({"share of seed floor": verdicts["share of seed floor"].map("{:.0%}".format)}
+       if "share of seed floor" in verdicts else {})})
+wrap = [{"selector": "td", "props": "white-space: normal; min-width: 7.5em; text-align: left;"}]
+for (measure, rule_name), part in shown.groupby(["measure", "rule"], sort=False):
+    view = part.drop(columns=["measure", "rule"]).set_index("layer pair").T.fillna("")
+    display(page_style(view, f"Verdict for {measure.upper()} ({rule_name}, {direction}) at each baseline layer "
+                             f"pair: the SAE score [bootstrap 95 % interval], its effect over the shuffled null, "
+                             f"its p Holm-adjusted over the page's family ({len(grid)} grid tests per measure), "
+                             f"and where it stands against each baseline ('above': its interval lies entirely "
+                             f"above the baseline's; * a point used for a missing interval); share of seed "
+                             f"floor: its effect over the null as a fraction of two SAEs of model A's")
+            .set_table_styles(wrap, overwrite=False))

@@ -85,6 +85,7 @@ glue = {
     "ss_n_control_sig_rsa": int((control["rsa_p"] <= 0.05).sum()),
     "ss_control_pairs": float(control["n_pairs"].median()) if len(control) else float("nan"),
     "ss_n_subset_sig": int((family["svcca_subset_p"] <= 0.05).sum()) if "svcca_subset_p" in family else 0,
+    "ss_n_subset_sig_bh": int((family["svcca_subset_p_bh"] <= 0.05).sum()) if "svcca_subset_p_bh" in family else 0,
     "ss_k1_min": float(at_pair["svcca_authors_k"].min()) if len(at_pair) else float("nan"),
     "ss_k1_max": float(at_pair["svcca_authors_k"].max()) if len(at_pair) else float("nan"),
     "ss_k1_null": float(at_pair["svcca_authors_k_null_mean"].median()) if len(at_pair) else float("nan"),
@@ -117,8 +118,9 @@ for key, value in glue.items():
 #
 # Over the grid of profile **{glue:text}`ss_profile`**, {glue:text}`ss_n_scored` of
 # {glue:text}`ss_n_rows` (layer pair, concept) subspaces had enough members and pairs to be scored
-# (more than 2 of each). The largest corrected-SVCCA excess among the headline-sized ones:
-# {glue:text}`ss_top_text`. For RSA: {glue:text}`ss_top_rsa_text`. After BH adjustment,
+# (more than 2 of each). Among the headline-sized ones, the concept subspace whose corrected SVCCA
+# stands out most from its null (largest z): {glue:text}`ss_top_text`. For RSA:
+# {glue:text}`ss_top_rsa_text`. After BH adjustment,
 # {glue:text}`ss_n_sig_bh` subspaces pass at 0.05 for SVCCA (raw: {glue:text}`ss_n_sig`) and
 # {glue:text}`ss_n_sig_rsa_bh` for RSA (raw: {glue:text}`ss_n_sig_rsa`).
 
@@ -149,12 +151,16 @@ for value, name, what in [
 
 # %%
 table = tables.concept_table(frame, layer_a=table_layer_a, layer_b=table_layer_b)
-k1 = at_pair.set_index("concept")[["svcca_authors_k", "svcca_authors_k_null_mean", "svcca_p_bh"]]
-table = table.join(k1.rename(columns={"svcca_authors_k": "SVCCA k=1", "svcca_authors_k_null_mean": "k=1 null mean",
-                                      "svcca_p_bh": "SVCCA p (BH)"}))
-tables.page_style(table, f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs "
-                         f"{grid.label_b} layer {table_layer_b} (profile {grid.profile.name}); SVCCA p (BH): "
-                         f"adjusted over the page's family; SVCCA k=1: the authors' dimension rule")
+adjusted = at_pair.set_index("concept")[["svcca_p_bh", "rsa_p_bh", "svcca_authors_k", "svcca_authors_k_null_mean"]]
+table = table.join(adjusted.rename(columns={"svcca_p_bh": "SVCCA p (BH)", "rsa_p_bh": "RSA p (BH)",
+                                            "svcca_authors_k": "SVCCA k=1", "svcca_authors_k_null_mean": "k=1 null"}))
+shown = ["n pairs", "SVCCA paired", "SVCCA null mean", "SVCCA p (BH)", "SVCCA k=1", "k=1 null", "RSA paired",
+         "RSA null mean", "RSA p (BH)", "skipped"]
+tables.page_style(table[[c for c in shown if c in table]],
+                  f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs {grid.label_b} layer "
+                  f"{table_layer_b} (profile {grid.profile.name}). p (BH): adjusted over the page's family (blank "
+                  f"for the Control, judged apart; its raw p-values are in the Controls section); SVCCA k=1: the "
+                  f"authors' dimension rule, comparable with the paper's Table 1")
 
 # %% [markdown]
 # ## Raw scores, nulls and p-values (A9–A10)
@@ -205,20 +211,31 @@ tables.page_style(keywords, "Appendix A11 analogue: the keywords of each concept
 # sizeable set of latents paired by activation, concept or not: the concept scores must then be
 # read against the Control, not against the shuffle. **Random subsets.** Each concept's score is
 # also compared with random subsets of the same size drawn from the global many-to-1 pairing
-# ("corr from full subsets", the arXiv version's second null); {glue:text}`ss_n_subset_sig` of
-# {glue:text}`ss_n_scored` concept subspaces beat that null at p ≤ 0.05 (raw).
+# ("corr from full subsets", the arXiv version's second null); {glue:text}`ss_n_subset_sig_bh` of
+# {glue:text}`ss_n_scored` concept subspaces beat that null at 0.05 after BH (raw:
+# {glue:text}`ss_n_subset_sig`).
 
 # %%
-cols = [c for c in ["layer_a", "layer_b", "n_members_a", "n_members_b", "n_pairs", "svcca", "svcca_null_mean",
-                    "svcca_p", "svcca_subset_null_mean", "svcca_subset_p", "rsa", "rsa_p"] if c in control]
-tables.page_style(control[cols].set_index(["layer_a", "layer_b"]),
-                  "The unrelated-word Control subspace at every layer pair (raw p-values; not in the page's family)")
+if len(control):
+    control_effects = tables.with_effects(control)
+    limit = float(max(control_effects["svcca_excess"].abs().max(), control_effects["rsa_excess"].abs().max()))
+    fig = plots.heatmap_panels(control_effects, ["svcca_excess", "rsa_excess", "svcca_p", "n_pairs"],
+                               cmap={"svcca_excess": "RdBu_r", "rsa_excess": "RdBu_r"},
+                               vmin={"svcca_excess": -limit, "rsa_excess": -limit},
+                               vmax={"svcca_excess": limit, "rsa_excess": limit}, **labels)
+    book.show_figure(fig, "figA12_control_subspace",
+                     plots.caption(meta, "The unrelated-word Control subspace per layer pair: corrected SVCCA (a) "
+                                         "and RSA (b) minus their null means, the raw SVCCA p-value (c; not in the "
+                                         "page's family) and the pairs it rests on (d)"),
+                     out_dir=figures_dir)
 
 # %%
-if "svcca_subset_p" in family:
-    fig = plots.concept_heatmap_grid(family, "svcca_subset_p", concepts=concepts, **labels)
+if "svcca_subset_p_bh" in family:
+    fig = plots.concept_heatmap_grid(family, "svcca_subset_p_bh", concepts=concepts,
+                                     title="SVCCA p, random-subset null (BH)", **labels)
     book.show_figure(fig, "figA12_concepts_svcca_subset_p",
                      plots.caption(dict(meta, null_kind="random_subset"),
-                                   "SVCCA p-value (raw) of each concept subspace against random subsets of the "
-                                   "global pairing of the same size (appendix A12); n = pairs in the cell"),
+                                   "SVCCA p-value of each concept subspace against random subsets of the global "
+                                   "pairing of the same size, BH-adjusted over the page's family (appendix A12); "
+                                   "n = pairs in the cell"),
                      out_dir=figures_dir)

@@ -1050,17 +1050,30 @@ def verdict_table(table: pd.DataFrame, *, family: pd.DataFrame | None = None, me
         if floor is not None and np.isfinite(floor.get("effect", np.nan)) and floor["effect"] > 0:
             row["share of seed floor"] = sae["effect"] / floor["effect"]
         significant = np.isfinite(row["p (Holm)"]) and row["p (Holm)"] < alpha
+        unreachable = _holm_floor(family, metric) if family is not None else None
         beyond = [c for c in beaten if c not in ("SAE-seed floor",)]
         others = [c for c in judged if c not in ("SAE-seed floor",)]
         row["verdict"] = ((("above every baseline" if len(beyond) == len(others) else
                             "above none" if not beyond else "above " + ", ".join(beyond) + " only")
                            if others else "no baseline")
-                          + ("" if significant else f"; not significant at {alpha:g} after Holm"))
+                          + ("" if significant else
+                             f"; Holm over {unreachable[0]} tests cannot reach {alpha:g} with {unreachable[1]} "
+                             f"permutations" if unreachable and unreachable[2] > alpha else
+                             f"; not significant at {alpha:g} after Holm"))
         rows.append(row)
     columns = ["layer pair", "rule", "measure", "SAE score [CI]", "effect over null", "p (Holm)",
                *VERDICT_COLUMNS.values(), "share of seed floor", "verdict"]
     out = pd.DataFrame(rows)
     return out[[c for c in columns if c in out]]
+
+
+def _holm_floor(family: pd.DataFrame, metric: str):
+    """``(m, R, floor)``: Holm over m tests of R permutations each cannot go below m / (R + 1)."""
+    p = pd.to_numeric(family.get(f"{metric}_p"), errors="coerce") if f"{metric}_p" in family else None
+    if p is None or "n_perm" not in family or not p.notna().any():
+        return None
+    m, n_perm = int(p.notna().sum()), int(pd.to_numeric(family["n_perm"]).max())
+    return m, n_perm, min(1.0, m / (n_perm + 1))
 
 
 def family_p_value(family: pd.DataFrame, layer_a, layer_b, rule, direction, metric) -> float:

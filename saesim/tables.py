@@ -37,6 +37,7 @@ __all__ = [
     "authors_table",
     "MIN_HEADLINE_PAIRS",
     "concept_family",
+    "page_family",
     "concept_headline",
     "concept_table",
     "counts_table",
@@ -342,7 +343,8 @@ def side_by_side(ours: pd.DataFrame, authors, *, source: str = AUTHORS_SOURCE, o
 PAGE_TABLE_STYLES = [
     {"selector": "", "props": "display: block; overflow-x: auto; max-width: 100%; border-collapse: collapse;"},
     {"selector": "th, td", "props": "padding: 0.2em 0.6em; text-align: right; white-space: nowrap;"},
-    {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold;"},
+    {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
+                                     "max-width: 42em;"},
 ]
 """CSS of every table on the book's pages: padded cells (numbers never run together), scrolling when wide."""
 
@@ -519,21 +521,38 @@ def concept_family(subspace_frame: pd.DataFrame, concepts: Sequence[str]) -> pd.
     (``<metric>_p_holm``, ``<metric>_p_bh``), replacing any adjusted over a
     larger table.
     """
-    from saesim.experiments import adjust_pvalues
-
     _check_frame(subspace_frame, "subspace_frame", ["concept", "n_pairs"])
     skipped = subspace_frame["skipped"].fillna("") != "" if "skipped" in subspace_frame else False
-    family = subspace_frame[subspace_frame["concept"].isin(list(concepts)) & ~skipped]
-    family = family.drop(columns=[c for c in family if c.endswith(("_p_holm", "_p_bh"))])
+    return page_family(subspace_frame[subspace_frame["concept"].isin(list(concepts)) & ~skipped])
+
+
+def page_family(frame: pd.DataFrame) -> pd.DataFrame:
+    """A page's one multiple-testing family: every row of ``frame``, adjusted over it alone.
+
+    Returns a copy with ``<metric>_excess`` and, for every ``<metric>_p``
+    column, Holm and Benjamini-Hochberg adjusted p-values over these rows
+    (``<metric>_p_holm``, ``<metric>_p_bh``), replacing any adjusted over a
+    larger table (e.g. ``full_space.parquet`` holds both rules).
+    """
+    from saesim.experiments import adjust_pvalues
+
+    family = frame.drop(columns=[c for c in frame if c.endswith(("_p_holm", "_p_bh"))])
     return with_effects(adjust_pvalues(family.reset_index(drop=True)))
 
 
-def concept_headline(family: pd.DataFrame, metric: str = "svcca",
+def concept_headline(family: pd.DataFrame, metric: str = "svcca", *, by: str = "z",
                      min_pairs: int = MIN_HEADLINE_PAIRS) -> pd.Series | None:
-    """The cell of ``family`` whose ``metric`` rises most above its null among those resting on at
-    least ``min_pairs`` pairs, or None when no cell has that many."""
-    _check_frame(family, "family", ["n_pairs", f"{metric}_excess"])
+    """The cell of ``family`` that stands out most from its null among those resting on at least
+    ``min_pairs`` pairs, or None when no cell has that many.
+
+    ``by="z"`` (default) ranks by ``<metric>_z``, the excess in null standard deviations, which
+    already discounts small subspaces' wide nulls; ``by="excess"`` by score minus null mean.
+    """
+    if by not in ("z", "excess"):
+        raise ValueError(f"`by` must be 'z' or 'excess'; got {by!r}.")
+    column = f"{metric}_{by}"
+    _check_frame(family, "family", ["n_pairs", column])
     eligible = family[family["n_pairs"] >= min_pairs]
-    if eligible.empty or not eligible[f"{metric}_excess"].notna().any():
+    if eligible.empty or not eligible[column].notna().any():
         return None
-    return eligible.loc[eligible[f"{metric}_excess"].idxmax()]
+    return eligible.loc[eligible[column].idxmax()]

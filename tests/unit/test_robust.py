@@ -334,6 +334,10 @@ class TestControlTableAndVerdict:
         assert out.loc["A0–B0", "p (Holm)"] == 0.01 and out.loc["A1–B1", "p (Holm)"] == 0.2
         assert out.loc["A0–B0", "share of seed floor"] == pytest.approx((0.8 - 0.3) / (0.9 - 0.3))
         assert robust.verdict_table(pd.DataFrame()).empty
+        # 2 tests of 20 permutations: Holm's floor 2/21 is above 0.05, and the verdict says so
+        floor = family.assign(svcca_p=[1 / 21, 1 / 21], n_perm=20, svcca_p_holm=[2 / 21, 2 / 21])
+        out = robust.verdict_table(table, family=floor).set_index("layer pair")
+        assert out.loc["A0–B0", "verdict"] == "above every baseline; Holm over 2 tests cannot reach 0.05 with 20 permutations"
 
 
 class TestDefaultLayers:

@@ -251,8 +251,12 @@ class TestConceptFamily:
         np.testing.assert_allclose(family["svcca_excess"], family["svcca"] - 0.05)
 
     def test_headline_needs_enough_pairs(self):
-        family = concept_family(subspace_frame(), ["Time", "Calendar"])
-        assert concept_headline(family, "svcca")["concept"] == "Calendar"  # 126 pairs, the largest excess
-        assert concept_headline(family, "svcca", min_pairs=200)["concept"] == "Time"
+        frame = subspace_frame().assign(svcca_z=lambda f: np.where(f["concept"] == "Time", 9.0, 4.0))
+        family = concept_family(frame, ["Time", "Calendar"])
+        assert concept_headline(family, "svcca", by="excess")["concept"] == "Calendar"  # the largest excess
+        assert concept_headline(family, "svcca")["concept"] == "Time"  # the largest z
+        assert concept_headline(family, "svcca", by="excess", min_pairs=200)["concept"] == "Time"
         assert concept_headline(family, "svcca", min_pairs=1000) is None
+        with pytest.raises(ValueError, match="`by` must be 'z' or 'excess'"):
+            concept_headline(family, by="p")
         assert MIN_HEADLINE_PAIRS >= 10
