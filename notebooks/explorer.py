@@ -39,7 +39,7 @@ import numpy as np
 from IPython.display import HTML, Markdown, display
 
 from saesim import explore
-from saesim.book import glue_value, grid_frame
+from saesim.book import glue_value, grid_frame, scope_note
 from saesim.config import load_profile
 from saesim.experiments import cached_best_partners, settings_from_profile
 from saesim.extract import load_layer
@@ -47,6 +47,7 @@ from saesim.tables import page_style
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
+display(HTML(scope_note(prof, cache_dir=cache)))
 results = Path(results_dir) if results_dir else cache / "results"
 settings = settings_from_profile(prof)
 rule = rule or settings.rules[0]

@@ -41,7 +41,7 @@ figures_dir = "figures"
 # %%
 import numpy as np
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
 from saesim import book, plots, tables
@@ -53,9 +53,10 @@ from saesim.tokens import activation_frequency
 grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
                        layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed,
                        compat=compat)
-frame = grid.frame
-if layer_a is None or layer_b is None:
-    peak = frame.loc[frame["svcca"].idxmax()]
+frame = tables.with_effects(grid.frame)
+display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
+if layer_a is None or layer_b is None:  # the layer pair whose RSA rises most above its null
+    peak = frame.loc[frame["rsa_excess"].idxmax()]
     layer_a = int(peak["layer_a"]) if layer_a is None else layer_a
     layer_b = int(peak["layer_b"]) if layer_b is None else layer_b
 data_a = load_layer(grid.profile, "a", layer_a, out=cache_dir)

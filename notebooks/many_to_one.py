@@ -43,6 +43,7 @@ figures_dir = "figures"
 import json
 
 import pandas as pd
+from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
 from saesim import book, plots, tables
@@ -54,6 +55,7 @@ one = book.grid_frame(profile, "full_space", rules=[rule], directions=["b_to_a"]
 labels = dict(label_a=many.label_a, label_b=many.label_b)
 print(f"many-to-1: {len(many.frame)} layer pairs from {many.source}")
 print(f"{rule}: {len(one.frame)} layer pairs from {one.source}")
+display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 
 # %%
 # Multiple testing on this page: each grid (one comparison, one rule, 36 layer pairs) is one family.

@@ -42,15 +42,16 @@ executor = "local"  # the SAE and control bootstraps: "local" (a process per cor
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from saesim import robust
-from saesim.book import grid_frame, show_figure
+from saesim.book import grid_frame, scope_note, show_figure
 from saesim.config import load_profile
 from saesim.experiments import adjust_pvalues, settings_from_profile
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
+display(HTML(scope_note(prof, cache_dir=cache)))
 results = Path(results_dir) if results_dir else cache / "results"
 out = results / "robustness"
 out.mkdir(parents=True, exist_ok=True)

@@ -35,16 +35,17 @@ seed = 0
 # %%
 from pathlib import Path
 
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from saesim import robust
-from saesim.book import show_figure
+from saesim.book import scope_note, show_figure
 from saesim.config import load_profile
 from saesim.experiments import settings_from_profile
 from saesim.extract import load_layer
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
+display(HTML(scope_note(prof, cache_dir=cache)))
 results = Path(results_dir) if results_dir else cache / "results"
 out = results / "robustness"
 out.mkdir(parents=True, exist_ok=True)

@@ -1063,7 +1063,8 @@ def parameters_table(values: Mapping | None = None, *, source=None, name: str | 
     example = names[0] if names else "seed"
     command = (f"saesim book --profile PROFILE --notebooks {name} -p {example}=VALUE")
     return HTML('<div class="admonition saesim-parameters"><p class="admonition-title">Parameters of this page</p>'
-                '<table class="table"><thead><tr><th>name</th><th>value used</th><th>default</th>'
+                '<table class="table" style="font-size: 0.85em; width: 100%; table-layout: auto; '
+                'overflow-wrap: anywhere;"><thead><tr><th>name</th><th>value used</th><th>default</th>'
                 '<th>what it changes</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
                 f"<p>This page accepts <code>-p NAME=VALUE</code> for each name above (values read as YAML), "
                 f"e.g. <code>{html.escape(command)}</code>.</p></div>")

@@ -350,15 +350,20 @@ def heatmap_panels(frame: pd.DataFrame, values: Sequence[str], *, titles: Sequen
     rows, cols = kw.get("rows", "layer_b"), kw.get("cols", "layer_a")
     _check_frame(frame, "frame", [rows, cols, *values])
     shape = (frame[rows].nunique(), frame[cols].nunique())
-    fig, axes = _panel_grid(len(values), ncols, _heatmap_size(shape))
-    for i, (ax, value) in enumerate(zip(axes, values)):
-        options = {**panel_style(value), **{k: _per_panel(v, value, i, k) for k, v in kw.items()}}
-        title = panel_title(value) if titles is None else titles[i]
-        if panel_labels and len(values) > 1:
-            title = f"({_PANEL_LETTERS[i % 26]}) {title}"
-        layer_heatmap(frame, value, ax=ax, title=title, **options)
-    if suptitle:
-        fig.suptitle(suptitle)
+    # Drawn for the page, like concept_heatmap_grid: text at least MIN_TEXT_PX high at PAGE_WIDTH_PX.
+    width = _heatmap_size(shape)[0]
+    points = _page_points(width * ncols)
+    height = shape[0] * (1.35 * points / 72 + 0.12) + 5.0 * points / 72
+    with matplotlib.rc_context(_font_rc(points)):
+        fig, axes = _panel_grid(len(values), ncols, (width, max(height, _heatmap_size(shape)[1])))
+        for i, (ax, value) in enumerate(zip(axes, values)):
+            options = {**panel_style(value), **{k: _per_panel(v, value, i, k) for k, v in kw.items()}}
+            title = panel_title(value) if titles is None else titles[i]
+            if panel_labels and len(values) > 1:
+                title = f"({_PANEL_LETTERS[i % 26]}) {title}"
+            layer_heatmap(frame, value, ax=ax, title=title, annot_max=points, **options)
+        if suptitle:
+            fig.suptitle(suptitle)
     return fig
 
 
