@@ -23,9 +23,11 @@ def weighted_rank_inner(weights, perm, rows, cols, tie_starts, blocks, n_groups,
     """
     n_ties = tie_starts.size
     n_sorted = rows.size
-    below = 0.0
+    below = 0.0  # a sum of integer counts: exact in float64
     inner = 0.0
+    inner_carry = 0.0  # Neumaier-compensated sums: a million large terms with much cancellation
     norm_sq = 0.0
+    norm_carry = 0.0
     for group in range(n_ties):
         start = tie_starts[group]
         stop = tie_starts[group + 1] if group + 1 < n_ties else n_sorted
@@ -40,10 +42,19 @@ def weighted_rank_inner(weights, perm, rows, cols, tie_starts, blocks, n_groups,
                 total += weights[i] * weights[j]
             block += blocks[perm[i] * n_groups + perm[j]]
         centred = below + 0.5 * total - 0.5 * n_entries
-        inner += centred * block
-        norm_sq += total * centred * centred
+        term = centred * block
+        summed = inner + term
+        if abs(inner) >= abs(term):
+            inner_carry += (inner - summed) + term
+        else:
+            inner_carry += (term - summed) + inner
+        inner = summed
+        term = total * centred * centred
+        summed = norm_sq + term
+        norm_carry += (norm_sq - summed) + term  # every term is >= 0 and the sum only grows
+        norm_sq = summed
         below += total
-    return inner, norm_sq
+    return inner + inner_carry, norm_sq + norm_carry
 
 
 def warm_up() -> None:
