@@ -197,11 +197,11 @@ where = [
     ("A2, A5 (RSA null and p)", "full_space", "figA2_rsa_null_and_p"),
     ("A3, A5 (correlations)", "full_space", "figA3_correlation_before_after_filtering"),
     ("A4, A5 (pairs kept)", "full_space", "figA4_pairs_kept"),
-    ("A6, A7 (many-to-1)", "many_to_one", "figA6_many_to_one_svcca_rsa, figA7_many_to_one_null_and_p"),
+    ("A6, A7 (many-to-1)", "many_to_one", "figA6_many_to_one_effect, figA6_many_to_one_svcca_rsa, figA7_many_to_one_null_and_p"),
     ("A8 (paired vs null bars)", "full_space", "figA8_paired_vs_null_bars"),
     ("A9, A10 (concept heatmaps)", "subspace", "figA9_concepts_*"),
     ("A11 (keyword lists)", "subspace", "keyword table"),
-    ("A12 (unrelated keywords, random-subset null)", "subspace", "figA12_concepts_svcca_subset_p"),
+    ("A12 (unrelated keywords, random-subset null)", "subspace", "figA12_control_subspace, figA12_concepts_svcca_subset_p"),
     ("A12 (hubs, frequencies, examples)", "feature_counts", "fig_hub_histogram, fig_activation_frequency"),
 ]
 display(Markdown("| paper | page | figure files / table |\n|---|---|---|\n" + "\n".join(

@@ -165,8 +165,8 @@ tables.page_style(table[[c for c in shown if c in table]],
 # %% [markdown]
 # ## Raw scores, nulls and p-values (A9–A10)
 #
-# The paper's appendix figures: the raw scores and their shuffled-null means on one colour scale,
-# and the BH-adjusted p-values.
+# The paper's appendix figures: the raw SVCCA scores and their shuffled-null means on one colour
+# scale, the raw RSA scores, and the BH-adjusted p-values.
 
 # %%
 raw_limits = dict(vmin=float(min(family["svcca"].min(), family["svcca_null_mean"].min())),
@@ -179,6 +179,7 @@ for value, name, what, style in [
      raw_limits),
     ("svcca_p_bh", "figA9_concepts_svcca_p", "SVCCA p-value of each concept subspace, BH-adjusted over the page's "
                                              "family (appendix A9/A10)", {}),
+    ("rsa", "figA9_concepts_rsa", "Paired RSA of each concept subspace per layer pair (appendix A9/A10)", {}),
     ("rsa_p_bh", "figA9_concepts_rsa_p", "RSA p-value of each concept subspace, BH-adjusted over the page's family "
                                          "(appendix A9/A10)", {}),
 ]:
