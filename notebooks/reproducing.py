@@ -17,6 +17,7 @@ cache_dir = None
 results_dir = None
 runs_dir = "runs"
 paper_profiles = ["pythia", "gemma"]
+figures_dir = "figures"
 
 # %% [markdown]
 # (reproducing)=
@@ -204,5 +205,18 @@ where = [
     ("A12 (unrelated keywords, random-subset null)", "subspace", "figA12_control_subspace, figA12_concepts_svcca_subset_p"),
     ("A12 (hubs, frequencies, examples)", "feature_counts", "fig_hub_histogram, fig_activation_frequency"),
 ]
-display(Markdown("| paper | page | figure files / table |\n|---|---|---|\n" + "\n".join(
-    f"| {paper} | {{doc}}`{page}` | `{files}` |" for paper, page, files in where)))
+def figure_links(page: str, files: str) -> str:
+    """Each figure of a row as a link to its anchor, where the page's executed notebook shows it."""
+    executed = Path(f"{page}.ipynb")
+    shown = executed.read_text() if executed.exists() else ""
+    out = []
+    for name in files.split(", "):
+        drawn = sorted(Path(figures_dir).glob(f"{name}.png")) if " " not in name else []
+        labels = [(path.stem, path.stem.replace("_", "-").lower()) for path in drawn]
+        out += [f"{{numref}}`{label}` (`{stem}`)" for stem, label in labels if f":name: {label}\\n" in shown]
+        out += [] if any(f":name: {label}\\n" in shown for _, label in labels) else [f"`{name}`"]
+    return "; ".join(out)
+
+
+display(Markdown("| paper | page | figures (links to each) or table |\n|---|---|---|\n" + "\n".join(
+    f"| {paper} | {{doc}}`{page}` | {figure_links(page, files)} |" for paper, page, files in where)))

@@ -81,9 +81,11 @@ GENERATED = Path("book") / "generated"
 FIGURES = "figures"
 """Folder of exported figures, relative to the executed notebooks."""
 
-READS_FROM: dict[str, tuple[str, ...]] = {"findings": ("robustness",)}
-"""Notebooks that read what others write (``findings`` reads the robustness chapter's baselines): they
-start only after those have finished."""
+READS_FROM: dict[str, tuple[str, ...]] = {"findings": ("robustness",),
+                                          "reproducing": ("method", "full_space", "subspace", "many_to_one",
+                                                          "feature_counts")}
+"""Notebooks that read what others write (``findings`` reads the robustness chapter's baselines,
+``reproducing`` links the figures the other pages drew): they start only after those have finished."""
 
 SLOW_NOTEBOOKS: tuple[str, ...] = ("robustness", "many_to_one", "sweeps", "subspace")
 """Started first, longest first, when notebooks execute side by side, so that the short ones fill the gaps.

@@ -326,6 +326,15 @@ class TestTinyBook:
         after = glued(out)
         assert after["mo_rule_pairs"] == "'A1–B0'" and int(after["mo_rule_n_perm"]) == 5
 
+    def test_reproducing_map_links_to_figure_anchors(self, built):
+        import re
+
+        html = (built.html_dir / "book" / "generated" / "reproducing.html").read_text()
+        anchors = re.findall(r'href="(\w+)\.html#(fig[\w-]+)"', html)
+        assert ("full_space", "fig3-full-space-svcca-rsa") in anchors and ("subspace", "figa9-concepts-svcca") in anchors
+        for page, anchor in anchors:  # every link lands on a figure of that page
+            assert f'id="{anchor}"' in (built.html_dir / "book" / "generated" / f"{page}.html").read_text()
+
     def test_authors_k_svcca_sits_beside_the_corrected_one(self, built):
         html = (built.html_dir / "book" / "generated" / "full_space.html").read_text()
         assert 'id="fig-svcca-corrected-vs-authors-k"' in html
