@@ -40,7 +40,7 @@ from IPython.display import HTML, Markdown, display
 from saesim import robust
 from saesim.book import scope_note, show_figure
 from saesim.config import load_profile
-from saesim.experiments import settings_from_profile
+from saesim.experiments import adjust_pvalues, settings_from_profile
 from saesim.extract import load_layer
 
 prof = load_profile(profile)
@@ -106,10 +106,13 @@ show_figure(fig, "robustness_sweep_filters",
 # %%
 budget = robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions, seed=seed)
 budget.to_parquet(out / "sweep_token_budget.parquet", index=False)
+budget = adjust_pvalues(budget)  # the sweep's rows are one family
 display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",
+                                                                                              f"{m}_p_bh",
                                                                                               f"{m}_effect")]]
         .style.format(precision=3).hide(axis="index")
-        .set_caption(f"Scores, p-values and effects on nested shares of the documents, A{la}–B{lb}"))
+        .set_caption(f"Scores, p-values (raw and BH-adjusted over the sweep's rows, one family) and effects on "
+                     f"nested shares of the documents, A{la}–B{lb}"))
 fig = robust.plot_sweep(budget, "fraction", metrics=tuple(metrics))
 show_figure(fig, "robustness_sweep_tokens",
             f"Scores (solid) and null means (dotted) on nested random shares of the documents; "
