@@ -45,7 +45,7 @@ from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
 from saesim import book, plots, tables
-from saesim.corr import best_partners
+from saesim.experiments import cached_best_partners
 from saesim.extract import load_layer
 from saesim.match import hub_counts
 from saesim.tokens import activation_frequency
@@ -65,7 +65,7 @@ cell = grid.meta(layers_a=[layer_a], layers_b=[layer_b])
 print(f"layer pair: {grid.label_a} L{layer_a} vs {grid.label_b} L{layer_b}; {data_a.n_tokens} tokens")
 
 # %%
-best = best_partners(data_a.codes, data_b.codes, compat=compat)
+best = cached_best_partners(data_a, data_b, compat=compat, cache=cache_dir)
 hubs = hub_counts(best, direction=direction)
 freq_a, freq_b = activation_frequency(data_a.codes), activation_frequency(data_b.codes)
 top_hub = hubs.top(1)[0] if hubs.top(1) else (-1, 0)

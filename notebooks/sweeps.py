@@ -67,7 +67,10 @@ display(Markdown(f"Profile `{prof.name}`. Every sweep below runs on one layer pa
 # ## SVCCA dimension
 
 # %%
-dimension = robust.sweep_svcca_dimension(a, b, sweep_settings)
+# Each sweep is kept under its parameters (results/robustness/kept/): a rebuild reads it back.
+key = {"profile": prof.key(), "settings": sweep_settings.key(), "pair": [la, lb]}
+dimension = robust.kept_table(out, "sweep_svcca_dimension", key,
+                              lambda: robust.sweep_svcca_dimension(a, b, sweep_settings))
 dimension.to_parquet(out / "sweep_svcca_dimension.parquet", index=False)
 display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
                    "pwcca", "pwcca_null_mean"]].assign(policy=lambda t: t["policy"].map(robust.policy_label))
@@ -86,8 +89,10 @@ show_figure(fig, "robustness_sweep_dimension",
 # %%
 top_k_cached = robust.cached_top_k(a, b)  # the junk filter can only look at the top tokens the layers cache
 top_ks = [k for k in (5, 10, 20) if k <= top_k_cached]
-filters = robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
-                               r_min=tuple(sweep_r_min), top_k=tuple(top_ks))
+filters = robust.kept_table(
+    out, "sweep_filters", {**key, "n_perm": sweep_filters_n_perm, "r_min": sweep_r_min, "top_k": top_ks},
+    lambda: robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
+                                 r_min=tuple(sweep_r_min), top_k=tuple(top_ks)))
 filters.to_parquet(out / "sweep_filters.parquet", index=False)
 done = filters[filters["skipped"] == ""]
 done = done.assign(setting=[("junk off" if not j else f"junk on, top-{k}") for j, k in
@@ -104,7 +109,9 @@ show_figure(fig, "robustness_sweep_filters",
 # ## Token budget
 
 # %%
-budget = robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions, seed=seed)
+budget = robust.kept_table(out, "sweep_token_budget", {**key, "fractions": fractions, "seed": seed},
+                           lambda: robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions,
+                                                             seed=seed))
 budget.to_parquet(out / "sweep_token_budget.parquet", index=False)
 budget = adjust_pvalues(budget)  # the sweep's rows are one family
 display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",

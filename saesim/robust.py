@@ -58,6 +58,7 @@ __all__ = [
     "default_sweep_pair",
     "effect_sizes",
     "family_p_value",
+    "kept_table",
     "plot_baselines",
     "plot_sweep",
     "raw_neuron_baseline",
@@ -683,6 +684,33 @@ def bootstrap_raw_neurons(profile, layer_pairs, row_doc, settings: CompareSettin
             _atomic_text(paths[(la, lb)], json.dumps(record))
             records[(la, lb)] = record
     return [records[pair] for pair in pairs]
+
+
+def kept_table(folder, name: str, key: dict, compute) -> pd.DataFrame:
+    """``compute()``'s table, kept in ``folder`` under ``name`` and a hash of ``key``; read back when kept.
+
+    For the sweeps chapter, whose sweeps take minutes: a rebuild with the same
+    key (profile, settings, layer pair, sweep parameters) reads the parquet
+    file instead of recomputing; any change of the key recomputes. Written
+    atomically, so an interrupted sweep leaves nothing that looks finished.
+    """
+    import hashlib
+    import os
+    from pathlib import Path
+
+    tag = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    path = Path(folder) / "kept" / f"{name}_{tag}.parquet"
+    if path.exists():
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError):
+            pass  # damaged: recompute and overwrite
+    table = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".parquet.tmp")
+    table.to_parquet(partial, index=False)
+    os.replace(partial, path)
+    return table
 
 
 def _bootstrap_store(profile, cache, out, settings: CompareSettings, options: dict):

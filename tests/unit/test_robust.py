@@ -497,3 +497,26 @@ class TestFindings:
     def test_needs_the_main_comparison(self):
         with pytest.raises(ValueError, match="`frames` needs the 'full_space' comparison"):
             robust.findings({"seed": grid_records([[0.0] * 3] * 3)})
+
+
+class TestKeptTable:
+    def test_kept_under_its_key_and_recomputed_when_it_changes_or_is_damaged(self, tmp_path):
+        calls = []
+
+        def compute(value):
+            def run():
+                calls.append(value)
+                return pd.DataFrame({"x": [value, value + 1]})
+            return run
+
+        first = robust.kept_table(tmp_path, "sweep", {"pair": [3, 7]}, compute(1))
+        again = robust.kept_table(tmp_path, "sweep", {"pair": [3, 7]}, compute(99))  # kept: not recomputed
+        pd.testing.assert_frame_equal(first, again)
+        other = robust.kept_table(tmp_path, "sweep", {"pair": [3, 5]}, compute(5))
+        assert calls == [1, 5] and other["x"].tolist() == [5, 6]
+        kept = sorted((tmp_path / "kept").glob("sweep_*.parquet"))
+        assert len(kept) == 2 and not list((tmp_path / "kept").glob("*.tmp"))
+        for path in kept:
+            path.write_bytes(b"truncated")
+        assert robust.kept_table(tmp_path, "sweep", {"pair": [3, 7]}, compute(7))["x"].tolist() == [7, 8]
+        assert calls == [1, 5, 7]
