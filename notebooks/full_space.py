@@ -39,7 +39,7 @@ figures_dir = "figures"
 
 # %%
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import HTML, Markdown, display
 from matplotlib.figure import Figure
 
 from saesim import book, plots, tables
@@ -342,7 +342,43 @@ if len(panels) > 1:
 else:
     print(f"profile {grid.profile.name} defines no controls; nothing to show.")
 
+# %%
+from scipy.stats import spearmanr  # noqa: E402
+
+names = {"full_space": "A vs B", "seed": "the SAE seed control", "control": "the authors' random control",
+         "control_all": "the every-tensor random control"}
+lines = []
+main = control_frames["full_space"]
+for name, table in control_frames.items():
+    if name == "full_space":
+        continue
+    for metric in ("svcca", "rsa"):
+        raw_side = "above" if table[metric].median() > main[metric].median() else "below"
+        gain_side = "above" if table[f"{metric}_excess"].median() > main[f"{metric}_excess"].median() else "below"
+        lines.append(f"{names[name][0].upper()}{names[name][1:]}: raw {tables.display_name(metric)} {table[metric].min():.3f}–"
+                     f"{table[metric].max():.3f} (median {table[metric].median():.3f}, {raw_side} A vs B's "
+                     f"{main[metric].median():.3f}); over its null a median excess of "
+                     f"{table[f'{metric}_excess'].median():+.3f}, {gain_side} A vs B's "
+                     f"{main[f'{metric}_excess'].median():+.3f}.")
+every = pd.concat(control_frames.values(), ignore_index=True)
+rho_n = spearmanr(every["n_pairs"], every["svcca_null_mean"]).statistic if len(every) > 2 else float("nan")
+rho_k = spearmanr(every["svcca_k_x"], every["svcca_null_mean"]).statistic if len(every) > 2 else float("nan")
+if lines:
+    display(Markdown("**Raw scores against effects.** A raw score ranks the comparisons differently from its "
+                     "excess over the null when the nulls differ:\n\n" + "\n".join(f"- {line}" for line in lines)))
+book.glue_value("fs_null_min", float(every["svcca_null_mean"].min()))
+book.glue_value("fs_null_max", float(every["svcca_null_mean"].max()))
+book.glue_value("fs_null_rho_n", float(rho_n))
+book.glue_value("fs_null_rho_k", float(rho_k))
+book.glue_value("fs_null_cells", len(every))
+
 # %% [markdown]
+# **Nulls move with n and k.** Over the {glue:text}`fs_null_cells` cells of every comparison, the
+# corrected-SVCCA null mean ranges {glue:text}`fs_null_min:.3f`–{glue:text}`fs_null_max:.3f`; its
+# Spearman correlation with the number of pairs is {glue:text}`fs_null_rho_n:.2f` and with the kept
+# dimension k is {glue:text}`fs_null_rho_k:.2f` (with at most one dimension per ten pairs, k grows
+# with n). A score is read against the null of its own cell, never against another cell's.
+#
 # The same numbers as a table: for every comparison and layer pair, the score, its null mean, the
 # excess, z and p (RSA first, the paper's measure least affected by the dimension rule).
 
