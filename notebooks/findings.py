@@ -68,7 +68,14 @@ for metric in metrics:
 # %%
 summary = pd.concat(summaries, ignore_index=True)
 shown = summary[["measure", "what", "cells", "cells_above_null", "median_excess", "max_excess", "peak_layer_a",
-                 "peak_layer_b", "peak_z", "median_pairs"]]
-(shown.style.format({"median_excess": "{:+.3f}", "max_excess": "{:+.3f}", "peak_z": "{:.1f}",
-                     "median_pairs": "{:.0f}"}).hide(axis="index")
- .set_caption(f"Each comparison against its null ({rule}, {direction}; Holm over each grid at {alpha:g})"))
+                 "peak_layer_b", "peak_z", "median_pairs"]].assign(
+    peak=lambda t: [f"A{a}–B{b}" for a, b in zip(t["peak_layer_a"], t["peak_layer_b"])]).rename(columns={
+        "cells_above_null": "above null (Holm)", "median_excess": "median excess", "max_excess": "largest excess",
+        "peak_z": "z at peak", "median_pairs": "median pairs"})
+shown["measure"] = shown["measure"].replace({"svcca_authors_k": "SVCCA (k = 1)"})
+shown = shown[["measure", "what", "cells", "above null (Holm)", "median excess", "largest excess", "peak", "z at peak",
+               "median pairs"]]
+tables.page_style(shown.style.format({"median excess": "{:+.3f}", "largest excess": "{:+.3f}", "z at peak": "{:.1f}",
+                                      "median pairs": "{:.0f}"}).hide(axis="index"),
+                  f"Each comparison against its null ({rule}, {direction}; Holm over each comparison's grid at "
+                  f"{alpha:g}); peak: the layer pair with the largest excess")
