@@ -55,10 +55,12 @@ __all__ = [
     "parameters_table",
     "MATHJAX_INTEGRITY",
     "MATHJAX_VERSION",
+    "PLOTLY_FILE",
     "NOTEBOOKS",
     "NotebookRun",
     "build_book",
     "ensure_mathjax",
+    "ensure_plotly",
     "execute_notebook",
     "kernel_threads",
     "glue_value",
@@ -94,6 +96,9 @@ On a fresh offline run they took 6.4, 3.0, 3.2 and 1.2 min; the others take unde
 
 CELL_TIMEOUT = 3600
 """Seconds one notebook cell may run before papermill stops it."""
+
+PLOTLY_FILE = "plotly.min.js"
+"""Name of plotly's JavaScript bundle in the book's ``_static`` folder (the explorer's map loads it there)."""
 
 MATHJAX_VERSION = "3.2.2"
 """The MathJax release served by the book (npm package ``mathjax``)."""
@@ -323,8 +328,6 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
 
     t0 = time.perf_counter()
     ensure_mathjax(generated / "_static" / "mathjax")
-    from saesim.explore import ensure_plotly
-
     ensure_plotly(generated / "_static")  # the explorer's map loads plotly.js from the site (no CDN)
     _write_favicon(generated / "_static" / "favicon.png")
     # The site's root index.html is a bare redirect: browsers then ask for /favicon.ico.
@@ -450,6 +453,25 @@ def parse_parameters(items: Sequence[str] | None) -> dict:
 
 
 # --------------------------------------------------------------------------- MathJax
+
+
+def ensure_plotly(static_dir) -> Path:
+    """Copy plotly's ``plotly.min.js`` (from the installed ``plotly`` package) into ``static_dir``.
+
+    The book serves it from its ``_static`` folder, so the map's page loads
+    no script from another host; returns the file's path.
+    """
+    import plotly
+
+    source = Path(plotly.__file__).parent / "package_data" / PLOTLY_FILE
+    target = Path(static_dir) / PLOTLY_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.is_file() or target.stat().st_size != source.stat().st_size:
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+    return target
+
 
 
 def ensure_mathjax(target, *, vendor=None, version: str = MATHJAX_VERSION, integrity: str = MATHJAX_INTEGRITY) -> Path:

@@ -17,7 +17,7 @@ Three computations behind the book's explorer chapter (``notebooks/explorer.py``
   fit, for an interactive map (:func:`map_figure`).
 
 The presentation helpers (:func:`show_table`, :func:`map_html`,
-:func:`ensure_plotly`) keep every script on the site itself: the table is
+:func:`saesim.book.ensure_plotly`) keep every script on the site itself: the table is
 ``itables`` in its offline mode (the DataTables bundle inlined in the page)
 and the map is plotly with ``plotly.min.js`` served from the book's
 ``_static`` folder — no CDN.
@@ -37,7 +37,6 @@ Consistency in SAEs", arXiv:2505.20254 (2025).
 from __future__ import annotations
 
 import numbers
-import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +58,6 @@ __all__ = [
     "SeedStabilityResult",
     "ZeroDirectionWarning",
     "decoder_map",
-    "ensure_plotly",
     "map_figure",
     "map_html",
     "neuronpedia_id",
@@ -87,8 +85,6 @@ STAGES: tuple[str, ...] = ("kept", "junk/overlap", "1-1", "r cut", "no partner")
 NEURONPEDIA = "https://www.neuronpedia.org"
 """Neuronpedia's site; a latent's page is ``<NEURONPEDIA>/<model>/<sae>/<index>``."""
 
-PLOTLY_FILE = "plotly.min.js"
-"""Name of plotly's JavaScript bundle in the book's ``_static`` folder."""
 
 _ZERO_NORM = 1e-12
 """A decoder row with a smaller norm has no direction (cosine undefined)."""
@@ -832,31 +828,15 @@ def map_figure(dmap: DecoderMap, *, hover_a=None, hover_b=None, color=None, colo
     return fig
 
 
-def ensure_plotly(static_dir) -> Path:
-    """Copy plotly's ``plotly.min.js`` (from the installed ``plotly`` package) into ``static_dir``.
-
-    The book serves it from its ``_static`` folder, so the map's page loads
-    no script from another host; returns the file's path.
-    """
-    import plotly
-
-    source = Path(plotly.__file__).parent / "package_data" / PLOTLY_FILE
-    target = Path(static_dir) / PLOTLY_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.is_file() or target.stat().st_size != source.stat().st_size:
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
-        tmp.replace(target)
-    return target
-
-
 def map_html(fig, *, static_prefix: str = "../../_static", div_id: str = "decoder-map") -> str:
     """The figure as an HTML fragment whose plotly.js comes from ``<static_prefix>/plotly.min.js``.
 
     ``static_prefix`` is the site's ``_static`` folder relative to the page
     (book pages live in ``book/generated/``); :func:`saesim.book.build_book`
-    puts the file there (:func:`ensure_plotly`).
+    puts the file there (:func:`saesim.book.ensure_plotly`).
     """
+    from saesim.book import PLOTLY_FILE
+
     return fig.to_html(full_html=False, include_plotlyjs=f"{static_prefix}/{PLOTLY_FILE}", div_id=div_id,
                        config={"displaylogo": False, "responsive": True})
 
@@ -894,8 +874,10 @@ def show_table(frame, *, caption: str = "", table_id: str = "explorer-table", ht
 
 
 def plotly_bytes() -> int:
-    """Size of the installed ``plotly.min.js`` (what :func:`ensure_plotly` copies)."""
+    """Size of the installed ``plotly.min.js`` (what :func:`saesim.book.ensure_plotly` copies)."""
     import plotly
+
+    from saesim.book import PLOTLY_FILE
 
     return (Path(plotly.__file__).parent / "package_data" / PLOTLY_FILE).stat().st_size
 

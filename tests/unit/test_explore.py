@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from saesim import explore
+from saesim import book, explore
 from saesim.experiments import CompareSettings
 from saesim.filters import SaeLayer, TopTokens
 from saesim.synthetic import planted_pair
@@ -326,7 +326,7 @@ class TestBookHelpers:
             explore.seed_floor(load_profile("gemma"), cache_dir=tmp_path, results_dir=tmp_path)
 
     def test_ensure_plotly_copies_the_bundle_once(self, tmp_path):
-        path = explore.ensure_plotly(tmp_path / "_static")
+        path = book.ensure_plotly(tmp_path / "_static")
         assert path.stat().st_size == explore.plotly_bytes()
         mtime = path.stat().st_mtime_ns
-        assert explore.ensure_plotly(tmp_path / "_static").stat().st_mtime_ns == mtime
+        assert book.ensure_plotly(tmp_path / "_static").stat().st_mtime_ns == mtime
