@@ -7,7 +7,6 @@ next to this file, ``cache=True``) are paid only by runs that draw a many-to-1 R
 from __future__ import annotations
 
 import numba
-import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
@@ -56,9 +55,3 @@ def weighted_rank_inner(weights, perm, rows, cols, tie_starts, blocks, n_groups,
         below += total
     return inner + inner_carry, norm_sq + norm_carry
 
-
-def warm_up() -> None:
-    """Compile (or load from the cache) every kernel once, on tiny inputs."""
-    one = np.ones(1)
-    index = np.zeros(1, dtype=np.int64)
-    weighted_rank_inner(one, index, index, index, index, one, 1, 0.0)

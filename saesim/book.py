@@ -473,7 +473,6 @@ def ensure_plotly(static_dir) -> Path:
     return target
 
 
-
 def ensure_mathjax(target, *, vendor=None, version: str = MATHJAX_VERSION, integrity: str = MATHJAX_INTEGRITY) -> Path:
     """Unpack MathJax 3 (``es5/``) into ``target``, from the npm registry through ``npm pack``.
 

@@ -350,10 +350,7 @@ def heatmap_panels(frame: pd.DataFrame, values: Sequence[str], *, titles: Sequen
     rows, cols = kw.get("rows", "layer_b"), kw.get("cols", "layer_a")
     _check_frame(frame, "frame", [rows, cols, *values])
     shape = (frame[rows].nunique(), frame[cols].nunique())
-    # Drawn for the page, like concept_heatmap_grid: text at least MIN_TEXT_PX high at PAGE_WIDTH_PX.
-    width = _heatmap_size(shape)[0]
-    points = _page_points(width * ncols)
-    height = shape[0] * (1.35 * points / 72 + 0.12) + 5.0 * points / 72
+    points, (width, height) = _page_panel_size(shape, ncols)
     with matplotlib.rc_context(_font_rc(points)):
         fig, axes = _panel_grid(len(values), ncols, (width, max(height, _heatmap_size(shape)[1])))
         for i, (ax, value) in enumerate(zip(axes, values)):
@@ -430,20 +427,26 @@ def concept_heatmap_grid(subspace_frame: pd.DataFrame, value: str, *, ncols: int
     rows, cols = options.get("rows", "layer_b"), options.get("cols", "layer_a")
     _check_frame(frame, "subspace_frame", [rows, cols])
     shape = (frame[rows].nunique(), frame[cols].nunique())
-    # Drawn for the page: every text, cell numbers included, at least MIN_TEXT_PX high when the
-    # whole grid is shown at PAGE_WIDTH_PX; rows tall enough for value and pair count.
-    width = _heatmap_size(shape)[0]
-    points = _page_points(width * ncols)
-    lines = 2 if counts in frame else 1
-    height = shape[0] * (1.35 * lines * points / 72 + 0.12) + 5.0 * points / 72
+    points, size = _page_panel_size(shape, ncols, lines=2 if counts in frame else 1)
     stem = panel_title(value) if title is None else title
     with matplotlib.rc_context(_font_rc(points)):
-        fig, axes = _panel_grid(len(concepts), ncols, (width, height))
+        fig, axes = _panel_grid(len(concepts), ncols, size)
         for ax, concept in zip(axes, concepts):
             layer_heatmap(frame[frame["concept"] == concept], value, ax=ax, title=f"{stem}: {concept}",
                           counts=counts if counts in frame else None, annot_max=points, **options)
             ax.set_label(f"concept:{concept}")
     return fig
+
+
+def _page_panel_size(shape, ncols: int, lines: int = 1) -> tuple[float, tuple[float, float]]:
+    """``(points, (width, height))`` of one heatmap panel drawn for the page.
+
+    Every text, cell numbers included, is at least MIN_TEXT_PX high when ``ncols`` panels side by
+    side are shown PAGE_WIDTH_PX wide; the rows are tall enough for ``lines`` lines per cell.
+    """
+    width = _heatmap_size(shape)[0]
+    points = _page_points(width * ncols)
+    return points, (width, shape[0] * (1.35 * lines * points / 72 + 0.12) + 5.0 * points / 72)
 
 
 def _page_points(figure_width_in: float) -> float:

@@ -695,8 +695,9 @@ def kept_table(folder, name: str, key: dict, compute) -> pd.DataFrame:
     atomically, so an interrupted sweep leaves nothing that looks finished.
     """
     import hashlib
-    import os
     from pathlib import Path
+
+    from saesim.experiments import _atomic_parquet
 
     tag = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     path = Path(folder) / "kept" / f"{name}_{tag}.parquet"
@@ -706,10 +707,7 @@ def kept_table(folder, name: str, key: dict, compute) -> pd.DataFrame:
         except (OSError, ValueError):
             pass  # damaged: recompute and overwrite
     table = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".parquet.tmp")
-    table.to_parquet(partial, index=False)
-    os.replace(partial, path)
+    _atomic_parquet(table, path)
     return table
 
 
