@@ -7,10 +7,9 @@ fresh results folder, with the run's own worker pool; ``--controls`` adds the se
 random-model grids.
 
 Baseline, in the same run: the many-to-1 group null of one real cell (A3-B7, 3 306 pairs on
-1 383 hub partners) drawn by the kernels this benchmark replaced -- the SVD of the weighted
-hub rows for SVCCA (corrected and the authors' k = 1, each its own test) and the numpy RSA
-kernel below -- against ``permutation_tests`` (covariance route, shared draws, compiled RSA
-pass), on the same draws; the nulls must agree within 1e-9.
+1 383 hub partners) drawn by saesim as it was at ``BASELINE_COMMIT`` (the previous release, unpacked
+from git into a temporary folder and run in a subprocess) against the working tree, on the same
+pairs and seed, each timed twice in turn (the faster kept); the nulls must agree within 1e-9.
 
 Run after ``saesim extract --profile offline``:
 ``.venv/bin/python benchmarks/bench_run.py [--cache .saesim_cache] [--controls]``
@@ -21,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,61 +37,77 @@ from saesim.experiments import (  # noqa: E402
     _filtered_pairs, _metric_kwargs, cached_best_partners, run_grid, semantic_grid, settings_from_profile,
 )
 from saesim.extract import load_layer  # noqa: E402
-from saesim.nulls import _GroupNull, _validate_groups, permutation_tests  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "run.json"
+REPO = Path(__file__).resolve().parent.parent
+BASELINE_COMMIT = "4f55e46f25a2717ff1f9967a54bcd8742f810f12"
+"""saesim before the group-null kernels were regrouped (draws interleaved across measures, numpy's
+LAPACK, RSA gathering the other side's block sums in rank order)."""
 BASELINE_CELL = (3, 7)
 NULLS_AGREE = 1e-9
 
 
-def numpy_rsa_draw(kernel: _GroupNull, perm: np.ndarray) -> float:
-    """The group null's RSA draw as numpy computed it before the compiled pass (the baseline)."""
-    w = kernel.sizes[perm]
-    rows, cols = kernel.rows_sorted, kernel.cols_sorted
-    multiplicity = np.where(rows == cols, w[rows] * (w[rows] - 1) / 2, w[rows] * w[cols])
-    totals = np.add.reduceat(multiplicity, kernel.tie_starts)
-    below = np.cumsum(totals) - totals
-    n_entries = kernel.n * (kernel.n - 1) / 2
-    centred = below + (totals + 1) / 2 - (n_entries + 1) / 2
-    norm = np.sqrt(np.sum(totals * centred**2))
-    ranks = np.repeat(centred, np.diff(np.r_[kernel.tie_starts, rows.size]))
-    blocks = kernel.blocks_flat[perm[rows] * kernel.n_groups + perm[cols]]
-    return float(ranks @ blocks / (norm * kernel.other_norm))
+BASELINE_SCRIPT = """
+import sys, time
+import numpy as np
+from saesim.nulls import permutation_tests
+data = np.load(sys.argv[1], allow_pickle=True)
+measures = list(data["measures"])
+permutation_tests(data["x"][:40], data["y"][:40], measures, n_perm=2, seed=0, groups=data["groups"][:40])
+seconds, nulls = [], None
+for n_perm in (1, int(data["n_draws"])):
+    started = time.perf_counter()
+    tests = permutation_tests(data["x"], data["y"], measures, n_perm=n_perm, seed=int(data["seed"]),
+                              groups=data["groups"])
+    seconds.append(time.perf_counter() - started)
+np.savez(sys.argv[2], seconds=np.array(seconds), nulls=np.array([t.null for t in tests]))
+"""
+"""Times one cell's group null (setup with one draw, then ``n_draws``) in whatever saesim is on the path."""
+
+
+def group_null_timing(sources: Path, inputs: Path) -> tuple[float, float, np.ndarray]:
+    """``(setup seconds, seconds per draw, nulls)`` of the saesim in ``sources``, in a fresh process."""
+    with tempfile.TemporaryDirectory(prefix="saesim-bench-null-") as work:
+        output = Path(work) / "out.npz"
+        env = {**os.environ, "PYTHONPATH": str(sources)}
+        subprocess.run([sys.executable, "-c", BASELINE_SCRIPT, str(inputs), str(output)], env=env, check=True)
+        result = np.load(output)
+        one, many = result["seconds"]
+        n_draws = result["nulls"].shape[1]
+        return float(one), float((many - one) / (n_draws - 1)), result["nulls"]
 
 
 def kernel_baseline(profile, settings, cache, n_draws: int) -> dict:
-    """Per-draw seconds of the many-to-1 group null: the replaced kernels against the new ones.
-
-    Both sides include building their kernels (the new one also scores the observed pairs), so
-    the per-draw figure is the test's time over its draws."""
+    """Per-draw milliseconds of the many-to-1 group null: the previous release against this tree."""
     la, lb = BASELINE_CELL
     data_a, data_b = load_layer(profile, "a", la, out=cache), load_layer(profile, "b", lb, out=cache)
     best = cached_best_partners(data_a, data_b, cache=cache)
     layer_a, layer_b = data_a.to_sae_layer(), data_b.to_sae_layer()
     pairs, _ = _filtered_pairs(best, layer_a, layer_b, settings, rule="many_to_one", direction="b_to_a")
     x, y = (np.asarray(rows, dtype=np.float64) for rows in pairs.rows(layer_a.decoder, layer_b.decoder))
-    labels = _validate_groups(pairs.a, "x", x, y)
     measures = [("svcca", _metric_kwargs("svcca", settings)), ("rsa", {}), ("svcca", {"compat": True})]
-    n_groups = int(labels.max()) + 1
-    rng = np.random.default_rng(settings.seed)
-    perms = [rng.permutation(n_groups) for _ in range(n_draws)]
-
-    def old():  # one test per measure, as before: each builds its kernel and draws on its own
-        kernels = [_GroupNull(x, y, labels, "x", metric, options) for metric, options in measures]
-        svcca = [[k._svcca_svd(p, k.sizes[p]) for p in perms] for k in (kernels[0], kernels[2])]
-        return [svcca[0], [numpy_rsa_draw(kernels[1], p) for p in perms], svcca[1]]
-
-    permutation_tests(x, y, measures, n_perm=2, seed=0, groups=pairs.a)  # compile / load the kernel
-    old_seconds, old_nulls = timed(old)
-    new_seconds, tests = timed(lambda: permutation_tests(x, y, measures, n_perm=n_draws, seed=settings.seed,
-                                                         groups=pairs.a))
-    differences = {f"{m}{'(k=1)' if o.get('compat') else ''}": float(np.max(np.abs(np.array(old_null) - t.null)))
-                   for (m, o), old_null, t in zip(measures, old_nulls, tests)}
-    return {"cell": f"A{la}-B{lb}", "n_pairs": int(pairs.n_pairs), "n_hub_partners": n_groups,
-            "n_draws": n_draws, "measures": [f"{m}{'(k=1)' if o.get('compat') else ''}" for m, o in measures],
-            "baseline_ms_per_draw": round(1e3 * old_seconds / n_draws, 1),
-            "new_ms_per_draw": round(1e3 * new_seconds / n_draws, 1),
-            "speedup": round(old_seconds / new_seconds, 2), "max_null_difference": differences,
+    names = [f"{m}{'(k=1)' if o.get('compat') else ''}" for m, o in measures]
+    timings = {"baseline": [], "new": []}
+    with tempfile.TemporaryDirectory(prefix="saesim-bench-baseline-") as work:
+        work = Path(work)
+        inputs = work / "inputs.npz"
+        np.savez(inputs, x=x, y=y, groups=pairs.a, measures=np.array(measures, dtype=object), n_draws=n_draws,
+                 seed=settings.seed)
+        archive = subprocess.run(["git", "archive", BASELINE_COMMIT, "saesim"], cwd=REPO, check=True,
+                                 capture_output=True).stdout
+        (work / "baseline").mkdir()
+        subprocess.run(["tar", "-x", "-C", str(work / "baseline")], input=archive, check=True)
+        for _ in range(2):
+            timings["baseline"].append(group_null_timing(work / "baseline", inputs))
+            timings["new"].append(group_null_timing(REPO, inputs))
+    (old_setup, old_draw, old_nulls), (new_setup, new_draw, new_nulls) = (
+        min(runs, key=lambda run: run[1]) for runs in (timings["baseline"], timings["new"]))
+    differences = {name: float(np.max(np.abs(a - b))) for name, a, b in zip(names, old_nulls, new_nulls)}
+    return {"cell": f"A{la}-B{lb}", "n_pairs": int(pairs.n_pairs), "n_hub_partners": int(np.unique(pairs.a).size),
+            "n_draws": n_draws, "measures": names, "baseline": BASELINE_COMMIT[:12],
+            "baseline_ms_per_draw": round(1e3 * old_draw, 1), "new_ms_per_draw": round(1e3 * new_draw, 1),
+            "baseline_setup_s": round(old_setup, 2), "new_setup_s": round(new_setup, 2),
+            "speedup": round(old_draw / new_draw, 2), "max_null_difference": differences,
             "nulls_agree": bool(max(differences.values()) <= NULLS_AGREE)}
 
 

@@ -541,30 +541,57 @@ def _authors_k(singular_values: np.ndarray) -> int:
     return int(np.argmax(cumulative >= AUTHORS_VARIANCE * total)) + 1
 
 
-_SVD_MEMO: OrderedDict = OrderedDict()
-"""The last few :func:`_centred_svd` results, by content (corrected and authors'-k SVCCA of one
-record decompose the same rows)."""
+class _ContentMemo:
+    """The last few results of an expensive function of one array, by a digest of its bytes.
 
-_SVD_MEMO_SIZE = 4
+    Hashing costs a small fraction of what it saves: corrected and authors'-k SVCCA of one record
+    decompose the same rows, and a many-to-1 null ranks the fixed side's RSM for the observed
+    score and again for the null. Results are made read-only: they are shared.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.results: OrderedDict = OrderedDict()
+
+    def clear(self) -> None:
+        self.results.clear()
+
+    def get(self, z: np.ndarray, compute):
+        z = np.ascontiguousarray(z)
+        key = (z.shape, z.dtype.str, hashlib.blake2b(z.data, digest_size=16).digest())
+        if key in self.results:
+            self.results.move_to_end(key)
+            return self.results[key]
+        result = compute(z)
+        for array in (result if isinstance(result, tuple) else (result,)):
+            if isinstance(array, np.ndarray):
+                array.setflags(write=False)
+        self.results[key] = result
+        while len(self.results) > self.size:
+            self.results.popitem(last=False)
+        return result
+
+
+_SVD_MEMO = _ContentMemo(4)
+"""The last few tall :func:`_centred_svd` results."""
 
 
 def _centred_svd(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``(u, s)`` of the column-centred ``z`` (thin SVD), or None when centring leaves nothing.
 
-    Tall inputs are memoised by a digest of their bytes, which costs about a
-    tenth of their SVD (wide ones take the cheaper Gram route, not worth it).
+    Tall inputs are memoised by content (about a tenth of their SVD); wide ones take the cheaper
+    Gram route, not worth it.
     """
-    z = np.ascontiguousarray(z)
-    key = None
     if z.shape[0] >= z.shape[1]:
-        key = (z.shape, z.dtype.str, hashlib.blake2b(z.data, digest_size=16).digest())
-        if key in _SVD_MEMO:
-            _SVD_MEMO.move_to_end(key)
-            return _SVD_MEMO[key]
+        return _SVD_MEMO.get(z, _compute_centred_svd)
+    return _compute_centred_svd(z)
+
+
+def _compute_centred_svd(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     centred = z - z.mean(axis=0)
     if _is_constant(centred, z):
-        result = None
-    elif centred.shape[0] < centred.shape[1]:
+        return None
+    if centred.shape[0] < centred.shape[1]:
         # Fewer rows than columns (concept subspaces, their random subsets): the n x n Gram's
         # eigenvectors are u, about 4x faster than the SVD; singular values below its
         # resolution (GRAM_RANK_RTOL of the largest) are set to zero.
@@ -572,17 +599,8 @@ def _centred_svd(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         u = np.ascontiguousarray(vectors[:, ::-1])
         s = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))
         s[s <= GRAM_RANK_RTOL * s[0]] = 0.0
-        result = (u, s)
-    else:
-        result = np.linalg.svd(centred, full_matrices=False)[:2]
-    for array in result or ():
-        array.setflags(write=False)  # shared through the memo
-    if key is None:
-        return result
-    _SVD_MEMO[key] = result
-    while len(_SVD_MEMO) > _SVD_MEMO_SIZE:
-        _SVD_MEMO.popitem(last=False)
-    return result
+        return u, s
+    return tuple(np.linalg.svd(centred, full_matrices=False)[:2])
 
 
 def _pca_basis(z: np.ndarray, variance, compat: bool) -> np.ndarray:
@@ -874,11 +892,25 @@ def pwcca(x, y, *, variance: float | int | str = PWCCA_DEFAULT_VARIANCE) -> Simi
 # --- RSA ---------------------------------------------------------------------
 
 
+_RANKS_MEMO = _ContentMemo(2)
+"""The last few large :func:`_centred_rsm_ranks` results."""
+
+_RANKS_MEMO_MIN_ROWS = 500
+"""Rows from which the RSM ranks are memoised (below, ranking is cheaper than the bookkeeping)."""
+
+
 def _centred_rsm_ranks(z: np.ndarray) -> np.ndarray | None:
     """Centred average ranks of the condensed Pearson RSM of the rows of ``z``.
 
-    None when a row is constant (its correlations are undefined).
+    None when a row is constant (its correlations are undefined). Memoised by content from
+    ``_RANKS_MEMO_MIN_ROWS`` rows on (read-only then).
     """
+    if z.shape[0] >= _RANKS_MEMO_MIN_ROWS:
+        return _RANKS_MEMO.get(z, _compute_centred_rsm_ranks)
+    return _compute_centred_rsm_ranks(z)
+
+
+def _compute_centred_rsm_ranks(z: np.ndarray) -> np.ndarray | None:
     centred = z - z.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(centred, axis=1)
     if np.any(norms <= CONSTANT_RTOL * np.linalg.norm(z, axis=1)):
