@@ -118,6 +118,9 @@ class SaeSpec:
         Cap on the tokens used to train (None: every kept token).
     batch_size : int
         Tokens per encode / training batch.
+    lr : float or None
+        Learning rate of training (``"train"``); None: sparsify's default for
+        the width (:func:`saesim.saes.default_lr`).
     """
 
     source: SaeSource = "sparsify"
@@ -131,6 +134,7 @@ class SaeSpec:
     epochs: int = 1
     train_tokens: int | None = None
     batch_size: int = 4096
+    lr: float | None = None
 
     def __post_init__(self):
         for name in ("sae_id", "hook"):
@@ -147,6 +151,10 @@ class SaeSpec:
             )
         _check_positive(self, ("epochs", "batch_size"))
         _check_positive(self, ("num_latents", "k", "train_tokens"), optional=True)
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
+                                    or not 0 < self.lr < 1):
+            raise ProfileError(f"`sae.lr` must be a learning rate in (0, 1) or null (the width's default); "
+                               f"got {self.lr!r}.")
 
     def hook_for(self, layer: int) -> str:
         """The hook name of ``layer`` (the ``hook`` template filled in)."""
@@ -335,7 +343,8 @@ class FilterSpec:
     svcca_dims : str, int or float
         Dimension policy of corrected SVCCA in the full space and in concept
         subspaces (see :func:`saesim.geometry.svcca`). Default ``"ratio:10"``:
-        at most one kept dimension per ten pairs on each side. With d = 768
+        at most one kept dimension per ten distinct rows on each side (a
+        many-to-1 hub side counts each partner once). With d = 768
         and a few thousand pairs, the 99 %-variance rule (``0.99``) keeps so
         many dimensions that k_x + k_y approaches the number of pairs, the
         canonical correlations tie near 1 and the score and its null say

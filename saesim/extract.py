@@ -354,6 +354,7 @@ def _train_key(profile: Profile, spec: ModelSpec, layer: int, grid_hash: str) ->
         role="train", version=EXTRACT_VERSION, model=spec.identity, hook=sae.hook_for(layer), grid=grid_hash,
         compat=profile.compat, backend=spec.backend, num_latents=sae.num_latents, k=sae.k, seed=sae.seed,
         epochs=sae.epochs, train_tokens=sae.train_tokens, batch_size=sae.batch_size,
+        **({} if sae.lr is None else {"lr": sae.lr}),  # keys of SAEs trained at the default stay valid
     )
 
 
@@ -829,7 +830,7 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
             # (_finish_train_report), which saves one encode of them.
             trained = saes.train_topk_sae(
                 x, num_latents=sae_spec.num_latents, k=sae_spec.k, seed=sae_spec.seed, epochs=sae_spec.epochs,
-                batch_size=sae_spec.batch_size, hook=sae_spec.hook_for(layer), sae_id=sae_spec.id_for(layer),
+                batch_size=sae_spec.batch_size, lr=sae_spec.lr, hook=sae_spec.hook_for(layer), sae_id=sae_spec.id_for(layer),
                 progress=progress, evaluate=False,
             )
             saes.save_sparsify(trained.weights, folder)

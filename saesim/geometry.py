@@ -24,10 +24,12 @@ Dimension policy of the CCA family (SVCCA, PWCCA), the ``variance`` option:
 * a float in (0, 1]: per side, the fewest principal components reaching that
   fraction of the variance;
 * an int k >= 1: k components per side;
-* a string ``"ratio:R"`` (R > 0): k = floor(n_pairs / R) components per side
-  (at least 1), so that there are at least R pairs per kept dimension — CCA
-  on k dimensions with few pairs per dimension finds large canonical
-  correlations even between unrelated clouds.
+* a string ``"ratio:R"`` (R > 0): k = floor(n_distinct / R) components per
+  side (at least 1), n_distinct the side's distinct rows, so that there are at
+  least R distinct points per kept dimension — CCA on k dimensions with few
+  points per dimension finds large canonical correlations even between
+  unrelated clouds. In a 1-1 pairing n_distinct is n_pairs; the hub side of a
+  many-to-1 pairing counts each partner once.
 
 Every policy is capped at the numerical rank and at n_pairs - 1; the result
 always reports ``k_x``, ``k_y`` and ``n_pairs``.
@@ -469,15 +471,29 @@ RATIO_PREFIX = "ratio:"
 
 @dataclass(frozen=True)
 class RatioPolicy:
-    """Keep k = max(1, floor(n_pairs / ratio)) components per side."""
+    """Keep k = max(1, floor(n_distinct / ratio)) components per side.
+
+    ``n_distinct`` is the side's number of distinct rows: its pairs in a 1-1 pairing, but only its
+    distinct partners on the hub side of a many-to-1 pairing, whose repeated rows add no
+    information to its principal components (counting them would let k approach the number of
+    distinct points, where canonical correlations tie near 1 whatever the pairing).
+    """
 
     ratio: float
 
     def __str__(self) -> str:
         return f"{RATIO_PREFIX}{self.ratio:g}"
 
-    def k(self, n_pairs: int) -> int:
-        return max(1, int(np.floor(n_pairs / self.ratio + 1e-9)))
+    def k(self, n_distinct: int) -> int:
+        return max(1, int(np.floor(n_distinct / self.ratio + 1e-9)))
+
+
+def _n_distinct_rows(z: np.ndarray) -> int:
+    """Number of distinct rows of ``z`` (byte-wise)."""
+    z = np.ascontiguousarray(z)
+    if z.shape[0] < 2 or z.shape[1] == 0:
+        return min(z.shape[0], 1) if z.shape[1] == 0 else z.shape[0]
+    return int(np.unique(z.view(np.dtype((np.void, z.dtype.itemsize * z.shape[1]))).ravel()).size)
 
 
 def _validate_variance(variance, compat: bool):
@@ -493,8 +509,8 @@ def _validate_variance(variance, compat: bool):
                 ratio = None
         if ratio is None or not np.isfinite(ratio) or ratio <= 0:
             raise ValueError(
-                f"`variance` as a string must be 'ratio:R' with R > 0 (keep n_pairs / R components per "
-                f"side); got {variance!r}."
+                f"`variance` as a string must be 'ratio:R' with R > 0 (keep distinct rows / R components "
+                f"per side); got {variance!r}."
             )
         if compat:
             raise ValueError(
@@ -505,7 +521,7 @@ def _validate_variance(variance, compat: bool):
     if isinstance(variance, bool) or not isinstance(variance, numbers.Real):
         raise TypeError(
             f"`variance` must be a float in (0, 1] (fraction of variance kept), an int >= 1 "
-            f"(number of components) or 'ratio:R' (n_pairs / R components); got {variance!r} "
+            f"(number of components) or 'ratio:R' (distinct rows / R components); got {variance!r} "
             f"({type(variance).__name__})."
         )
     if compat and variance != AUTHORS_VARIANCE:
@@ -613,7 +629,7 @@ def _pca_basis(z: np.ndarray, variance, compat: bool) -> np.ndarray:
     if compat:
         k = _authors_k(s)
     elif isinstance(variance, RatioPolicy):
-        k = variance.k(z.shape[0])
+        k = variance.k(_n_distinct_rows(z))
     elif isinstance(variance, int):
         k = variance
     else:

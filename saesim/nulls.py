@@ -61,6 +61,7 @@ from saesim.geometry import (
     _centred_rsm_ranks,
     _check_measure,
     _compress_columns,
+    _n_distinct_rows,
     _pca_basis,
     _validate_variance,
     prepare,
@@ -686,13 +687,13 @@ def _validate_groups(groups, group_side, x: np.ndarray, y: np.ndarray) -> np.nda
     return numbered
 
 
-def _n_kept(s: np.ndarray, n_rows: int, variance, compat: bool) -> int:
+def _n_kept(s: np.ndarray, n_rows: int, n_distinct: int, variance, compat: bool) -> int:
     """SVCCA's number of kept components from the centred singular values (as ``_pca_basis``)."""
     rank = int(np.count_nonzero(s > RANK_RTOL * s[0]))
     if compat:
         k = _authors_k(s)
     elif isinstance(variance, RatioPolicy):
-        k = variance.k(n_rows)
+        k = variance.k(n_distinct)
     elif isinstance(variance, int):
         k = variance
     else:
@@ -760,6 +761,7 @@ class _GroupNull:
         self.compat = bool(self.options.get("compat", False))
         self.variance = _validate_variance(self.options.get("variance", 0.99), self.compat)
         self.factor = _compress_columns(self.distinct)
+        self.n_distinct = _n_distinct_rows(self.distinct)  # the hub side's, whatever the draw
         self.raw_sq = np.sum(self.distinct**2, axis=1)
         self.other_sums = self._sums(_pca_basis(other, self.variance, self.compat))
         return self._svcca
@@ -803,11 +805,16 @@ class _GroupNull:
             eigenvalues, vectors = torch.linalg.eigh(torch.from_numpy(cov), UPLO="L")
             moments["eigh"] = (np.sqrt(np.clip(eigenvalues.numpy()[::-1], 0.0, None)), torch.flip(vectors, (1,)))
         s, vectors = moments["eigh"]
-        k = _n_kept(s, self.n, self.variance, self.compat)
+        k = _n_kept(s, self.n, self.n_distinct, self.variance, self.compat)
         if s[k - 1] < EIGH_RTOL * s[0]:
             return self._svcca_svd(perm, w)
-        cross = torch.from_numpy(centred).T @ torch.from_numpy(self.other_sums[perm])
-        whitened = (vectors[:, :k].T @ cross) / torch.from_numpy(s[:k, None])
+        other = torch.from_numpy(self.other_sums[perm])
+        d, k_other = cov.shape[0], other.shape[1]
+        if k * (d + k_other) < d * k_other:  # few kept dimensions: project the rows first
+            whitened = (torch.from_numpy(centred) @ vectors[:, :k]).T @ other
+        else:
+            whitened = vectors[:, :k].T @ (torch.from_numpy(centred).T @ other)
+        whitened /= torch.from_numpy(s[:k, None])
         return float(np.mean(np.minimum(_float64_singular_values(whitened), 1.0)))
 
     def _svcca_svd(self, perm, w):
@@ -816,7 +823,7 @@ class _GroupNull:
         p, s, _ = np.linalg.svd(weighted, full_matrices=False)
         if self.wide:  # _centred_svd's Gram route: singular values below its resolution are zero
             s = np.where(s <= GRAM_RANK_RTOL * s[0], 0.0, s)
-        k = _n_kept(s, self.n, self.variance, self.compat)
+        k = _n_kept(s, self.n, self.n_distinct, self.variance, self.compat)
         basis = p[:, :k] / np.sqrt(w)[:, None]
         rho = np.linalg.svd(basis.T @ self.other_sums[perm], compute_uv=False)
         return float(np.mean(np.minimum(rho, 1.0)))

@@ -160,6 +160,19 @@ class TestValidation:
         with pytest.raises(ProfileError, match="`num_latents` or `k` is missing"):
             SaeSpec(source="train", num_latents=None, k=32)
 
+    def test_learning_rate_is_checked_and_keys_the_training(self):
+        from saesim.extract import _train_key
+
+        profile = load_profile("offline")
+        assert profile.model("b").sae.lr == 0.0035
+        for bad in (0, 1.5, "fast", True):
+            with pytest.raises(ProfileError, match=r"`sae.lr` must be a learning rate in \(0, 1\)"):
+                SaeSpec(source="train", num_latents=64, k=4, lr=bad)
+        other = load_profile("offline", **{"model_b.sae.lr": 0.001})
+        default = load_profile("offline", **{"model_b.sae.lr": None})
+        keys = {_train_key(p, p.model("b"), 3, "grid") for p in (profile, other, default)}
+        assert len(keys) == 3  # another learning rate is another SAE
+
     def test_empty_or_repeated_layers(self):
         with pytest.raises(ProfileError, match="`layers_a` is empty"):
             load_profile("offline", layers_a=[])

@@ -237,6 +237,33 @@ class TestDimensionPolicy:
         assert svcca(x, y, variance=1.0).statistic > 0.6
         assert svcca(x, y, variance="ratio:10").statistic < svcca(x, y, variance=1.0).statistic
 
+    def test_ratio_counts_a_hub_sides_distinct_rows(self):
+        # Many-to-1: 240 pairs on 40 distinct hub rows. The hub side keeps 40 / 5 = 8 dimensions,
+        # the other side 240 / 5 = 48; the score is the oracle's on those bases.
+        rng = np.random.default_rng(3)
+        hubs = rng.integers(0, 40, size=240)
+        hubs[:40] = np.arange(40)  # every partner is used
+        x = cloud(0, n=40, d=30)[hubs]
+        y = cloud(1, n=240, d=60)
+        y[:, :30] += x
+        result = svcca(x, y, variance="ratio:5")
+        assert (result.k_x, result.k_y) == (8, 48)
+
+        def kept_basis(z, k):
+            u = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)[0]
+            return u[:, :k]
+
+        oracle = np.linalg.svd(kept_basis(x, 8).T @ kept_basis(y, 48), compute_uv=False).mean()
+        assert result.statistic == pytest.approx(oracle, abs=TOL)
+
+    def test_distinct_rows_are_counted_exactly(self):
+        rng = np.random.default_rng(4)
+        z = rng.integers(0, 2, size=(200, 3)).astype(np.float64)  # many exact repeats
+        assert geometry._n_distinct_rows(z) == len({tuple(row) for row in z})
+        assert geometry._n_distinct_rows(z[:1]) == 1
+        z[1] = z[0] + 1e-12  # different bytes, a different row
+        assert geometry._n_distinct_rows(z[:2]) == 2
+
     def test_ratio_refused_in_compat_mode(self):
         x = cloud(0, n=20, d=3)
         with pytest.raises(ValueError, match=r"cannot be combined with compat=True"):
