@@ -376,7 +376,7 @@ book.glue_value("fs_null_cells", len(every))
 # **Nulls move with n and k.** Over the {glue:text}`fs_null_cells` cells of every comparison, the
 # corrected-SVCCA null mean ranges {glue:text}`fs_null_min:.3f`–{glue:text}`fs_null_max:.3f`; its
 # Spearman correlation with the number of pairs is {glue:text}`fs_null_rho_n:.2f` and with the kept
-# dimension k is {glue:text}`fs_null_rho_k:.2f` (with at most one dimension per ten pairs, k grows
+# dimension k is {glue:text}`fs_null_rho_k:.2f` (with at most one dimension per ten distinct rows, k grows
 # with n). A score is read against the null of its own cell, never against another cell's.
 #
 # The same numbers as a table: for every comparison and layer pair, the score, its null mean, the

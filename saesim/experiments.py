@@ -119,7 +119,7 @@ class CompareSettings:
         The same for concept subspaces (default "ratio:10"). A concept has
         tens of pairs, so keeping 99 % of the variance keeps k_x + k_y >= n
         components and every canonical correlation is 1 for paired and
-        shuffled rows alike; ten pairs per kept dimension keeps the test
+        shuffled rows alike; ten distinct rows per kept dimension keeps the test
         informative. Ignored under ``compat`` (the authors' k = 1).
     """
 

@@ -738,7 +738,8 @@ def svcca(x, y, *, variance: float | int | str = DEFAULT_VARIANCE, compat: bool 
     With few pairs per kept dimension the canonical correlations of two
     *unrelated* clouds are large (k_x, k_y close to n gives values near 1),
     so a high statistic only means something against a null of the same k;
-    ``"ratio:10"`` keeps k <= n / 10.
+    ``"ratio:10"`` keeps k <= n_distinct / 10 per side (n_distinct = n
+    unless rows repeat, as on a many-to-1 pairing's hub side).
 
     The n pairs are the data points and the d dimensions the variables. Each
     side is column-centred, its thin SVD ``U S V^T`` gives PC scores, and the

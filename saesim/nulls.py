@@ -430,12 +430,16 @@ def permutation_test(
     ``NULL_ATOL``. The hub side changes its multiset of rows with the draw
     (partner ``j`` appears as often as the group it lands in is large), so
     its PCA basis, centring, norms or RSM ranks are recomputed per draw, on
-    the m distinct rows with those weights (SVCCA: the SVD of an m x
-    min(m, d) matrix; RSA: weighted average ranks of the m(m+1)/2 distinct
-    RSM entries, sorted once); the other side is prepared once and summed
-    per group. PWCCA recomputes each draw from scratch. The group null is
-    float64; values within ``NULL_ATOL`` of the score are recomputed from
-    scratch, as for the shuffle.
+    the m distinct rows with those weights (SVCCA: the eigendecomposition of
+    their weighted covariance, or the SVD of the m x min(m, d) rows when the
+    covariance cannot resolve the kept part; RSA: weighted average ranks of
+    the m(m+1)/2 distinct RSM entries, sorted once); the other side is
+    prepared once and summed per group. PWCCA recomputes each draw from
+    scratch. Each metric runs over a chunk of ``PERM_CHUNK`` draws on its
+    own (its working set then stays in cache). The group null is float64
+    (RSA's scattered ranks are float32, exact below about 5 800 pairs);
+    values within ``NULL_ATOL`` of the score are recomputed from scratch, as
+    for the shuffle.
 
     Examples
     --------
