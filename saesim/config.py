@@ -366,8 +366,8 @@ class FilterSpec:
             isinstance(dims, int) and dims >= 1) or (isinstance(dims, float) and 0.0 < dims <= 1.0)
         if not valid:
             raise ProfileError(
-                f"`filters.svcca_dims` must be 'ratio:R' (R > 0 distinct rows per kept dimension), an integer k >= 1 or a "
-                f"variance fraction in (0, 1]; got {dims!r}."
+                f"`filters.svcca_dims` must be 'ratio:R' (R > 0 distinct rows per kept dimension), an integer "
+                f"k >= 1 or a variance fraction in (0, 1]; got {dims!r}."
             )
 
 

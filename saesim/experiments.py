@@ -113,8 +113,8 @@ class CompareSettings:
         p-value estimator).
     svcca_variance : float, int or str
         Dimension policy of corrected SVCCA (and PWCCA): a fraction of the
-        variance kept per side, a fixed k, or "ratio:R" (k = distinct rows / R per side; a many-to-1 hub side counts each
-        partner once).
+        variance kept per side, a fixed k, or "ratio:R" (k = distinct rows / R
+        per side; a many-to-1 hub side counts each partner once).
     subspace_svcca_variance : float, int or str
         The same for concept subspaces (default "ratio:10"). A concept has
         tens of pairs, so keeping 99 % of the variance keeps k_x + k_y >= n

@@ -1132,10 +1132,10 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
 
 
 def _dims_words(policy) -> str:
-    """An SVCCA dimension policy in words ("at most one dimension per 10 pairs", "99% of the variance")."""
+    """An SVCCA dimension policy in words, for captions ("at most one dimension per 10 distinct rows a side")."""
     text = str(policy)
     if text.startswith("ratio:"):
-        return f"at most one dimension per {text[6:]} pairs"
+        return f"at most one dimension per {text[6:]} distinct rows a side"
     if isinstance(policy, int) or text.isdigit():
         return f"{int(float(text))} dimensions"
     return f"{100 * float(text):g}% of the variance"
