@@ -152,8 +152,8 @@ def panel_title(value: str) -> str:
     """
     for suffix, template in (("_subset_null_mean", "Mean Random-Subset {} Scores"),
                              ("_subset_p", "{} P-Values (Random-Subset Null)"),
-                             ("_null_mean", "Mean Shuffled-Null {} Scores"),
-                             ("_null_std", "Shuffled-Null {} Std"),
+                             ("_null_mean", "Mean Null {} Scores"),
+                             ("_null_std", "Null {} Std"),
                              ("_p_holm", "{} P-Values (Holm)"),
                              ("_p_bh", "{} P-Values (BH)"),
                              ("_p", "{} P-Values"),
