@@ -151,6 +151,11 @@ class SaeSpec:
             )
         _check_positive(self, ("epochs", "batch_size"))
         _check_positive(self, ("num_latents", "k", "train_tokens"), optional=True)
+        if isinstance(self.lr, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                object.__setattr__(self, "lr", float(self.lr))
+            except ValueError:
+                pass
         if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
                                     or not 0 < self.lr < 1):
             raise ProfileError(f"`sae.lr` must be a learning rate in (0, 1) or null (the width's default); "

@@ -168,6 +168,7 @@ class TestValidation:
         for bad in (0, 1.5, "fast", True):
             with pytest.raises(ProfileError, match=r"`sae.lr` must be a learning rate in \(0, 1\)"):
                 SaeSpec(source="train", num_latents=64, k=4, lr=bad)
+        assert SaeSpec(source="train", num_latents=64, k=4, lr="1e-3").lr == 0.001  # YAML's 1e-3 is a string
         other = load_profile("offline", **{"model_b.sae.lr": 0.001})
         default = load_profile("offline", **{"model_b.sae.lr": None})
         keys = {_train_key(p, p.model("b"), 3, "grid") for p in (profile, other, default)}
