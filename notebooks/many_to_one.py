@@ -179,7 +179,8 @@ for ax, (frame, title) in zip(axes, [(m, "SVCCA, many-to-1"), (o, f"SVCCA, 1-1 (
                                      (m, "RSA, many-to-1"), (o, f"RSA, 1-1 ({rule})")]):
     plots.layer_heatmap(frame, "svcca" if title.startswith("SVCCA") else "rsa", ax=ax, title=title, **labels)
 book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
-                 plots.caption(one.meta(rule=f"many_to_one / {rule}"),
+                 plots.caption(one.meta(rule=f"many_to_one / {rule}",
+                                        null_kind="hub partners permuted (many-to-1) / shuffled pairings (1-1)"),
                                "Many-to-1 and 1-1 side by side: paired SVCCA and RSA per layer pair"),
                  out_dir=figures_dir)
 
