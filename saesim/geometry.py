@@ -490,10 +490,13 @@ class RatioPolicy:
 
 def _n_distinct_rows(z: np.ndarray) -> int:
     """Number of distinct rows of ``z`` (byte-wise)."""
+    n_rows, n_columns = z.shape
+    if n_columns == 0:  # every empty row is the same
+        return min(n_rows, 1)
+    if n_rows < 2:
+        return n_rows
     z = np.ascontiguousarray(z)
-    if z.shape[0] < 2 or z.shape[1] == 0:
-        return min(z.shape[0], 1) if z.shape[1] == 0 else z.shape[0]
-    return int(np.unique(z.view(np.dtype((np.void, z.dtype.itemsize * z.shape[1]))).ravel()).size)
+    return int(np.unique(z.view(np.dtype((np.void, z.dtype.itemsize * n_columns))).ravel()).size)
 
 
 def _validate_variance(variance, compat: bool):
@@ -625,19 +628,28 @@ def _pca_basis(z: np.ndarray, variance, compat: bool) -> np.ndarray:
     if decomposed is None:
         return np.zeros((z.shape[0], 0))
     u, s = decomposed
+    n_distinct = _n_distinct_rows(z) if isinstance(variance, RatioPolicy) else z.shape[0]
+    k = _n_kept(s, z.shape[0], n_distinct, variance, compat)
+    return np.array(u[:, :k])  # a writeable copy: the memoised u is shared
+
+
+def _n_kept(s: np.ndarray, n_rows: int, n_distinct: int, variance, compat: bool) -> int:
+    """SVCCA's number of kept components from a side's centred singular values ``s``.
+
+    The policy's k (the authors' rule, ``variance.k(n_distinct)``, a fixed k, or the fewest
+    components reaching the variance fraction), capped at the numerical rank and ``n_rows - 1``.
+    """
     rank = int(np.count_nonzero(s > RANK_RTOL * s[0]))
     if compat:
         k = _authors_k(s)
     elif isinstance(variance, RatioPolicy):
-        k = variance.k(_n_distinct_rows(z))
+        k = variance.k(n_distinct)
     elif isinstance(variance, int):
         k = variance
     else:
         cumulative = np.cumsum(s[:rank] ** 2)
-        fraction = cumulative / cumulative[-1]
-        k = int(np.searchsorted(fraction, variance - VARIANCE_RTOL)) + 1
-    k = min(k, rank, z.shape[0] - 1)
-    return np.array(u[:, :k])  # a writeable copy: the memoised u is shared
+        k = int(np.searchsorted(cumulative / cumulative[-1], variance - VARIANCE_RTOL)) + 1
+    return min(k, rank, n_rows - 1)
 
 
 class _PreparedSVCCA(PreparedMeasure):

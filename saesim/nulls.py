@@ -51,17 +51,15 @@ from saesim.geometry import (
     CONSTANT_RTOL,
     GRAM_RANK_RTOL,
     MEASURES,
-    RANK_RTOL,
     RSM_DECIMALS,
     VARIANCE_RTOL,
     MeasureName,
-    RatioPolicy,
     SimilarityResult,
-    _authors_k,
     _centred_rsm_ranks,
     _check_measure,
     _compress_columns,
     _n_distinct_rows,
+    _n_kept,
     _pca_basis,
     _validate_variance,
     prepare,
@@ -689,21 +687,6 @@ def _validate_groups(groups, group_side, x: np.ndarray, y: np.ndarray) -> np.nda
             f"partner). Pass the partner index of the side that repeats, or set `group_side`."
         )
     return numbered
-
-
-def _n_kept(s: np.ndarray, n_rows: int, n_distinct: int, variance, compat: bool) -> int:
-    """SVCCA's number of kept components from the centred singular values (as ``_pca_basis``)."""
-    rank = int(np.count_nonzero(s > RANK_RTOL * s[0]))
-    if compat:
-        k = _authors_k(s)
-    elif isinstance(variance, RatioPolicy):
-        k = variance.k(n_distinct)
-    elif isinstance(variance, int):
-        k = variance
-    else:
-        cumulative = np.cumsum(s[:rank] ** 2)
-        k = int(np.searchsorted(cumulative / cumulative[-1], variance - VARIANCE_RTOL)) + 1
-    return min(k, rank, n_rows - 1)
 
 
 def _float64_singular_values(matrix: torch.Tensor) -> np.ndarray:
