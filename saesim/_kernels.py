@@ -15,12 +15,12 @@ def weighted_rank_inner(weights, perm, rows, cols, tie_start, offsets, blocks, r
 
     The hub side's distinct RSM entries, sorted once, are ``(rows[t], cols[t])``; ``tie_start[t]``
     is True where a new value (tie group) starts. Entry ``(i, j)`` stands for ``weights[i] *
-    weights[j]`` entries (``w (w - 1) / 2`` on the diagonal). Its centred average rank is the count of entries below
-    its tie group plus half the group's count, less ``n_entries / 2``; ``norm_sq`` sums count *
-    rank^2. The rank of entry ``(i, j)`` is written to the packed upper triangle ``ranks`` at the
-    groups it lands in, ``(perm[i], perm[j])`` (``offsets[a] + b`` for ``a <= b``), and ``inner``
-    is the dot product of ``ranks`` with the other side's block sums ``blocks``, packed the same
-    way (diagonal blocks already halved). Every packed position is written once per draw: ``perm``
+    weights[j]`` entries (``w (w - 1) / 2`` on the diagonal). Its centred average rank is the
+    count of entries below its tie group plus half the group's count, less ``n_entries / 2``;
+    ``norm_sq`` sums count * rank^2. The rank of entry ``(i, j)`` is written to the packed upper
+    triangle ``ranks`` at the groups it lands in, ``(perm[i], perm[j])`` (``offsets[a] + b`` for
+    ``a <= b``), and ``inner`` is the dot product of ``ranks`` with the other side's block sums
+    ``blocks``, packed the same way (diagonal blocks already halved). Every packed position is written once per draw: ``perm``
     is a bijection. Scattering the ranks and then reading both arrays in order is about twice as
     fast as gathering ``blocks`` in rank order, which misses the cache on every entry.
     """

@@ -830,8 +830,8 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
             # (_finish_train_report), which saves one encode of them.
             trained = saes.train_topk_sae(
                 x, num_latents=sae_spec.num_latents, k=sae_spec.k, seed=sae_spec.seed, epochs=sae_spec.epochs,
-                batch_size=sae_spec.batch_size, lr=sae_spec.lr, hook=sae_spec.hook_for(layer), sae_id=sae_spec.id_for(layer),
-                progress=progress, evaluate=False,
+                batch_size=sae_spec.batch_size, lr=sae_spec.lr, hook=sae_spec.hook_for(layer),
+                sae_id=sae_spec.id_for(layer), progress=progress, evaluate=False,
             )
             saes.save_sparsify(trained.weights, folder)
             train_report = dict(trained.summary(), train_key=train_key)

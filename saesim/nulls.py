@@ -790,7 +790,8 @@ class _GroupNull:
             return float(min(np.linalg.norm(scores @ self.other_sums[perm]), 1.0))
         if "eigh" not in moments:
             eigenvalues, vectors = torch.linalg.eigh(torch.from_numpy(cov), UPLO="L")
-            moments["eigh"] = (np.sqrt(np.clip(eigenvalues.numpy()[::-1], 0.0, None)), torch.flip(vectors, (1,)))
+            singular_values = np.sqrt(np.clip(eigenvalues.numpy()[::-1], 0.0, None))
+            moments["eigh"] = (singular_values, torch.flip(vectors, (1,)))
         s, vectors = moments["eigh"]
         k = _n_kept(s, self.n, self.n_distinct, self.variance, self.compat)
         if s[k - 1] < EIGH_RTOL * s[0]:
