@@ -4,7 +4,7 @@
   for every grid cell, bootstrap resample and sweep point) for n = 1 200 and
   2 800 paired rows (the offline 1-1 and many-to-1 sizes). Baseline:
   ``scipy.stats.rankdata(np.round(rsm, 12))``. New:
-  ``saesim.geometry._average_ranks`` (one packed uint64 sort). Must be equal.
+  ``saesim.compare.geometry._average_ranks`` (one packed uint64 sort). Must be equal.
 * ``top_activations``: extraction's top-10 rows of every latent of TopK
   codes (158 000 x 4 096, k = 32). Baseline: one ``np.lexsort`` by (latent,
   -value, row). New: one sort of packed uint64 keys. Must be equal.
@@ -12,7 +12,7 @@
   64 000 training rows, when extraction then encodes all 158 000 rows anyway
   (offline shapes, 4 096 latents, synthetic activations). Baseline:
   ``train_topk_sae(evaluate=True)`` (a second encode of the training rows).
-  New: ``evaluate=False`` and :func:`saesim.saes.code_stats` on the first
+  New: ``evaluate=False`` and :func:`saesim.extract.saes.code_stats` on the first
   rows of the full encode. Must agree to float rounding.
 * ``baseline_activations``: the raw-neuron baseline's activations of three
   MiniLM layers on a 200-document offline grid. Baseline: a forward pass
@@ -43,9 +43,11 @@ import scipy.spatial  # noqa: E402
 import scipy.stats  # noqa: E402
 import torch  # noqa: E402
 
-from saesim import geometry, robust, saes  # noqa: E402
+from saesim.compare import geometry  # noqa: E402
+from saesim.experiments import robust  # noqa: E402
+from saesim.extract import saes  # noqa: E402
 from saesim.config import load_profile  # noqa: E402
-from saesim.extract import extract  # noqa: E402
+from saesim.extract.pipeline import extract  # noqa: E402
 from _report import finish, header, timed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "book.json"
@@ -71,7 +73,7 @@ def rsa_ranks(d=384) -> dict:
 
 def top_activations(n_tokens=158_000, n_latents=4096, k=32, top_k=10) -> dict:
     """Extraction's top-10 rows per latent of TopK codes (about 5M non-zeros)."""
-    from saesim import tokens
+    from saesim.extract import tokens
 
     rng = np.random.default_rng(SEED)
     columns = rng.integers(0, n_latents, (n_tokens, k))

@@ -1,4 +1,4 @@
-"""Benchmark: saesim.corr.best_partners against an efficient dense fp32 version of the authors' algorithm.
+"""Benchmark: saesim.compare.corr.best_partners against an efficient dense fp32 version of the authors' algorithm.
 
 The baseline is the authors' ``correlation_fns.batched_correlation`` as their GPU code
 effectively runs it, implemented efficiently on the CPU: both dense matrices z-scored
@@ -119,7 +119,7 @@ def run_case(name: str, cfg: dict, out_prefix: str) -> dict:
         index, r = authors_best_partners_fp32(dense_a, dense_b)
         extra["mean_best_r"] = float(np.mean(r))
     else:
-        from saesim.corr import best_partners
+        from saesim.compare.corr import best_partners
 
         best = best_partners(codes_a, codes_b)
         index, r = best.index, best.r
@@ -208,7 +208,7 @@ def main(quick: bool = False) -> None:
         baseline=("authors' batched_correlation made efficient: dense fp32, z-scored once (mean, ddof=1 std "
                   f"+ 1e-8), one torch sgemm per block of {BASELINE_BLOCK} B latents, max/argmax over A; "
                   "densification not timed; B->A best partner only"),
-        saesim="saesim.corr.best_partners (sparse path, defaults: m = 8 candidates, both directions)",
+        saesim="saesim.compare.corr.best_partners (sparse path, defaults: m = 8 candidates, both directions)",
         cases=results,
         comparisons=comparisons,
         target_speedup=30,

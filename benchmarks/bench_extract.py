@@ -42,11 +42,11 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from saesim.cache import ArtefactStore
+    from saesim.extract.cache import ArtefactStore
     from saesim.config import load_profile
-    from saesim.data import load_texts, tokenize
-    from saesim.models import capture, load_model
-    from saesim.saes import encode, fvu, train_topk_sae
+    from saesim.extract.data import load_texts, tokenize
+    from saesim.extract.models import capture, load_model
+    from saesim.extract.saes import encode, fvu, train_topk_sae
 
     torch.set_num_threads(os.cpu_count() or 1)
     profile = load_profile("offline", **{"data.n_docs": args.docs})

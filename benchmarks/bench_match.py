@@ -1,4 +1,4 @@
-"""Benchmark: saesim.match pairing rules, Hungarian on the sparse top-m graph.
+"""Benchmark: saesim.compare.match pairing rules, Hungarian on the sparse top-m graph.
 
 Cases:
 
@@ -15,14 +15,14 @@ Cases:
   roughly 2 min at 16 384).
 * ``greedy_rules_16k``: many_to_one / first_index / max_corr / mutual on the
   16 384 problem.
-* ``hungarian_planted_16k``: a structured graph instead: ``saesim.synthetic.planted_pair``
+* ``hungarian_planted_16k``: a structured graph instead: ``saesim.compare.synthetic.planted_pair``
   with 16 384 latents per side (8 192 planted pairs, 50 000 tokens, k = 32),
   ``best_partners(m=32)``, then ``pair(rule="hungarian")``; also reports recall
   of the planted pairs.
 
 The candidate graph is a random sparse "correlation" matrix (64 entries per
 column, r uniform on [-0.1, 1]) turned into top-m positive candidates per latent
-in both directions, as ``saesim.corr.best_partners`` returns them. Random
+in both directions, as ``saesim.compare.corr.best_partners`` returns them. Random
 weights are a hard case for the assignment (no planted structure).
 
 Run: ``.venv/bin/python benchmarks/bench_match.py`` (about 2 minutes on 2 cores).
@@ -44,9 +44,9 @@ from scipy.optimize import linear_sum_assignment
 import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from saesim.corr import BestPartners, best_partners
-from saesim.match import pair
-from saesim.synthetic import planted_pair
+from saesim.compare.corr import BestPartners, best_partners
+from saesim.compare.match import pair
+from saesim.compare.synthetic import planted_pair
 
 RESULTS = Path(__file__).resolve().parent / "results" / "match.json"
 REPEATS = 3

@@ -20,7 +20,7 @@ Part 2, the prepared (reuse) nulls against recomputing every permutation:
 * ``svcca_planted``: SVCCA null, 1 000 permutations, n = 5 000 pairs,
   d = 512 vs 768; unit-norm rows sharing a planted 64-dim latent plus noise
   (99 % variance keeps k_x, k_y in the low hundreds). Target: reuse >= 20x
-  faster than recomputing with :func:`saesim.geometry.svcca`.
+  faster than recomputing with :func:`saesim.compare.geometry.svcca`.
 * ``svcca_isotropic``: the same sizes with no structure (k close to d, the
   worst case for reuse: each permutation still costs an n x k_x x k_y product
   and a k_x x k_y SVD). 100 permutations.
@@ -65,8 +65,8 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 import torch  # noqa: E402
 
-from saesim.geometry import prepare, similarity  # noqa: E402
-from saesim.nulls import permutation_test  # noqa: E402
+from saesim.compare.geometry import prepare, similarity  # noqa: E402
+from saesim.compare.nulls import permutation_test  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "nulls.json"
 SEED = 0
@@ -246,7 +246,7 @@ def main() -> None:
         cases[name] = run_case(name, cfg)
         print(json.dumps({name: cases[name]}), file=sys.stderr, flush=True)
     summary = {
-        "benchmark": ("saesim.nulls.permutation_test: batched float32 vs the float64 loop at the offline "
+        "benchmark": ("saesim.compare.nulls.permutation_test: batched float32 vs the float64 loop at the offline "
                       "shapes; prepared reuse vs recompute per permutation"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {

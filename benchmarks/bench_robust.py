@@ -5,18 +5,18 @@ offline-profile shapes (synthetic data, fixed seeds), and checks they agree:
 
 * ``raw_bootstrap``: best partners of 20 document resamples of dense raw
   neurons (150 000 rows, 384 x 384 neurons, 1 600 documents). Baseline: the
-  exact path, :func:`saesim.corr.best_partners` on the resampled rows (what
-  ``bootstrap_ci`` did for dense codes). New: :class:`saesim.robust.
+  exact path, :func:`saesim.compare.corr.best_partners` on the resampled rows (what
+  ``bootstrap_ci`` did for dense codes). New: :class:`saesim.experiments.robust.
   DenseDocumentMoments`, built once, then one weighted sum per resample.
-* ``concept_members``: :func:`saesim.concepts.members` of the eight concepts
+* ``concept_members``: :func:`saesim.compare.concepts.members` of the eight concepts
   and the control on 4 096 latents x 10 top tokens with 17-word windows.
   Baseline: the previous loop, which split and normalised every window of
   every top token (copied below as ``members_every_window``). New: only
   keyword tokens read their window (and both normalisations are memoised).
 * ``wide_pca``: SVCCA's PCA step on fewer rows than columns (concept
   subspaces, their random subsets; d = 384). Baseline: ``numpy.linalg.svd``.
-  New: the Gram route of ``saesim.geometry._centred_svd``.
-* ``filter_sets``: :func:`saesim.filters.junk_overlap_mask` on 4 096 x 6 144
+  New: the Gram route of ``saesim.compare.subspace.centred_svd``.
+* ``filter_sets``: :func:`saesim.compare.filters.junk_overlap_mask` on 4 096 x 6 144
   latents' top tokens, 3 000 pairs; first call against later calls (the
   per-latent sets are memoised on the top tokens).
 
@@ -40,9 +40,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from saesim import concepts, filters, geometry  # noqa: E402
-from saesim.corr import DeadLatentWarning, best_partners  # noqa: E402
-from saesim.robust import DenseDocumentMoments  # noqa: E402
+from saesim.compare import concepts, filters, subspace  # noqa: E402
+from saesim.compare.corr import DeadLatentWarning, best_partners  # noqa: E402
+from saesim.experiments.robust import DenseDocumentMoments  # noqa: E402
 from _report import finish, header, timed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "robust.json"
@@ -148,7 +148,7 @@ def wide_pca(d=384, repeats=50) -> dict:
         z = rng.standard_normal((n, d))
         centred = z - z.mean(axis=0)
         svd_s, (u_ref, _, _) = timed(lambda: [np.linalg.svd(centred, full_matrices=False) for _ in range(repeats)][-1])
-        gram_s, (u, _) = timed(lambda: [geometry._centred_svd(z) for _ in range(repeats)][-1])
+        gram_s, (u, _) = timed(lambda: [subspace.centred_svd(z) for _ in range(repeats)][-1])
         k = max(1, n // 10)
         out[str(n)] = {"svd_ms": round(1e3 * svd_s / repeats, 2), "gram_ms": round(1e3 * gram_s / repeats, 2),
                        "speedup": round(svd_s / gram_s, 2),

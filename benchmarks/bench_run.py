@@ -35,10 +35,11 @@ import numpy as np  # noqa: E402
 from _report import finish, header, timed  # noqa: E402
 
 from saesim.config import load_profile  # noqa: E402
-from saesim.experiments import (  # noqa: E402
-    _filtered_pairs, _metric_kwargs, cached_best_partners, run_grid, semantic_grid, settings_from_profile,
+from saesim.compare.stages import filtered_pairs  # noqa: E402
+from saesim.experiments.grid import (  # noqa: E402
+    _metric_kwargs, cached_best_partners, run_grid, semantic_grid, settings_from_profile,
 )
-from saesim.extract import load_layer  # noqa: E402
+from saesim.extract.pipeline import load_layer  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "run.json"
 REPO = Path(__file__).resolve().parent.parent
@@ -58,8 +59,8 @@ spec = importlib.util.spec_from_file_location("saesim", root / "__init__.py", su
 package = importlib.util.module_from_spec(spec)
 sys.modules["saesim"] = package
 spec.loader.exec_module(package)
-import saesim.nulls
-from saesim.nulls import permutation_tests
+import saesim.compare.nulls
+from saesim.compare.nulls import permutation_tests
 data = np.load(sys.argv[1], allow_pickle=True)
 measures = list(data["measures"])
 permutation_tests(data["x"][:40], data["y"][:40], measures, n_perm=2, seed=0, groups=data["groups"][:40])
@@ -74,7 +75,7 @@ for n_perm in (1, int(data["n_draws"])):  # warm, so their difference is the dra
     tests = run(n_perm)
     seconds.append(time.perf_counter() - started)
 np.savez(sys.argv[2], seconds=np.array(seconds), nulls=np.array([t.null for t in tests]),
-         source=str(pathlib.Path(saesim.nulls.__file__).resolve()))
+         source=str(pathlib.Path(saesim.compare.nulls.__file__).resolve()))
 """
 """Times one cell's group null in the saesim of a folder: cold with one draw, then warm with one and with
 ``n_draws`` draws (their difference is the draws alone)."""
@@ -106,7 +107,7 @@ def kernel_baseline(profile, settings, cache, n_draws: int) -> dict:
     data_a, data_b = load_layer(profile, "a", la, out=cache), load_layer(profile, "b", lb, out=cache)
     best = cached_best_partners(data_a, data_b, cache=cache)
     layer_a, layer_b = data_a.to_sae_layer(), data_b.to_sae_layer()
-    pairs, _ = _filtered_pairs(best, layer_a, layer_b, settings, rule="many_to_one", direction="b_to_a")
+    pairs, _ = filtered_pairs(best, layer_a, layer_b, settings, rule="many_to_one", direction="b_to_a")
     x, y = (np.asarray(rows, dtype=np.float64) for rows in pairs.rows(layer_a.decoder, layer_b.decoder))
     fixed_k = int(pairs.n_pairs // 10)
     sets = {

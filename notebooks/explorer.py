@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 from IPython.display import HTML, Markdown, display
 
-from saesim import explore
-from saesim.book import glue_value, grid_frame, scope_note
+from saesim.report import explore
+from saesim.report.book import glue_value, grid_frame, scope_note
 from saesim.config import load_profile
-from saesim.experiments import cached_best_partners, settings_from_profile
-from saesim.extract import load_layer
-from saesim.tables import page_style
+from saesim.experiments.grid import cached_best_partners, settings_from_profile
+from saesim.extract.pipeline import load_layer
+from saesim.report.tables import page_style
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)

@@ -44,11 +44,11 @@ import pandas as pd
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
-from saesim import book, plots, tables
-from saesim.experiments import cached_best_partners
-from saesim.extract import load_layer
-from saesim.match import hub_counts
-from saesim.tokens import activation_frequency
+from saesim.report import book, plots, tables
+from saesim.experiments.grid import cached_best_partners
+from saesim.extract.pipeline import load_layer
+from saesim.compare.match import hub_counts
+from saesim.extract.tokens import activation_frequency
 
 grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
                        layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed,

@@ -36,9 +36,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from saesim import book, robust, tables
+from saesim.report import book, tables
+from saesim.experiments import robust
 from saesim.config import load_profile
-from saesim.experiments import adjust_pvalues
+from saesim.experiments.grid import adjust_pvalues
 
 prof = load_profile(profile)
 display(HTML(book.scope_note(prof, cache_dir=cache_dir)))

@@ -42,7 +42,7 @@ import pandas as pd
 from IPython.display import HTML, Markdown, display
 from matplotlib.figure import Figure
 
-from saesim import book, plots, tables
+from saesim.report import book, plots, tables
 
 grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
                        layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,

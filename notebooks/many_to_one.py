@@ -46,7 +46,7 @@ import pandas as pd
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
-from saesim import book, plots, tables
+from saesim.report import book, plots, tables
 
 common = dict(layers_a=layers_a, layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
               seed=seed, compat=compat)

@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from saesim import book, plots
-from saesim.experiments import GRID_COLUMNS
-from saesim.geometry import similarity
+from saesim.report import book, plots
+from saesim.experiments.grid import GRID_COLUMNS
+from saesim.compare.geometry import similarity
 
 fig = plots.method_diagram()
 book.show_figure(fig, "fig1_method_overview",
@@ -49,6 +49,48 @@ book.show_figure(fig, "fig1_method_overview",
                  "reordered so that paired latents line up; SVCCA and RSA compare the two point clouds, against "
                  "shuffled pairings.",
                  out_dir=figures_dir)
+
+# %% [markdown]
+# (token-alignment)=
+# ## Pairing tokens across tokenizers
+#
+# Row $t$ of model A's codes and row $t$ of model B's codes must be the same token of the same text.
+# Each model tokenises the text with its own tokenizer, and a position enters the comparison only
+# when a token of A and a token of B cover the *identical* span of characters (the fast tokenizers'
+# offset mappings). Special tokens (BOS, and the `<|endoftext|>` prepended where a tokenizer adds no
+# BOS, which takes the attention sink) and padding never do, and a span that two tokens of one model
+# share — a multi-byte character split into bytes by a byte-level BPE — is dropped rather than
+# guessed. Both causal tokenizers put a word's leading space inside its token (`▁world`, `Ġworld`),
+# so a paired token has read exactly the same text before it in both models. What the pairing
+# leaves out is below.
+
+# %%
+from IPython.display import Markdown
+
+from saesim.config import load_profile
+from saesim.extract.pipeline import token_alignment
+from saesim.report import alignment, tables
+
+prof = load_profile(profile)
+report = token_alignment(prof, out=cache_dir)
+two_tokenizers = len(report["models"]) > 1
+if two_tokenizers:
+    book.glue_value("aligned_tokens", report["n_aligned"])
+    display(Markdown(alignment.alignment_sentence(report)))
+    display(tables.page_style(
+        alignment.alignment_summary(report).style.format({"tokens": "{:,}", "paired": "{:,}", "kept": "{:.1%}"})
+        .hide(axis="index"),
+        "Tokens of each model (real tokens, special tokens and padding excluded) and those whose character span "
+        "is a token of the other model"))
+    display(tables.page_style(
+        alignment.alignment_bands(report).style.format({"tokens": "{:,}", "kept": "{:.1%}"}, na_rep="–")
+        .hide(axis="index"),
+        "Kept fraction by how often the token occurs in this text (in its own model's tokenisation)"))
+    display(tables.page_style(
+        alignment.alignment_dropped(report).style.format(precision=0, na_rep=""),
+        "The most frequent dropped tokens of each model (a leading space shows as ▁ or Ġ)"))
+else:
+    display(Markdown(f"Both models of profile `{prof.name}` share one tokenizer, so every token pairs."))
 
 # %% [markdown]
 # ## Fig. 2: why pairing comes first

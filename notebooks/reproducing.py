@@ -30,7 +30,7 @@ figures_dir = "figures"
 # profile runs the same pipeline on a model and text that ship with the package.
 #
 # Every table below whose header or caption says **(authors' paper)** holds the numbers the
-# authors reported, as `saesim.reported` ships them (transcribed from their figure notebooks; each
+# authors reported, as `saesim.report.reported` ships them (transcribed from their figure notebooks; each
 # comes with a note on the settings behind it and how sure the transcription is). They are shown,
 # never used as inputs. A column marked **(ours)** appears only when that profile's results exist
 # in this checkout ({glue:text}`rp_found`).
@@ -43,7 +43,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from saesim import book, reported, tables
+from saesim.report import book, reported, tables
 from saesim.config import load_profile
 
 rows = {}

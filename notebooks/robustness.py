@@ -44,10 +44,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from saesim import robust
-from saesim.book import grid_frame, scope_note, show_figure
+from saesim.experiments import robust
+from saesim.report.book import grid_frame, scope_note, show_figure
 from saesim.config import load_profile
-from saesim.experiments import adjust_pvalues, settings_from_profile
+from saesim.experiments.grid import adjust_pvalues, settings_from_profile
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
@@ -112,7 +112,7 @@ sae_frame = frames["sae"].drop(columns=[c for c in frames["sae"] if c.endswith((
 for m in metrics:
     sae_frame[f"{m}_p_holm"] = [robust.family_p_value(grid, r.layer_a, r.layer_b, r.rule, r.direction, m)
                                 for r in sae_frame.itertuples()]
-from saesim.tables import page_style  # noqa: E402
+from saesim.report.tables import page_style  # noqa: E402
 
 effects = pd.DataFrame([{"layer pair": f"A{r['layer_a']}–B{r['layer_b']}", "measure": m.upper(),
                          "pairs": int(r["n_pairs"]),
@@ -133,7 +133,7 @@ display(page_style(effects.set_index(["layer pair", "measure"]),
 # values.
 
 # %%
-from saesim.plots import pvalue_histogram  # noqa: E402
+from saesim.report.plots import pvalue_histogram  # noqa: E402
 
 fig = pvalue_histogram(grid, [f"{m}_p" for m in metrics if f"{m}_p" in grid], alpha=alpha)
 show_figure(fig, "robustness_pvalues",

@@ -40,8 +40,8 @@ figures_dir = "figures"
 import pandas as pd
 from IPython.display import HTML, display
 
-from saesim import book, plots, tables
-from saesim.concepts import CONCEPTS, CONTROL_CONCEPT
+from saesim.report import book, plots, tables
+from saesim.compare.concepts import CONCEPTS, CONTROL_CONCEPT
 
 grid = book.grid_frame(profile, "subspace", rules=[rule], layers_a=layers_a, layers_b=layers_b,
                        cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed, compat=compat)

@@ -37,11 +37,11 @@ from pathlib import Path
 
 from IPython.display import HTML, Markdown, display
 
-from saesim import robust
-from saesim.book import scope_note, show_figure
+from saesim.experiments import robust
+from saesim.report.book import scope_note, show_figure
 from saesim.config import load_profile
-from saesim.experiments import adjust_pvalues, settings_from_profile
-from saesim.extract import load_layer
+from saesim.experiments.grid import adjust_pvalues, settings_from_profile
+from saesim.extract.pipeline import load_layer
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)

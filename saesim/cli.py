@@ -130,7 +130,7 @@ def _register_extract(subparsers) -> None:
 
 def _run_extract(args) -> int:
     from saesim.config import load_profile
-    from saesim.extract import extract
+    from saesim.extract.pipeline import extract
 
     profile = load_profile(args.profile, **_overrides_from(args))
     summary = extract(profile, out=args.out, progress=not args.no_progress, max_fvu=args.max_fvu,
@@ -169,9 +169,9 @@ def _run_profiles(args) -> int:
 
 
 def _register_run(subparsers) -> None:
-    from saesim.executors import EXECUTORS
-    from saesim.experiments import METRICS
-    from saesim.match import DIRECTIONS, RULES
+    from saesim.experiments.executors import EXECUTORS
+    from saesim.experiments.grid import METRICS
+    from saesim.compare.match import DIRECTIONS, RULES
 
     parser = subparsers.add_parser(
         "run", formatter_class=_Formatter,
@@ -214,7 +214,7 @@ def _register_run(subparsers) -> None:
 
 def _run_run(args) -> int:
     from saesim.config import load_profile
-    from saesim.experiments import run_profile, settings_from_profile
+    from saesim.experiments.grid import run_profile, settings_from_profile
 
     if args.ray_address and args.executor != "ray":
         raise SystemExit("saesim run: error: --ray-address needs --executor ray")
@@ -270,7 +270,7 @@ def _register_book(subparsers) -> None:
 
 
 def _run_book(args) -> int:
-    from saesim.book import BookBuildError, build_book, parse_parameters
+    from saesim.report.book import BookBuildError, build_book, parse_parameters
 
     try:
         parameters = parse_parameters(args.parameter)
@@ -308,14 +308,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from saesim.cache import CacheMissError
+    from saesim.extract.cache import CacheMissError
     from saesim.config import ProfileError
-    from saesim.data import DataNotFoundError, HubUnavailableError, TokenizerMismatchError
+    from saesim.extract.data import DataNotFoundError, HubUnavailableError, TokenizerMismatchError
 
     known = (ProfileError, DataNotFoundError, HubUnavailableError, TokenizerMismatchError, CacheMissError)
     try:
-        from saesim.saes import HubUnavailableError as SaeHubError
-        from saesim.saes import SaeMismatchError
+        from saesim.extract.saes import HubUnavailableError as SaeHubError
+        from saesim.extract.saes import SaeMismatchError
 
         known = known + (SaeMismatchError, SaeHubError)
     except ImportError:  # pragma: no cover

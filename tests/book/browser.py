@@ -33,7 +33,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 PREFIX = "/saesim/"
 """The site is served under this sub-path, as a project page is (``https://<user>.github.io/saesim/``)."""
 MIN_IMAGE_PX = 1200
-"""Smallest natural width of a figure image (saesim.book.MIN_FIGURE_PX)."""
+"""Smallest natural width of a figure image (saesim.report.book.MIN_FIGURE_PX)."""
 MIN_DISPLAY_PX = 600
 """Smallest displayed width of a figure image in a 1400 px wide window."""
 NO_BUILD_LINE = ("index.html", "genindex.html", "search.html")  # the redirect and the generated index and search pages

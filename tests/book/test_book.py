@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from saesim import book
+from saesim.report import book
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_RULES = ("first_index", "many_to_one", "max_corr", "mutual", "hungarian")
@@ -73,7 +73,7 @@ class TestSources:
 
     def test_authors_numbers_come_from_saesim_reported(self):
         text = (ROOT / "notebooks" / "reproducing.py").read_text()
-        assert "saesim.reported" in text or "reported.reported(" in text
+        assert "saesim.report.reported" in text or "reported.reported(" in text
         assert "authors_numbers" not in text and "authors_file" not in text
         assert not (ROOT / "book" / "authors_numbers.yaml").exists()
 
@@ -160,7 +160,7 @@ class TestGridFramePairs:
     def test_missing_pairs_are_computed_and_only_those(self, tiny_profile, tmp_path, monkeypatch):
         import pandas as pd
 
-        from saesim import experiments
+        from saesim.experiments import grid
 
         fake = _fake_full_space(tiny_profile, n_perm=tiny_profile.nulls.n_perm)
         fake.to_parquet(tmp_path / "full_space.parquet")
@@ -171,10 +171,10 @@ class TestGridFramePairs:
             frame = pd.DataFrame([{"layer_a": la, "layer_b": lb, "rule": r, "direction": d, "compat": False,
                                    "n_perm": settings.n_perm, "seed": settings.seed}
                                   for la, lb in pairs for r in settings.rules for d in settings.directions])
-            return experiments.GridResult(frame=frame, path=out / "full_space.parquet", computed=len(pairs),
+            return grid.GridResult(frame=frame, path=out / "full_space.parquet", computed=len(pairs),
                                           reused=0, failed={})
 
-        monkeypatch.setattr(experiments, "run_grid", run_grid)
+        monkeypatch.setattr(grid, "run_grid", run_grid)
         table = book.grid_frame(tiny_profile, "full_space", rules=["first_index", "hungarian"],
                                 directions=["b_to_a", "a_to_b"], pairs=[(0, 1), (1, 1)], results_dir=tmp_path,
                                 n_perm=7)
@@ -242,7 +242,7 @@ class TestMathjax:
 def tiny_results(tmp_path_factory):
     """The tiny profile extracted and run (every rule, both directions), as `saesim run` would."""
     from saesim.config import load_profile
-    from saesim.experiments import run_profile, settings_from_profile
+    from saesim.experiments.grid import run_profile, settings_from_profile
 
     cache = tmp_path_factory.mktemp("book_cache")
     profile = load_profile("tiny")
@@ -403,9 +403,11 @@ def test_explorer_searches_hovers_and_stays_offline(built):
 def test_glue_values_are_plain_python():
     import numpy as np
 
-    assert book._plain(np.float64(0.5)) == 0.5 and type(book._plain(np.float64(0.5))) is float
-    assert book._plain(np.int64(3)) == 3 and type(book._plain(np.int64(3))) is int
-    assert json.dumps(book._plain((np.int64(1), 2))) == "[1, 2]"
+    from saesim.io import to_jsonable  # what glue_value and the notebook parameters go through
+
+    assert to_jsonable(np.float64(0.5)) == 0.5 and type(to_jsonable(np.float64(0.5))) is float
+    assert to_jsonable(np.int64(3)) == 3 and type(to_jsonable(np.int64(3))) is int
+    assert json.dumps(to_jsonable((np.int64(1), 2))) == "[1, 2]"
 
 
 class TestPageHelpers:
@@ -464,7 +466,7 @@ class TestPageHelpers:
         ax.plot([0, 1])
         book.show_figure(fig, "tiny_fig", "A caption.", out_dir=tmp_path)
         assert not plt.fignum_exists(fig.number)  # closed: the inline backend will not show it again
-        from saesim.plots import _png_width
+        from saesim.report.plots import _png_width
 
         assert _png_width(tmp_path / "tiny_fig.png") >= book.MIN_FIGURE_PX
         text = shown[0].data

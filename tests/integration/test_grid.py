@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saesim.experiments import GRID_COLUMNS, CompareSettings, run_grid, semantic_grid
+from saesim.experiments.grid import GRID_COLUMNS, CompareSettings, run_grid, semantic_grid
 
 SETTINGS = CompareSettings(rules=("first_index", "many_to_one", "hungarian"), n_perm=30, seed=0)
 
@@ -70,10 +70,10 @@ def test_semantic_grid(tiny_profile, tiny_extraction, session_cache, tmp_path):
 
 
 def test_best_partners_are_cached_once_per_layer_pair(tiny_profile, tiny_extraction, session_cache, tmp_path):
-    from saesim.cache import ArtefactStore
-    from saesim.corr import best_partners
-    from saesim.experiments import cached_best_partners
-    from saesim.extract import load_layer
+    from saesim.extract.cache import ArtefactStore
+    from saesim.compare.corr import best_partners
+    from saesim.experiments.grid import cached_best_partners
+    from saesim.extract.pipeline import load_layer
 
     la, lb = tiny_profile.layers("a")[0], tiny_profile.layers("b")[0]
     data_a = load_layer(tiny_profile, "a", la, out=session_cache)

@@ -1,4 +1,4 @@
-"""Tests for saesim.models on real local models: tiny GPT-NeoX / Gemma-2 and MiniLM.
+"""Tests for saesim.extract.models on real local models: tiny GPT-NeoX / Gemma-2 and MiniLM.
 
 Checks the hook placement against Hugging Face ``hidden_states`` (``layers.L``
 is the output of block L = ``hidden_states[L + 1]``; ``compat`` reads
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from saesim.config import DataSpec, ModelSpec, load_profile
-from saesim.data import HubUnavailableError, load_texts, tokenize
-from saesim.models import (
+from saesim.extract.data import HubUnavailableError, load_texts, tokenize
+from saesim.extract.models import (
     HookError,
     capture,
     kept_by_random_copy,
@@ -159,7 +159,7 @@ class TestMasking:
         np.testing.assert_array_equal(a, b)
 
     def test_grid_from_another_vocabulary(self, tiny_neox):
-        from saesim.data import TokenGrid
+        from saesim.extract.data import TokenGrid
 
         ids = np.full((1, 4), 10**6, dtype=np.int64)
         grid = TokenGrid(ids=ids, attention_mask=np.ones_like(ids), keep=np.ones_like(ids, dtype=bool),
@@ -190,7 +190,7 @@ class TestLoading:
         first = load_model(tiny_profile.model_a, root=tmp_path)
         weights = next(Path(first.local_dir).glob("*.safetensors"))
         weights.write_bytes(weights.read_bytes()[:-512])
-        with caplog.at_level("WARNING", logger="saesim.models"):
+        with caplog.at_level("WARNING", logger="saesim.extract.models"):
             again = load_model(tiny_profile.model_a, root=tmp_path)
         assert "is damaged" in caplog.text and "truncated" in caplog.text
         for p, q in zip(again.model.parameters(), tiny_neox.model.parameters()):
@@ -295,7 +295,7 @@ class TestRandomCopy:
     def test_spec_randomize_reaches_the_model_and_the_cache_identity(self, minilm):
         from dataclasses import replace
 
-        spec = load_profile("offline").control
+        spec = load_profile("encoders").control
         assert spec.randomize == "authors"
         harsh = replace(spec, randomize="all")
         assert spec.identity != harsh.identity and harsh.identity["randomize"] == "all"
@@ -321,7 +321,7 @@ class TestRandomCopy:
         assert copy.lm_head.weight.data_ptr() == copy.model.embed_tokens.weight.data_ptr()
 
     def test_control_profile_slot_loads_a_random_copy(self, minilm):
-        spec = load_profile("offline").control
+        spec = load_profile("encoders").control
         control = load_model(spec)
         assert control.n_layers == minilm.n_layers
         w0 = dict(minilm.model.named_parameters())["encoder.layer.0.attention.self.query.weight"]

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saesim import robust
-from saesim.experiments import GRID_COLUMNS, settings_from_profile
+from saesim.experiments import robust
+from saesim.experiments.grid import GRID_COLUMNS, settings_from_profile
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +15,8 @@ def raw_layers(tiny_profile, tiny_extraction, session_cache):
 
 def test_raw_layers_are_captured_activations_and_output_projections(tiny_profile, session_cache, raw_layers,
                                                                     tiny_neox):
-    from saesim.extract import load_grid, load_layer
-    from saesim.models import capture, output_projection_rows
+    from saesim.extract.pipeline import load_grid, load_layer
+    from saesim.extract.models import capture, output_projection_rows
 
     grid = load_grid(tiny_profile, out=session_cache)
     layer = raw_layers[("a", 1)]
@@ -32,8 +32,8 @@ def test_raw_layers_are_captured_activations_and_output_projections(tiny_profile
 
 def test_extraction_keeps_the_baseline_activations_and_the_baseline_reads_them(tiny_profile, tiny_extraction,
                                                                             session_cache, tiny_neox):
-    from saesim.extract import extract, load_activations, load_grid
-    from saesim.models import capture
+    from saesim.extract.pipeline import extract, load_activations, load_grid
+    from saesim.extract.models import capture
 
     grid = load_grid(tiny_profile, out=session_cache)
     assert tiny_profile.baseline_layer_pairs() == [(0, 0), (1, 1)]
@@ -64,7 +64,7 @@ def test_raw_neuron_baseline_records(tiny_profile, session_cache, raw_layers):
 
 
 def test_gemma2_output_projection(tiny_gemma2):
-    from saesim.models import output_projection_rows
+    from saesim.extract.models import output_projection_rows
 
     rows = output_projection_rows(tiny_gemma2, 0)
     assert rows.shape[0] == tiny_gemma2.d_model
@@ -72,7 +72,7 @@ def test_gemma2_output_projection(tiny_gemma2):
 
 
 def test_bootstrap_and_control_table_on_tiny(tiny_profile, session_cache, raw_layers):
-    from saesim.extract import load_layer
+    from saesim.extract.pipeline import load_layer
 
     settings = settings_from_profile(tiny_profile, n_perm=20, rules=("first_index",))
     row_doc = robust.row_documents(tiny_profile, cache=session_cache)
@@ -89,8 +89,8 @@ def test_bootstrap_and_control_table_on_tiny(tiny_profile, session_cache, raw_la
 
 def test_bootstrap_many_equals_bootstrap_ci_and_is_kept_on_disk(tiny_profile, tiny_extraction, session_cache, tmp_path,
                                                                 monkeypatch):
-    from saesim.experiments import _plain
-    from saesim.extract import load_layer
+    from saesim.experiments.grid import _plain
+    from saesim.extract.pipeline import load_layer
 
     settings = settings_from_profile(tiny_profile, n_perm=10)
     row_doc = robust.row_documents(tiny_profile, cache=session_cache)
@@ -119,7 +119,7 @@ def test_bootstrap_many_equals_bootstrap_ci_and_is_kept_on_disk(tiny_profile, ti
 
 def test_raw_neuron_bootstraps_are_kept_and_a_rebuild_loads_no_model(tiny_profile, tiny_extraction, session_cache,
                                                                     raw_layers, tmp_path, monkeypatch):
-    from saesim.experiments import _plain
+    from saesim.experiments.grid import _plain
 
     settings = settings_from_profile(tiny_profile, n_perm=10)
     row_doc = robust.row_documents(tiny_profile, cache=session_cache)

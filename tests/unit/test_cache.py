@@ -1,4 +1,4 @@
-"""Tests for saesim.cache: content-addressed store, atomic writes, corruption detection."""
+"""Tests for saesim.extract.cache: content-addressed store, atomic writes, corruption detection."""
 
 import json
 import threading
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from saesim.cache import MANIFEST, ArtefactStore, CacheCorruptionWarning, CacheMissError
+from saesim.extract.cache import MANIFEST, ArtefactStore, CacheCorruptionWarning, CacheMissError
 
 
 def random_codes(seed, shape=(50, 40), density=0.1):

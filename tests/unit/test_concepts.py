@@ -1,10 +1,10 @@
-"""Tests for saesim.concepts: verbatim lists and both membership rules."""
+"""Tests for saesim.compare.concepts: verbatim lists and both membership rules."""
 
 import numpy as np
 import pytest
 
-from saesim.concepts import CONCEPTS, CONTROL_CONCEPT, concept_members, members
-from saesim.filters import TopTokens
+from saesim.compare.concepts import CONCEPTS, CONTROL_CONCEPT, concept_members, members
+from saesim.compare.filters import TopTokens
 
 
 def table(rows, windows, active=None):

@@ -1,4 +1,4 @@
-"""Tests for saesim.corr: best partners against dense oracles and planted answers."""
+"""Tests for saesim.compare.corr: best partners against dense oracles and planted answers."""
 
 import warnings
 
@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from saesim.corr import (
+from saesim.compare.corr import (
     BestPartners,
     CoactivationMoments,
     DeadLatentWarning,

@@ -1,16 +1,15 @@
-"""Tests for saesim.data: corpora, token grids, masks, hashes, tokenizer checks."""
+"""Tests for saesim.extract.data: corpora, token grids, masks, hashes, tokenizer checks."""
 
 import numpy as np
 import pytest
 
-from saesim import data
+from saesim.extract import data
 from saesim.config import DataSpec
-from saesim.data import (
+from saesim.extract.data import (
     DataNotFoundError,
     HubUnavailableError,
     TokenGrid,
     TokenizerMismatchError,
-    align_grids,
     data_dir,
     detokenise_wikitext,
     load_texts,
@@ -158,85 +157,7 @@ class TestTokenize:
             tokenize(minilm_tokenizer, TEXTS, max_length=0)
 
 
-class TestAlignGrids:
-    """Each model tokenises with its own tokenizer; kept positions pair when the token strings agree."""
-
-    @pytest.fixture
-    def shifted(self):
-        from saesim.models import shifted_minilm_tokenizer
-
-        return shifted_minilm_tokenizer()
-
-    def test_shifted_vocabulary_pairs_every_kept_token(self, minilm_tokenizer, shifted):
-        grid_a = tokenize(minilm_tokenizer, TEXTS, max_length=64)
-        grid_b = tokenize(shifted, TEXTS, max_length=64)
-        aligned = align_grids(grid_a, minilm_tokenizer, [(grid_b, shifted)], max_length=64)
-        view = aligned.for_tokenizer(shifted)
-        assert aligned.n_tokens == view.n_tokens == grid_a.n_tokens == grid_b.n_tokens
-        np.testing.assert_array_equal(view.kept_ids(), aligned.kept_ids() + 4)  # ids + 4, same strings
-        assert aligned.for_tokenizer(minilm_tokenizer) is aligned
-        assert set(view.special_ids) == {0, 1, 2, 104, 30526} and 101 in aligned.special_ids  # <s>..., [CLS]
-        np.testing.assert_array_equal(aligned.doc_pos(np.arange(aligned.n_tokens))[0],
-                                      view.doc_pos(np.arange(view.n_tokens))[0])
-
-    def test_hash_covers_both_views(self, minilm_tokenizer, shifted):
-        grid_a = tokenize(minilm_tokenizer, TEXTS, max_length=64)
-        grid_b = tokenize(shifted, TEXTS, max_length=64)
-        aligned = align_grids(grid_a, minilm_tokenizer, [(grid_b, shifted)], max_length=64)
-        assert aligned.hash != grid_a.hash
-        ids = grid_b.ids.copy()
-        ids[0, 1] = 7  # a different B id at a kept position with the same A grid
-        other = TokenGrid(ids=ids, attention_mask=grid_b.attention_mask, keep=grid_b.keep,
-                          tokenizer=grid_b.tokenizer, special_ids=grid_b.special_ids)
-        rebuilt = TokenGrid(ids=aligned.ids, attention_mask=aligned.attention_mask, keep=aligned.keep,
-                            tokenizer=aligned.tokenizer, special_ids=aligned.special_ids, others=(other,))
-        assert rebuilt.hash != aligned.hash
-
-    def test_views_round_trip_through_arrays(self, minilm_tokenizer, shifted):
-        aligned = align_grids(tokenize(minilm_tokenizer, TEXTS, max_length=64), minilm_tokenizer,
-                              [(tokenize(shifted, TEXTS, max_length=64), shifted)], max_length=64)
-        back = TokenGrid.from_arrays(aligned.to_arrays(), tokenizer=aligned.tokenizer, compat=False,
-                                     other_tokenizers=aligned.tokenizers[1:])
-        assert back == aligned and back.others[0] == aligned.others[0]
-
-    def test_truncation_keeps_the_common_prefix(self, minilm_tokenizer, shifted):
-        # A keeps 6 tokens of a long text at max_length 8 ([CLS] + 6 + [SEP]); the B view is cut at 6
-        grid_a = tokenize(minilm_tokenizer, TEXTS, max_length=8)
-        grid_b = tokenize(shifted, TEXTS, max_length=7)
-        aligned = align_grids(grid_a, minilm_tokenizer, [(grid_b, shifted)], max_length=7)
-        assert aligned.keep[1].sum() == aligned.others[0].keep[1].sum() == 5
-        np.testing.assert_array_equal(aligned.others[0].kept_ids(), aligned.kept_ids() + 4)
-
-    def test_a_different_split_names_document_position_and_both_tokens(self, minilm_tokenizer,
-                                                                        word_level_tokenizer):
-        other = word_level_tokenizer(TEXTS)
-        with pytest.raises(TokenizerMismatchError,
-                           match=r"document 0: kept token \d+ is '.*' for A \(.*position \d+\) but '.*' for B "
-                                 r"\(.*position \d+\); the tokenizers segment the text differently"):
-            align_grids(tokenize(minilm_tokenizer, TEXTS, max_length=64), minilm_tokenizer,
-                        [(tokenize(other, TEXTS, max_length=64), other)], max_length=64, names=("A", "B"))
-
-    def test_different_lengths_without_truncation_fail(self, minilm_tokenizer, shifted):
-        grid_a = tokenize(minilm_tokenizer, ["the cat sat"], max_length=64)
-        grid_b = tokenize(shifted, ["the cat sat down"], max_length=64)
-        with pytest.raises(TokenizerMismatchError, match=r"keeps 3 tokens of document 0 but B .* keeps 4, and "
-                                                         r"neither was cut at max_length 64"):
-            align_grids(grid_a, minilm_tokenizer, [(grid_b, shifted)], max_length=64, names=("A", "B"))
-
-    def test_compat_grids_cannot_be_paired(self, minilm_tokenizer, shifted):
-        with pytest.raises(TokenizerMismatchError, match=r"`compat` grids keep every position"):
-            align_grids(tokenize(minilm_tokenizer, TEXTS, max_length=64, compat=True), minilm_tokenizer,
-                        [(tokenize(shifted, TEXTS, max_length=64, compat=True), shifted)], max_length=64)
-
-    def test_missing_view_is_named(self, minilm_tokenizer, shifted):
-        grid = tokenize(minilm_tokenizer, TEXTS, max_length=64)
-        with pytest.raises(TokenizerMismatchError, match=r"has views of .* but not of tokenizer MPNetTokenizer"):
-            grid.for_tokenizer(shifted)
-
-    def test_same_tokenizer_needs_no_view(self, minilm_tokenizer):
-        grid = tokenize(minilm_tokenizer, TEXTS, max_length=64)
-        assert align_grids(grid, minilm_tokenizer, [(grid, minilm_tokenizer)], max_length=64) is grid
-
+class TestTokenizerName:
     def test_tokenizer_name_ignores_the_folder(self, minilm_tokenizer, tmp_path):
         from transformers import AutoTokenizer
 

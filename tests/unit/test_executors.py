@@ -1,9 +1,9 @@
-"""Tests for saesim.executors: same outcomes whatever runs the cells."""
+"""Tests for saesim.experiments.executors: same outcomes whatever runs the cells."""
 
 import numpy as np
 import pytest
 
-from saesim.executors import run_cells
+from saesim.experiments.executors import run_cells
 
 
 def seeded_statistic(cell):

@@ -1,11 +1,11 @@
-"""Tests for saesim.experiments on synthetic SAEs with a planted correspondence."""
+"""Tests for saesim.experiments.grid on synthetic SAEs with a planted correspondence."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import false_discovery_control
 
-from saesim.experiments import (
+from saesim.experiments.grid import (
     GRID_COLUMNS,
     CompareSettings,
     SaeLayer,
@@ -13,9 +13,9 @@ from saesim.experiments import (
     compare_pair,
     semantic_compare,
 )
-from saesim.filters import TopTokens
-from saesim.synthetic import planted_pair
-from saesim.tokens import contexts, top_activations
+from saesim.compare.filters import TopTokens
+from saesim.compare.synthetic import planted_pair
+from saesim.extract.tokens import contexts, top_activations
 
 WORDS = np.array([" day", " night", " river", " king", " stone", " love", " January", " gene", " cell",
                   " moon", " rain", " tree", " fire", " queen", " week", " hope"], dtype=object)
@@ -105,19 +105,19 @@ class TestComparePair:
         assert records[1]["n_choosers"] == 256
 
     def test_authors_k_svcca_on_the_same_pairs(self, planted):
-        from saesim.geometry import svcca
-        from saesim.nulls import permutation_test
+        from saesim.compare.geometry import svcca
+        from saesim.compare.nulls import permutation_test
 
         a, b = layers_from(planted)
         record = compare_pair(a, b, SETTINGS.replace(rules=("first_index",)))[0]
         assert record["svcca_authors_k_k_x"] == 1 and record["svcca_authors_k_k_y"] == 1
         assert record["svcca_k_x"] > 1  # corrected SVCCA keeps more than one component
         # Oracle: rebuild the pairs the record scored and rescore with the authors' rule.
-        from saesim.corr import best_partners
-        from saesim.experiments import _filtered_pairs
+        from saesim.compare.corr import best_partners
+        from saesim.compare.stages import filtered_pairs
 
-        pairs, _ = _filtered_pairs(best_partners(a.codes, b.codes), a, b, SETTINGS, rule="first_index",
-                                   direction="b_to_a")
+        pairs, _ = filtered_pairs(best_partners(a.codes, b.codes), a, b, SETTINGS, rule="first_index",
+                                  direction="b_to_a")
         x, y = pairs.rows(a.decoder, b.decoder)
         assert record["svcca_authors_k"] == pytest.approx(svcca(x, y, compat=True).statistic, abs=1e-12)
         null = permutation_test(x, y, "svcca", n_perm=N_PERM, seed=0, compat=True)

@@ -1,4 +1,4 @@
-"""Tests of saesim.explore: seed stability, the pair table, the decoder map, Neuronpedia links."""
+"""Tests of saesim.report.explore: seed stability, the pair table, the decoder map, Neuronpedia links."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from saesim import book, explore
-from saesim.experiments import CompareSettings
-from saesim.filters import SaeLayer, TopTokens
-from saesim.synthetic import planted_pair
+from saesim.report import book, explore
+from saesim.experiments.grid import CompareSettings
+from saesim.compare.filters import SaeLayer, TopTokens
+from saesim.compare.synthetic import planted_pair
 
 TOL = 1e-9
 SEEDS = (0, 1, 2)
@@ -102,7 +102,7 @@ class TestSeedStability:
         assert np.isfinite(res.mean_max_cosine)
 
     def test_saelayer_input_and_precomputed_best_partners(self):
-        from saesim.corr import best_partners
+        from saesim.compare.corr import best_partners
 
         p, x, y = _seed_pair(0)
         lx = SaeLayer(model="a", layer=0, codes=x[1], decoder=x[0], top=_top(60), windows=_windows(60))
@@ -168,7 +168,8 @@ def _layers(seed=0):
 class TestPairTable:
     @pytest.mark.parametrize("rule", ["first_index", "many_to_one", "max_corr", "mutual", "hungarian"])
     def test_one_row_per_chooser_and_the_kept_rows_are_the_pipelines_pairs(self, rule):
-        from saesim.experiments import _filtered_pairs, _quiet_best_partners
+        from saesim.compare.corr import quiet_best_partners
+        from saesim.compare.stages import filtered_pairs
 
         _, a, b = _layers()
         settings = CompareSettings(rules=(rule,), n_perm=2)
@@ -176,8 +177,8 @@ class TestPairTable:
         frame = table.frame
         assert table.n_rows == 30 and len(frame) == 30 and sorted(frame["B latent"]) == list(range(30))
         assert set(frame["stage"]) <= set(explore.STAGES) and sum(table.stage_counts.values()) == 30
-        best = _quiet_best_partners(a.codes, b.codes)
-        final, _ = _filtered_pairs(best, a, b, settings, rule=rule, direction="b_to_a")
+        best = quiet_best_partners(a.codes, b.codes)
+        final, _ = filtered_pairs(best, a, b, settings, rule=rule, direction="b_to_a")
         kept = frame[frame["stage"] == "kept"]
         assert set(zip(kept["A latent"], kept["B latent"])) == set(zip(final.a.tolist(), final.b.tolist()))
         assert list(frame["r"].dropna()) == sorted(frame["r"].dropna(), reverse=True)
@@ -196,7 +197,7 @@ class TestPairTable:
         assert all("no shared top-5 token" in w for w in no_overlap["why"])
 
     def test_columns_rank_frequency_and_tokens(self):
-        from saesim.tokens import activation_frequency
+        from saesim.extract.tokens import activation_frequency
 
         _, a, b = _layers()
         table = explore.pair_table(a, b, CompareSettings(n_perm=2), max_rows=7, k=2, n_windows=1)

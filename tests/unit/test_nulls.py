@@ -1,11 +1,11 @@
-"""Tests for saesim.nulls: fast nulls equal brute force, p-values are valid and never 0."""
+"""Tests for saesim.compare.nulls: fast nulls equal brute force, p-values are valid and never 0."""
 
 import numpy as np
 import pytest
 from scipy.stats import kstest
 
-from saesim.geometry import MEASURES, DegenerateInputWarning, prepare, similarity
-from saesim.nulls import (
+from saesim.compare.geometry import MEASURES, DegenerateInputWarning, prepare, similarity
+from saesim.compare.nulls import (
     NULL_ATOL,
     PERM_CHUNK,
     TIE_RTOL,

@@ -1,4 +1,4 @@
-"""Tests for saesim.plots on small hand-built tidy tables."""
+"""Tests for saesim.report.plots on small hand-built tidy tables."""
 
 import io
 import re
@@ -11,7 +11,7 @@ import scipy.stats
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
-from saesim.plots import (
+from saesim.report.plots import (
     FIGURE_NAMES,
     caption,
     concept_heatmap_grid,
@@ -239,7 +239,7 @@ class TestConceptHeatmapGrid:
 
     def test_every_text_is_legible_at_the_page_width(self):
         # Shown PAGE_WIDTH_PX wide, every title, tick label and cell number is at least MIN_TEXT_PX high.
-        from saesim.plots import MIN_TEXT_PX, PAGE_WIDTH_PX
+        from saesim.report.plots import MIN_TEXT_PX, PAGE_WIDTH_PX
 
         frame = subspace(layers_a=range(6), layers_b=range(6)).assign(n_pairs=120)
         fig = concept_heatmap_grid(frame, "svcca")

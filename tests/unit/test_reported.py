@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from saesim import reported as R
-from saesim import tables as T
+from saesim.report import reported as R
+from saesim.report import tables as T
 
 MD = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "paper_figures.md"
 

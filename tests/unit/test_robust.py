@@ -1,4 +1,4 @@
-"""Tests for saesim.robust on synthetic SAEs with a planted correspondence."""
+"""Tests for saesim.experiments.robust on synthetic SAEs with a planted correspondence."""
 
 import warnings
 from dataclasses import replace
@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from saesim import robust
-from saesim.corr import CoactivationMoments, DeadLatentWarning, best_partners
-from saesim.experiments import CompareSettings, SaeLayer, compare_best, compare_pair
-from saesim.filters import TopTokens
-from saesim.synthetic import planted_pair
-from saesim.tokens import contexts, top_activations
+from saesim.experiments import robust
+from saesim.compare.corr import CoactivationMoments, DeadLatentWarning, best_partners
+from saesim.experiments.grid import CompareSettings, SaeLayer, compare_best, compare_pair
+from saesim.compare.filters import TopTokens
+from saesim.compare.synthetic import planted_pair
+from saesim.extract.tokens import contexts, top_activations
 
 WORDS = np.array([" day", " night", " river", " king", " stone", " love", " gene", " cell", " moon", " rain",
                   " tree", " fire"], dtype=object)
@@ -117,7 +117,7 @@ class TestBootstrap:
 
 
 def quiet_best_partners(codes_a, codes_b, **kwargs):
-    """saesim.corr.best_partners without the dead-latent warning (resamples leave rare latents dead)."""
+    """saesim.compare.corr.best_partners without the dead-latent warning (resamples leave rare latents dead)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeadLatentWarning)
         return best_partners(codes_a, codes_b, **kwargs)
@@ -189,7 +189,8 @@ class TestFastBootstrap:
     def test_fast_path_searches_once_and_keeps_the_observed_record(self, planted, row_doc, monkeypatch):
         a, b = layers_from(planted)
         calls = []
-        monkeypatch.setattr(robust, "best_partners", lambda *args, **kw: calls.append(kw) or best_partners(*args, **kw))
+        monkeypatch.setattr(robust, "quiet_best_partners",
+                            lambda *args, **kw: calls.append(kw) or quiet_best_partners(*args, **kw))
         fast = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=4)
         assert len(calls) == 1 and calls[0]["m"] == robust.BOOT_CANDIDATES
         exact = robust.bootstrap_ci(a, b, row_doc, SETTINGS, rule="first_index", n_boot=4, exact=True)
@@ -200,7 +201,8 @@ class TestFastBootstrap:
     def test_compat_takes_the_exact_path_and_dense_codes_search_once(self, planted, row_doc, monkeypatch):
         a, b = layers_from(planted)
         calls = []
-        monkeypatch.setattr(robust, "best_partners", lambda *args, **kw: calls.append(kw) or best_partners(*args, **kw))
+        monkeypatch.setattr(robust, "quiet_best_partners",
+                            lambda *args, **kw: calls.append(kw) or quiet_best_partners(*args, **kw))
         dense_a, dense_b = (replace(layer, codes=layer.codes.toarray()) for layer in (a, b))
         dense = robust.bootstrap_ci(dense_a, dense_b, row_doc, NULL_SETTINGS, rule="first_index", n_boot=2)
         assert len(calls) == 1  # resamples follow from the per-document moments
@@ -344,9 +346,9 @@ class TestDefaultLayers:
     def test_first_middle_and_last_layer_at_the_same_relative_depth(self):
         from saesim.config import load_profile
 
-        offline = load_profile("offline")  # A 0-5, B 1, 3, ..., 11
+        offline = load_profile("encoders")  # A 0-5, B 1, 3, ..., 11
         assert offline.baseline_layer_pairs() == [(0, 1), (3, 7), (5, 11)]
-        assert robust.default_sweep_pair(offline) == robust.default_sweep_pair("offline") == (3, 7)
+        assert robust.default_sweep_pair(offline) == robust.default_sweep_pair("encoders") == (3, 7)
         # Pythia: A has layers 1-5, B 1-11: A's first, middle and last against B's at the same depth.
         assert load_profile("pythia").baseline_layer_pairs() == [(1, 1), (3, 6), (5, 11)]
         same = offline.replace(layers_b=[0, 1, 2, 3, 4, 5])
@@ -358,7 +360,7 @@ class TestDefaultLayers:
     def test_one_layer_each(self):
         from saesim.config import load_profile
 
-        assert load_profile("offline").replace(layers_a=[2], layers_b=[9]).baseline_layer_pairs() == [(2, 9)]
+        assert load_profile("encoders").replace(layers_a=[2], layers_b=[9]).baseline_layer_pairs() == [(2, 9)]
 
 
 class TestSweeps:

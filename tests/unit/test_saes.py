@@ -1,4 +1,4 @@
-"""Tests for saesim.saes: encode equals the libraries, FVU guard, training, save/load round trips."""
+"""Tests for saesim.extract.saes: encode equals the libraries, FVU guard, training, save/load round trips."""
 
 import contextlib
 import io
@@ -10,8 +10,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from saesim._integrity import MANIFEST
-from saesim.saes import (
+from saesim.extract._integrity import MANIFEST
+from saesim.extract.saes import (
     HubUnavailableError,
     SaeCorruptError,
     SaeFormatError,
@@ -542,7 +542,7 @@ class TestDamagedSaes:
         folder = tmp_path / "saes" / "layers.1"
         save_sparsify(result.weights, folder)
         truncate(folder / "sae.safetensors", n=4096)
-        with caplog.at_level("WARNING", logger="saesim.saes"):
+        with caplog.at_level("WARNING", logger="saesim.extract.saes"):
             assert not sae_folder_ready(folder)
         assert "is damaged" in caplog.text and not folder.exists()
         save_sparsify(result.weights, folder)  # the rebuild

@@ -1,4 +1,4 @@
-"""Tests for saesim.synthetic: planted pairs are well formed, deterministic and recoverable."""
+"""Tests for saesim.compare.synthetic: planted pairs are well formed, deterministic and recoverable."""
 
 import dataclasses
 import warnings
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from saesim.corr import best_partners
-from saesim.match import Pairs, pair
-from saesim.synthetic import PlantedPair, Recovery, planted_pair
+from saesim.compare.corr import best_partners
+from saesim.compare.match import Pairs, pair
+from saesim.compare.synthetic import PlantedPair, Recovery, planted_pair
 
 MIN_RECALL = 0.95
 """Acceptance: fraction of planted pairs mutual / hungarian must recover at the defaults."""

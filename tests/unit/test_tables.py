@@ -1,10 +1,10 @@
-"""Tests for saesim.tables on small hand-built tidy tables."""
+"""Tests for saesim.report.tables on small hand-built tidy tables."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from saesim.tables import (
+from saesim.report.tables import (
     MIN_HEADLINE_PAIRS,
     concept_family,
     concept_headline,

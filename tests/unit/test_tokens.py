@@ -1,10 +1,10 @@
-"""Tests for saesim.tokens: top activations vs brute force, contexts vs a per-latent loop."""
+"""Tests for saesim.extract.tokens: top activations vs brute force, contexts vs a per-latent loop."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from saesim.tokens import (
+from saesim.extract.tokens import (
     TopActivations,
     activation_frequency,
     contexts,
@@ -64,7 +64,7 @@ class TestTopActivations:
 
     @pytest.mark.parametrize("n_tokens", [300, 2**40])  # 2^40 rows: too wide to pack, lexsort instead
     def test_packed_sort_orders_like_lexsort(self, n_tokens):
-        from saesim.tokens import _by_latent_value_row
+        from saesim.extract.tokens import _by_latent_value_row
 
         rng = np.random.default_rng(3)
         cols = np.sort(rng.integers(10, 60, 5000))

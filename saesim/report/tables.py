@@ -1,0 +1,499 @@
+"""Display tables built from the tidy experiment tables.
+
+Every function takes a tidy :class:`pandas.DataFrame` (``full_space.parquet``
+or ``subspace.parquet``, see :data:`saesim.experiments.grid.GRID_COLUMNS`) and
+returns a new DataFrame laid out as the paper prints it. Nothing here computes
+an experiment or reads a file, and no function renders markdown or LaTeX:
+notebooks display the DataFrames (or call :func:`styled` for a coloured view).
+
+* :func:`layer_table` — one value as a layer × layer grid, model-B layers
+  descending (Figs. 3-4 and appendix A1-A7 as tables);
+* :func:`concept_table` — one layer pair, one row per concept (Tables 1-2);
+* :func:`counts_table` — pairs left after each filter stage (A4, A6);
+* :func:`authors_table` and :func:`side_by_side` — the authors' reported
+  numbers next to ours, for the "reproducing the paper" page.
+
+References
+----------
+Lan et al., "Sparse Autoencoders Reveal Universal Feature Spaces Across Large
+Language Models", arXiv:2410.06981 (2024), Figs. 3-4, Tables 1-2.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from saesim.compare.multitest import adjust_columns
+from saesim.report.frames import check_columns, check_frame, check_unique, format_cell, pivot_grid
+
+__all__ = [
+    "AUTHORS_SOURCE",
+    "DISPLAY_NAMES",
+    "COUNT_STAGES",
+    "PAGE_TABLE_STYLES",
+    "page_style",
+    "authors_table",
+    "MIN_HEADLINE_PAIRS",
+    "concept_family",
+    "page_family",
+    "concept_headline",
+    "concept_table",
+    "counts_table",
+    "display_name",
+    "layer_table",
+    "comparison_table",
+    "side_by_side",
+    "styled",
+    "with_effects",
+]
+
+MIN_HEADLINE_PAIRS = 20
+"""Fewest pairs a concept subspace needs before a page may headline it. Smaller subspaces are
+drawn and tabled (with their pair count) but never quoted as "the highest": with a handful of
+pairs the corrected SVCCA's null spreads so widely that the largest of 288 cells is mostly noise."""
+
+AUTHORS_SOURCE = "authors' paper"
+"""Default tag in the header of columns that hold the authors' reported numbers."""
+
+DISPLAY_NAMES: dict[str, str] = {
+    "svcca": "SVCCA",
+    "rsa": "RSA",
+    "linear_cka": "linear CKA",
+    "n_pairs": "n pairs",
+    "n_unique_a": "unique A",
+    "mean_best_r": "mean best r",
+    "mean_r_filtered": "mean r (filtered)",
+    "mean_r": "mean r",
+}
+"""Column name -> name shown in headers (metrics in the paper's spelling)."""
+
+COUNT_STAGES: dict[str, str] = {
+    "n_latents_b": "B latents",
+    "n_choosers": "choosers",
+    "n_with_partner": "with partner",
+    "n_unique_a_before": "unique A (before filters)",
+    "n_after_junk": "after junk filter",
+    "n_after_1to1": "after 1-1",
+    "n_pairs": "pairs kept",
+    "n_unique_a": "unique A kept",
+}
+"""Count columns of ``full_space.parquet`` in pipeline order -> header in :func:`counts_table`."""
+
+def display_name(column: str) -> str:
+    """Header text for a tidy column (``"svcca"`` -> ``"SVCCA"``; unknown names unchanged)."""
+    return DISPLAY_NAMES.get(column, column)
+
+
+def layer_table(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", cols: str = "layer_a",
+                fmt: str | None = None) -> pd.DataFrame:
+    """Pivot one value into a layer grid, printed as the paper prints it.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Tidy table with one row per (``rows``, ``cols``) cell, e.g.
+        ``full_space.parquet`` restricted to one rule and direction.
+    value : str
+        Column to show (``"svcca"``, ``"svcca_p"``, ``"n_pairs"``, ...).
+    rows, cols : str, default ``"layer_b"``, ``"layer_a"``
+        Columns giving the grid's rows (sorted descending: the highest layer
+        on top, as in the paper) and columns (ascending).
+    fmt : str, optional
+        Format spec (``".3f"``, ``"d"``); when given, cells are strings and
+        missing cells are ``""``. Without it the values are kept as numbers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index named ``rows``, columns named ``cols``.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, or several rows fall in one cell (the message
+        names the columns that differ, e.g. ``rule``: filter to one first).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"layer_a": [1, 1, 2, 2], "layer_b": [1, 2, 1, 2],
+    ...                       "svcca": [0.1, 0.2, 0.3, 0.4]})
+    >>> layer_table(frame, "svcca", fmt=".2f")  # doctest: +NORMALIZE_WHITESPACE
+    layer_a     1     2
+    layer_b
+    2        0.20  0.40
+    1        0.10  0.30
+    """
+    grid = pivot_grid(frame, value, rows=rows, cols=cols)
+    if fmt is not None:
+        grid = grid.astype(object).map(lambda v: format_cell(v, fmt))
+    return grid
+
+
+def concept_table(subspace_frame: pd.DataFrame, *, layer_a, layer_b,
+                  metrics: Sequence[str] = ("svcca", "rsa")) -> pd.DataFrame:
+    """One layer pair of the semantic-subspace grid: one row per concept (Tables 1-2).
+
+    Parameters
+    ----------
+    subspace_frame : pandas.DataFrame
+        ``subspace.parquet`` (one row per layer pair × concept, one rule).
+    layer_a, layer_b : int
+        The layer pair to show (the paper's Table 1 is Pythia-70m L3 vs
+        Pythia-160m L5).
+    metrics : sequence of str, default ("svcca", "rsa")
+        Measures to show, each as paired score, shuffle-null mean and p-value,
+        followed by the random-subset null mean and p-value when the frame has
+        ``<metric>_subset_null_mean`` / ``<metric>_subset_p``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``concept`` (in the frame's order); columns ``n pairs``, then per
+        metric ``"<M> paired"``, ``"<M> null mean"``, ``"<M> p"`` (and
+        ``"<M> subset-null mean"``, ``"<M> subset p"``), then ``skipped``
+        when any concept was skipped (its scores are NaN).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, the layer pair has no rows, or a concept has
+        several rows (several rules: filter to one first).
+    """
+    check_frame(subspace_frame, "subspace_frame", ["layer_a", "layer_b", "concept", "n_pairs"])
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    check_columns(subspace_frame, "subspace_frame", metrics)
+    rows = subspace_frame[(subspace_frame["layer_a"] == layer_a) & (subspace_frame["layer_b"] == layer_b)]
+    if rows.empty:
+        pairs = sorted({(a, b) for a, b in zip(subspace_frame["layer_a"], subspace_frame["layer_b"])})
+        raise ValueError(f"`subspace_frame` has no rows for layer_a={layer_a!r}, layer_b={layer_b!r}; "
+                         f"layer pairs present (A, B): {pairs}.")
+    check_unique(rows, ["concept"], "subspace_frame")
+    out = pd.DataFrame(index=pd.Index(rows["concept"].tolist(), name="concept"))
+    out["n pairs"] = pd.array(rows["n_pairs"].to_numpy(), dtype="Int64")
+    for metric in metrics:
+        name = display_name(metric)
+        out[f"{name} paired"] = rows[metric].to_numpy(dtype=float)
+        for suffix, header in (("_null_mean", "null mean"), ("_p", "p"),
+                               ("_subset_null_mean", "subset-null mean"), ("_subset_p", "subset p")):
+            if metric + suffix in rows:
+                out[f"{name} {header}"] = rows[metric + suffix].to_numpy(dtype=float)
+    if "skipped" in rows:
+        skipped = rows["skipped"].fillna("").astype(str).to_numpy()
+        if (skipped != "").any():
+            out["skipped"] = skipped
+    return out
+
+
+def counts_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Latents and pairs left after each stage of the pipeline (appendix A4/A6).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``full_space.parquet`` (any subset of its rows).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record, indexed by (``layer_a``, ``layer_b``) — plus
+        ``rule`` and ``direction`` when the frame holds several — sorted by A
+        layer then B layer. Columns are the stages of :data:`COUNT_STAGES`
+        present in the frame (nullable integers) and ``kept %``, the pairs kept
+        as a percentage of the choosers (of the B latents when ``n_choosers``
+        is absent): the retained fraction reviewers asked to see.
+
+    Raises
+    ------
+    ValueError
+        If the frame lacks ``layer_a``, ``layer_b`` or ``n_pairs``.
+    """
+    check_frame(frame, "frame", ["layer_a", "layer_b", "n_pairs"])
+    keys = ["layer_a", "layer_b"] + [c for c in ("rule", "direction")
+                                     if c in frame and frame[c].nunique(dropna=False) > 1]
+    rows = frame.sort_values(keys, kind="stable")
+    out = pd.DataFrame(index=pd.MultiIndex.from_frame(rows[keys]))
+    for column, header in COUNT_STAGES.items():
+        if column in rows:
+            out[header] = pd.array(rows[column].to_numpy(dtype=float), dtype="Float64").round().astype("Int64")
+    denominator = next((c for c in ("n_choosers", "n_latents_b") if c in rows), None)
+    if denominator is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept = 100.0 * rows["n_pairs"].to_numpy(dtype=float) / rows[denominator].to_numpy(dtype=float)
+        out["kept %"] = np.where(np.isfinite(kept), kept, np.nan)
+    return out
+
+
+def authors_table(reported: Mapping, *, source: str = AUTHORS_SOURCE,
+                  index_names: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """The authors' reported numbers as a table whose headers say whose they are.
+
+    Parameters
+    ----------
+    reported : mapping
+        Column -> {row key: value}, the numbers as the paper prints them, e.g.
+        ``{"svcca": {"Time": 0.590, "Calendar": 0.649}, "n_pairs": {...}}`` for
+        Table 1, or ``{"svcca": {(2, 5): 0.678, ...}}`` with (A layer, B layer)
+        tuples for Fig. 3. Column names are shown through
+        :data:`DISPLAY_NAMES` (``svcca`` -> ``SVCCA``).
+    source : str, default ``"authors' paper"``
+        Put in every header: ``"SVCCA (authors' paper)"``.
+    index_names : str or sequence of str, optional
+        Names of the index levels (``("layer_a", "layer_b")``, ``"concept"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per reported column, headers ``"<name> (<source>)"``.
+
+    Raises
+    ------
+    TypeError
+        If ``reported`` is not a mapping of mappings.
+
+    Examples
+    --------
+    >>> authors_table({"svcca": {"Time": 0.590}}, index_names="concept")  # doctest: +NORMALIZE_WHITESPACE
+             SVCCA (authors' paper)
+    concept
+    Time                       0.59
+    """
+    if not isinstance(reported, Mapping) or not all(isinstance(v, Mapping) for v in reported.values()):
+        raise TypeError("`reported` must map each column name to a {row key: value} mapping, e.g. "
+                        "{'svcca': {'Time': 0.59}}; got "
+                        f"{type(reported).__name__} {_short(reported)}.")
+    table = pd.DataFrame({f"{display_name(str(k))} ({source})": pd.Series(dict(v), dtype=object)
+                          for k, v in reported.items()})
+    table = table.apply(_numeric)
+    if index_names is not None:
+        names = [index_names] if isinstance(index_names, str) else list(index_names)
+        if isinstance(table.index, pd.MultiIndex):
+            table.index = table.index.set_names(names)
+        else:
+            table.index.name = names[0]
+    return table
+
+
+def side_by_side(ours: pd.DataFrame, authors, *, source: str = AUTHORS_SOURCE, ours_label: str = "ours",
+                 difference: bool = True) -> pd.DataFrame:
+    """Our numbers next to the authors', column by column, on the same rows.
+
+    Parameters
+    ----------
+    ours : pandas.DataFrame
+        Our values, indexed like the authors' table, e.g.
+        ``frame.set_index(["layer_a", "layer_b"])[["svcca", "rsa"]]`` or a
+        :func:`concept_table`.
+    authors : pandas.DataFrame or mapping
+        A :func:`authors_table` (or the mapping to build one with ``source``).
+    source : str, default ``"authors' paper"``
+        The tag used in the authors' headers.
+    ours_label : str, default ``"ours"``
+        Tag put in our headers.
+    difference : bool, default True
+        Add ``"<name> Δ (ours − authors)"`` for numeric columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        For each authors' column ``"<name> (<source>)"`` that matches one of
+        ours (names compared ignoring case, spaces and underscores, and after
+        :data:`DISPLAY_NAMES`): ``"<name> (ours)"``, ``"<name> (<source>)"``
+        and the difference. Rows are ours followed by any only the authors
+        have; a value missing on one side is NaN.
+
+    Raises
+    ------
+    ValueError
+        If no authors' column matches one of ours (the message lists both).
+    """
+    if not isinstance(ours, pd.DataFrame):
+        raise TypeError(f"`ours` must be a pandas DataFrame; got {type(ours).__name__}.")
+    if not isinstance(authors, pd.DataFrame):
+        authors = authors_table(authors, source=source)
+    tag = f" ({source})"
+    ours_by_key = {_key(display_name(str(c))): c for c in ours.columns}
+    matched = []
+    for column in authors.columns:
+        name = str(column)[: -len(tag)] if str(column).endswith(tag) else str(column)
+        if _key(name) in ours_by_key:
+            matched.append((name, ours_by_key[_key(name)], column))
+    if not matched:
+        raise ValueError(f"No column of `authors` {list(authors.columns)} matches one of `ours` "
+                         f"{list(ours.columns)}; name them alike (e.g. 'svcca' and 'SVCCA ({source})').")
+    index = ours.index.append(authors.index.difference(ours.index, sort=False))
+    if ours.index.names != [None] * ours.index.nlevels:
+        index = index.set_names(ours.index.names)
+    left, right = ours.reindex(index), authors.reindex(index)
+    out = pd.DataFrame(index=index)
+    for name, our_column, their_column in matched:
+        out[f"{name} ({ours_label})"] = left[our_column].to_numpy()
+        out[f"{name}{tag}"] = right[their_column].to_numpy()
+        if difference and pd.api.types.is_numeric_dtype(left[our_column]) \
+                and pd.api.types.is_numeric_dtype(right[their_column]):
+            out[f"{name} Δ ({ours_label} − authors)"] = (left[our_column].to_numpy(dtype=float)
+                                                         - right[their_column].to_numpy(dtype=float))
+    return out
+
+
+PAGE_TABLE_STYLES = [
+    {"selector": "", "props": "display: block; overflow-x: auto; max-width: 100%; border-collapse: collapse;"},
+    {"selector": "th, td", "props": "padding: 0.2em 0.6em; text-align: right; white-space: nowrap;"},
+    {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
+                                     "max-width: 42em;"},
+]
+"""CSS of every table on the book's pages: padded cells (numbers never run together), scrolling when wide."""
+
+
+def page_style(table, caption: str | None = None, *, precision: int = 3):
+    """A table as the book shows it: ``precision`` decimals, padded cells, a caption, scrolling when wide.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or pandas.io.formats.style.Styler
+    caption : str, optional
+        E.g. ``"Table 1 analogue: ..."``.
+    precision : int, default 3
+        Decimals of floating-point cells (a Styler keeps its own formats).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+    """
+    styler = table.style.format(precision=precision, na_rep="") if isinstance(table, pd.DataFrame) else table
+    styler = styler.set_table_attributes('class="dataframe saesim-table"').set_table_styles(PAGE_TABLE_STYLES,
+                                                                                          overwrite=False)
+    return styler.set_caption(caption) if caption else styler
+
+
+def styled(table: pd.DataFrame, *, fmt: str = "{:.3f}", cmap: str = "magma", vmin=None, vmax=None):
+    """A coloured view of a numeric table, when pandas' Styler can be used.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    fmt : str, default ``"{:.3f}"``
+        Format for numeric cells (``str.format`` syntax, as Styler takes it).
+    cmap : str, default ``"magma"``
+        Colour map of the background gradient (the paper's heatmaps).
+    vmin, vmax : float, optional
+        Colour limits.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler or pandas.DataFrame
+        The Styler when ``jinja2`` is installed; the table unchanged otherwise.
+    """
+    if importlib.util.find_spec("jinja2") is None:
+        return table
+    numeric = table.select_dtypes("number").columns
+    return page_style(table.style.format(fmt, subset=numeric, na_rep="")
+                      .background_gradient(cmap=cmap, subset=numeric, vmin=vmin, vmax=vmax, axis=None))
+
+
+# --- helpers shared with saesim.report.plots ------------------------------------------------------------
+
+def with_effects(frame: pd.DataFrame, metrics: Sequence[str] = ("svcca", "rsa", "linear_cka", "svcca_authors_k")) -> pd.DataFrame:
+    """A copy of a grid table with ``<metric>_excess`` = score minus its null mean, for each metric present.
+
+    The effect over the null is what a raw score means: a raw SVCCA of 0.6
+    against a null of 0.6 is no similarity at all.
+    """
+    out = frame.copy()
+    for metric in metrics:
+        if metric in out and f"{metric}_null_mean" in out:
+            out[f"{metric}_excess"] = out[metric] - out[f"{metric}_null_mean"]
+    return out
+
+
+def comparison_table(frames: Mapping[str, pd.DataFrame], metric: str, *,
+                     cells: Sequence[tuple[int, int]] | None = None) -> pd.DataFrame:
+    """One row per (comparison, layer pair): the score, its null mean, the excess, z, p and pairs.
+
+    Parameters
+    ----------
+    frames : mapping of name -> tidy grid table (one rule and direction)
+    metric : str
+        ``"svcca"``, ``"rsa"``, ``"linear_cka"`` or ``"svcca_authors_k"``.
+    cells : sequence of (layer_a, layer_b), optional
+        Only these layer pairs (default: every row).
+    """
+    rows = []
+    for name, frame in frames.items():
+        check_frame(frame, f"frame {name!r}", ["layer_a", "layer_b", "n_pairs", metric, f"{metric}_null_mean",
+                                                f"{metric}_p", f"{metric}_z"])
+        for _, row in frame.iterrows():
+            cell = (int(row["layer_a"]), int(row["layer_b"]))
+            if cells is not None and cell not in cells:
+                continue
+            rows.append({"comparison": name, "layer_a": cell[0], "layer_b": cell[1], "n_pairs": int(row["n_pairs"]),
+                         "score": float(row[metric]), "null_mean": float(row[f"{metric}_null_mean"]),
+                         "excess": float(row[metric] - row[f"{metric}_null_mean"]), "z": float(row[f"{metric}_z"]),
+                         "p": float(row[f"{metric}_p"])})
+    return pd.DataFrame(rows, columns=["comparison", "layer_a", "layer_b", "n_pairs", "score", "null_mean",
+                                       "excess", "z", "p"])
+
+
+def _numeric(column: pd.Series) -> pd.Series:
+    try:
+        return pd.to_numeric(column)
+    except (TypeError, ValueError):
+        return column
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def concept_family(subspace_frame: pd.DataFrame, concepts: Sequence[str]) -> pd.DataFrame:
+    """The concept page's one multiple-testing family, with effects and adjusted p-values.
+
+    The family is every scored (layer pair, concept) subspace of ``concepts``
+    (the real concepts; the unrelated-word Control is judged apart). Adds
+    ``<metric>_excess`` and, for every ``<metric>_p`` column, Holm and
+    Benjamini-Hochberg adjusted values over this family only
+    (``<metric>_p_holm``, ``<metric>_p_bh``), replacing any adjusted over a
+    larger table.
+    """
+    check_frame(subspace_frame, "subspace_frame", ["concept", "n_pairs"])
+    skipped = subspace_frame["skipped"].fillna("") != "" if "skipped" in subspace_frame else False
+    return page_family(subspace_frame[subspace_frame["concept"].isin(list(concepts)) & ~skipped])
+
+
+def page_family(frame: pd.DataFrame) -> pd.DataFrame:
+    """A page's one multiple-testing family: every row of ``frame``, adjusted over it alone.
+
+    Returns a copy with ``<metric>_excess`` and, for every ``<metric>_p``
+    column, Holm and Benjamini-Hochberg adjusted p-values over these rows
+    (``<metric>_p_holm``, ``<metric>_p_bh``), replacing any adjusted over a
+    larger table (e.g. ``full_space.parquet`` holds both rules).
+    """
+    family = frame.drop(columns=[c for c in frame if c.endswith(("_p_holm", "_p_bh"))])
+    return with_effects(adjust_columns(family.reset_index(drop=True)))
+
+
+def concept_headline(family: pd.DataFrame, metric: str = "svcca", *, by: str = "z",
+                     min_pairs: int = MIN_HEADLINE_PAIRS) -> pd.Series | None:
+    """The cell of ``family`` that stands out most from its null among those resting on at least
+    ``min_pairs`` pairs, or None when no cell has that many.
+
+    ``by="z"`` (default) ranks by ``<metric>_z``, the excess in null standard deviations, which
+    already discounts small subspaces' wide nulls; ``by="excess"`` by score minus null mean.
+    """
+    if by not in ("z", "excess"):
+        raise ValueError(f"`by` must be 'z' or 'excess'; got {by!r}.")
+    column = f"{metric}_{by}"
+    check_frame(family, "family", ["n_pairs", column])
+    eligible = family[family["n_pairs"] >= min_pairs]
+    if eligible.empty or not eligible[column].notna().any():
+        return None
+    return eligible.loc[eligible[column].idxmax()]
