@@ -44,7 +44,7 @@ import scipy.stats  # noqa: E402
 import torch  # noqa: E402
 
 from saesim.compare import geometry  # noqa: E402
-from saesim.experiments import robust  # noqa: E402
+from saesim.experiments import baselines  # noqa: E402
 from saesim.extract import saes  # noqa: E402
 from saesim.config import load_profile  # noqa: E402
 from saesim.extract.pipeline import extract  # noqa: E402
@@ -130,8 +130,8 @@ def baseline_activations(n_docs=200, layers=(0, 3, 5)) -> dict:
     with tempfile.TemporaryDirectory() as root:
         extract(profile, out=root, progress=False, slots=("a",))
         where = [("a", layer) for layer in layers]
-        captured_s, captured = timed(lambda: robust.raw_neuron_layers(profile, where, cache=root, reuse=False))
-        read_s, read = timed(lambda: robust.raw_neuron_layers(profile, where, cache=root))
+        captured_s, captured = timed(lambda: baselines.raw_neuron_layers(profile, where, cache=root, reuse=False))
+        read_s, read = timed(lambda: baselines.raw_neuron_layers(profile, where, cache=root))
         tokens = int(captured[where[0]].codes.shape[0])
         identical = all(np.array_equal(captured[w].codes, read[w].codes) for w in where)
     return {"documents": n_docs, "tokens": tokens, "layers": list(layers),

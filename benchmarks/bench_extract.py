@@ -45,7 +45,8 @@ def main() -> None:
     from saesim.extract.cache import ArtefactStore
     from saesim.config import load_profile
     from saesim.extract.data import load_texts, tokenize
-    from saesim.extract.models import capture, load_model
+    from saesim.extract.models import load_model
+    from saesim.extract.capture import capture
     from saesim.extract.saes import encode, fvu, train_topk_sae
 
     torch.set_num_threads(os.cpu_count() or 1)

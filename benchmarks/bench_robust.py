@@ -6,7 +6,7 @@ offline-profile shapes (synthetic data, fixed seeds), and checks they agree:
 * ``raw_bootstrap``: best partners of 20 document resamples of dense raw
   neurons (150 000 rows, 384 x 384 neurons, 1 600 documents). Baseline: the
   exact path, :func:`saesim.compare.corr.best_partners` on the resampled rows (what
-  ``bootstrap_ci`` did for dense codes). New: :class:`saesim.experiments.robust.
+  ``bootstrap_ci`` did for dense codes). New: :class:`saesim.compare.bootstrap.
   DenseDocumentMoments`, built once, then one weighted sum per resample.
 * ``concept_members``: :func:`saesim.compare.concepts.members` of the eight concepts
   and the control on 4 096 latents x 10 top tokens with 17-word windows.
@@ -42,7 +42,7 @@ import torch  # noqa: E402
 
 from saesim.compare import concepts, filters, subspace  # noqa: E402
 from saesim.compare.corr import DeadLatentWarning, best_partners  # noqa: E402
-from saesim.experiments.robust import DenseDocumentMoments  # noqa: E402
+from saesim.compare.bootstrap import DenseDocumentMoments  # noqa: E402
 from _report import finish, header, timed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "robust.json"

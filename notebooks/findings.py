@@ -37,7 +37,7 @@ import pandas as pd
 from IPython.display import HTML, Markdown, display
 
 from saesim.report import book, tables
-from saesim.experiments import robust
+from saesim.report import prose
 from saesim.config import load_profile
 from saesim.experiments.grid import adjust_pvalues
 
@@ -52,10 +52,23 @@ results = Path(results_dir) if results_dir else Path(cache_dir or prof.cache_dir
 baselines_path = results / "robustness" / "baselines.parquet"
 baselines = pd.read_parquet(baselines_path) if baselines_path.is_file() else None
 
+# %% [markdown]
+# ## How this comparison differs from the paper's
+
+# %%
+from saesim.report.scope import paper_differences
+
+differences = paper_differences(prof, cache_dir)
+display(Markdown("\n".join(f"- {line}" for line in differences) if differences else
+                 "This profile compares models as the paper does (one family, one tokenizer, OpenWebText)."))
+
+# %% [markdown]
+# ## Each measure against its null and the controls
+
 # %%
 summaries = []
 for metric in metrics:
-    lines, table = robust.findings(frames, metric, alpha=alpha, baselines=baselines,
+    lines, table = prose.findings(frames, metric, alpha=alpha, baselines=baselines,
                                    depth=(prof.layers_a, prof.layers_b))
     title = {"rsa": "RSA", "svcca": "Corrected SVCCA", "svcca_authors_k": "The authors' SVCCA (k = 1)"}[metric]
     display(Markdown(f"**{title}**\n\n" + "\n".join(f"- {line}" for line in lines)))

@@ -93,6 +93,30 @@ else:
     display(Markdown(f"Both models of profile `{prof.name}` share one tokenizer, so every token pairs."))
 
 # %% [markdown]
+# (sae-quality)=
+# ## How good are the SAEs?
+#
+# A latent is worth pairing across models only if it is a reproducible feature of its layer, not an
+# accident of one training run. Every SAE below is scored on tokens it was not trained on (held-out
+# FVU: the fraction of the activations' variance its reconstruction leaves unexplained), by its
+# dead latents and mean L0, and — where model A's layer has a second SAE that differs by seed only —
+# by how many latents the two SAEs share: the decoder rows are matched one to one (Hungarian, on
+# cosine), PW-MCC is the mean cosine of the matched pairs, and a latent is shared when its match
+# reaches cosine 0.7 (with the encoder rows too, the stricter criterion of Paulo & Belrose). Random
+# unit directions of the same shapes give the chance level.
+
+# %%
+from saesim.experiments.sae_quality import sae_quality_table
+from saesim.report.scope import LITERATURE_STABILITY, stability_sentence
+
+quality = sae_quality_table(prof, cache=cache_dir)
+sentence = stability_sentence(quality)
+display(Markdown((sentence + " " if sentence else "No layer has a second SAE of the same width, so seed "
+                  "stability was not measured. ") + "The literature's figures, quoted: " + LITERATURE_STABILITY))
+display(tables.page_style(tables.quality_view(quality), "Every SAE of this run: held-out FVU, dead latents, L0 "
+                          "and, where a second SAE of the layer exists, seed stability against it"))
+
+# %% [markdown]
 # ## Fig. 2: why pairing comes first
 #
 # The paper's toy example: two 4 × 3 "decoder matrices", `m1` for model A and `m2` for model B,

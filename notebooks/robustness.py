@@ -44,8 +44,11 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from saesim.experiments import robust
+from saesim.experiments.baselines import bootstrap_many, bootstrap_raw_neurons, control_comparison
+from saesim.experiments.bootstrap import BootstrapOptions, row_documents
 from saesim.report.book import grid_frame, scope_note, show_figure
+from saesim.report.plots import plot_baselines
+from saesim.report.prose import family_p_value, verdict_table
 from saesim.config import load_profile
 from saesim.experiments.grid import adjust_pvalues, settings_from_profile
 
@@ -61,7 +64,7 @@ settings = settings.replace(rules=(rule,), directions=(direction,), metrics=tupl
 layer_pairs = [tuple(int(x) for x in p) for p in layer_pairs] if layer_pairs else prof.baseline_layer_pairs()
 has_control = prof.control is not None
 controls = [slot for slot in ("seed", "control", "control_all") if slot in prof.slots]
-row_doc = robust.row_documents(prof, cache=cache)
+row_doc = row_documents(prof, cache=cache)
 display(Markdown(f"Profile `{prof.name}`: {len(layer_pairs)} layer pairs, rule `{rule}`, direction `{direction}`, "
                  f"{n_boot} bootstrap resamples of {len(set(row_doc))} documents, {settings.n_perm} shuffles; "
                  f"controls: {', '.join(controls) if controls else 'none defined by this profile'}."))
@@ -70,7 +73,7 @@ display(Markdown(f"Profile `{prof.name}`: {len(layer_pairs)} layer pairs, rule `
 # ## Paired score against each baseline
 
 # %%
-common = dict(rule=rule, direction=direction, metrics=metrics, n_boot=n_boot, seed=seed)
+options = BootstrapOptions(rule=rule, direction=direction, metrics=metrics, n_boot=n_boot, seed=seed)
 # The SAE and control bootstraps run in parallel processes; finished ones are kept in out/cells/bootstrap.
 jobs = [("sae", (("a", la), ("b", lb))) for la, lb in layer_pairs]
 # The seed control compares A's layer with the same layer of A's second SAE set; the random models
@@ -79,23 +82,22 @@ jobs += [("seed", (("a", la), ("seed", la))) for la, _ in dict.fromkeys(layer_pa
          if "seed" in controls and la in prof.layers("seed")]
 jobs += [(slot, ((slot, la), ("b", lb))) for slot in ("control", "control_all") if slot in controls
          for la, lb in layer_pairs if la in prof.layers(slot)]
-done = robust.bootstrap_many(prof, [comparison for _, comparison in jobs], row_doc, settings, cache=cache, out=out,
-                             executor=executor, **common)
+done = bootstrap_many(prof, [comparison for _, comparison in jobs], row_doc, settings, options, cache=cache, out=out,
+                      executor=executor)
 records = {"sae": [], "seed": [], "control": [], "control_all": [], "raw_neuron": []}
 for (name, _), record in zip(jobs, done):
     records[name].append(record)
 # The raw-neuron baseline pairs the models' residual neurons (no SAE); kept like the others.
-records["raw_neuron"] = robust.bootstrap_raw_neurons(prof, layer_pairs, row_doc, settings, cache=cache, out=out,
-                                                     **common)
+records["raw_neuron"] = bootstrap_raw_neurons(prof, layer_pairs, row_doc, settings, options, cache=cache, out=out)
 frames = {k: adjust_pvalues(pd.DataFrame(v)) if v else None for k, v in records.items()}
 for name, frame in frames.items():
     if frame is not None:
         frame.to_parquet(out / f"bootstrap_{name}.parquet", index=False)
-table = robust.control_comparison(frames["sae"], seed=frames["seed"], control=frames["control"],
-                                  control_all=frames["control_all"], raw=frames["raw_neuron"], metrics=metrics)
+table = control_comparison(frames["sae"], seed=frames["seed"], control=frames["control"],
+                           control_all=frames["control_all"], raw=frames["raw_neuron"], metrics=metrics)
 table.to_parquet(out / "baselines.parquet", index=False)
 for metric in metrics:
-    fig = robust.plot_baselines(table, metric)
+    fig = plot_baselines(table, metric)
     show_figure(fig, f"robustness_baselines_{metric}",
                 f"{metric.upper()} of the SAE pairs against the SAE-seed control (two SAEs of model A at A's layer), the "
                 f"random-model controls and the raw-neuron baseline (points, with {n_boot}-resample bootstrap 95 % "
@@ -110,7 +112,7 @@ grid = grid_frame(prof, rules=None, directions=("b_to_a",), cache_dir=cache, res
                   n_perm=n_perm).frame
 sae_frame = frames["sae"].drop(columns=[c for c in frames["sae"] if c.endswith(("_p_holm", "_p_bh"))])
 for m in metrics:
-    sae_frame[f"{m}_p_holm"] = [robust.family_p_value(grid, r.layer_a, r.layer_b, r.rule, r.direction, m)
+    sae_frame[f"{m}_p_holm"] = [family_p_value(grid, r.layer_a, r.layer_b, r.rule, r.direction, m)
                                 for r in sae_frame.itertuples()]
 from saesim.report.tables import page_style  # noqa: E402
 
@@ -146,7 +148,7 @@ show_figure(fig, "robustness_pvalues",
 # ## Verdict
 
 # %%
-verdicts = robust.verdict_table(table, family=grid, alpha=alpha)
+verdicts = verdict_table(table, family=grid, alpha=alpha)
 shown = verdicts.assign(**{
     "effect over null": verdicts["effect over null"].map("{:+.3f}".format),
     "p (Holm)": verdicts["p (Holm)"].map("{:.3g}".format),

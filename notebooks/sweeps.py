@@ -37,8 +37,10 @@ from pathlib import Path
 
 from IPython.display import HTML, Markdown, display
 
-from saesim.experiments import robust
+from saesim.experiments import sweeps
+from saesim.experiments.bootstrap import row_documents
 from saesim.report.book import scope_note, show_figure
+from saesim.report.plots import plot_sweep, policy_label
 from saesim.config import load_profile
 from saesim.experiments.grid import adjust_pvalues, settings_from_profile
 from saesim.extract.pipeline import load_layer
@@ -51,10 +53,10 @@ out = results / "robustness"
 out.mkdir(parents=True, exist_ok=True)
 settings = settings_from_profile(prof)
 rule = rule or settings.rules[0]
-la, lb = (int(x) for x in sweep_pair) if sweep_pair else robust.default_sweep_pair(prof)
+la, lb = (int(x) for x in sweep_pair) if sweep_pair else sweeps.default_sweep_pair(prof)
 a = load_layer(prof, "a", la, out=cache).to_sae_layer()
 b = load_layer(prof, "b", lb, out=cache).to_sae_layer()
-row_doc = robust.row_documents(prof, cache=cache)
+row_doc = row_documents(prof, cache=cache)
 sweep_settings = settings.replace(rules=(rule,), directions=(direction,), metrics=tuple(metrics),
                                   n_perm=sweep_n_perm, compat=False)
 display(Markdown(f"Profile `{prof.name}`. Every sweep below runs on one layer pair, A{la}–B{lb} (`sweep_pair`), "
@@ -69,14 +71,14 @@ display(Markdown(f"Profile `{prof.name}`. Every sweep below runs on one layer pa
 # %%
 # Each sweep is kept under its parameters (results/robustness/kept/): a rebuild reads it back.
 key = {"profile": prof.key(), "settings": sweep_settings.key(), "pair": [la, lb]}
-dimension = robust.kept_table(out, "sweep_svcca_dimension", key,
-                              lambda: robust.sweep_svcca_dimension(a, b, sweep_settings))
+dimension = sweeps.kept_table(out, "sweep_svcca_dimension", key,
+                              lambda: sweeps.sweep_svcca_dimension(a, b, sweep_settings))
 dimension.to_parquet(out / "sweep_svcca_dimension.parquet", index=False)
 display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
-                   "pwcca", "pwcca_null_mean"]].assign(policy=lambda t: t["policy"].map(robust.policy_label))
+                   "pwcca", "pwcca_null_mean"]].assign(policy=lambda t: t["policy"].map(policy_label))
         .style.format(precision=3).hide(axis="index")
         .set_caption(f"SVCCA and PWCCA under each dimension policy, A{la}–B{lb}"))
-fig = robust.plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
+fig = plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
 show_figure(fig, "robustness_sweep_dimension",
             f"SVCCA and PWCCA (points) and their shuffled-null means (dashes) under each dimension policy: "
             f"a share of the variance kept, a fixed number of components k, or k = n/R components for n pairs; "
@@ -87,18 +89,17 @@ show_figure(fig, "robustness_sweep_dimension",
 # ## Filters, pairing rule and direction
 
 # %%
-top_k_cached = robust.cached_top_k(a, b)  # the junk filter can only look at the top tokens the layers cache
+top_k_cached = sweeps.cached_top_k(a, b)  # the junk filter can only look at the top tokens the layers cache
 top_ks = [k for k in (5, 10, 20) if k <= top_k_cached]
-filters = robust.kept_table(
+filters = sweeps.kept_table(
     out, "sweep_filters", {**key, "n_perm": sweep_filters_n_perm, "r_min": sweep_r_min, "top_k": top_ks},
-    lambda: robust.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
+    lambda: sweeps.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
                                  r_min=tuple(sweep_r_min), top_k=tuple(top_ks)))
 filters.to_parquet(out / "sweep_filters.parquet", index=False)
 done = filters[filters["skipped"] == ""]
 done = done.assign(setting=[("junk off" if not j else f"junk on, top-{k}") for j, k in
                             zip(done["junk_filter"], done["top_k"])])
-fig = robust.plot_sweep(done, "r_min", metrics=("svcca", "kept_fraction"), hue="setting", col="rule",
-                        style="direction")
+fig = plot_sweep(done, "r_min", metrics=("svcca", "kept_fraction"), hue="setting", col="rule", style="direction")
 show_figure(fig, "robustness_sweep_filters",
             f"SVCCA (top row) and the fraction of choosers kept (bottom row) against the r cut, one panel per "
             f"pairing rule; colour: junk-filter setting (top-k of {', '.join(map(str, top_ks))} cached top "
@@ -109,8 +110,8 @@ show_figure(fig, "robustness_sweep_filters",
 # ## Token budget
 
 # %%
-budget = robust.kept_table(out, "sweep_token_budget", {**key, "fractions": fractions, "seed": seed},
-                           lambda: robust.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions,
+budget = sweeps.kept_table(out, "sweep_token_budget", {**key, "fractions": fractions, "seed": seed},
+                           lambda: sweeps.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions,
                                                              seed=seed))
 budget.to_parquet(out / "sweep_token_budget.parquet", index=False)
 budget = adjust_pvalues(budget)  # the sweep's rows are one family
@@ -120,7 +121,7 @@ display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metri
         .style.format(precision=3).hide(axis="index")
         .set_caption(f"Scores, p-values (raw and BH-adjusted over the sweep's rows, one family) and effects on "
                      f"nested shares of the documents, A{la}–B{lb}"))
-fig = robust.plot_sweep(budget, "fraction", metrics=tuple(metrics))
+fig = plot_sweep(budget, "fraction", metrics=tuple(metrics))
 show_figure(fig, "robustness_sweep_tokens",
             f"Scores (solid) and null means (dotted) on nested random shares of the documents; "
             f"layers A{la}–B{lb}, rule {rule}, direction {direction}, {sweep_n_perm} shuffles.")

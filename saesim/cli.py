@@ -113,7 +113,8 @@ def _register_extract(subparsers) -> None:
             "hook, load or train the SAEs, encode sparse codes, check the reconstruction FVU, find each latent's\n"
             "top-activating contexts, and cache everything. A finished (model, layer) is reused, so an\n"
             "interrupted run resumes. Prints one line per (model, layer): tokens kept, latents, dead fraction,\n"
-            "mean L0, FVU and cache size."
+            "mean L0, FVU and cache size. With a seed slot (a second SAE set of model A), then the SAE quality\n"
+            "table: each SAE's held-out FVU, dead fraction, L0 and seed stability (PW-MCC, shared fractions, chance)."
         ),
         epilog="example: saesim extract --profile offline --out runs/offline --n-docs 200 --layers 0 3",
     )
@@ -136,6 +137,11 @@ def _run_extract(args) -> int:
     summary = extract(profile, out=args.out, progress=not args.no_progress, max_fvu=args.max_fvu,
                       slots=tuple(args.slots) if args.slots else None)
     print(summary.table())
+    if "seed" in profile.slots:  # a second SAE set of model A: print the SAE quality with seed stability
+        from saesim.experiments.sae_quality import quality_text, sae_quality_table
+
+        print()
+        print(quality_text(sae_quality_table(profile, cache=args.out)))
     return 0
 
 
@@ -270,7 +276,7 @@ def _register_book(subparsers) -> None:
 
 
 def _run_book(args) -> int:
-    from saesim.report.book import BookBuildError, build_book, parse_parameters
+    from saesim.report.build import BookBuildError, build_book, parse_parameters
 
     try:
         parameters = parse_parameters(args.parameter)

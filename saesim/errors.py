@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelPackageError"]
+__all__ = ["HookError", "ModelPackageError"]
 
 
 class ModelPackageError(RuntimeError):
     """A model-weight package is missing or damaged; the message names the ``pip install`` that fixes it."""
+
+
+class HookError(ValueError):
+    """A hook name does not resolve on the model (the message names the hook and the names that do)."""

@@ -807,13 +807,13 @@ def _load(spec: ModelSpec, profile: Profile, root: Path):
 
 
 def _resolve(loaded, hook):
-    from saesim.extract.models import resolve_hook
+    from saesim.extract.capture import resolve_hook
 
     return resolve_hook(loaded, hook)
 
 
 def _capture(loaded, grid, hooks, profile: Profile, progress: bool):
-    from saesim.extract.models import capture
+    from saesim.extract.capture import capture
 
     t0 = time.perf_counter()
     acts = capture(loaded, grid, hooks, device=profile.device, compat=profile.compat, progress=progress)

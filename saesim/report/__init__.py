@@ -1,2 +1,3 @@
-"""Presentation: tables, figures (the only matplotlib code), the explorer, the authors' reported
+"""Presentation: tables, prose generated from tables (``prose``), figures (the only matplotlib code;
+``plots``, with the robustness figures in ``plots_robust``), the explorer, the authors' reported
 numbers and the book build."""

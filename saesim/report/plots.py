@@ -27,6 +27,8 @@ A8 (bar plot)                  :func:`paired_vs_null_bars`
 A9-A10 (concept heatmaps)      :func:`concept_heatmap_grid`
 hubs, frequencies, p-values    :func:`hub_histogram`, :func:`frequency_histogram`,
                                :func:`pvalue_histogram`
+baselines, sweeps              :func:`plot_baselines`, :func:`plot_sweep` (drawn in
+                               :mod:`saesim.report.plots_robust`, re-exported here)
 =============================  =====================================================
 
 References
@@ -59,6 +61,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from saesim.compare.multitest import n_rejected
 from saesim.io import atomic_path
 from saesim.report.frames import check_frame, check_unique, format_cell, pivot_grid
+from saesim.report.plots_robust import plot_baselines, plot_sweep, policy_label
 from saesim.report.tables import display_name
 
 __all__ = [
@@ -78,6 +81,9 @@ __all__ = [
     "multiple_testing_cutoffs",
     "paired_vs_null_bars",
     "panel_axes",
+    "plot_baselines",
+    "plot_sweep",
+    "policy_label",
     "panel_style",
     "panel_title",
     "pvalue_histogram",

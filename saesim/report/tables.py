@@ -50,6 +50,8 @@ __all__ = [
     "side_by_side",
     "styled",
     "with_effects",
+    "QUALITY_LABELS",
+    "quality_view",
 ]
 
 MIN_HEADLINE_PAIRS = 20
@@ -497,3 +499,21 @@ def concept_headline(family: pd.DataFrame, metric: str = "svcca", *, by: str = "
     if eligible.empty or not eligible[column].notna().any():
         return None
     return eligible.loc[eligible[column].idxmax()]
+
+
+QUALITY_LABELS = {
+    "model": "SAE", "layer": "layer", "width": "latents", "train_tokens": "training tokens",
+    "fvu_heldout": "held-out FVU", "dead_fraction": "dead", "mean_l0": "L0", "pw_mcc": "PW-MCC",
+    "shared_dec": "shared (decoder)", "shared_dec_enc": "shared (decoder + encoder)",
+    "chance_shared_dec": "shared by chance", "act_mcc": "activation MCC",
+}
+"""Human names of :func:`saesim.experiments.sae_quality.sae_quality_table`'s columns, in display order."""
+
+
+def quality_view(quality: pd.DataFrame):
+    """The SAE-quality table as the book shows it: human column names, percentages, no raw names."""
+    view = quality[list(QUALITY_LABELS)].rename(columns=QUALITY_LABELS)
+    percent = ["dead", "shared (decoder)", "shared (decoder + encoder)", "shared by chance"]
+    fmt = {"held-out FVU": "{:.3f}", "L0": "{:.1f}", "PW-MCC": "{:.3f}", "activation MCC": "{:.3f}",
+           "training tokens": "{:,.0f}", "latents": "{:,.0f}", **{c: "{:.1%}" for c in percent}}
+    return view.style.format(fmt, na_rep="–").hide(axis="index")

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from saesim.report import book
+from saesim.report import assets, book, build
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_RULES = ("first_index", "many_to_one", "max_corr", "mutual", "hungarian")
@@ -47,20 +47,20 @@ def glued(path) -> dict:
 
 
 class TestSources:
-    @pytest.mark.parametrize("name", book.NOTEBOOKS)
+    @pytest.mark.parametrize("name", build.NOTEBOOKS)
     def test_one_parameters_cell_first_with_plain_literals(self, name):
         import ast
 
         import jupytext
 
         notebook = jupytext.read(ROOT / "notebooks" / f"{name}.py", fmt="py:percent")
-        book._check_parameters_cell(notebook, Path(name))
+        build._check_parameters_cell(notebook, Path(name))
         first = next(c for c in notebook.cells if c.cell_type == "code")
         for node in ast.parse(first.source).body:
             assert isinstance(node, ast.Assign), f"{name}: parameters cell holds only assignments"
             ast.literal_eval(node.value)  # plain literals only
 
-    @pytest.mark.parametrize("name", book.NOTEBOOKS)
+    @pytest.mark.parametrize("name", build.NOTEBOOKS)
     def test_page_parameters_are_declared_by_the_notebook(self, name):
         import ast
 
@@ -69,7 +69,23 @@ class TestSources:
         notebook = jupytext.read(ROOT / "notebooks" / f"{name}.py", fmt="py:percent")
         first = next(c for c in notebook.cells if c.cell_type == "code")
         declared = {t.id for node in ast.parse(first.source).body for t in node.targets}
-        assert set(book._page_parameters(name, ROOT)) <= declared
+        assert set(build._page_parameters(name, ROOT)) <= declared
+
+    def test_every_name_the_notebooks_call_is_on_the_page_api(self):
+        import ast
+
+        used = {"parameters_table"}  # the cell the build inserts into every page imports it from book
+        for path in sorted((ROOT / "notebooks").glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "book":
+                    used.add(node.attr)
+                elif isinstance(node, ast.ImportFrom) and node.module == "saesim.report.book":
+                    used.update(alias.name for alias in node.names)
+        assert {"show_figure", "glue_value", "grid_frame", "scope_note"} <= used
+        assert [name for name in sorted(used) if not hasattr(book, name)] == []
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("seed = 0")])
+        build._insert_parameters_table(notebook, "page")
+        assert notebook.cells[1].source.startswith("from saesim.report.book import parameters_table ")
 
     def test_authors_numbers_come_from_saesim_reported(self):
         text = (ROOT / "notebooks" / "reproducing.py").read_text()
@@ -77,7 +93,7 @@ class TestSources:
         assert "authors_numbers" not in text and "authors_file" not in text
         assert not (ROOT / "book" / "authors_numbers.yaml").exists()
 
-    @pytest.mark.parametrize("name", book.NOTEBOOKS)
+    @pytest.mark.parametrize("name", build.NOTEBOOKS)
     def test_notebooks_never_select_a_backend(self, name):
         text = (ROOT / "notebooks" / f"{name}.py").read_text()
         assert "matplotlib.use(" not in text
@@ -88,7 +104,7 @@ class TestSources:
         toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
         files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
         assert toc["format"] == "jb-book" and all("caption" in part for part in toc["parts"])
-        for name in book.NOTEBOOKS:
+        for name in build.NOTEBOOKS:
             assert f"book/generated/{name}" in files
         for page in [toc["root"]] + [f for f in files if not f.startswith("book/generated/")]:
             assert (ROOT / f"{page}.md").is_file(), page
@@ -105,33 +121,33 @@ class TestSources:
 
 class TestParameters:
     def test_values_are_read_as_yaml(self):
-        assert book.parse_parameters(["rule=hungarian", "layers_a=[0, 2]", "n_perm=50", "compat=true"]) == {
+        assert build.parse_parameters(["rule=hungarian", "layers_a=[0, 2]", "n_perm=50", "compat=true"]) == {
             "rule": "hungarian", "layers_a": [0, 2], "n_perm": 50, "compat": True}
 
     def test_missing_equals_sign_is_explained(self):
         with pytest.raises(ValueError, match="KEY=VALUE"):
-            book.parse_parameters(["rule"])
+            build.parse_parameters(["rule"])
 
     def test_bad_name_is_explained(self):
         with pytest.raises(ValueError, match="not a Python identifier"):
-            book.parse_parameters(["1rule=x"])
+            build.parse_parameters(["1rule=x"])
 
 
 class TestKernelThreads:
     def test_side_by_side_kernels_split_the_cores(self, monkeypatch):
-        monkeypatch.setattr(book.os, "cpu_count", lambda: 2)
-        assert book.kernel_threads(2) == 1 and book.kernel_threads(1) == 2 and book.kernel_threads(3) == 1
-        monkeypatch.setattr(book.os, "cpu_count", lambda: 16)
-        assert book.kernel_threads(2) == 8
+        monkeypatch.setattr(build.os, "cpu_count", lambda: 2)
+        assert build.kernel_threads(2) == 1 and build.kernel_threads(1) == 2 and build.kernel_threads(3) == 1
+        monkeypatch.setattr(build.os, "cpu_count", lambda: 16)
+        assert build.kernel_threads(2) == 8
 
     def test_kernel_environment_caps_threads_unless_set(self, monkeypatch):
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             monkeypatch.delenv(var, raising=False)
-        env = book._kernel_env(1)
+        env = build._kernel_env(1)
         assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
-        assert "OMP_NUM_THREADS" not in book._kernel_env(None)
+        assert "OMP_NUM_THREADS" not in build._kernel_env(None)
         monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins
-        assert book._kernel_env(1)["OMP_NUM_THREADS"] == "3"
+        assert build._kernel_env(1)["OMP_NUM_THREADS"] == "3"
 
 
 def _fake_full_space(profile, *, n_perm, seed=0, rules=("first_index", "many_to_one")):
@@ -210,8 +226,8 @@ class TestMathjax:
         blob = tmp_path / "x.tgz"
         blob.write_bytes(b"mathjax")
         good = "sha512-" + base64.b64encode(hashlib.sha512(b"mathjax").digest()).decode()
-        assert book._integrity_ok(blob, good)
-        assert not book._integrity_ok(blob, book.MATHJAX_INTEGRITY)
+        assert assets._integrity_ok(blob, good)
+        assert not assets._integrity_ok(blob, assets.MATHJAX_INTEGRITY)
 
     def test_unpacks_a_local_tarball_once(self, tmp_path, monkeypatch):
         import io
@@ -227,12 +243,12 @@ class TestMathjax:
                 archive.addfile(info, io.BytesIO(data))
         integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
         monkeypatch.setenv("SAESIM_MATHJAX_TGZ", str(tgz))
-        entry = book.ensure_mathjax(tmp_path / "static" / "mathjax", integrity=integrity)
+        entry = assets.ensure_mathjax(tmp_path / "static" / "mathjax", integrity=integrity)
         assert entry.read_bytes() == b"// mj"
         assert (entry.parent / "output/chtml/fonts/woff-v2/a.woff").is_file()
         assert not (entry.parent / "ts").exists()
         tgz.unlink()  # a second call finds the unpacked copy and needs nothing
-        assert book.ensure_mathjax(tmp_path / "static" / "mathjax", integrity=integrity) == entry
+        assert assets.ensure_mathjax(tmp_path / "static" / "mathjax", integrity=integrity) == entry
 
 
 # --------------------------------------------------------------------------- slow: the whole book
@@ -265,7 +281,7 @@ def book_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(book_root, tiny_results):
-    result = book.build_book("tiny", cache=tiny_results, root=book_root, build_dir=book_root / "_build",
+    result = build.build_book("tiny", cache=tiny_results, root=book_root, build_dir=book_root / "_build",
                              progress=False)
     return result
 
@@ -274,7 +290,7 @@ def built(book_root, tiny_results):
 class TestTinyBook:
     def test_builds_with_warnings_as_errors(self, built):
         assert built.ok and built.index.is_file()
-        assert [run.name for run in built.notebooks] == list(book.NOTEBOOKS)
+        assert [run.name for run in built.notebooks] == list(build.NOTEBOOKS)
 
     def test_every_figure_is_exported_in_three_formats(self, built):
         figures = built.root / "book" / "generated" / "figures"
@@ -301,7 +317,7 @@ class TestTinyBook:
         before = glued(generated / "full_space.ipynb")
         png_before = (generated / "figures" / "fig3_full_space_svcca_rsa.png").read_bytes()
         out = tmp_path / "rerun" / "full_space.ipynb"
-        run = book.execute_notebook(ROOT / "notebooks" / "full_space.py", out,
+        run = build.execute_notebook(ROOT / "notebooks" / "full_space.py", out,
                                     {**params, "rule": "hungarian", "layers_a": [1]})
         assert run.ok, run.error
         after = glued(out)
@@ -318,7 +334,7 @@ class TestTinyBook:
         assert before["mo_rule_pairs"] == "'A0–B0, A1–B1'"  # first, middle and last diagonal pair by default
         assert int(before["mo_rule_n_perm"]) == 100
         out = tmp_path / "rerun" / "many_to_one.ipynb"
-        run = book.execute_notebook(ROOT / "notebooks" / "many_to_one.py", out,
+        run = build.execute_notebook(ROOT / "notebooks" / "many_to_one.py", out,
                                     {"profile": "tiny", "cache_dir": str(tiny_results),
                                      "results_dir": str(tiny_results / "results"), "rule_pairs": [[1, 0]],
                                      "rule_n_perm": 5})
@@ -344,8 +360,8 @@ class TestTinyBook:
 
     @pytest.mark.parametrize("jobs", [1, 2])
     def test_failing_notebook_stops_the_build_and_leaves_a_report(self, built, tiny_results, jobs):
-        with pytest.raises(book.BookBuildError, match="notebook `full_space` failed") as info:
-            book.build_book("tiny", cache=tiny_results, root=built.root, build_dir=built.root / "_build",
+        with pytest.raises(build.BookBuildError, match="notebook `full_space` failed") as info:
+            build.build_book("tiny", cache=tiny_results, root=built.root, build_dir=built.root / "_build",
                             notebooks=["full_space", "method"], parameters={"rule": "no_such_rule"},
                             progress=False, jobs=jobs)
         runs = info.value.result.notebooks
@@ -368,7 +384,7 @@ def test_every_page_loads_in_a_real_browser(built):
     # served under /saesim/ (a project page's sub-path); no page may show where it was built
     reports = browser.check_site(built.html_dir, machine_paths=(str(ROOT), str(built.root), str(built.html_dir),
                                                                 str(built.root.parent)))
-    assert len(reports) >= len(book.NOTEBOOKS) + 2
+    assert len(reports) >= len(build.NOTEBOOKS) + 2
     problems = [p for r in reports for p in r.problems]
     assert not problems, "\n".join(problems)
     figures = sum(len(r.images) for r in reports)
@@ -412,10 +428,10 @@ def test_glue_values_are_plain_python():
 
 class TestPageHelpers:
     def test_glue_only_cells_are_recognised(self):
-        assert book._glue_only('book.glue_value("a", 1)\nbook.glue_value("b", 2)')
-        assert book._glue_only("import numpy as np")
-        assert not book._glue_only('x = f()\nbook.glue_value("a", x)')
-        assert not book._glue_only("fig = plots.layer_heatmap(frame, 'svcca')")
+        assert build._glue_only('book.glue_value("a", 1)\nbook.glue_value("b", 2)')
+        assert build._glue_only("import numpy as np")
+        assert not build._glue_only('x = f()\nbook.glue_value("a", x)')
+        assert not build._glue_only("fig = plots.layer_heatmap(frame, 'svcca')")
 
     def test_outputs_lose_this_machines_paths_and_cells_get_layout_tags(self, tmp_path):
         nb = nbformat.v4.new_notebook()
@@ -429,7 +445,7 @@ class TestPageHelpers:
         nb.cells = [params, injected, glue, science]
         path = tmp_path / "page.ipynb"
         nbformat.write(nb, path)
-        book._strip_papermill_noise(path, paths={"/somewhere/cache": "<cache_dir>"})
+        build._strip_papermill_noise(path, paths={"/somewhere/cache": "<cache_dir>"})
         cells = nbformat.read(path, as_version=4).cells
         assert "hide-cell" in cells[0].metadata["tags"] and "remove-cell" in cells[1].metadata["tags"]
         assert "remove-input" in cells[2].metadata["tags"] and "hide-input" in cells[3].metadata["tags"]

@@ -112,7 +112,8 @@ class TestPackages:
 class TestThroughTheModelLayer:
     def test_load_and_capture_a_split_tiny_model(self, tiny_llama, tmp_path, monkeypatch):
         from saesim.extract.data import tokenize
-        from saesim.extract.models import capture, load_model, load_tokenizer
+        from saesim.extract.models import load_model, load_tokenizer
+        from saesim.extract.capture import capture
 
         monkeypatch.setitem(GGUF_MODELS, tiny_llama.name, tiny_llama)
         spec = ModelSpec(label="tiny", model=tiny_llama.name, source="gguf_package", family="llama")

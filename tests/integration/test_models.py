@@ -12,15 +12,9 @@ import torch
 
 from saesim.config import DataSpec, ModelSpec, load_profile
 from saesim.extract.data import HubUnavailableError, load_texts, tokenize
-from saesim.extract.models import (
-    HookError,
-    capture,
-    kept_by_random_copy,
-    load_model,
-    random_copy,
-    raw_neuron_activations,
-    resolve_hook,
-)
+from saesim.extract.models import kept_by_random_copy, load_model, random_copy
+from saesim.extract.capture import capture, raw_neuron_activations, resolve_hook
+from saesim.errors import HookError
 
 EXACT = 1e-5
 """Same computation, different code path (hooks vs hidden_states)."""

@@ -1,22 +1,26 @@
-"""The raw-neuron baseline through the real capture path, on the tiny profile."""
+"""The raw-neuron baseline and the kept bootstraps (saesim.experiments.baselines) through the real capture
+path, on the tiny profile."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from saesim.experiments import robust
+from saesim.experiments import baselines
+from saesim.experiments.bootstrap import BootstrapOptions, bootstrap_ci, row_documents
 from saesim.experiments.grid import GRID_COLUMNS, settings_from_profile
+from saesim.io import to_jsonable
+from saesim.report.prose import verdict
 
 
 @pytest.fixture(scope="module")
 def raw_layers(tiny_profile, tiny_extraction, session_cache):
-    return robust.raw_neuron_layers(tiny_profile, [("a", 0), ("a", 1), ("b", 1)], cache=session_cache)
+    return baselines.raw_neuron_layers(tiny_profile, [("a", 0), ("a", 1), ("b", 1)], cache=session_cache)
 
 
 def test_raw_layers_are_captured_activations_and_output_projections(tiny_profile, session_cache, raw_layers,
                                                                     tiny_neox):
     from saesim.extract.pipeline import load_grid, load_layer
-    from saesim.extract.models import capture, output_projection_rows
+    from saesim.extract.capture import capture, output_projection_rows
 
     grid = load_grid(tiny_profile, out=session_cache)
     layer = raw_layers[("a", 1)]
@@ -33,7 +37,7 @@ def test_raw_layers_are_captured_activations_and_output_projections(tiny_profile
 def test_extraction_keeps_the_baseline_activations_and_the_baseline_reads_them(tiny_profile, tiny_extraction,
                                                                             session_cache, tiny_neox):
     from saesim.extract.pipeline import extract, load_activations, load_grid
-    from saesim.extract.models import capture
+    from saesim.extract.capture import capture
 
     grid = load_grid(tiny_profile, out=session_cache)
     assert tiny_profile.baseline_layer_pairs() == [(0, 0), (1, 1)]
@@ -42,8 +46,8 @@ def test_extraction_keeps_the_baseline_activations_and_the_baseline_reads_them(t
         direct = capture(tiny_neox, grid, [f"layers.{layer}"], device="cpu", progress=False)[f"layers.{layer}"]
         np.testing.assert_array_equal(kept, direct)
         assert load_activations(tiny_profile, "b", layer, out=session_cache).shape[0] == grid.n_tokens
-    read = robust.raw_neuron_layers(tiny_profile, [("a", 1)], cache=session_cache)
-    captured = robust.raw_neuron_layers(tiny_profile, [("a", 1)], cache=session_cache, reuse=False)
+    read = baselines.raw_neuron_layers(tiny_profile, [("a", 1)], cache=session_cache)
+    captured = baselines.raw_neuron_layers(tiny_profile, [("a", 1)], cache=session_cache, reuse=False)
     np.testing.assert_array_equal(read[("a", 1)].codes, captured[("a", 1)].codes)
     np.testing.assert_array_equal(read[("a", 1)].decoder, captured[("a", 1)].decoder)
     with pytest.raises(ValueError, match="keep_activations.*layer 7"):
@@ -52,7 +56,7 @@ def test_extraction_keeps_the_baseline_activations_and_the_baseline_reads_them(t
 
 def test_raw_neuron_baseline_records(tiny_profile, session_cache, raw_layers):
     settings = settings_from_profile(tiny_profile, n_perm=20)
-    records = robust.raw_neuron_baseline(tiny_profile, 1, 1, cache=session_cache, settings=settings,
+    records = baselines.raw_neuron_baseline(tiny_profile, 1, 1, cache=session_cache, settings=settings,
                                          layers=raw_layers)
     assert [r["rule"] for r in records] == list(settings.rules)
     for record in records:
@@ -64,7 +68,7 @@ def test_raw_neuron_baseline_records(tiny_profile, session_cache, raw_layers):
 
 
 def test_gemma2_output_projection(tiny_gemma2):
-    from saesim.extract.models import output_projection_rows
+    from saesim.extract.capture import output_projection_rows
 
     rows = output_projection_rows(tiny_gemma2, 0)
     assert rows.shape[0] == tiny_gemma2.d_model
@@ -75,69 +79,68 @@ def test_bootstrap_and_control_table_on_tiny(tiny_profile, session_cache, raw_la
     from saesim.extract.pipeline import load_layer
 
     settings = settings_from_profile(tiny_profile, n_perm=20, rules=("first_index",))
-    row_doc = robust.row_documents(tiny_profile, cache=session_cache)
+    row_doc = row_documents(tiny_profile, cache=session_cache)
     a = load_layer(tiny_profile, "a", 1, out=session_cache).to_sae_layer()
     b = load_layer(tiny_profile, "b", 1, out=session_cache).to_sae_layer()
-    sae = robust.bootstrap_ci(a, b, row_doc, settings, rule="first_index", n_boot=5).to_record()
-    raw = robust.bootstrap_ci(raw_layers[("a", 1)], raw_layers[("b", 1)], row_doc,
-                              settings.replace(junk_filter=False), rule="first_index", n_boot=5).to_record()
-    table = robust.control_comparison(pd.DataFrame([sae]), raw=pd.DataFrame([raw]))
+    options = BootstrapOptions(rule="first_index", n_boot=5)
+    sae = bootstrap_ci(a, b, row_doc, settings, options).to_record()
+    raw = bootstrap_ci(raw_layers[("a", 1)], raw_layers[("b", 1)], row_doc, settings.replace(junk_filter=False),
+                       options).to_record()
+    table = baselines.control_comparison(pd.DataFrame([sae]), raw=pd.DataFrame([raw]))
     assert {"sae", "raw_neuron", "shuffle_null"} <= set(table["comparison"])
-    lines = robust.verdict(table)
+    lines = verdict(table)
     assert len(lines) == 2 and all("Layers A1–B1" in line for line in lines)
 
 
 def test_bootstrap_many_equals_bootstrap_ci_and_is_kept_on_disk(tiny_profile, tiny_extraction, session_cache, tmp_path,
                                                                 monkeypatch):
-    from saesim.experiments.grid import _plain
     from saesim.extract.pipeline import load_layer
 
     settings = settings_from_profile(tiny_profile, n_perm=10)
-    row_doc = robust.row_documents(tiny_profile, cache=session_cache)
+    row_doc = row_documents(tiny_profile, cache=session_cache)
     comparisons = [(("a", 1), ("b", 1)), (("a", 0), ("b", 1))]
-    options = dict(rule="first_index", n_boot=3, seed=2)
-    records = robust.bootstrap_many(tiny_profile, comparisons, row_doc, settings, cache=session_cache, out=tmp_path,
-                                    executor="serial", **options)
+    options = BootstrapOptions(rule="first_index", n_boot=3, seed=2)
+    records = baselines.bootstrap_many(tiny_profile, comparisons, row_doc, settings, options, cache=session_cache,
+                                       out=tmp_path, executor="serial")
     for ((slot_a, la), (slot_b, lb)), record in zip(comparisons, records):
         a = load_layer(tiny_profile, slot_a, la, out=session_cache).to_sae_layer()
         b = load_layer(tiny_profile, slot_b, lb, out=session_cache).to_sae_layer()
-        direct = _plain(robust.bootstrap_ci(a, b, row_doc, settings, **options).to_record())
+        direct = to_jsonable(bootstrap_ci(a, b, row_doc, settings, options).to_record())
         pd.testing.assert_frame_equal(pd.DataFrame([record]), pd.DataFrame([direct]))
     assert len(list((tmp_path / "cells" / "bootstrap").glob("*.json"))) == 2
 
     def refuse(*args, **kwargs):
         raise AssertionError("a kept bootstrap was recomputed")
 
-    monkeypatch.setattr(robust, "bootstrap_ci", refuse)
-    again = robust.bootstrap_many(tiny_profile, comparisons[::-1], row_doc, settings, cache=session_cache,
-                                  out=tmp_path, executor="serial", **options)
+    monkeypatch.setattr(baselines, "bootstrap_ci", refuse)
+    again = baselines.bootstrap_many(tiny_profile, comparisons[::-1], row_doc, settings, options, cache=session_cache,
+                                     out=tmp_path, executor="serial")
     pd.testing.assert_frame_equal(pd.DataFrame(again[::-1]), pd.DataFrame(records))
     with pytest.raises(RuntimeError, match="bootstrap of a1 vs b99 failed"):  # a layer never extracted
-        robust.bootstrap_many(tiny_profile, [(("a", 1), ("b", 99))], row_doc, settings, cache=session_cache,
-                              out=tmp_path, executor="serial", **options)
+        baselines.bootstrap_many(tiny_profile, [(("a", 1), ("b", 99))], row_doc, settings, options,
+                                 cache=session_cache, out=tmp_path, executor="serial")
 
 
 def test_raw_neuron_bootstraps_are_kept_and_a_rebuild_loads_no_model(tiny_profile, tiny_extraction, session_cache,
                                                                     raw_layers, tmp_path, monkeypatch):
-    from saesim.experiments.grid import _plain
 
     settings = settings_from_profile(tiny_profile, n_perm=10)
-    row_doc = robust.row_documents(tiny_profile, cache=session_cache)
-    options = dict(rule="first_index", n_boot=3, seed=1)
-    records = robust.bootstrap_raw_neurons(tiny_profile, [(1, 1), (0, 1)], row_doc, settings, cache=session_cache,
-                                           out=tmp_path, **options)
+    row_doc = row_documents(tiny_profile, cache=session_cache)
+    options = BootstrapOptions(rule="first_index", n_boot=3, seed=1)
+    records = baselines.bootstrap_raw_neurons(tiny_profile, [(1, 1), (0, 1)], row_doc, settings, options,
+                                              cache=session_cache, out=tmp_path)
     for (la, lb), record in zip([(1, 1), (0, 1)], records):
-        direct = robust.bootstrap_ci(raw_layers[("a", la)], raw_layers[("b", lb)], row_doc,
-                                     settings.replace(junk_filter=False), **options).to_record()
-        pd.testing.assert_frame_equal(pd.DataFrame([record]), pd.DataFrame([_plain(direct)]))
+        direct = bootstrap_ci(raw_layers[("a", la)], raw_layers[("b", lb)], row_doc,
+                              settings.replace(junk_filter=False), options).to_record()
+        pd.testing.assert_frame_equal(pd.DataFrame([record]), pd.DataFrame([to_jsonable(direct)]))
 
     def refuse(*args, **kwargs):
         raise AssertionError("a kept raw-neuron bootstrap needed the models again")
 
-    monkeypatch.setattr(robust, "raw_neuron_layers", refuse)
-    again = robust.bootstrap_raw_neurons(tiny_profile, [(0, 1), (1, 1)], row_doc, settings, cache=session_cache,
-                                         out=tmp_path, **options)
+    monkeypatch.setattr(baselines, "raw_neuron_layers", refuse)
+    again = baselines.bootstrap_raw_neurons(tiny_profile, [(0, 1), (1, 1)], row_doc, settings, options,
+                                            cache=session_cache, out=tmp_path)
     pd.testing.assert_frame_equal(pd.DataFrame(again[::-1]), pd.DataFrame(records))
     with pytest.raises(AssertionError, match="needed the models again"):  # a pair not kept yet
-        robust.bootstrap_raw_neurons(tiny_profile, [(0, 0)], row_doc, settings, cache=session_cache, out=tmp_path,
-                                     **options)
+        baselines.bootstrap_raw_neurons(tiny_profile, [(0, 0)], row_doc, settings, options, cache=session_cache,
+                                        out=tmp_path)

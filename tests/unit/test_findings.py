@@ -1,0 +1,55 @@
+"""Tests for saesim.report.prose.findings: the findings summary the findings notebook reads."""
+
+import pandas as pd
+import pytest
+
+from saesim.report import prose
+
+
+def grid_records(excess, *, null=0.01, z=None, layers_a=(0, 1, 2), layers_b=(0, 1, 2)):
+    """A tidy grid with RSA = null + excess[i][j] and Holm p small where the excess is large."""
+    rows = []
+    for i, la in enumerate(layers_a):
+        for j, lb in enumerate(layers_b):
+            e = excess[i][j]
+            rows.append({"layer_a": la, "layer_b": lb, "rsa": null + e, "rsa_null_mean": null,
+                         "rsa_z": e / 0.005 if z is None else z, "rsa_p": 0.001 if e > 0.02 else 0.5,
+                         "rsa_p_holm": 0.009 if e > 0.02 else 1.0, "n_pairs": 500, "n_perm": 999})
+    return pd.DataFrame(rows)
+
+
+class TestFindings:
+    def test_sentences_follow_a_planted_middle_peak(self):
+        main = grid_records([[0.03, 0.04, 0.01], [0.04, 0.09, 0.03], [0.01, 0.03, 0.03]])
+        seed = grid_records([[0.2, 0.0, 0.0], [0.0, 0.2, 0.0], [0.0, 0.0, 0.2]])
+        control = grid_records([[0.0, 0.0, 0.0]] * 3)
+        control_all = grid_records([[-0.01, 0.0, 0.0]] * 3)
+        lines, table = prose.findings({"full_space": main, "seed": seed, "control": control,
+                                        "control_all": control_all}, "rsa", depth=((0, 1, 2), (0, 1, 2)))
+        text = " ".join(lines)
+        assert "7 of 9 layer pairs lie above their null" in text
+        assert "7 beat every one of their 999 permutations" in text and "cannot reject" not in text
+        assert "largest +0.090 at A layer 1 – B layer 1" in text
+        assert "in the middle layers of both models" in text
+        assert "seed noise floor. The cross-model median excess is 15% of it." in text
+        assert "The authors' random model in A's place: 0 of 9 layer pairs lie above their null" in text
+        assert "A against B exceeds it in 9 of the 9 layer pairs" in text
+        assert "by +0.000 against resampling every tensor" in text
+        assert list(table["comparison"]) == ["full_space", "seed", "control", "control_all"]
+
+    def test_an_edge_peak_and_no_controls_are_said_as_they_are(self):
+        main = grid_records([[0.09, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+        lines, _ = prose.findings({"full_space": main}, "rsa", depth=((0, 1, 2), (0, 1, 2)))
+        assert "1 of 9 layer pairs lie above their null" in lines[0]
+        assert "not in the middle" in lines[1] and len(lines) == 2
+
+    def test_says_when_holm_cannot_reject_with_so_few_permutations(self):
+        main = grid_records([[0.09, 0.05, 0.05]] * 3).assign(n_perm=100, rsa_p=1 / 101, rsa_p_holm=9 / 101)
+        line = prose.findings({"full_space": main}, "rsa")[0][0]
+        assert "0 of 9 layer pairs lie above their null" in line
+        assert "9 beat every one of their 100 permutations" in line
+        assert "Holm over 9 tests cannot reject at 0.05 whatever the data (it needs at least 179" in line
+
+    def test_needs_the_main_comparison(self):
+        with pytest.raises(ValueError, match="`frames` needs the 'full_space' comparison"):
+            prose.findings({"seed": grid_records([[0.0] * 3] * 3)})
