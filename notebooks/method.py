@@ -72,6 +72,7 @@ from saesim.extract.pipeline import token_alignment
 from saesim.report import alignment, tables
 
 prof = load_profile(profile)
+book.glue_value("svcca_rule", "SVCCA keeping " + plots.dims_words(prof.filters.svcca_dims))
 report = token_alignment(prof, out=cache_dir)
 two_tokenizers = len(report["models"]) > 1
 if two_tokenizers:
@@ -177,14 +178,15 @@ book.show_figure(fig, "fig2_toy_pairing",
 # Let $X, Y \in \mathbb{R}^{n \times d}$ hold the decoder rows of the $n$ pairs (row $i$ of $X$
 # and row $i$ of $Y$ are paired latents).
 #
-# **SVCCA.** Each side is centred and reduced by SVD to the top $k$ directions that keep 99 % of
-# its variance, $X' = X V_X^{(k_X)}$, $Y' = Y V_Y^{(k_Y)}$; canonical correlation analysis of
-# $X'$ and $Y'$ gives correlations $\rho_1 \ge \dots \ge \rho_{\min(k_X, k_Y)}$ and
+# **SVCCA.** Each side is centred and reduced by SVD to its top $k$ directions,
+# $X' = X V_X^{(k_X)}$, $Y' = Y V_Y^{(k_Y)}$; canonical correlation analysis of $X'$ and $Y'$ gives
+# correlations $\rho_1 \ge \dots \ge \rho_{\min(k_X, k_Y)}$ and
 #
 # $$\mathrm{SVCCA}(X, Y) = \frac{1}{\min(k_X, k_Y)} \sum_{i} \rho_i .$$
 #
-# The authors' code keeps $k = 1$ (`compat=True`); the book shows both where they differ
-# ({ref}`svcca-modes`).
+# How many directions each side keeps is the profile's dimension rule; this build's is
+# {glue:text}`svcca_rule`. The authors' code keeps $k = 1$ (`compat=True`); the book shows both
+# where they differ ({ref}`svcca-modes`).
 #
 # **RSA.** With $D_X$ the matrix of pairwise distances between the rows of $X$ (and $D_Y$ alike),
 # RSA is the Spearman correlation of the upper triangles of $D_X$ and $D_Y$.

@@ -245,6 +245,10 @@ def _run_run(args) -> int:
         for cell, error in result.failed.items():
             print(f"  failed cell {cell}: {error.strip().splitlines()[-1]}", file=sys.stderr)
         failed += len(result.failed)
+    if "seed" in profile.slots:  # the SAE-quality table every page's scope box reads (cached)
+        from saesim.experiments.sae_quality import quality_text, sae_quality_table
+
+        print(quality_text(sae_quality_table(profile, cache=args.cache)))
     return 1 if failed else 0
 
 

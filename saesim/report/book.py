@@ -346,7 +346,7 @@ def parameters_table(values: Mapping | None = None, *, source=None, name: str | 
         Default: the defaults.
     source : path, optional
         The notebook's jupytext source (default: ``$SAESIM_NOTEBOOK_SOURCE``,
-        set by :func:`execute_notebook`, or ``notebooks/<name>.py`` of this
+        set by :func:`saesim.report.build.execute_notebook`, or ``notebooks/<name>.py`` of this
         checkout).
     name : str, optional
         The notebook's name, used to find its source and in the rerun command.
@@ -456,6 +456,13 @@ def scope_note(profile, *, cache_dir=None, slots=None) -> str:
         lines.append(f"{html.escape(spec.label)} ({slot}): {int(rows['n_latents'].iloc[0])} latents, "
                      + (f"trained on {train:,} tokens, " if train else "")
                      + f"{fvu}, dead {100 * rows['dead_fraction'].max():.1f} % at most{flag}.")
+    if "seed" in profile.slots:
+        from saesim.experiments.sae_quality import sae_quality_table
+        from saesim.report.scope import stability_sentence
+
+        sentence = stability_sentence(sae_quality_table(profile, cache=cache_dir))
+        if sentence:
+            lines.append(html.escape(sentence))
     lines.extend(pairing_and_licence_lines(profile, cache_dir))
     lines.append(f"Text: {profile.data.n_docs} documents of {profile.data.corpus}, at most {profile.data.max_length} "
                  f"tokens each. What it cannot show: anything about models, SAE widths or text beyond these; a "

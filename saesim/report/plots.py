@@ -65,6 +65,7 @@ from saesim.report.plots_robust import plot_baselines, plot_sweep, policy_label
 from saesim.report.tables import display_name
 
 __all__ = [
+    "dims_words",
     "ANNOT_KWS",
     "FIGURE_NAMES",
     "SAVE_FORMATS",
@@ -1121,7 +1122,7 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
     if settings.get("compat") is not None:
         parts.append("Mode: authors-compatible (compat=True: SVCCA with k = 1, p = #(null ≥ score)/R)"
                      if _truthy(settings["compat"]) else
-                     f"Mode: corrected (compat=False: SVCCA keeping {_dims_words(settings.get('svcca_dims', 'ratio:10'))}, "
+                     f"Mode: corrected (compat=False: SVCCA keeping {dims_words(settings.get('svcca_dims', 'ratio:10'))}, "
                      "p = (1 + #(null ≥ score))/(1 + R))")
     return ". ".join(parts) + "."
 
@@ -1129,7 +1130,7 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
 # --- internals ----------------------------------------------------------------------------------
 
 
-def _dims_words(policy) -> str:
+def dims_words(policy) -> str:
     """An SVCCA dimension policy in words, for captions ("at most one dimension per 10 distinct rows a side")."""
     text = str(policy)
     if text.startswith("ratio:"):

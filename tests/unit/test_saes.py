@@ -599,3 +599,38 @@ class TestDamagedSaes:
         with pytest.raises(SaeCorruptError, match=r"is damaged: the library could not read it \(SafetensorError: .*"
                                                   r"saesim did not write it"):
             load_sae(Spec("sparsify", str(tmp_path)), 0)
+
+
+class TestTopKTrainer:
+    """The settings object and the fit(acts) -> self trainer behind train_topk_sae."""
+
+    def test_fit_returns_self_and_matches_the_function(self):
+        import torch
+
+        from saesim.extract.saes import TopKTrainConfig, TopKTrainer, train_topk_sae
+
+        acts = np.random.default_rng(0).normal(size=(600, 16)).astype(np.float32)
+        config = TopKTrainConfig(num_latents=32, k=4, epochs=2, seed=0, batch_size=128, num_threads=1)
+        trainer = TopKTrainer(config, progress=False)
+        assert trainer.fit(acts) is trainer
+        direct = train_topk_sae(acts, num_latents=32, k=4, epochs=2, seed=0, batch_size=128, num_threads=1,
+                                progress=False)
+        assert torch.equal(torch.as_tensor(trainer.weights_.W_dec), torch.as_tensor(direct.weights.W_dec))
+        assert torch.equal(torch.as_tensor(trainer.weights_.W_enc), torch.as_tensor(direct.weights.W_enc))
+        assert len(trainer.history_) == 2 and trainer.summary_["n_tokens"] == 600
+
+    def test_unfitted_trainer_says_so(self):
+        from saesim.extract.saes import TopKTrainConfig, TopKTrainer
+
+        trainer = TopKTrainer(TopKTrainConfig(num_latents=8, k=2, epochs=1, seed=0))
+        with pytest.raises(Exception, match=r"not fitted yet.*call `fit\(acts\)` first"):
+            trainer.weights_
+
+    def test_config_is_frozen(self):
+        import dataclasses
+
+        from saesim.extract.saes import TopKTrainConfig
+
+        config = TopKTrainConfig(num_latents=8, k=2, epochs=1, seed=0)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            config.k = 3
