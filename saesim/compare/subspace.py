@@ -9,6 +9,11 @@ linear CKA and Procrustes (:func:`compress_columns`), and the tolerances they re
 :mod:`saesim.compare.geometry` scores the measures with them and :mod:`saesim.compare.nulls`
 re-applies the same rules inside its group null, so the observed score and the null keep the same
 number of components by one definition.
+
+The per-side factors that are expensive and asked for again (a side's centred SVD, RSA's RSM ranks)
+are remembered by content in one explicit :class:`FactorCache`: the measures take one
+(``prepare(..., cache=...)``) and otherwise share :data:`FACTOR_CACHE`, which
+``FACTOR_CACHE.clear()`` empties.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ __all__ = [
     "RANK_RTOL",
     "RATIO_PREFIX",
     "VARIANCE_RTOL",
+    "FACTOR_CACHE",
     "ContentMemo",
+    "FactorCache",
     "RatioPolicy",
     "authors_k",
     "centred_svd",
@@ -199,18 +206,40 @@ class ContentMemo:
         return result
 
 
-_SVD_MEMO = ContentMemo(4)
-"""The last few tall :func:`centred_svd` results."""
+class FactorCache:
+    """The per-side factors of the last few inputs, by content, for the measures and their nulls.
+
+    Two :class:`ContentMemo` of their own size: ``svd``, the last ``svd_size`` tall
+    :func:`centred_svd` results (the PCA step of SVCCA and PWCCA), and ``rsm_ranks``, the last
+    ``ranks_size`` large RSM rankings of RSA (:func:`saesim.compare.geometry.centred_rsm_ranks`).
+    A cached factor is exactly what recomputing it gives, so a cache changes the time a score
+    takes, never the score. :func:`saesim.compare.geometry.prepare` takes one (``cache=``); by
+    default every measure and null shares :data:`FACTOR_CACHE`. Entries are read-only arrays;
+    :meth:`clear` drops them all (to free memory, or to time a cold start).
+    """
+
+    def __init__(self, svd_size: int = 4, ranks_size: int = 2):
+        self.svd = ContentMemo(svd_size)
+        self.rsm_ranks = ContentMemo(ranks_size)
+
+    def clear(self) -> None:
+        """Forget every cached factor."""
+        self.svd.clear()
+        self.rsm_ranks.clear()
 
 
-def centred_svd(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+FACTOR_CACHE = FactorCache()
+"""The cache the measures and nulls share when given none (the only module-level one)."""
+
+
+def centred_svd(z: np.ndarray, cache: FactorCache | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """``(u, s)`` of the column-centred ``z`` (thin SVD), or None when centring leaves nothing.
 
-    Tall inputs are memoised by content (about a tenth of their SVD); wide ones take the cheaper
-    Gram route, not worth it.
+    Tall inputs are memoised by content in ``cache`` (default :data:`FACTOR_CACHE`; about a tenth
+    of their SVD); wide ones take the cheaper Gram route, not worth it.
     """
     if z.shape[0] >= z.shape[1]:
-        return _SVD_MEMO.get(z, _compute_centred_svd)
+        return (FACTOR_CACHE if cache is None else cache).svd.get(z, _compute_centred_svd)
     return _compute_centred_svd(z)
 
 
@@ -230,9 +259,9 @@ def _compute_centred_svd(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return tuple(np.linalg.svd(centred, full_matrices=False)[:2])
 
 
-def pca_basis(z: np.ndarray, variance, compat: bool) -> np.ndarray:
-    """Orthonormal, centred n x k basis of the kept principal-component scores of ``z``."""
-    decomposed = centred_svd(z)
+def pca_basis(z: np.ndarray, variance, compat: bool, cache: FactorCache | None = None) -> np.ndarray:
+    """Orthonormal, centred n x k basis of the kept principal-component scores of ``z`` (SVD memoised in ``cache``)."""
+    decomposed = centred_svd(z, cache)
     if decomposed is None:
         return np.zeros((z.shape[0], 0))
     u, s = decomposed

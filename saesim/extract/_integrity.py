@@ -11,7 +11,7 @@ fails). The sha256 is recomputed only for a file whose mtime differs from the
 recorded one (edited in place, or copied without ``-p``).
 
 The manifest's name has no ``.json`` suffix on purpose: content digests of
-SAE folders (``saesim.extract.pipeline._folder_digest``) read ``*.json`` and
+SAE folders (``saesim.extract._extract_keys.folder_digest``) read ``*.json`` and
 ``*.safetensors`` only, so the manifest (which holds mtimes) does not change
 them.
 """

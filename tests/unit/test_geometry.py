@@ -7,7 +7,7 @@ import scipy.stats
 from scipy.spatial.distance import squareform
 from scipy.stats import spearmanr
 
-from saesim.compare import geometry, subspace
+from saesim.compare import _permuted, geometry, subspace
 from saesim.compare.geometry import (
     MEASURES,
     RSM_DECIMALS,
@@ -517,7 +517,7 @@ class TestScores:
         perms = permutations(450, 6)
         np.testing.assert_allclose(prepared.scores(perms), looped_scores(prepared, perms), rtol=0, atol=SCORES_TOL)
 
-    @pytest.mark.parametrize("d, repeats, kernel", [(4, None, "partial"), (64, None, "_PermutedInner"),
+    @pytest.mark.parametrize("d, repeats, kernel", [(4, None, "partial"), (64, None, "PermutedInner"),
                                                     (64, "y", "partial")])
     def test_linear_cka_kernels_agree_with_float64(self, d, repeats, kernel):
         # Few pairs against d_x d_y: permuted Gram matrices; otherwise (also when y repeats its
@@ -542,7 +542,7 @@ class TestScores:
     @pytest.mark.parametrize("measure", ["svcca", "pwcca", "linear_cka", "procrustes"])
     def test_batches_of_products_keep_the_order(self, monkeypatch, measure, scratch_bytes):
         # 1 byte: one permutation per product batch; 40 kB: batches of 10, the last one partial.
-        monkeypatch.setattr(geometry, "_SCRATCH_BYTES", scratch_bytes)
+        monkeypatch.setattr(_permuted, "SCRATCH_BYTES", scratch_bytes)  # the batched kernels read it per product
         x, y = paired(repeats="x")
         prepared = prepare(x, y, measure)
         perms = permutations(60, 25)
@@ -647,7 +647,7 @@ def test_corrected_and_authors_svcca_of_one_record_share_one_svd(monkeypatch):
     rng = np.random.default_rng(7)
     x, y = rng.standard_normal((60, 9)), rng.standard_normal((60, 7))
     expected = (svcca(x, y).statistic, svcca(x, y, compat=True).statistic)
-    subspace._SVD_MEMO.clear()
+    subspace.FACTOR_CACHE.clear()
     calls = []
     real_svd = np.linalg.svd
 
@@ -670,12 +670,24 @@ def test_corrected_and_authors_svcca_of_one_record_share_one_svd(monkeypatch):
     assert len(calls) == 3
 
 
+def test_a_cache_of_ones_own_gives_the_same_scores_and_clears():
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((520, 9)), rng.standard_normal((520, 7))  # >= 500 rows: RSA's ranks are cached too
+    cache = subspace.FactorCache()
+    for measure in sorted(MEASURES):
+        assert similarity(x, y, measure, cache=cache).statistic == similarity(x, y, measure).statistic
+        assert prepare(x, y, measure, cache=cache).score() == prepare(x, y, measure).score()
+    assert len(cache.svd.results) == 2 and len(cache.rsm_ranks.results) == 2  # one entry per side, by content
+    cache.clear()
+    assert not cache.svd.results and not cache.rsm_ranks.results
+
+
 @pytest.mark.parametrize("n_rows", [12, 40, 90])
 def test_wide_pca_step_through_the_gram_matches_the_svd(n_rows):
     # Concept subspaces have fewer pairs than decoder dimensions; their PCA step uses the Gram matrix.
     rng = np.random.default_rng(n_rows)
     z = rng.standard_normal((n_rows, 5)) @ rng.standard_normal((5, 120)) * 3 + rng.standard_normal((n_rows, 120))
-    subspace._SVD_MEMO.clear()
+    subspace.FACTOR_CACHE.clear()
     u, s = subspace.centred_svd(z)
     u_ref, s_ref, _ = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
     rank = n_rows - 1  # centring removes one dimension
