@@ -125,7 +125,7 @@ def training_stats(n_train=64_000, n_all=158_000, d=384, n_latents=4096, k=32) -
 
 
 def baseline_activations(n_docs=200, layers=(0, 3, 5)) -> dict:
-    profile = load_profile("offline", layers_a=list(layers), layers_b=list(layers),
+    profile = load_profile("encoders", layers_a=list(layers), layers_b=list(layers),
                            data={"n_docs": n_docs})
     with tempfile.TemporaryDirectory() as root:
         extract(profile, out=root, progress=False, slots=("a",))

@@ -50,7 +50,7 @@ def main() -> None:
     from saesim.extract.saes import encode, fvu, train_topk_sae
 
     torch.set_num_threads(os.cpu_count() or 1)
-    profile = load_profile("offline", **{"data.n_docs": args.docs})
+    profile = load_profile("encoders", **{"data.n_docs": args.docs})
     spec = profile.model_a
     loaded = load_model(spec)
     grid = tokenize(loaded.tokenizer, load_texts(profile.data), max_length=profile.data.max_length)

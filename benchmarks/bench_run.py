@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--kernels-only", action="store_true",
                         help="re-measure the group-null kernels only, into the existing results")
     args = parser.parse_args()
-    profile = load_profile("offline")
+    profile = load_profile("encoders")
     settings = settings_from_profile(profile, n_perm=args.n_perm, metrics=("svcca", "rsa"))
     results = header("run", threads=1, seed=settings.seed)
     results.update(n_perm=args.n_perm, metrics=["svcca", "rsa"], rules=list(settings.rules), workers=os.cpu_count(),

@@ -114,8 +114,7 @@ quality = sae_quality_table(prof, cache=cache_dir)
 sentence = stability_sentence(quality)
 display(Markdown((sentence + " " if sentence else "No layer has a second SAE of the same width, so seed "
                   "stability was not measured. ") + "The literature's figures, quoted: " + LITERATURE_STABILITY))
-display(tables.page_style(tables.quality_view(quality), "Every SAE of this run: held-out FVU, dead latents, L0 "
-                          "and, where a second SAE of the layer exists, seed stability against it"))
+display(tables.page_style(tables.quality_view(quality), tables.quality_caption(quality, prof)))
 
 # %% [markdown]
 # ## Fig. 2: why pairing comes first

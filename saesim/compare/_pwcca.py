@@ -72,7 +72,12 @@ class PreparedPWCCA(PreparedMeasure):
             statistic = (weights * rho.clamp(max=1.0)).sum(-1) / total
             return torch.where(total > 0, statistic, torch.nan)
 
-        return self._products.map(perms, weighted_mean)
+        try:
+            return self._products.map(perms, weighted_mean)
+        except torch.linalg.LinAlgError:
+            # float32's batched SVD can fail to converge on an ill-conditioned draw (repeated
+            # singular values); score that chunk draw by draw on the exact float64 path instead.
+            return np.array([self.score(perm) for perm in perms], dtype=np.float64)
 
     def result(self) -> SimilarityResult:
         if self.degenerate:

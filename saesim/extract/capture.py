@@ -442,10 +442,10 @@ def output_projection_rows(loaded: LoadedModel, layer: int) -> np.ndarray:
     Row i holds how the MLP's hidden units write into residual dimension i (the
     rows the authors' "compare LLMs" runs scored for raw neurons): BERT
     ``encoder.layer[L].output.dense``, GPT-NeoX ``layers[L].mlp.dense_4h_to_h``,
-    Gemma / Gemma-2 ``layers[L].mlp.down_proj``.
+    Gemma / Gemma-2 / Gemma-3 and Llama ``layers[L].mlp.down_proj``.
     """
     relative = {"bert": "output.dense", "mpnet": "output.dense", "gpt_neox": "mlp.dense_4h_to_h", "gemma": "mlp.down_proj",
-                "gemma2": "mlp.down_proj"}
+                "gemma2": "mlp.down_proj", "gemma3": "mlp.down_proj", "llama": "mlp.down_proj"}
     family = loaded.spec.family
     if family not in relative:
         raise HookError(f"no MLP output projection known for family {family!r}; known: {sorted(relative)}.")

@@ -93,9 +93,9 @@ def stability_sentence(quality) -> str | None:
     rows = quality[(quality["slot"] == "a") & quality["pw_mcc"].notna()].sort_values("layer")
     if rows.empty:
         return None
-    shared = ", ".join(f"{100 * s:.0f} % at layer {int(layer)}" for layer, s in zip(rows["layer"], rows["shared_dec"]))
+    shared = ", ".join(f"{100 * s:.1f} % at layer {int(layer)}" for layer, s in zip(rows["layer"], rows["shared_dec"]))
     chance = rows["chance_shared_dec"].max()
     return (f"Two SAEs of model A that differ only by seed share {shared} of their latents (Hungarian matching on "
             f"decoder cosine, shared at ≥ 0.7; PW-MCC {rows['pw_mcc'].min():.2f}–{rows['pw_mcc'].max():.2f}; random "
-            f"directions of the same shapes: {100 * chance:.0f} % shared, PW-MCC "
+            f"directions of the same shapes: {100 * chance:.1f} % shared, PW-MCC "
             f"{rows['chance_pw_mcc'].max():.2f}). Well-trained SAEs in the literature share 30–50 %.")

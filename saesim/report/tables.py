@@ -51,6 +51,8 @@ __all__ = [
     "styled",
     "with_effects",
     "QUALITY_LABELS",
+    "SLOT_NAMES",
+    "quality_caption",
     "quality_view",
 ]
 
@@ -501,19 +503,33 @@ def concept_headline(family: pd.DataFrame, metric: str = "svcca", *, by: str = "
     return eligible.loc[eligible[column].idxmax()]
 
 
+SLOT_NAMES = {"a": "A", "b": "B", "seed": "A, second SAE set", "control": "random A (authors')",
+              "control_all": "random A (every tensor)"}
+"""Short names of a profile's model slots for tables (the caption names the models)."""
+
 QUALITY_LABELS = {
-    "model": "SAE", "layer": "layer", "width": "latents", "train_tokens": "training tokens",
-    "fvu_heldout": "held-out FVU", "dead_fraction": "dead", "mean_l0": "L0", "pw_mcc": "PW-MCC",
-    "shared_dec": "shared (decoder)", "shared_dec_enc": "shared (decoder + encoder)",
-    "chance_shared_dec": "shared by chance", "act_mcc": "activation MCC",
+    "slot": "SAE", "layer": "layer", "fvu_heldout": "held-out FVU", "dead_fraction": "dead", "pw_mcc": "PW-MCC",
+    "shared_dec": "shared", "shared_dec_enc": "shared (dec. + enc.)", "chance_pw_mcc": "PW-MCC by chance",
+    "act_mcc": "activation MCC",
 }
 """Human names of :func:`saesim.experiments.sae_quality.sae_quality_table`'s columns, in display order."""
 
 
 def quality_view(quality: pd.DataFrame):
-    """The SAE-quality table as the book shows it: human column names, percentages, no raw names."""
-    view = quality[list(QUALITY_LABELS)].rename(columns=QUALITY_LABELS)
-    percent = ["dead", "shared (decoder)", "shared (decoder + encoder)", "shared by chance"]
-    fmt = {"held-out FVU": "{:.3f}", "L0": "{:.1f}", "PW-MCC": "{:.3f}", "activation MCC": "{:.3f}",
-           "training tokens": "{:,.0f}", "latents": "{:,.0f}", **{c: "{:.1%}" for c in percent}}
+    """The SAE-quality table as the book shows it: short SAE names, human column names, percentages."""
+    view = quality[list(QUALITY_LABELS)].assign(slot=quality["slot"].map(lambda s: SLOT_NAMES.get(s, s)))
+    view = view.rename(columns=QUALITY_LABELS)
+    fmt = {"held-out FVU": "{:.3f}", "PW-MCC": "{:.2f}", "PW-MCC by chance": "{:.2f}", "activation MCC": "{:.2f}",
+           "dead": "{:.1%}", "shared": "{:.1%}", "shared (dec. + enc.)": "{:.1%}"}
     return view.style.format(fmt, na_rep="–").hide(axis="index")
+
+
+def quality_caption(quality: pd.DataFrame, profile) -> str:
+    """What the SAE-quality table's rows are: the models behind A and B, width, k, training tokens."""
+    trained = quality["train_tokens"].dropna()
+    widths = sorted({int(w) for w in quality["width"]})
+    return (f"Every SAE of this run (A = {profile.model_a.model}, B = {profile.model_b.model}; "
+            f"{', '.join(f'{w:,}' for w in widths)} latents"
+            + (f", trained on {int(trained.max()):,} tokens" if len(trained) and trained.max() > 0 else "")
+            + "): held-out FVU, dead latents and, where a second SAE of the layer exists, seed stability against "
+            "it (shared: matched at decoder cosine ≥ 0.7)")

@@ -135,3 +135,16 @@ class TestThroughTheModelLayer:
                                output_hidden_states=True)
         want = out.hidden_states[2][torch.tensor(grid.keep)].numpy()  # block 1's output
         np.testing.assert_allclose(acts["layers.1"], want, atol=1e-5)
+
+
+def test_output_projection_rows_of_the_causal_families(tiny_llama, tmp_path, monkeypatch):
+    """The raw-neuron baseline reads each block's MLP output projection (down_proj for Llama and Gemma-3)."""
+    from saesim.extract.capture import output_projection_rows
+    from saesim.extract.models import load_model
+
+    monkeypatch.setitem(GGUF_MODELS, tiny_llama.name, tiny_llama)
+    loaded = load_model(ModelSpec(label="tiny", model=tiny_llama.name, source="gguf_package", family="llama"),
+                        root=tmp_path)
+    rows = output_projection_rows(loaded, 1)
+    assert rows.shape == (64, loaded.model.config.intermediate_size)
+    np.testing.assert_array_equal(rows, loaded.blocks[1].mlp.down_proj.weight.detach().numpy())

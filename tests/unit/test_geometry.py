@@ -699,3 +699,26 @@ def test_wide_pca_step_through_the_gram_matches_the_svd(n_rows):
     reference = np.mean(np.linalg.svd(u_ref[:, :5].T @ np.linalg.svd(y - y.mean(0), full_matrices=False)[0][:, :5],
                                       compute_uv=False))
     assert svcca(z, y, variance=5).statistic == pytest.approx(reference, abs=1e-10)
+
+
+def test_pwcca_batched_null_falls_back_draw_by_draw_when_the_svd_fails(monkeypatch):
+    """float32's batched SVD may not converge on an ill-conditioned draw (seen on real SAE decoders): the
+    chunk is then scored draw by draw on the exact float64 path, not abandoned."""
+    import torch
+
+    from saesim.compare.geometry import prepare
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 12))
+    y = x @ rng.normal(size=(12, 10)) + 0.5 * rng.normal(size=(120, 10))
+    measure = prepare(x, y, "pwcca")
+    perms = np.stack([rng.permutation(120) for _ in range(6)])
+    batched = measure.scores(perms)
+
+    def failing(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.svd: (Batch element 3): The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "svd", failing)
+    fallback = measure.scores(perms)
+    np.testing.assert_allclose(fallback, [measure.score(p) for p in perms], rtol=0, atol=0)
+    np.testing.assert_allclose(fallback, batched, atol=1e-4)  # float32 batched against float64 exact

@@ -93,8 +93,8 @@ def _quality(shared):
 class TestStability:
     def test_sentence_quotes_each_layer_and_the_literature(self):
         text = stability_sentence(_quality((0.12, 0.05)))
-        assert "share 12 % at layer 0, 5 % at layer 10 of their latents" in text
-        assert "PW-MCC 0.45–0.52" in text and "0 % shared, PW-MCC 0.14" in text and "30–50 %" in text
+        assert "share 12.0 % at layer 0, 5.0 % at layer 10 of their latents" in text
+        assert "PW-MCC 0.45–0.52" in text and "0.0 % shared, PW-MCC 0.14" in text and "30–50 %" in text
 
     def test_no_partner_no_sentence(self):
         frame = _quality((0.1, 0.1))
@@ -103,5 +103,5 @@ class TestStability:
 
     def test_quality_view_has_human_columns_only(self):
         html = quality_view(_quality((0.12, 0.05))).to_html()
-        assert "held-out FVU" in html and "shared (decoder)" in html and "12.0%" in html
-        assert "fvu_heldout" not in html and "pw_mcc" not in html
+        assert "held-out FVU" in html and "shared (dec. + enc.)" in html and "12.0%" in html
+        assert "fvu_heldout" not in html and "pw_mcc" not in html and "A, second SAE set" in html
