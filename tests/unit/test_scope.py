@@ -103,5 +103,5 @@ class TestStability:
 
     def test_quality_view_has_human_columns_only(self):
         html = quality_view(_quality((0.12, 0.05))).to_html()
-        assert "held-out FVU" in html and "shared (dec. + enc.)" in html and "12.0%" in html
+        assert "held-out FVU" in html and "PW-MCC" in html and "12.0%" in html
         assert "fvu_heldout" not in html and "pw_mcc" not in html and "A, second SAE set" in html
