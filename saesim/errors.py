@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["HookError", "ModelPackageError"]
+__all__ = ["HookError", "HubUnavailableError", "ModelPackageError"]
 
 
 class ModelPackageError(RuntimeError):
@@ -11,3 +11,7 @@ class ModelPackageError(RuntimeError):
 
 class HookError(ValueError):
     """A hook name does not resolve on the model (the message names the hook and the names that do)."""
+
+
+class HubUnavailableError(RuntimeError):
+    """Something (a corpus, a model or an SAE) needs the Hugging Face hub, and it is switched off or unreachable."""

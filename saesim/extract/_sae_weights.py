@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from saesim.errors import HubUnavailableError  # noqa: F401 - re-exported by saesim.extract.saes (one class for all layers)
+
 __all__ = [
     "Activation",
     "HubUnavailableError",
@@ -54,9 +56,6 @@ class SaeCorruptError(SaeFormatError):
         self.path = Path(path)
         self.saesim_made = saesim_made
 
-
-class HubUnavailableError(RuntimeError):
-    """An SAE had to come from the Hugging Face hub, which could not be reached."""
 
 
 class SaeNormalisationWarning(UserWarning):

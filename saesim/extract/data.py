@@ -48,6 +48,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from saesim.errors import HubUnavailableError  # noqa: F401 - raised here, one class for all layers
 from saesim.config import DataSpec
 
 __all__ = [
@@ -84,9 +85,6 @@ HUB_HOST_TIMEOUT = 3.0
 class DataNotFoundError(FileNotFoundError):
     """The local corpus folder (``$SAESIM_DATA``) or one of its files is missing."""
 
-
-class HubUnavailableError(RuntimeError):
-    """Something needs the Hugging Face hub, and it is switched off or unreachable."""
 
 
 class TokenizerMismatchError(ValueError):
