@@ -158,7 +158,7 @@ def _installed_parts(model: GgufModel) -> list[Path]:
     return paths
 
 
-def _damaged(model: GgufModel, paths) -> ModelPackageError:
+def _damaged(model: GgufModel) -> ModelPackageError:
     pins = " ".join(model.pins)
     return ModelPackageError(
         f"the files of {model.name} in {', '.join(model.pins)} do not match the pinned sha256 "
@@ -191,7 +191,7 @@ def gguf_path(model: GgufModel | str, root: str | os.PathLike) -> Path:
         if not path.is_file():
             raise ModelPackageError(f"the GGUF file {path} of {model.name} is missing.")
         if path.stat().st_size != model.size or _sha256([path]) != model.sha256:
-            raise _damaged(model, [path])
+            raise _damaged(model)
         return path
     dest = _folder(model, Path(root)) / model.filename
     if dest.is_file():
