@@ -17,6 +17,7 @@ from saesim.extract._extract_keys import artefact_store, grid_key, sub_key, text
 from saesim.extract.align import align_grids, alignment_report
 from saesim.extract.cache import ArtefactStore, CacheMissError
 from saesim.extract.data import TokenGrid, load_texts, tokenize, tokenizer_name
+from saesim.io import atomic_write_text
 
 logger = logging.getLogger("saesim.extract.pipeline")  # the extraction logs under one name, as before the split
 
@@ -118,10 +119,7 @@ def _write_alignment_report(profile: Profile, grid: TokenGrid, tokenizers: dict,
               "min_aligned": profile.data.min_aligned,
               **alignment_report(grid, by_name, names=models)}
     path = root / "results" / ALIGNMENT_REPORT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(report, indent=1, ensure_ascii=False))
     return path
 
 
