@@ -82,23 +82,23 @@ def _add_profile_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive_int(text: str) -> int:
+    """argparse type: ``text`` as an integer >= 1 (checked by saesim.validation.check_positive_int)."""
+    from saesim.validation import check_positive_int
+
     try:
-        value = int(text)
-    except ValueError:
+        return check_positive_int(int(text), "N")
+    except ValueError:  # int("x"), or a value below 1
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _layer(text: str) -> int:
+    """argparse type: ``text`` as a layer index, an integer >= 0."""
+    from saesim.validation import check_positive_int
+
     try:
-        value = int(text)
-    except ValueError:
+        return check_positive_int(int(text), "layer", minimum=0)
+    except ValueError:  # int("x"), or a negative value
         raise argparse.ArgumentTypeError(f"expected a layer index (integer >= 0), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a layer index (integer >= 0), got {value}")
-    return value
 
 
 # --------------------------------------------------------------------------- extract

@@ -34,6 +34,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from saesim.validation import check_positive_int
+
 __all__ = [
     "DataSpec",
     "FilterSpec",
@@ -787,9 +789,12 @@ def _is_positive_number(text: str) -> bool:
 
 
 def _check_positive(obj, names, *, prefix: str = "", optional: bool = False) -> None:
+    """Check positive-int fields with :func:`saesim.validation.check_positive_int`, raising ProfileError."""
     for name in names:
         value = getattr(obj, name)
         if value is None and optional:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ProfileError(f"`{prefix}{name}` must be a positive integer; got {value!r}.")
+        try:
+            check_positive_int(value, f"{prefix}{name}")
+        except ValueError as exc:  # NotAnIntegerError is a ValueError too
+            raise ProfileError(str(exc)) from None

@@ -10,6 +10,73 @@ import scipy.sparse as sp
 SeedLike = int | np.random.Generator | None
 
 
+class NotAnIntegerError(TypeError, ValueError):
+    """A count argument is not an integer (a float, a string, a bool, None...).
+
+    A ``TypeError`` because the type is wrong, and also a ``ValueError`` because the
+    per-function checks that :func:`check_positive_int` replaced raised ``ValueError``
+    for these inputs; code catching either keeps working (as NumPy's ``AxisError`` is
+    both a ``ValueError`` and an ``IndexError``).
+    """
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1, fix: str = "") -> int:
+    """Check that ``value`` is an integer of at least ``minimum`` and return it as an ``int``.
+
+    The one check for count-like arguments (sizes, numbers of permutations, draws,
+    workers, rows per chunk). Python and NumPy integers pass; ``bool`` does not, although
+    it is an ``int`` subclass, because ``True`` as a count is always a mistake.
+
+    Parameters
+    ----------
+    value : object
+        The argument to check.
+    name : str
+        The argument's name, quoted in backticks by the message.
+    minimum : int, default 1
+        The smallest allowed value: 1 for "a positive integer", 0 for "a non-negative
+        integer", anything else for "an integer >= minimum".
+    fix : str, default ""
+        A sentence appended to the message that says what to pass instead.
+
+    Returns
+    -------
+    int
+        ``int(value)``.
+
+    Raises
+    ------
+    NotAnIntegerError
+        (a ``TypeError`` and a ``ValueError``) if ``value`` is a ``bool`` or not an integer.
+    ValueError
+        If ``value`` is below ``minimum``. Both messages name the argument, what it must be,
+        the value received and ``fix``.
+
+    Examples
+    --------
+    >>> check_positive_int(np.int64(3), "n_perm")
+    3
+    >>> check_positive_int(0, "n_perm", fix="Use e.g. n_perm=1000.")
+    Traceback (most recent call last):
+    ...
+    ValueError: `n_perm` must be a positive integer; got 0. Use e.g. n_perm=1000.
+    """
+    if minimum == 1:
+        expected = "a positive integer"
+    elif minimum == 0:
+        expected = "a non-negative integer"
+    else:
+        expected = f"an integer >= {minimum}"
+    tail = f" {fix}" if fix else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise NotAnIntegerError(
+            f"`{name}` must be {expected}; got {value!r} ({type(value).__name__}).{tail}"
+        )
+    if value < minimum:
+        raise ValueError(f"`{name}` must be {expected}; got {value!r}.{tail}")
+    return int(value)
+
+
 def as_generator(seed: SeedLike, *, name: str = "seed") -> np.random.Generator:
     """Turn ``seed`` (int, Generator or None) into a ``numpy.random.Generator``.
 

@@ -51,7 +51,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from saesim.validation import check_codes, check_same_rows
+from saesim.validation import check_codes, check_positive_int, check_same_rows
 
 __all__ = [
     "AUTHORS_EPS",
@@ -212,7 +212,7 @@ class CoactivationCorrelation:
 
     def best_partners(self, *, m: int = DEFAULT_TOP_M) -> BestPartners:
         """Best partners (r > 0 only) and top-m candidates in both directions."""
-        _check_m(m)
+        check_positive_int(m, "m", fix=f"Pass the candidates per latent, e.g. m={DEFAULT_TOP_M}.")
         n_b, n_a = self.r_by_b.shape
         segment = _segment_ids(self.r_by_b.indptr)
         keep = self.r_by_b.data > 0
@@ -428,7 +428,7 @@ def best_partners(
     codes_a = check_codes(codes_a, name="codes_a")
     codes_b = check_codes(codes_b, name="codes_b")
     check_same_rows(codes_a, codes_b, name_a="codes_a", name_b="codes_b")
-    _check_m(m)
+    check_positive_int(m, "m", fix=f"Pass the candidates per latent, e.g. m={DEFAULT_TOP_M}.")
     if backend not in ("auto", "sparse", "dense"):
         raise ValueError(f"`backend` must be one of 'auto', 'sparse', 'dense'; got {backend!r}.")
     if codes_a.shape[0] == 0:
@@ -441,9 +441,11 @@ def best_partners(
             "the sparse backend needs non-negative codes (SAE latents); these have negative values. "
             "Use backend='dense'."
         )
-    _check_positive_int(chunk_rows, name="chunk_rows", what="token rows per sparse product")
+    check_positive_int(chunk_rows, "chunk_rows",
+                       fix=f"Pass the token rows per sparse product, e.g. chunk_rows={DEFAULT_CHUNK_ROWS}.")
     if block_size is not None:
-        _check_positive_int(block_size, name="block_size", what="B latents per block")
+        check_positive_int(block_size, "block_size",
+                           fix=f"Pass the B latents per block, e.g. block_size={DEFAULT_BLOCK}, or None.")
     use_sparse = backend == "sparse" or (backend == "auto" and sparse_ok and not compat)
     if use_sparse:
         result = _sparse_best_partners(codes_a, codes_b, m=m, block_size=block_size, chunk_rows=chunk_rows)
@@ -471,16 +473,6 @@ def quiet_best_partners(codes_a, codes_b, **kwargs) -> BestPartners:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_m(m) -> None:
-    if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"`m` (candidates per latent) must be a positive integer; got {m!r}.")
-
-
-def _check_positive_int(value, *, name: str, what: str) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` ({what}) must be a positive integer; got {value!r}.")
 
 
 def _nonnegative(codes) -> bool:

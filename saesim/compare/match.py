@@ -44,6 +44,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from saesim.validation import check_positive_int
+
 __all__ = [
     "DEDUP_RULES",
     "DEFAULT_R_MIN",
@@ -277,8 +279,7 @@ class HubCounts:
         Like ``Counter(max_corr_inds).most_common(n)``, but deterministic;
         latents with count 0 are left out.
         """
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"`n` must be a non-negative integer; got {n!r}.")
+        check_positive_int(n, "n", minimum=0)
         order = np.lexsort((np.arange(self.counts.size), -self.counts))
         order = order[self.counts[order] > 0][: int(n)]
         return [(int(i), int(self.counts[i])) for i in order]

@@ -45,7 +45,7 @@ import scipy.spatial.distance
 import torch
 from tqdm.auto import tqdm
 
-from saesim.validation import SeedLike, as_generator, check_paired_rows
+from saesim.validation import SeedLike, as_generator, check_paired_rows, check_positive_int
 from saesim.compare.geometry import (
     MEASURES,
     RSM_DECIMALS,
@@ -311,14 +311,6 @@ class NullDistribution(_AgainstNull):
         return row
 
 
-def _check_count(value, name: str, *, minimum: int = 1, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int; got {value!r} ({type(value).__name__}). {fix}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {value}. {fix}")
-    return int(value)
-
-
 def _check_dictionary(w, name: str) -> np.ndarray:
     w = np.asarray(w, dtype=np.float64)
     if w.ndim != 2:
@@ -489,7 +481,7 @@ def permutation_tests(
         raise ValueError("`measures` is empty; pass e.g. [('svcca', {}), ('rsa', {})].")
     for metric, options in measures:
         check_measure(metric, options, name="metric")
-    n_perm = _check_count(n_perm, "n_perm", fix="Use e.g. n_perm=1000.")
+    n_perm = check_positive_int(n_perm, "n_perm", fix="Use e.g. n_perm=1000.")
     rng = as_generator(seed)
     min_rows = max(MEASURES[metric].min_rows for metric, _ in measures)
     x, y = check_paired_rows(x, y, name_x="x", name_y="y", min_rows=min_rows)
@@ -625,9 +617,9 @@ def random_subset_null(
     """
     check_measure(metric, metric_kwargs, name="metric")
     w_a, w_b = _check_dictionary(w_a, "w_a"), _check_dictionary(w_b, "w_b")
-    n = _check_count(n, "n", minimum=MEASURES[metric].min_rows,
-                     fix=f"{metric!r} needs at least {MEASURES[metric].min_rows} rows per draw.")
-    n_draw = _check_count(n_draw, "n_draw", fix="Use e.g. n_draw=100.")
+    n = check_positive_int(n, "n", minimum=MEASURES[metric].min_rows,
+                           fix=f"{metric!r} needs at least {MEASURES[metric].min_rows} rows per draw.")
+    n_draw = check_positive_int(n_draw, "n_draw", fix="Use e.g. n_draw=100.")
     if n > min(w_a.shape[0], w_b.shape[0]):
         raise ValueError(
             f"`n`={n} rows cannot be drawn without replacement from `w_a` ({w_a.shape[0]} rows) "

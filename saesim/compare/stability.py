@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from saesim.compare.corr import DEFAULT_CHUNK_ROWS, CoactivationMoments
-from saesim.validation import SeedLike, as_generator, check_codes, check_same_rows
+from saesim.validation import SeedLike, as_generator, check_codes, check_positive_int, check_same_rows
 
 __all__ = [
     "SHARED_THRESHOLD",
@@ -315,8 +315,7 @@ def correlation_matrix(codes_a, codes_b, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
     n_tokens = codes_a.shape[0]
     if n_tokens == 0:
         raise ValueError("`codes_a` and `codes_b` have no token rows; correlations need tokens.")
-    if not isinstance(chunk_rows, numbers.Integral) or isinstance(chunk_rows, bool) or chunk_rows < 1:
-        raise ValueError(f"`chunk_rows` must be a positive integer; got {chunk_rows!r}.")
+    check_positive_int(chunk_rows, "chunk_rows")
     if _nonnegative_sparse(codes_a) and _nonnegative_sparse(codes_b):
         return _sparse_correlation(codes_a, codes_b, int(chunk_rows))
     return _dense_correlation(codes_a, codes_b)
@@ -354,8 +353,7 @@ def chance_level(n_a: int, n_b: int, d: int, *, threshold: float = SHARED_THRESH
     (True, 0.0)
     """
     for name, value in (("n_a", n_a), ("n_b", n_b), ("d", d)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+        check_positive_int(value, name)
     threshold = _check_threshold(threshold)
     rng = as_generator(seed)
     x = rng.standard_normal((int(n_a), int(d)))

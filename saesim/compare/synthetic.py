@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from saesim.validation import SeedLike, as_generator
+from saesim.validation import SeedLike, as_generator, check_positive_int
 
 __all__ = ["FIRING_FRACTION", "PlantedPair", "Recovery", "planted_pair"]
 
@@ -257,10 +257,8 @@ def planted_pair(
     """
     sizes = dict(n_tokens=n_tokens, n_latents_a=n_latents_a, n_latents_b=n_latents_b, d_a=d_a, d_b=d_b, k=k)
     for name, value in sizes.items():
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    if not isinstance(n_shared, numbers.Integral) or isinstance(n_shared, bool) or n_shared < 0:
-        raise ValueError(f"`n_shared` must be a non-negative integer; got {n_shared!r}.")
+        check_positive_int(value, name)
+    check_positive_int(n_shared, "n_shared", minimum=0)
     if n_shared > min(n_latents_a, n_latents_b):
         raise ValueError(
             f"`n_shared`={n_shared} exceeds the smaller dictionary ({min(n_latents_a, n_latents_b)} "

@@ -32,6 +32,7 @@ from saesim.compare.bootstrap import (
 from saesim.compare.corr import DEFAULT_TOP_M, BestPartners, quiet_best_partners
 from saesim.compare.effects import as_float, effect_sizes
 from saesim.experiments.grid import CompareSettings, SaeLayer, compare_best
+from saesim.validation import check_positive_int
 
 __all__ = [
     "BOOT_METRICS",
@@ -99,12 +100,10 @@ class BootstrapOptions:
 
     def __post_init__(self):
         n_boot, level, candidates = self.n_boot, self.level, self.candidates
-        if not isinstance(n_boot, int) or n_boot < 1:
-            raise ValueError(f"`n_boot` must be a positive integer; got {n_boot!r}.")
+        check_positive_int(n_boot, "n_boot")
         if not 0 < level < 1:
             raise ValueError(f"`level` must lie in (0, 1); got {level!r}.")
-        if not isinstance(candidates, int) or isinstance(candidates, bool) or candidates < 1:
-            raise ValueError(f"`candidates` must be a positive integer; got {candidates!r}.")
+        check_positive_int(candidates, "candidates")
         object.__setattr__(self, "metrics", tuple(self.metrics))
 
     def to_dict(self) -> dict:

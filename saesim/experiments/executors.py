@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
+from saesim.validation import check_positive_int
+
 __all__ = ["CellOutcome", "EXECUTORS", "run_cells"]
 
 EXECUTORS = ("serial", "local", "ray")
@@ -105,8 +107,8 @@ def run_cells(
     cells = list(cells)
     if executor not in EXECUTORS:
         raise ValueError(f"`executor` must be one of {EXECUTORS}; got {executor!r}.")
-    if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
-        raise ValueError(f"`n_workers` must be a positive integer; got {n_workers!r}.")
+    if n_workers is not None:
+        check_positive_int(n_workers, "n_workers", fix="Pass None for all cores.")
     if not cells:
         return []
     bar = tqdm(total=len(cells), desc=description, disable=not progress)

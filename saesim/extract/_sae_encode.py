@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from saesim.extract._sae_weights import SaeMismatchError, SaeWeights
+from saesim.validation import check_positive_int
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -163,8 +164,7 @@ def encode(
 
     if codes not in ("sae", "relu_preact"):
         raise ValueError(f"`codes` must be 'sae' or 'relu_preact'; got {codes!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
+    check_positive_int(batch_size, "batch_size")
     acts = validate_acts(acts, sae)
     n_tokens = acts.shape[0]
     rows = _rows_per_batch(sae, batch_size)

@@ -27,7 +27,7 @@ from saesim.extract._sae_encode import DEFAULT_BATCH, encode, progress_bar, vali
 from saesim.extract._sae_formats import import_sparsify, weights_from_sparsify
 from saesim.extract._sae_quality import code_stats
 from saesim.extract._sae_weights import SaeWeights
-from saesim.validation import SeedLike, as_generator
+from saesim.validation import SeedLike, as_generator, check_positive_int
 
 __all__ = ["DEFAULT_AUXK_ALPHA", "TopKTrainConfig", "TopKTrainer", "TrainedSae", "default_lr", "train_topk_sae"]
 
@@ -270,8 +270,7 @@ class TopKTrainer:
         acts = validate_acts(acts, None)
         n_tokens, d_in = acts.shape
         for name, value in (("num_latents", num_latents), ("k", k), ("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+            check_positive_int(value, name)
         if k > num_latents:
             raise ValueError(f"`k` ({k}) cannot exceed `num_latents` ({num_latents}).")
         if n_tokens < 2:
@@ -397,8 +396,7 @@ def _torch_threads(num_threads: int | None):
     if num_threads is None:
         yield
         return
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-        raise ValueError(f"`num_threads` must be a positive integer or None; got {num_threads!r}.")
+    check_positive_int(num_threads, "num_threads", fix="Pass None to leave torch's thread count alone.")
     before = torch.get_num_threads()
     torch.set_num_threads(int(num_threads))
     try:

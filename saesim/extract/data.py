@@ -50,6 +50,7 @@ import numpy as np
 
 from saesim.errors import HubUnavailableError  # noqa: F401 - raised here, one class for all layers
 from saesim.config import DataSpec
+from saesim.validation import check_positive_int
 
 __all__ = [
     "DataNotFoundError",
@@ -601,8 +602,7 @@ def tokenize(tokenizer, texts, *, max_length: int, compat: bool = False) -> Toke
     texts = list(texts)
     if not texts or not all(isinstance(t, str) for t in texts):
         raise ValueError("`texts` must be a non-empty list of strings.")
-    if not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"`max_length` must be a positive integer; got {max_length!r}.")
+    check_positive_int(max_length, "max_length")
     if tokenizer.pad_token_id is None:
         raise ValueError(
             f"tokenizer {tokenizer_name(tokenizer)} has no pad token; set `tokenizer.pad_token = "

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from saesim.validation import check_codes
+from saesim.validation import check_codes, check_positive_int
 
 __all__ = [
     "DEFAULT_BLOCK_NNZ",
@@ -167,12 +167,6 @@ def _as_csc(codes, name: str) -> sp.csc_matrix:
     return matrix
 
 
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` must be a positive integer; got {k!r}.")
-    return int(k)
-
-
 def top_activations(
     codes,
     *,
@@ -222,9 +216,8 @@ def top_activations(
     >>> top.pos.tolist(), top.n_active.tolist()
     ([[1, -1], [2, 0]], [1, 3])
     """
-    k = _check_k(k)
-    if not isinstance(block_nnz, (int, np.integer)) or block_nnz < 1:
-        raise ValueError(f"`block_nnz` must be a positive integer; got {block_nnz!r}.")
+    k = check_positive_int(k, "k")
+    check_positive_int(block_nnz, "block_nnz")
     csc = _as_csc(codes, "codes")
     n_tokens, n_latents = csc.shape
     pos = np.full((n_latents, k), -1, dtype=np.int64)
@@ -365,8 +358,7 @@ def contexts(
     if not isinstance(top, TopActivations):
         raise TypeError(f"`top` must be a TopActivations from top_activations(); got {type(top).__name__}.")
     for name, value in (("left", left), ("right", right)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"`{name}` must be a non-negative integer; got {value!r}.")
+        check_positive_int(value, name, minimum=0)
     if left + right < 1:
         raise ValueError("`left + right` must be at least 1 (the window must contain the top token).")
     grid = np.asarray(ids)

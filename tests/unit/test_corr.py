@@ -427,7 +427,7 @@ class TestBestPartners:
 
     def test_bad_options(self):
         a = sp.csr_matrix(np.eye(3))
-        with pytest.raises(ValueError, match=r"`m` \(candidates per latent\)"):
+        with pytest.raises(ValueError, match=r"`m` must be a positive integer; got 0. .*candidates per latent"):
             best_partners(a, a, m=0)
         with pytest.raises(ValueError, match=r"`backend` must be one of"):
             best_partners(a, a, backend="gpu")
@@ -435,9 +435,9 @@ class TestBestPartners:
             best_partners(a, a, compat=True, backend="sparse")
         with pytest.raises(ValueError, match="no token rows"):
             best_partners(sp.csr_matrix((0, 3)), sp.csr_matrix((0, 3)))
-        with pytest.raises(ValueError, match=r"`block_size` \(B latents per block\) must be a positive integer; got 0"):
+        with pytest.raises(ValueError, match=r"`block_size` must be a positive integer; got 0. .*B latents per block"):
             best_partners(a, a, block_size=0)
-        with pytest.raises(ValueError, match=r"`chunk_rows` \(token rows per sparse product\) must be a positive"):
+        with pytest.raises(ValueError, match=r"`chunk_rows` must be a positive integer; got -1. .*token rows per sparse product"):
             best_partners(a, a, chunk_rows=-1)
 
 

@@ -272,9 +272,11 @@ class TestPermutationTest:
         with pytest.raises(TypeError, match=r"'linear_cka' got unknown option\(s\) compat"):
             permutation_test(x, y, "linear_cka", compat=True)
 
-    @pytest.mark.parametrize("n_perm, error, match", [(0, ValueError, r"`n_perm` must be >= 1; got 0"),
-                                                       (-3, ValueError, r"`n_perm` must be >= 1"),
-                                                       (2.5, TypeError, r"`n_perm` must be an int; got 2.5")])
+    @pytest.mark.parametrize("n_perm, error, match", [
+        (0, ValueError, r"`n_perm` must be a positive integer; got 0. Use e.g."),
+        (-3, ValueError, r"`n_perm` must be a positive integer; got -3"),
+        (2.5, TypeError, r"`n_perm` must be a positive integer; got 2.5 \(float\)"),
+    ])
     def test_bad_n_perm_is_named(self, n_perm, error, match):
         x, y = independent(0)
         with pytest.raises(error, match=match):
@@ -449,9 +451,9 @@ class TestRandomSubsetNull:
         "kwargs, error, match",
         [
             ({"n": 250}, ValueError, r"`n`=250 rows cannot be drawn without replacement .* use n <= 200"),
-            ({"n": 2, "metric": "rsa"}, ValueError, r"`n` must be >= 3; got 2. 'rsa' needs at least 3 rows"),
-            ({"n": 10, "n_draw": 0}, ValueError, r"`n_draw` must be >= 1"),
-            ({"n": 10.0}, TypeError, r"`n` must be an int"),
+            ({"n": 2, "metric": "rsa"}, ValueError, r"`n` must be an integer >= 3; got 2. 'rsa' needs at least 3 rows"),
+            ({"n": 10, "n_draw": 0}, ValueError, r"`n_draw` must be a positive integer; got 0"),
+            ({"n": 10.0}, TypeError, r"`n` must be an integer >= \d+; got 10.0 \(float\)"),
             ({"n": 10, "metric": "cka"}, ValueError, r"`metric` must be one of"),
         ],
     )
