@@ -38,6 +38,7 @@ from saesim.compare.match import RULES, hub_counts, pair
 # The grids' historical name for the table-wide adjustment (notebooks import it from here).
 from saesim.compare.multitest import adjust_columns as adjust_pvalues
 from saesim.compare.nulls import p_value, permutation_tests
+from saesim.compare.significance import holm_within_families, tail_p_value
 from saesim.compare.stages import filtered_pairs
 from saesim.io import atomic_parquet, atomic_write_text, read_json_or_none, to_jsonable
 
@@ -62,6 +63,11 @@ METRICS = ("svcca", "rsa", "linear_cka")
 BEST_PARTNERS_VERSION = 1
 """Bump when best partners change, so cached ones are recomputed."""
 
+CELL_VERSION = 2
+"""Bump when a grid cell's record changes (2: ``<metric>_p_tail``, the tail p-values of
+:mod:`saesim.compare.significance`); cached cells of another version are recomputed, the best
+partners and extracted layers they start from are not."""
+
 _BEST_PARTNER_ARRAYS = tuple(f.name for f in fields(BestPartners)
                              if f.name not in ("n_tokens", "compat", "backend"))
 
@@ -72,11 +78,12 @@ GRID_COLUMNS = (
     "layer_a", "layer_b", "rule", "direction", "compat", "n_tokens", "n_latents_a", "n_latents_b",
     "dead_a", "dead_b", "n_choosers", "n_with_partner", "n_unique_a_before", "n_after_junk",
     "n_after_1to1", "n_pairs", "n_unique_a", "mean_best_r", "mean_r_filtered", "top_hubs",
-    "svcca", "svcca_null_mean", "svcca_null_std", "svcca_p", "svcca_z", "svcca_k_x", "svcca_k_y",
-    "svcca_authors_k", "svcca_authors_k_null_mean", "svcca_authors_k_p", "svcca_authors_k_z",
-    "svcca_authors_k_k_x", "svcca_authors_k_k_y",
-    "rsa", "rsa_null_mean", "rsa_null_std", "rsa_p", "rsa_z",
-    "linear_cka", "linear_cka_null_mean", "linear_cka_null_std", "linear_cka_p", "linear_cka_z",
+    "svcca", "svcca_null_mean", "svcca_null_std", "svcca_p", "svcca_p_tail", "svcca_z", "svcca_k_x",
+    "svcca_k_y", "svcca_authors_k", "svcca_authors_k_null_mean", "svcca_authors_k_p",
+    "svcca_authors_k_p_tail", "svcca_authors_k_z", "svcca_authors_k_k_x", "svcca_authors_k_k_y",
+    "rsa", "rsa_null_mean", "rsa_null_std", "rsa_p", "rsa_p_tail", "rsa_z",
+    "linear_cka", "linear_cka_null_mean", "linear_cka_null_std", "linear_cka_p", "linear_cka_p_tail",
+    "linear_cka_z",
     "null_kind", "n_perm", "seed",
 )
 """Stable columns of ``full_space.parquet`` (documented in the book's method page)."""
@@ -411,7 +418,7 @@ def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cac
     out = Path(out) if out is not None else cache / "results"
     cell_dir = out / "cells" / kind
     cell_dir.mkdir(parents=True, exist_ok=True)
-    tag = hashlib.sha256(f"{profile.key()}|{settings.key()}|{kind}".encode()).hexdigest()[:12]
+    tag = hashlib.sha256(f"{profile.key()}|{settings.key()}|{kind}|{CELL_VERSION}".encode()).hexdigest()[:12]
     cells, records, reused = [], [], 0
     pairs = [(la, lb) for la in layers_a for lb in layers_b] if pairs is None else list(pairs)
     for la, lb in pairs:
@@ -434,7 +441,10 @@ def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cac
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         keys = ["layer_a", "layer_b"] + (["concept"] if kind == "subspace" else ["direction", "rule"])
-        frame = adjust_pvalues(frame.sort_values(keys, kind="stable").reset_index(drop=True))
+        frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
+        # The book's one family: a rule and direction of the grid (a concept page adjusts over its
+        # own family of concepts, see saesim.report.tables.concept_family).
+        frame = holm_within_families(frame, keys=() if kind == "subspace" else ("rule", "direction"))
         frame.insert(0, "slot_b", slot_b)
         frame.insert(0, "slot_a", slot_a)
         frame.insert(0, "profile", profile.name)
@@ -552,6 +562,7 @@ def _score_rows(x, y, settings, *, groups: tuple[np.ndarray, str] | None = None)
         out[f"{metric}_null_mean"] = test.null_mean
         out[f"{metric}_null_std"] = test.null_std
         out[f"{metric}_p"] = p_value(test.score, test.null, compat=settings.compat)
+        out[f"{metric}_p_tail"] = tail_p_value(test.score, test.null)
         out[f"{metric}_z"] = test.z
         if metric == "svcca":
             out["svcca_k_x"] = test.observed.k_x
@@ -561,6 +572,7 @@ def _score_rows(x, y, settings, *, groups: tuple[np.ndarray, str] | None = None)
         out["svcca_authors_k"] = test.score
         out["svcca_authors_k_null_mean"] = test.null_mean
         out["svcca_authors_k_p"] = p_value(test.score, test.null, compat=settings.compat)
+        out["svcca_authors_k_p_tail"] = tail_p_value(test.score, test.null)
         out["svcca_authors_k_z"] = test.z
         out["svcca_authors_k_k_x"] = test.observed.k_x
         out["svcca_authors_k_k_y"] = test.observed.k_y
