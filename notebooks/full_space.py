@@ -107,10 +107,7 @@ book.glue_value("fs_kept_max", float(kept.max()))
 # authors' numbers, see {doc}`reproducing`.
 
 # %%
-fig = plots.heatmap_panels(frame, ["rsa_excess", "svcca_excess"], cmap="RdBu_r",
-                           vmin=[-float(frame["rsa_excess"].abs().max()), -float(frame["svcca_excess"].abs().max())],
-                           vmax=[float(frame["rsa_excess"].abs().max()), float(frame["svcca_excess"].abs().max())],
-                           **labels)
+fig = plots.heatmap_panels(frame, ["rsa_excess", "svcca_excess"], **labels)
 book.show_figure(fig, "fig3_full_space_effect",
                  plots.caption(grid.meta(), "Paired RSA (a) and corrected SVCCA (b) minus their null means for "
                                             "every layer pair (0 = null level, white)"),
@@ -121,10 +118,7 @@ book.show_figure(fig, "fig3_full_space_effect",
 
 # %%
 fig = plots.heatmap_panels(frame, ["rsa", "rsa_null_mean", "svcca", "svcca_null_mean"],
-                           vmin=[min(frame["rsa"].min(), frame["rsa_null_mean"].min())] * 2
-                           + [min(frame["svcca"].min(), frame["svcca_null_mean"].min())] * 2,
-                           vmax=[max(frame["rsa"].max(), frame["rsa_null_mean"].max())] * 2
-                           + [max(frame["svcca"].max(), frame["svcca_null_mean"].max())] * 2, **labels)
+                           shared_scale=[["rsa", "rsa_null_mean"], ["svcca", "svcca_null_mean"]], **labels)
 book.show_figure(fig, "fig3_full_space_svcca_rsa",
                  plots.caption(grid.meta(), "Paired RSA (a) beside its null mean (b), paired corrected SVCCA (c) "
                                             "beside its null mean (d), for every layer pair (the paper's Figs. 3-4)"),
@@ -278,7 +272,7 @@ book.glue_value("fs_modes_note", "This page ran with compat=True, so its SVCCA a
 fig = plots.heatmap_panels(frame, ["svcca", "svcca_authors_k", "svcca_null_mean", "svcca_authors_k_null_mean"],
                            titles=["Paired SVCCA, 99 % variance", "Paired SVCCA, authors' k",
                                    "Shuffled-null mean, 99 % variance", "Shuffled-null mean, authors' k"],
-                           vmin=0.0, vmax=1.0, **labels)
+                           shared_scale=True, **labels)
 book.show_figure(fig, "fig_svcca_corrected_vs_authors_k",
                  plots.caption(grid.meta(), "Paired SVCCA keeping 99 % of the variance per side (a) and keeping "
                                             "the authors' k = 1 component (b), with the mean SVCCA of the same "

@@ -96,8 +96,7 @@ book.glue_value("mo_biggest_hub", max(hub_sizes, default=0))
 # {glue:text}`mo_svcca_excess_many:.3f` many-to-1 and {glue:text}`mo_svcca_excess_one:.3f` 1-1.
 
 # %%
-limit = float(max(m["rsa_excess"].abs().max(), m["svcca_excess"].abs().max()))
-fig = plots.heatmap_panels(m, ["rsa_excess", "svcca_excess"], cmap="RdBu_r", vmin=-limit, vmax=limit, **labels)
+fig = plots.heatmap_panels(m, ["rsa_excess", "svcca_excess"], shared_scale=True, **labels)
 book.show_figure(fig, "figA6_many_to_one_effect",
                  plots.caption(many.meta(), "Many-to-1 pairing (before 1-1): paired RSA (a) and corrected SVCCA "
                                             "(b) minus their hub-preserving null means per layer pair (0 = null "
@@ -177,7 +176,8 @@ fig = Figure(figsize=(12, 2 * (0.55 * m["layer_b"].nunique() + 2.0)), layout="co
 axes = fig.subplots(2, 2).ravel()
 for ax, (frame, title) in zip(axes, [(m, "SVCCA, many-to-1"), (o, f"SVCCA, 1-1 ({rule})"),
                                      (m, "RSA, many-to-1"), (o, f"RSA, 1-1 ({rule})")]):
-    plots.layer_heatmap(frame, "svcca" if title.startswith("SVCCA") else "rsa", ax=ax, title=title, **labels)
+    value = "svcca" if title.startswith("SVCCA") else "rsa"
+    plots.layer_heatmap(frame, value, ax=ax, title=title, style=plots.shared_style([m, o], value), **labels)
 book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
                  plots.caption(one.meta(rule=f"many_to_one / {rule}",
                                         null_kind="hub partners permuted (many-to-1) / shuffled pairings (1-1)"),

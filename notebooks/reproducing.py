@@ -43,6 +43,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
+from saesim import vocab
 from saesim.report import book, reported, tables
 from saesim.config import load_profile
 
@@ -95,15 +96,16 @@ for name in paper_profiles:
 book.glue_value("rp_found", ", ".join(f"{k}: {v}" for k, v in found.items()) or
                 "no pythia or gemma results yet, so only the authors' numbers are shown")
 
+paper_rule = vocab.label("rule", "first_index")  # the paper's 1-1
 TITLES = {
-    "fig3": "Fig. 3: Pythia-70m (A, columns) vs Pythia-160m (B, rows), full space, 1-1",
-    "A1": "Appendix A1: Pythia-70m (A, columns) vs Pythia-160m (B, rows), SVCCA shuffled-null means and p-values, 1-1",
-    "fig4": "Fig. 4: Gemma-1-2B (A, columns) vs Gemma-2-2B (B, rows), full space, 1-1",
-    "table1": "Table 1: semantic subspaces, Pythia-70m L3 vs Pythia-160m L5, 1-1",
-    "table2": "Table 2: semantic subspaces, Gemma-1-2B L12 vs Gemma-2-2B L14, 1-1 (layer pair not confirmed)",
+    "fig3": f"Fig. 3: Pythia-70m (A, columns) vs Pythia-160m (B, rows), full space, {paper_rule}",
+    "A1": f"Appendix A1: Pythia-70m (A, columns) vs Pythia-160m (B, rows), {tables.display_name('svcca_null_mean')} "
+          f"and {tables.display_name('svcca_p')}, {paper_rule}",
+    "fig4": f"Fig. 4: Gemma-1-2B (A, columns) vs Gemma-2-2B (B, rows), full space, {paper_rule}",
+    "table1": f"Table 1: semantic subspaces, Pythia-70m L3 vs Pythia-160m L5, {paper_rule}",
+    "table2": f"Table 2: semantic subspaces, Gemma-1-2B L12 vs Gemma-2-2B L14, {paper_rule} (layer pair not confirmed)",
 }
 NOT_VALUES = ("layer_a", "layer_b", "concept", "source", "profile")
-NAMES = {"svcca_null_mean": "SVCCA shuffled-null mean", "svcca_p": "SVCCA p-value"}
 
 
 def note(item):
@@ -114,7 +116,7 @@ def note(item):
 
 def styled(table, caption):
     """Scores to three decimals, pair counts as integers."""
-    counts = [c for c in table.columns if str(c).startswith("n pairs") and "Δ" not in str(c)]
+    counts = [c for c in table.columns if str(c).startswith(tables.display_name("n_pairs")) and "Δ" not in str(c)]
     return tables.page_style(table.style.format("{:.3f}", na_rep="").format("{:.0f}", na_rep="", subset=counts),
                              caption)
 
@@ -126,9 +128,8 @@ def compare_full_space(item, name):
     if name not in found:
         for value in values:
             grid = (theirs.pivot(index="layer_b", columns="layer_a", values=value).sort_index(ascending=False)
-                    .rename_axis(index="B layer", columns="A layer"))
-            display(styled(grid, f"{NAMES.get(value, tables.display_name(value))} ({tables.AUTHORS_SOURCE}): "
-                                f"{TITLES[item]}"))
+                    .rename_axis(index=tables.display_name("layer_b"), columns=tables.display_name("layer_a")))
+            display(styled(grid, f"{tables.display_name(value)} ({tables.AUTHORS_SOURCE}): {TITLES[item]}"))
         return
     authors = tables.authors_table(reported.as_mapping(item), index_names=("layer_a", "layer_b"))
     ours = book.grid_frame(name, "full_space", rules=["first_index"], cache_dir=Path(runs_dir) / name,

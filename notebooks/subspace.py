@@ -140,8 +140,8 @@ for value, name, what in [
                                                 "layer pair (0 = null level, white)"),
 ]:
     limit = float(family[value].abs().quantile(0.98)) if len(family) else 1.0
-    fig = plots.concept_heatmap_grid(frame, value, concepts=concepts, cmap="RdBu_r", vmin=-limit, vmax=limit,
-                                     **labels)
+    fig = plots.concept_heatmap_grid(frame, value, concepts=concepts,
+                                     style=plots.HeatmapStyle(vmin=-limit, vmax=limit), **labels)
     book.show_figure(fig, name, plots.caption(meta, what + "; n = pairs in the cell; colour scale clipped at the "
                                                            "98th percentile of |excess|; blank cells: too few "
                                                            "members or pairs"),
@@ -192,7 +192,7 @@ for value, name, what, style in [
                                          "(appendix A9/A10)", {}),
 ]:
     fig = plots.concept_heatmap_grid(family if value.endswith("_bh") else frame, value, concepts=concepts,
-                                     **style, **labels)
+                                     style=plots.HeatmapStyle(**style), **labels)
     book.show_figure(fig, name, plots.caption(meta, what + "; n = pairs in the cell; blank cells: too few members "
                                                            "or pairs"),
                      out_dir=figures_dir)
@@ -225,11 +225,8 @@ tables.page_style(keywords, "Appendix A11 analogue: the keywords of each concept
 # %%
 if len(control):
     control_effects = tables.with_effects(control)
-    limit = float(max(control_effects["svcca_excess"].abs().max(), control_effects["rsa_excess"].abs().max()))
     fig = plots.heatmap_panels(control_effects, ["svcca_excess", "rsa_excess", "svcca_p", "n_pairs"],
-                               cmap={"svcca_excess": "RdBu_r", "rsa_excess": "RdBu_r"},
-                               vmin={"svcca_excess": -limit, "rsa_excess": -limit},
-                               vmax={"svcca_excess": limit, "rsa_excess": limit}, **labels)
+                               shared_scale=[["svcca_excess", "rsa_excess"]], **labels)
     book.show_figure(fig, "figA12_control_subspace",
                      plots.caption(meta, "The unrelated-word Control subspace per layer pair: corrected SVCCA (a) "
                                          "and RSA (b) minus their null means, the raw SVCCA p-value (c; not in the "

@@ -10,20 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-
-_RULE_WORDS = {
-    "many_to_one": "many-to-1 (each chooser keeps its best partner)",
-    "first_index": "1-1 by first occurrence (the paper's)",
-    "max_corr": "1-1 keeping the best-correlated chooser",
-    "mutual": "mutual nearest neighbours",
-    "hungarian": "1-1 optimal assignment (Hungarian)",
-}
-_DIRECTION_WORDS = {
-    "b_to_a": "each B latent picks its best A latent",
-    "a_to_b": "each A latent picks its best B latent",
-}
-_NULL_WORDS = {"shuffle": "shuffled pairings", "group": "hub partners permuted among their many-to-1 groups",
-               "random_subset": "random unpaired subsets"}
+from saesim import vocab
 
 
 def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
@@ -75,9 +62,9 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
         parts.append("; ".join(data))
     pairing = []
     if settings.get("rule") is not None:
-        pairing.append(_words(settings["rule"], _RULE_WORDS))
+        pairing.append(_words(settings["rule"], "rule"))
     if settings.get("direction") is not None:
-        pairing.append(_words(settings["direction"], _DIRECTION_WORDS))
+        pairing.append(_words(settings["direction"], "direction"))
     if pairing:
         parts.append("Pairing: " + ", ".join(pairing))
     filters = []
@@ -100,7 +87,7 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
         parts.append("Filters: " + "; ".join(filters))
     null = []
     if settings.get("null_kind") is not None or settings.get("n_perm") is not None:
-        kind = _words(settings.get("null_kind", "shuffle"), _NULL_WORDS)
+        kind = _words(settings.get("null_kind", "shuffle"), "null")
         null.append(kind + (f", {settings['n_perm']} draws" if settings.get("n_perm") is not None else ""))
     if settings.get("seed") is not None:
         null.append(f"seed {settings['seed']}")
@@ -168,8 +155,10 @@ def _junk(junk_list) -> str:
     return f"{len(tuple(junk_list))} custom tokens"
 
 
-def _words(value, table: Mapping) -> str:
-    return table.get(value, str(value)) if isinstance(value, str) else str(value)
+def _words(value, kind: str) -> str:
+    """A setting as running text (:func:`saesim.vocab.phrase`); a value the vocabulary lacks (several rules
+    joined by " / ", say) as it is."""
+    return vocab.phrase(kind, value, default=str(value))
 
 
 def _is_number(value) -> bool:

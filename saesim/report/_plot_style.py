@@ -13,8 +13,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from saesim import vocab
 from saesim.report.frames import format_cell
-from saesim.report.tables import display_name
 
 
 ANNOT_KWS = {"weight": "bold", "size": 14}
@@ -24,43 +24,15 @@ NULL_P_VMAX = 0.6
 """Colour-scale maximum of the paper's null-mean and p-value panels."""
 
 _CORRELATION_COLUMNS = ("mean_best_r", "mean_r_filtered", "mean_r")
-_COUNT_TITLES = {
-    "n_pairs": "Pairs Kept",
-    "n_unique_a": "Unique A Latents Kept",
-    "n_after_junk": "Pairs After Junk Filter",
-    "n_after_1to1": "Pairs After 1-1",
-    "n_choosers": "Choosing Latents",
-    "n_with_partner": "Latents With a Partner",
-    "n_unique_a_before": "Unique A Latents Before Filters",
-    "n_members_a": "Concept Members in A",
-    "n_members_b": "Concept Members in B",
-}
-_OTHER_TITLES = {
-    "mean_best_r": "Mean Activation Correlation",
-    "mean_r_filtered": "Correlation After Filtering",
-    "mean_r": "Mean Correlation of Pairs",
-}
 
 
 def panel_title(value: str) -> str:
-    """The paper's panel title for a tidy column (``"svcca"`` -> ``"Paired SVCCA Scores"``).
+    """The paper's panel title for a tidy column (``"svcca"`` -> ``"Paired SVCCA Scores"``), from
+    :func:`saesim.vocab.column_title`.
 
     Unknown columns are returned unchanged.
     """
-    for suffix, template in (("_subset_null_mean", "Mean Random-Subset {} Scores"),
-                             ("_subset_p", "{} P-Values (Random-Subset Null)"),
-                             ("_null_mean", "Mean Null {} Scores"),
-                             ("_null_std", "Null {} Std"),
-                             ("_p_holm", "{} P-Values (Holm)"),
-                             ("_p_bh", "{} P-Values (BH)"),
-                             ("_p", "{} P-Values"),
-                             ("_z", "{} z-Scores vs Null"),
-                             ("_excess", "{} minus Null Mean")):
-        if value.endswith(suffix):
-            return template.format(display_name(value[: -len(suffix)]))
-    if value in ("svcca", "rsa", "linear_cka"):
-        return f"Paired {display_name(value)} Scores"
-    return _COUNT_TITLES.get(value) or _OTHER_TITLES.get(value) or value
+    return vocab.column_title(value, default=value)
 
 
 def panel_style(value: str) -> dict:

@@ -8,12 +8,13 @@ how to fix it, lay one value out as a layer grid, and format one cell.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["SETTING_COLUMNS", "check_columns", "check_frame", "check_unique", "format_cell", "pivot_grid"]
+__all__ = ["SETTING_COLUMNS", "check_columns", "check_frame", "check_unique", "fmt_number", "format_cell", "pivot_grid"]
 
 SETTING_COLUMNS = ("rule", "direction", "compat", "null_kind", "n_perm", "seed", "concept")
 """Columns whose differing values explain duplicated cells (named in :func:`check_unique`'s message)."""
@@ -71,10 +72,29 @@ def check_unique(frame: pd.DataFrame, keys: Sequence[str], name: str) -> None:
                          f"(first: {first}); {hint}.")
 
 
+def fmt_number(value, fmt: str = ".3f") -> str:
+    """``format(value, fmt)``, except that a number which rounds to zero never shows a minus sign.
+
+    ``format(-1e-5, ".3f")`` is ``"-0.000"``, which reads as a negative result; this gives
+    ``"0.000"``, the same digits as every other zero in the column. Other numbers, and non-numbers,
+    are formatted as ``format`` does.
+
+    Examples
+    --------
+    >>> fmt_number(-1e-5), fmt_number(-0.0, ".1f"), fmt_number(-0.0004, ".1%"), fmt_number(-0.25)
+    ('0.000', '0.0', '0.0%', '-0.250')
+    """
+    text = format(value, fmt)
+    mantissa = re.split(r"[eE]", text, maxsplit=1)[0]
+    if "-" in mantissa and not re.search(r"[1-9]", mantissa):
+        return format(abs(value), fmt)
+    return text
+
+
 def format_cell(value, fmt: str) -> str:
-    """``format(value, fmt)``; ``""`` for a missing or non-finite value, floats rounded for an ``"d"`` format."""
+    """:func:`fmt_number`; ``""`` for a missing or non-finite value, floats rounded for an ``"d"`` format."""
     if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)) or value is pd.NA:
         return ""
     if fmt.endswith("d") and isinstance(value, (float, np.floating)):
         value = int(round(float(value)))
-    return format(value, fmt)
+    return fmt_number(value, fmt)

@@ -14,8 +14,14 @@ notebook, end the cell with the figure (``fig``) to display it;
 
 The heatmap style is the paper's (paper_figures.md §5.7): seaborn ``magma``,
 ``fmt=".3f"``, bold 14 pt annotations, model-B layers on the y axis with the
-lowest layer at the bottom, vmax 0.6 for null-mean and p-value panels, vmin 0
-for correlation panels (:func:`panel_style`).
+lowest layer at the bottom. Its settings travel as one :class:`HeatmapStyle`;
+unlike the paper's figures, colour limits come from the data (never a fixed
+vmax that the values pass), panels compared side by side share one scale, an
+excess over the null is white at 0 and diverges only when values lie on both
+sides of it, a tiny spread is not stretched over the whole colour range, and a
+column with one value in every cell is stated in a sentence
+(:func:`constant_text`) instead of drawn as a block of one colour
+(:func:`panel_style`, :class:`HeatmapStyle`).
 
 =============================  =====================================================
 Paper item                     Function
@@ -23,6 +29,7 @@ Paper item                     Function
 Fig. 1 (method)                :func:`method_diagram`
 Fig. 2 (toy pairing)           :func:`toy_pairing_figure`
 Figs. 3-4, A1-A7               :func:`heatmap_panels` / :func:`layer_heatmap`
+                               (settings: :class:`HeatmapStyle`)
 A8 (bar plot)                  :func:`paired_vs_null_bars`
 A9-A10 (concept heatmaps)      :func:`concept_heatmap_grid`
 hubs, frequencies, p-values    :func:`hub_histogram`, :func:`frequency_histogram`,
@@ -34,11 +41,14 @@ baselines, sweeps              :func:`plot_baselines`, :func:`plot_sweep` (drawn
 This module is the public face of the figure code, which lives in private
 modules of :mod:`saesim.report`, one job each (import from here, not there):
 
-* ``_plot_style`` — panel titles and colour limits (:func:`panel_title`,
+* ``_plot_scale`` — :class:`HeatmapStyle`, the colour scale it gives for
+  some data, and :func:`constant_value`;
+* ``_plot_style`` — panel titles and default styles (:func:`panel_title`,
   :func:`panel_style`), :func:`panel_axes`, figure grids and the annotated
   cell grid every heatmap draws;
 * ``_plot_heatmaps`` — :func:`layer_heatmap`, :func:`heatmap_panels`,
-  :func:`comparison_heatmaps`, :func:`concept_heatmap_grid`;
+  :func:`comparison_heatmaps`, :func:`concept_heatmap_grid`,
+  :func:`shared_style`, :func:`constant_text`;
 * ``_plot_bars`` — :func:`paired_vs_null_bars`, :func:`control_bars`,
   :func:`hub_histogram`, :func:`frequency_histogram`,
   :func:`multiple_testing_cutoffs`, :func:`pvalue_histogram`;
@@ -71,27 +81,35 @@ from saesim.report._plot_bars import (
 )
 from saesim.report._plot_captions import caption, dims_words
 from saesim.report._plot_heatmaps import (
+    CONSTANT_LABEL,
     MIN_TEXT_PX,
     PAGE_WIDTH_PX,
     comparison_heatmaps,
     concept_heatmap_grid,
+    constant_text,
     heatmap_panels,
     layer_heatmap,
+    shared_style,
 )
 from saesim.report._plot_save import FIGURE_NAMES, SAVE_DPI, SAVE_FORMATS, save_figure
 from saesim.report._plot_save import png_width as _png_width  # noqa: F401  (the book's tests read PNG widths)
+from saesim.report._plot_scale import HeatmapStyle, constant_value
 from saesim.report._plot_schematics import method_diagram, toy_pairing_figure
-from saesim.report._plot_style import ANNOT_KWS, NULL_P_VMAX, panel_axes, panel_style, panel_title
+from saesim.report._plot_style import ANNOT_KWS, panel_axes, panel_style, panel_title
 from saesim.report.plots_robust import plot_baselines, plot_sweep, policy_label
 
 __all__ = [
     "dims_words",
     "ANNOT_KWS",
+    "CONSTANT_LABEL",
     "FIGURE_NAMES",
+    "HeatmapStyle",
     "SAVE_FORMATS",
     "Cutoffs",
     "caption",
     "concept_heatmap_grid",
+    "constant_text",
+    "constant_value",
     "control_bars",
     "frequency_histogram",
     "comparison_heatmaps",
@@ -109,7 +127,8 @@ __all__ = [
     "panel_title",
     "pvalue_histogram",
     "save_figure",
+    "shared_style",
     "toy_pairing_figure",
 ]
 
-# Also public here, as before the split: PAGE_WIDTH_PX, MIN_TEXT_PX, NULL_P_VMAX and SAVE_DPI (imported above).
+# Also public here, as before the split: PAGE_WIDTH_PX, MIN_TEXT_PX and SAVE_DPI (imported above).

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from saesim import vocab
 from saesim.experiments.baselines import COMPARISONS
 
 __all__ = ["plot_baselines", "plot_sweep", "policy_label"]
-
-
-_COMPARISON_LABELS = {"sae": "SAE pairs", "seed": "SAE-seed control", "control": "random model (authors')",
-                      "control_all": "random model (every tensor)", "raw_neuron": "raw neurons",
-                      "shuffle_null": "shuffled null (mean ± 1.96 sd)"}
 
 
 def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
@@ -58,7 +54,8 @@ def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
             ax.fill_between([i - 0.45, i + 0.45], row["ci_low"], row["ci_high"], color="0.6", alpha=0.35,
                             linewidth=0, zorder=1)
             ax.hlines(row["value"], i - 0.45, i + 0.45, color="0.35", linewidth=1.2, zorder=2)
-        handles.append(Patch(facecolor="0.6", alpha=0.35, label=_COMPARISON_LABELS["shuffle_null"]))
+        band = f"{vocab.label('comparison', 'shuffle_null')} (mean ± 1.96 sd)"
+        handles.append(Patch(facecolor="0.6", alpha=0.35, label=band))
     for j, comparison in enumerate(comparisons):
         rows = sub[sub["comparison"] == comparison].set_index(["layer_a", "layer_b"])
         xs, ys, lo, hi = [], [], [], []
@@ -71,15 +68,16 @@ def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
             ys.append(row["value"])
             lo.append(row["ci_low"])
             hi.append(row["ci_high"])
-        points = ax.plot(xs, ys, "o", label=_COMPARISON_LABELS.get(comparison, comparison), zorder=3)[0]
+        points = ax.plot(xs, ys, "o", label=vocab.label("comparison", comparison, default=comparison), zorder=3)[0]
         ax.vlines(xs, lo, hi, color=points.get_color(), linewidth=1.5, zorder=3)
         handles.insert(len(handles) - ("shuffle_null" in present), points)
     ax.set_xticks(range(len(pairs)))
     ax.set_xticklabels([f"A{a}–B{b}" for a, b in pairs])
     ax.set_xlim(-0.6, len(pairs) - 0.4)
     ax.set_xlabel("layer pair")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric}: SAE pairs vs baselines ({first['rule']}, {first['direction']})")
+    ax.set_ylabel(vocab.column_label(metric, default=metric))
+    ax.set_title(f"{vocab.column_label(metric, default=metric)}: {vocab.label('comparison', 'sae')} against its "
+                 f"baselines ({_setting('rule', first['rule'])}, {_setting('direction', first['direction'])})")
     ax.legend(handles=handles, fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14),
               ncols=min(3, len(handles)))
     return ax.figure
@@ -103,6 +101,13 @@ def policy_label(policy) -> str:
 
 
 _LINESTYLES = ("-", "--", "-.", (0, (1, 1)))
+_SETTING_KINDS = {"rule": "rule", "direction": "direction", "comparison": "comparison", "null_kind": "null"}
+
+
+def _setting(column, value) -> str:
+    """A value of a sweep's setting column as the vocabulary names it (``first_index`` -> ``1-1 (first occurrence)``)."""
+    kind = _SETTING_KINDS.get(column)
+    return vocab.label(kind, value, default=str(value)) if kind else str(value)
 
 
 def plot_sweep(table: pd.DataFrame, x: str, metrics=("svcca", "rsa"), *, hue: str | None = None,
@@ -182,16 +187,17 @@ def plot_sweep(table: pd.DataFrame, x: str, metrics=("svcca", "rsa"), *, hue: st
             if categorical:
                 labels = [policy_label(t) if x == "policy" else t for t in levels]
                 ax.set_xticks(range(len(levels)), labels, rotation=35, ha="right", fontsize="small")
-            ax.set_title(f"{metric}" + (f" · {value}" if col else ""), fontsize="small")
-            ax.set_xlabel(x)
+            ax.set_title(vocab.column_label(metric, default=metric) + (f" · {_setting(col, value)}" if col else ""),
+                         fontsize="small")
+            ax.set_xlabel(vocab.column_label(x, default=x))
             if j % per_row == 0:
-                ax.set_ylabel(metric)
+                ax.set_ylabel(vocab.column_label(metric, default=metric))
         for j in range(len(cols), blocks * per_row):
             axes[i * blocks + j // per_row][j % per_row].set_visible(False)
     handles = []
     for h in hues:
         for v in styles:
-            name = " · ".join(str(t) for t in (h, v) if t is not None) or "score"
+            name = " · ".join(_setting(c, t) for c, t in ((hue, h), (style, v)) if t is not None) or "score"
             handles.append(Line2D([], [], color=colours[h], marker=markers[v],
                                   linestyle="none" if categorical else dashes[v], label=name))
     null_style = dict(linestyle="none", marker="_", markersize=12) if categorical else dict(linestyle=":")

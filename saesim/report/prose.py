@@ -13,24 +13,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from saesim import vocab
 from saesim.compare.effects import as_float
 
 __all__ = [
-    "BASELINE_LABELS",
     "FINDING_NAMES",
     "IDENTICAL_R",
     "SATURATION_RATIO",
-    "VERDICT_COLUMNS",
     "family_p_value",
     "findings",
     "verdict",
     "verdict_table",
 ]
 
-BASELINE_LABELS = {"seed": "the SAE-seed control", "control": "the random-model control (authors')",
-                   "control_all": "the random-model control (every tensor)", "raw_neuron": "the raw-neuron baseline",
-                   "shuffle_null": "the shuffled-pairing null"}
-"""How the verdict names each baseline."""
+_BASELINES = ("seed", "control", "control_all", "raw_neuron", "shuffle_null")
+"""The baselines of a control table in the order the verdict judges them (named by :mod:`saesim.vocab`)."""
 
 IDENTICAL_R = 0.999
 """Raw-neuron pairs with a mean correlation this high come from one model in both slots."""
@@ -63,14 +60,15 @@ def verdict(table: pd.DataFrame, *, metrics=None, alpha: float = 0.05) -> list[s
             lines.append(f"Layers A{la}–B{lb}, {metric} ({rule}, {direction}): no SAE score (too few pairs).")
             continue
         parts, beaten, judged = [], [], []
-        floor = by.get("seed")
-        if floor is not None and np.isfinite(floor["value"]) and np.isfinite(floor.get("effect", np.nan)):
-            share = (f"; the SAE pairs' effect is {sae['effect'] / floor['effect']:.0%} of it"
-                     if floor["effect"] > 0 and np.isfinite(sae["effect"]) else "")
-            parts.append(f"two SAEs of model A at layer {la} score {_fmt(floor)}, effect {floor['effect']:+.3f} "
-                         f"over their null (the seed noise floor, a ceiling for cross-model agreement){share}")
-        for name in ("control", "control_all", "raw_neuron", "shuffle_null"):
-            label = BASELINE_LABELS[name]
+        seed = by.get("seed")
+        if seed is not None and np.isfinite(seed["value"]) and np.isfinite(seed.get("effect", np.nan)):
+            share = (f"; the SAE pairs' effect is {sae['effect'] / seed['effect']:.0%} of it"
+                     if seed["effect"] > 0 and np.isfinite(sae["effect"]) else "")
+            parts.append(f"{vocab.phrase('comparison', 'seed')} at layer {la} score {_fmt(seed)}, effect "
+                         f"{seed['effect']:+.3f} over their null ({vocab.SEED_REFERENCE}, which the cross-model "
+                         f"score is read against){share}")
+        for name in _BASELINES[1:]:
+            label = vocab.phrase("comparison", name)
             base = by.get(name)
             if base is None or not np.isfinite(base["value"]):
                 continue
@@ -84,12 +82,12 @@ def verdict(table: pd.DataFrame, *, metrics=None, alpha: float = 0.05) -> list[s
             note = " [a CI is missing; point value used]" if missing else ""
             if name != "shuffle_null" and np.isfinite(base.get("effect", np.nan)) and np.isfinite(sae["effect"]):
                 note += (f"; over their own nulls the SAE gains {sae['effect']:+.3f}, "
-                         f"{label.split(' ', 1)[1]} {base['effect']:+.3f}")
+                         f"{vocab.label('comparison', name)} {base['effect']:+.3f}")
             if name == "raw_neuron" and as_float(base.get("mean_r")) >= IDENTICAL_R:
                 note += (" (the raw neurons pair with mean r ≈ 1: both slots run the same model, so this "
                          "baseline is a ceiling, not a bar to clear)")
             if _saturated(base):
-                note += (f" (caution: {label.split(' ', 1)[1]} keeps k = {int(max(base['k_x'], base['k_y']))} "
+                note += (f" (caution: {vocab.label('comparison', name)} keeps k = {int(max(base['k_x'], base['k_y']))} "
                          f"dimensions for {int(base['n_pairs'])} pairs, so its CCA score is near 1 by construction)")
             parts.append(f"it {how} {label} {_fmt(base)} {gap}{note}")
         head = f"Layers A{la}–B{lb}, {metric} ({rule}, {direction}): SAE score {_fmt(sae)}"
@@ -116,10 +114,7 @@ def _beats(sae: dict, base: dict) -> tuple[bool, bool]:
     return bool(sae_low > base_high), not (np.isfinite(sae["ci_low"]) and np.isfinite(base["ci_high"]))
 
 
-VERDICT_COLUMNS = {"seed": "SAE-seed floor", "control": "random model (authors')",
-                   "control_all": "random model (every tensor)", "raw_neuron": "raw neurons",
-                   "shuffle_null": "shuffled null"}
-"""Column of :func:`verdict_table` for each baseline."""
+_EFFECT, _P_HOLM, _SEED_SHARE = (vocab.column_label(c) for c in ("effect", "p_holm", "seed_share"))
 
 
 def verdict_table(table: pd.DataFrame, *, family: pd.DataFrame | None = None, metrics=None,
@@ -131,7 +126,8 @@ def verdict_table(table: pd.DataFrame, *, family: pd.DataFrame | None = None, me
     baseline ("above" when the SAE interval lies entirely above the
     baseline's, "overlaps" or "below" otherwise, with the baseline's score
     and interval; a "*" marks a point used for a missing interval), the SAE
-    effect as a share of the seed floor's, and the verdict in a few words.
+    effect as a share of two SAEs of model A's, and the verdict in a few words.
+    Baselines and headers are named by :mod:`saesim.vocab`.
 
     ``family`` is the tidy grid whose Holm-adjusted ``<metric>_p_holm`` is the
     page's one multiple-testing family (e.g. every cell and rule of
@@ -151,9 +147,10 @@ def verdict_table(table: pd.DataFrame, *, family: pd.DataFrame | None = None, me
             rows.append({**row, "verdict": "no SAE score (too few pairs)"})
             continue
         p = family_p_value(family, la, lb, rule, direction, metric) if family is not None else sae.get("p_holm")
-        row.update({"SAE score [CI]": _fmt(sae), "effect over null": sae["effect"], "p (Holm)": as_float(p)})
+        row.update({"SAE score [CI]": _fmt(sae), _EFFECT: sae["effect"], _P_HOLM: as_float(p)})
         beaten, judged = [], []
-        for name, column in VERDICT_COLUMNS.items():
+        for name in _BASELINES:
+            column = vocab.label("comparison", name)
             base = by.get(name)
             if base is None or not np.isfinite(base["value"]):
                 continue
@@ -162,13 +159,13 @@ def verdict_table(table: pd.DataFrame, *, family: pd.DataFrame | None = None, me
             beaten += [column] if wins else []
             place = "above" if wins else "overlaps" if sae["value"] > base["value"] else "below"
             row[column] = f"{place}: {_fmt(base)}{'*' if missing else ''}"
-        floor = by.get("seed")
-        if floor is not None and np.isfinite(floor.get("effect", np.nan)) and floor["effect"] > 0:
-            row["share of seed floor"] = sae["effect"] / floor["effect"]
-        significant = np.isfinite(row["p (Holm)"]) and row["p (Holm)"] < alpha
+        seed = by.get("seed")
+        if seed is not None and np.isfinite(seed.get("effect", np.nan)) and seed["effect"] > 0:
+            row[_SEED_SHARE] = sae["effect"] / seed["effect"]
+        significant = np.isfinite(row[_P_HOLM]) and row[_P_HOLM] < alpha
         unreachable = _holm_floor(family, metric) if family is not None else None
-        beyond = [c for c in beaten if c not in ("SAE-seed floor",)]
-        others = [c for c in judged if c not in ("SAE-seed floor",)]
+        beyond = [c for c in beaten if c != vocab.label("comparison", "seed")]
+        others = [c for c in judged if c != vocab.label("comparison", "seed")]
         row["verdict"] = ((("above every baseline" if len(beyond) == len(others) else
                             "above none" if not beyond else "above " + ", ".join(beyond) + " only")
                            if others else "no baseline")
@@ -177,8 +174,8 @@ def verdict_table(table: pd.DataFrame, *, family: pd.DataFrame | None = None, me
                              f"permutations" if unreachable and unreachable[2] > alpha else
                              f"; not significant at {alpha:g} after Holm"))
         rows.append(row)
-    columns = ["layer pair", "rule", "measure", "SAE score [CI]", "effect over null", "p (Holm)",
-               *VERDICT_COLUMNS.values(), "share of seed floor", "verdict"]
+    columns = ["layer pair", "rule", "measure", "SAE score [CI]", _EFFECT, _P_HOLM,
+               *(vocab.label("comparison", name) for name in _BASELINES), _SEED_SHARE, "verdict"]
     out = pd.DataFrame(rows)
     return out[[c for c in columns if c in out]]
 
@@ -217,9 +214,8 @@ def _fmt(row) -> str:
 # --------------------------------------------------------------------------- findings
 
 
-FINDING_NAMES = {"full_space": "A against B", "seed": "two SAEs of model A", "control": "the authors' random model",
-                 "control_all": "the every-tensor random model"}
-"""How :func:`findings` names each comparison of :meth:`saesim.config.Profile.comparisons`."""
+FINDING_NAMES = {name: vocab.phrase("comparison", name) for name in ("full_space", "seed", "control", "control_all")}
+"""How :func:`findings` names each comparison of :meth:`saesim.config.Profile.comparisons` (from :mod:`saesim.vocab`)."""
 
 
 def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.DataFrame | None = None,
@@ -272,7 +268,7 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
     table = pd.DataFrame(rows)
     by = table.set_index("comparison")
     main = by.loc["full_space"]
-    name = metric.upper() if metric in ("rsa", "svcca") else metric
+    name = vocab.label("measure", metric, default=metric)
     lines = [f"{name}, A against B: {_significance(main, alpha)}; the median excess over the null is "
              f"{main['median_excess']:+.3f}, the largest {main['max_excess']:+.3f} at A layer {main['peak_layer_a']} – "
              f"B layer {main['peak_layer_b']} (z = {main['peak_z']:.1f})."]
@@ -292,11 +288,12 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
         other = frames[control].assign(_excess=lambda f: f[metric] - f[f"{metric}_null_mean"])
         if control == "seed":
             diagonal = other[other["layer_a"] == other["layer_b"]]["_excess"]
-            floor = float(diagonal.median()) if len(diagonal) else float("nan")
-            share = main["median_excess"] / floor if floor > 0 else float("nan")
-            lines.append(f"Two SAEs of model A at the same layer exceed their null by a median {floor:+.3f}: the "
-                         f"seed noise floor. The cross-model median excess is "
-                         + (f"{share:.0%} of it." if np.isfinite(share) else "not comparable (the floor is not above 0)."))
+            reference = float(diagonal.median()) if len(diagonal) else float("nan")
+            share = main["median_excess"] / reference if reference > 0 else float("nan")
+            lines.append(f"Two SAEs of model A at the same layer exceed their null by a median {reference:+.3f}: "
+                         f"{vocab.SEED_REFERENCE}. The cross-model median excess is "
+                         + (f"{share:.0%} of it." if np.isfinite(share) else
+                            "not comparable (two SAEs of model A do not exceed their null)."))
             continue
         merged = main_frame.merge(other, on=["layer_a", "layer_b"], suffixes=("", "_ctl"))
         wins = int((merged["_excess"] > merged["_excess_ctl"]).sum())

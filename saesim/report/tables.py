@@ -28,12 +28,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from saesim import vocab
 from saesim.compare.multitest import adjust_columns
 from saesim.report.frames import check_columns, check_frame, check_unique, format_cell, pivot_grid
 
 __all__ = [
     "AUTHORS_SOURCE",
-    "DISPLAY_NAMES",
     "COUNT_STAGES",
     "PAGE_TABLE_STYLES",
     "page_style",
@@ -50,8 +50,6 @@ __all__ = [
     "side_by_side",
     "styled",
     "with_effects",
-    "QUALITY_LABELS",
-    "SLOT_NAMES",
     "quality_caption",
     "quality_view",
 ]
@@ -64,33 +62,16 @@ pairs the corrected SVCCA's null spreads so widely that the largest of 288 cells
 AUTHORS_SOURCE = "authors' paper"
 """Default tag in the header of columns that hold the authors' reported numbers."""
 
-DISPLAY_NAMES: dict[str, str] = {
-    "svcca": "SVCCA",
-    "rsa": "RSA",
-    "linear_cka": "linear CKA",
-    "n_pairs": "n pairs",
-    "n_unique_a": "unique A",
-    "mean_best_r": "mean best r",
-    "mean_r_filtered": "mean r (filtered)",
-    "mean_r": "mean r",
-}
-"""Column name -> name shown in headers (metrics in the paper's spelling)."""
+COUNT_STAGES: tuple[str, ...] = ("n_latents_b", "n_choosers", "n_with_partner", "n_unique_a_before", "n_after_junk",
+                                 "n_after_1to1", "n_pairs", "n_unique_a")
+"""Count columns of ``full_space.parquet`` in pipeline order, the columns of :func:`counts_table`
+(headed by :func:`saesim.vocab.column_label`)."""
 
-COUNT_STAGES: dict[str, str] = {
-    "n_latents_b": "B latents",
-    "n_choosers": "choosers",
-    "n_with_partner": "with partner",
-    "n_unique_a_before": "unique A (before filters)",
-    "n_after_junk": "after junk filter",
-    "n_after_1to1": "after 1-1",
-    "n_pairs": "pairs kept",
-    "n_unique_a": "unique A kept",
-}
-"""Count columns of ``full_space.parquet`` in pipeline order -> header in :func:`counts_table`."""
 
 def display_name(column: str) -> str:
-    """Header text for a tidy column (``"svcca"`` -> ``"SVCCA"``; unknown names unchanged)."""
-    return DISPLAY_NAMES.get(column, column)
+    """Header text for a tidy column, from :func:`saesim.vocab.column_label` (``"svcca"`` -> ``"SVCCA"``,
+    ``"n_pairs"`` -> ``"pairs kept"``; unknown names unchanged)."""
+    return vocab.column_label(column, default=column)
 
 
 def layer_table(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", cols: str = "layer_a",
@@ -157,7 +138,7 @@ def concept_table(subspace_frame: pd.DataFrame, *, layer_a, layer_b,
     Returns
     -------
     pandas.DataFrame
-        Index ``concept`` (in the frame's order); columns ``n pairs``, then per
+        Index ``concept`` (in the frame's order); columns ``pairs kept``, then per
         metric ``"<M> paired"``, ``"<M> null mean"``, ``"<M> p"`` (and
         ``"<M> subset-null mean"``, ``"<M> subset p"``), then ``skipped``
         when any concept was skipped (its scores are NaN).
@@ -178,14 +159,12 @@ def concept_table(subspace_frame: pd.DataFrame, *, layer_a, layer_b,
                          f"layer pairs present (A, B): {pairs}.")
     check_unique(rows, ["concept"], "subspace_frame")
     out = pd.DataFrame(index=pd.Index(rows["concept"].tolist(), name="concept"))
-    out["n pairs"] = pd.array(rows["n_pairs"].to_numpy(), dtype="Int64")
+    out[display_name("n_pairs")] = pd.array(rows["n_pairs"].to_numpy(), dtype="Int64")
     for metric in metrics:
-        name = display_name(metric)
-        out[f"{name} paired"] = rows[metric].to_numpy(dtype=float)
-        for suffix, header in (("_null_mean", "null mean"), ("_p", "p"),
-                               ("_subset_null_mean", "subset-null mean"), ("_subset_p", "subset p")):
+        out[f"{display_name(metric)} paired"] = rows[metric].to_numpy(dtype=float)
+        for suffix in ("_null_mean", "_p", "_subset_null_mean", "_subset_p"):
             if metric + suffix in rows:
-                out[f"{name} {header}"] = rows[metric + suffix].to_numpy(dtype=float)
+                out[display_name(metric + suffix)] = rows[metric + suffix].to_numpy(dtype=float)
     if "skipped" in rows:
         skipped = rows["skipped"].fillna("").astype(str).to_numpy()
         if (skipped != "").any():
@@ -221,9 +200,9 @@ def counts_table(frame: pd.DataFrame) -> pd.DataFrame:
                                      if c in frame and frame[c].nunique(dropna=False) > 1]
     rows = frame.sort_values(keys, kind="stable")
     out = pd.DataFrame(index=pd.MultiIndex.from_frame(rows[keys]))
-    for column, header in COUNT_STAGES.items():
+    for column in COUNT_STAGES:
         if column in rows:
-            out[header] = pd.array(rows[column].to_numpy(dtype=float), dtype="Float64").round().astype("Int64")
+            out[display_name(column)] = pd.array(rows[column].to_numpy(dtype=float), dtype="Float64").round().astype("Int64")
     denominator = next((c for c in ("n_choosers", "n_latents_b") if c in rows), None)
     if denominator is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -243,7 +222,7 @@ def authors_table(reported: Mapping, *, source: str = AUTHORS_SOURCE,
         ``{"svcca": {"Time": 0.590, "Calendar": 0.649}, "n_pairs": {...}}`` for
         Table 1, or ``{"svcca": {(2, 5): 0.678, ...}}`` with (A layer, B layer)
         tuples for Fig. 3. Column names are shown through
-        :data:`DISPLAY_NAMES` (``svcca`` -> ``SVCCA``).
+        :func:`display_name` (``svcca`` -> ``SVCCA``).
     source : str, default ``"authors' paper"``
         Put in every header: ``"SVCCA (authors' paper)"``.
     index_names : str or sequence of str, optional
@@ -306,7 +285,7 @@ def side_by_side(ours: pd.DataFrame, authors, *, source: str = AUTHORS_SOURCE, o
     pandas.DataFrame
         For each authors' column ``"<name> (<source>)"`` that matches one of
         ours (names compared ignoring case, spaces and underscores, and after
-        :data:`DISPLAY_NAMES`): ``"<name> (ours)"``, ``"<name> (<source>)"``
+        :func:`display_name`): ``"<name> (ours)"``, ``"<name> (<source>)"``
         and the difference. Rows are ours followed by any only the authors
         have; a value missing on one side is NaN.
 
@@ -503,22 +482,20 @@ def concept_headline(family: pd.DataFrame, metric: str = "svcca", *, by: str = "
     return eligible.loc[eligible[column].idxmax()]
 
 
-SLOT_NAMES = {"a": "A", "b": "B", "seed": "A, second SAE set", "control": "random A (authors')",
-              "control_all": "random A (every tensor)"}
-"""Short names of a profile's model slots for tables (the caption names the models)."""
-
-QUALITY_LABELS = {
-    "slot": "SAE", "layer": "layer", "fvu_heldout": "held-out FVU", "dead_fraction": "dead", "pw_mcc": "PW-MCC",
-    "shared_dec": "shared",
-}
-"""Human names of :func:`saesim.experiments.sae_quality.sae_quality_table`'s columns, in display order."""
+_QUALITY_VIEW = {"slot": None, "layer": None, "fvu_heldout": "{:.3f}", "dead_fraction": "{:.1%}", "pw_mcc": "{:.2f}",
+                 "shared_dec": "{:.1%}"}
+"""Columns of :func:`saesim.experiments.sae_quality.sae_quality_table` that :func:`quality_view` shows, in order,
+with their formats."""
 
 
 def quality_view(quality: pd.DataFrame):
-    """The SAE-quality table as the book shows it: short SAE names, human column names, percentages."""
-    view = quality[list(QUALITY_LABELS)].assign(slot=quality["slot"].map(lambda s: SLOT_NAMES.get(s, s)))
-    view = view.rename(columns=QUALITY_LABELS)
-    fmt = {"held-out FVU": "{:.3f}", "PW-MCC": "{:.2f}", "dead": "{:.1%}", "shared": "{:.1%}"}
+    """The SAE-quality table as the book shows it: short SAE names, human column names, percentages.
+
+    SAE slots and column headers read as :mod:`saesim.vocab` names them (``"seed"`` -> ``"A, second SAE set"``).
+    """
+    view = quality[list(_QUALITY_VIEW)].assign(slot=quality["slot"].map(lambda s: vocab.label("slot", s, default=s)))
+    view = view.rename(columns=display_name)
+    fmt = {display_name(c): f for c, f in _QUALITY_VIEW.items() if f is not None}
     return view.style.format(fmt, na_rep="–").hide(axis="index")
 
 

@@ -31,8 +31,8 @@ class TestFindings:
         assert "7 beat every one of their 999 permutations" in text and "cannot reject" not in text
         assert "largest +0.090 at A layer 1 – B layer 1" in text
         assert "in the middle layers of both models" in text
-        assert "seed noise floor. The cross-model median excess is 15% of it." in text
-        assert "The authors' random model in A's place: 0 of 9 layer pairs lie above their null" in text
+        assert "the agreement two SAEs of one model reach. The cross-model median excess is 15% of it." in text
+        assert "The random model (authors') in A's place: 0 of 9 layer pairs lie above their null" in text
         assert "A against B exceeds it in 9 of the 9 layer pairs" in text
         assert "by +0.000 against resampling every tensor" in text
         assert list(table["comparison"]) == ["full_space", "seed", "control", "control_all"]

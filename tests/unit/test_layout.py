@@ -1,6 +1,6 @@
 """The package's import direction and privacy, checked on the source (no import needed).
 
-Layers, lowest first: the shared base (``config``, ``errors``, ``io``, ``validation``), ``compare``,
+Layers, lowest first: the shared base (``config``, ``errors``, ``io``, ``validation``, ``vocab``), ``compare``,
 ``extract``, ``experiments``, ``report``, then the ``cli``. A module may import its own layer and
 those below it, never above; ``compare`` never imports matplotlib; and no module imports another
 module's private (underscore) names. Run ``python -m pytest tests/unit/test_layout.py -q`` to see
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "saesim"
-BASE = {"config", "errors", "io", "validation", "profiles"}
+BASE = {"config", "errors", "io", "validation", "profiles", "vocab"}
 RANK = {"base": 0, "compare": 1, "extract": 2, "experiments": 3, "report": 4, "cli": 5}
 
 

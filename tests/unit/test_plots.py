@@ -183,7 +183,7 @@ class TestPanelNames:
     @pytest.mark.parametrize("value, title", [
         ("svcca", "Paired SVCCA Scores"), ("rsa", "Paired RSA Scores"), ("svcca_p", "SVCCA P-Values"),
         ("rsa_null_mean", "Mean Null RSA Scores"), ("svcca_p_bh", "SVCCA P-Values (BH)"),
-        ("n_pairs", "Pairs Kept"), ("mean_r_filtered", "Correlation After Filtering"),
+        ("n_pairs", "Pairs Kept"), ("mean_r_filtered", "Mean Correlation After Filtering"),
     ])
     def test_titles(self, value, title):
         assert panel_title(value) == title

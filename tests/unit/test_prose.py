@@ -18,8 +18,8 @@ class TestVerdict:
         lines = verdict(table)
         assert len(lines) == 2
         assert "Verdict: beats every baseline." in lines[0]
-        assert "does not clearly beat the random-model control" in lines[1]
-        assert "does not clearly beat the raw-neuron baseline" in lines[1]
+        assert "does not clearly beat the random model (authors')" in lines[1]
+        assert "does not clearly beat the raw neurons" in lines[1]
         assert "(it scores lower or equal)" in lines[1]
 
     def test_every_baseline_is_judged(self):
@@ -30,9 +30,10 @@ class TestVerdict:
         table = control_comparison(sae, seed=seed, control=control, control_all=control_all)
         line = verdict(table)[0]
         assert "two SAEs of model A at layer 0 score 0.900" in line
+        assert "the agreement two SAEs of one model reach" in line and "floor" not in line and "ceiling" not in line
         assert "the SAE pairs' effect is" in line
-        assert "beats the random-model control (authors')" in line
-        assert "beats the random-model control (every tensor)" in line
+        assert "beats the random model (authors')" in line
+        assert "beats the random model (every tensor)" in line
 
     def test_missing_ci_is_said(self):
         rec = fake_record(0, 0, 0.8, np.nan, np.nan)
@@ -44,7 +45,7 @@ class TestVerdict:
         table = control_comparison(pd.DataFrame([fake_record(0, 0, 0.5, 0.45, 0.55)]), raw=pd.DataFrame([raw]))
         line = verdict(table)[0]
         assert "keeps k = 60 dimensions for 64 pairs" in line
-        assert "the SAE gains +0.200, raw-neuron baseline +0.020" in line
+        assert "the SAE gains +0.200, raw neurons +0.020" in line
 
     def test_same_model_raw_baseline_is_called_a_ceiling(self):
         raw = dict(fake_record(0, 0, 1.0, 0.99, 1.0), mean_r_filtered=1.0)
@@ -70,7 +71,7 @@ class TestVerdict:
         assert out.loc["A1–B1", "raw neurons"].startswith("below: 0.700")
         assert out.loc["A1–B1", "random model (authors')"].startswith("overlaps: 0.450")
         assert out.loc["A0–B0", "p (Holm)"] == 0.01 and out.loc["A1–B1", "p (Holm)"] == 0.2
-        assert out.loc["A0–B0", "share of seed floor"] == pytest.approx((0.8 - 0.3) / (0.9 - 0.3))
+        assert out.loc["A0–B0", "share of two SAEs' effect"] == pytest.approx((0.8 - 0.3) / (0.9 - 0.3))
         assert verdict_table(pd.DataFrame()).empty
         # 2 tests of 20 permutations: Holm's floor 2/21 is above 0.05, and the verdict says so
         floor = family.assign(svcca_p=[1 / 21, 1 / 21], n_perm=20, svcca_p_holm=[2 / 21, 2 / 21])

@@ -94,18 +94,18 @@ class TestConceptTable:
     def test_columns_per_metric_with_subset_null(self):
         table = concept_table(subspace_frame(), layer_a=3, layer_b=5)
         assert table.columns.tolist() == [
-            "n pairs",
+            "pairs kept",
             "SVCCA paired", "SVCCA null mean", "SVCCA p", "SVCCA subset-null mean", "SVCCA subset p",
             "RSA paired", "RSA null mean", "RSA p", "RSA subset-null mean", "RSA subset p",
             "skipped",
         ]
-        assert table.loc["Time", "n pairs"] == 228
+        assert table.loc["Time", "pairs kept"] == 228
         assert table.loc["Calendar", "SVCCA paired"] == pytest.approx(0.649)
         assert table.loc["Time", "SVCCA subset p"] == pytest.approx(0.01)
 
     def test_without_subset_columns_and_one_metric(self):
         table = concept_table(subspace_frame(with_subset=False), layer_a=1, layer_b=5, metrics=("svcca",))
-        assert table.columns.tolist() == ["n pairs", "SVCCA paired", "SVCCA null mean", "SVCCA p", "skipped"]
+        assert table.columns.tolist() == ["pairs kept", "SVCCA paired", "SVCCA null mean", "SVCCA p", "skipped"]
 
     def test_skipped_concept_has_blank_scores_and_reason(self):
         table = concept_table(subspace_frame(), layer_a=3, layer_b=5)
@@ -144,8 +144,8 @@ class TestCountsTable:
 
     def test_stage_columns_in_pipeline_order(self):
         table = counts_table(self.frame())
-        assert table.columns.tolist() == ["B latents", "choosers", "with partner", "unique A (before filters)",
-                                          "after junk filter", "after 1-1", "pairs kept", "unique A kept",
+        assert table.columns.tolist() == ["B latents", "choosers", "with partner", "unique A latents before filters",
+                                          "after junk filter", "after 1-1", "pairs kept", "unique A latents kept",
                                           "kept %"]
         assert str(table["pairs kept"].dtype) == "Int64"
 
@@ -175,7 +175,7 @@ class TestAuthorsTable:
         table = authors_table({"svcca": {"Time": 0.590, "Calendar": 0.649}, "n_pairs": {"Time": 228,
                                                                                       "Calendar": 126}},
                               index_names="concept")
-        assert table.columns.tolist() == ["SVCCA (authors' paper)", "n pairs (authors' paper)"]
+        assert table.columns.tolist() == ["SVCCA (authors' paper)", "pairs kept (authors' paper)"]
         assert table.index.name == "concept"
         assert table.loc["Calendar", "SVCCA (authors' paper)"] == pytest.approx(0.649)
         assert pd.api.types.is_numeric_dtype(table["SVCCA (authors' paper)"])
