@@ -13,15 +13,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from saesim.report._plot_scale import HeatmapStyle
 from saesim import vocab
 from saesim.report.frames import format_cell
 
 
 ANNOT_KWS = {"weight": "bold", "size": 14}
 """Heatmap annotation style of the paper's notebooks."""
-
-NULL_P_VMAX = 0.6
-"""Colour-scale maximum of the paper's null-mean and p-value panels."""
 
 _CORRELATION_COLUMNS = ("mean_best_r", "mean_r_filtered", "mean_r")
 
@@ -35,26 +33,25 @@ def panel_title(value: str) -> str:
     return vocab.column_title(value, default=value)
 
 
-def panel_style(value: str) -> dict:
-    """Default heatmap options for a tidy column, following the paper.
+def panel_style(value: str) -> HeatmapStyle:
+    """Default heatmap style of a tidy column: what its values mean, not where they happen to lie.
 
     Returns
     -------
-    dict
-        ``{"vmin": 0, "vmax": 0.6}`` for p-value columns (``*_p``,
-        ``*_p_holm``, ``*_p_bh``), ``{"vmax": 0.6}`` for null means,
-        ``{"vmin": 0}`` for correlation columns, ``{"fmt": "d"}`` for counts
-        (``n_*``, ``dead_*``) and ``{}`` otherwise.
+    HeatmapStyle
+        ``center=0`` for an excess over the null (``*_excess``) and z-scores (``*_z``): 0 is
+        the null level, shown white; ``include=0`` for p-values (``*_p``, ``*_p_holm``,
+        ``*_p_bh``) and correlation columns, whose scale starts at 0; ``fmt="d"`` for counts
+        (``n_*``, ``dead_*``); no option otherwise. Colour limits always come from the data
+        (:class:`HeatmapStyle`), never from a fixed number that the data may pass.
     """
-    if re.search(r"_p(_holm|_bh)?$", value):
-        return {"vmin": 0.0, "vmax": NULL_P_VMAX}
-    if value.endswith("_null_mean"):
-        return {"vmax": NULL_P_VMAX}
-    if value in _CORRELATION_COLUMNS:
-        return {"vmin": 0.0}
+    if value.endswith("_excess") or value.endswith("_z"):
+        return HeatmapStyle(center=0.0)
+    if re.search(r"_p(_holm|_bh)?$", value) or value in _CORRELATION_COLUMNS:
+        return HeatmapStyle(include=0.0)
     if value.startswith("n_") or value.startswith("dead_"):
-        return {"fmt": "d"}
-    return {}
+        return HeatmapStyle(fmt="d")
+    return HeatmapStyle()
 
 
 def panel_axes(fig: Figure) -> list[Axes]:
@@ -84,7 +81,9 @@ def panel_grid(n: int, ncols: int, panel_size) -> tuple[Figure, list[Axes]]:
     return fig, axes[:n]
 
 
-def draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar, counts=None, annot_max=None) -> None:
+def draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar, counts=None, annot_max=None,
+              center=None, cbar_kws=None) -> None:
+    """``grid`` as an annotated heatmap on ``ax`` (cells formatted by :func:`format_cell`, so never ``-0.000``)."""
     import seaborn as sns
 
     values = grid.to_numpy(dtype=float)
@@ -97,7 +96,8 @@ def draw_grid(ax: Axes, grid: pd.DataFrame, *, fmt, cmap, vmin, vmax, cbar, coun
         n = counts.to_numpy(dtype=float)
         labels = np.array([[lab if not lab or not np.isfinite(c) else f"{lab}\nn={int(c)}"
                             for lab, c in zip(row, crow)] for row, crow in zip(labels, n)], dtype=object)
-    sns.heatmap(grid, ax=ax, annot=labels, fmt="", cmap=cmap, vmin=vmin, vmax=vmax, cbar=cbar,
+    sns.heatmap(grid, ax=ax, annot=labels, fmt="", cmap=cmap, vmin=vmin, vmax=vmax, center=center, cbar=cbar,
+                cbar_kws=cbar_kws if cbar else None,
                 annot_kws={**ANNOT_KWS, "size": _annotation_size(ax, grid.shape, labels, cbar, annot_max)},
                 mask=~np.isfinite(values))
     ax.tick_params(axis="y", rotation=0)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from saesim.report.plots import (
     FIGURE_NAMES,
+    HeatmapStyle,
     caption,
     concept_heatmap_grid,
     control_bars,
@@ -112,7 +113,7 @@ class TestLayerHeatmap:
         assert np.ma.count_masked(heatmap_mesh(ax).get_array()) == 2
 
     def test_style_defaults_magma_and_limits(self):
-        ax = layer_heatmap(grid_frame(), "svcca", vmin=0.0, vmax=0.6)
+        ax = layer_heatmap(grid_frame(), "svcca", style=HeatmapStyle(vmin=0.0, vmax=0.6))
         mesh = heatmap_mesh(ax)
         assert mesh.get_cmap().name == "magma"
         assert (mesh.norm.vmin, mesh.norm.vmax) == (0.0, 0.6)
@@ -132,7 +133,7 @@ class TestLayerHeatmap:
         assert plt.get_fignums() == before
 
     def test_integer_format(self):
-        ax = layer_heatmap(grid_frame(), "n_pairs", fmt="d")
+        ax = layer_heatmap(grid_frame(), "n_pairs", style=HeatmapStyle(fmt="d"))
         assert cell_annotations(ax)[("4", "3")].get_text() == "3004"
 
     def test_duplicated_cells_raise(self):
@@ -149,11 +150,12 @@ class TestHeatmapPanels:
         (x0, y0), (x1, y1) = (ax.get_position().p0 for ax in axes)
         assert x1 > x0 and y1 == pytest.approx(y0)
 
-    def test_paper_defaults_per_panel(self):
-        fig = heatmap_panels(grid_frame(), ["svcca_null_mean", "svcca_p", "mean_best_r", "n_pairs"])
+    def test_column_defaults_per_panel(self):
+        frame = grid_frame().assign(mean_best_r=lambda f: 0.2 + 0.01 * f.layer_a)
+        fig = heatmap_panels(frame, ["svcca_null_mean", "svcca_p", "mean_best_r", "n_pairs"])
         null, p, corr, counts = panel_axes(fig)
-        assert heatmap_mesh(null).norm.vmax == 0.6
-        assert (heatmap_mesh(p).norm.vmin, heatmap_mesh(p).norm.vmax) == (0.0, 0.6)
+        assert (heatmap_mesh(null).norm.vmin, heatmap_mesh(null).norm.vmax) == pytest.approx((0.01, 0.03))
+        assert (heatmap_mesh(p).norm.vmin, heatmap_mesh(p).norm.vmax) == pytest.approx((0.0, 0.004))
         assert heatmap_mesh(corr).norm.vmin == 0.0
         assert cell_annotations(counts)[("2", "1")].get_text() == "1002"
 
@@ -166,7 +168,7 @@ class TestHeatmapPanels:
 
     def test_per_panel_options_and_titles(self):
         fig = heatmap_panels(grid_frame(), ["svcca", "rsa"], titles=["A", "B"], panel_labels=False,
-                             vmax={"rsa": 1.0}, fmt=[".2f", ".1f"], label_a="70m")
+                             style=[HeatmapStyle(fmt=".2f"), HeatmapStyle(fmt=".1f", vmax=1.0)], label_a="70m")
         left, right = panel_axes(fig)
         assert [left.get_title(), right.get_title()] == ["A", "B"]
         assert heatmap_mesh(right).norm.vmax == 1.0
@@ -189,9 +191,10 @@ class TestPanelNames:
         assert panel_title(value) == title
 
     @pytest.mark.parametrize("value, style", [
-        ("svcca_p", {"vmin": 0.0, "vmax": 0.6}), ("rsa_p_holm", {"vmin": 0.0, "vmax": 0.6}),
-        ("svcca_null_mean", {"vmax": 0.6}), ("mean_best_r", {"vmin": 0.0}), ("n_unique_a", {"fmt": "d"}),
-        ("svcca", {}),
+        ("svcca_p", HeatmapStyle(include=0.0)), ("rsa_p_holm", HeatmapStyle(include=0.0)),
+        ("svcca_null_mean", HeatmapStyle()), ("mean_best_r", HeatmapStyle(include=0.0)),
+        ("n_unique_a", HeatmapStyle(fmt="d")), ("svcca", HeatmapStyle()), ("rsa_excess", HeatmapStyle(center=0.0)),
+        ("svcca_z", HeatmapStyle(center=0.0)),
     ])
     def test_styles(self, value, style):
         assert panel_style(value) == style
@@ -234,8 +237,15 @@ class TestConceptHeatmapGrid:
     def test_shared_colour_scale_and_p_defaults(self):
         axes = panel_axes(concept_heatmap_grid(subspace(), "svcca"))
         assert len({(heatmap_mesh(ax).norm.vmin, heatmap_mesh(ax).norm.vmax) for ax in axes}) == 1
-        p_axes = panel_axes(concept_heatmap_grid(subspace(), "svcca_p"))
-        assert heatmap_mesh(p_axes[0]).norm.vmax == 0.6
+        frame = subspace().assign(svcca_p=lambda f: 0.1 + 0.1 * f.layer_a)
+        p_axes = panel_axes(concept_heatmap_grid(frame, "svcca_p"))
+        assert (heatmap_mesh(p_axes[0]).norm.vmin, heatmap_mesh(p_axes[0]).norm.vmax) == pytest.approx((0.0, 0.4))
+
+    def test_a_constant_value_is_a_sentence_not_a_block_of_colour(self):
+        axes = panel_axes(concept_heatmap_grid(subspace(), "svcca_p"))  # svcca_p is 0.5 everywhere
+        assert all(not ax.collections for ax in axes)
+        assert all("0.5 in all" in " ".join(t.get_text() for t in ax.texts) for ax in axes)
+        assert [ax.get_label() for ax in axes] == [f"concept:{c}" for c in CONCEPTS]
 
     def test_every_text_is_legible_at_the_page_width(self):
         # Shown PAGE_WIDTH_PX wide, every title, tick label and cell number is at least MIN_TEXT_PX high.
