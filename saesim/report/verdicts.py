@@ -29,15 +29,17 @@ import pandas as pd
 
 from saesim.compare.effects import as_float
 from saesim.compare.significance import ALPHA, above_null
+from saesim.vocab import column_label, label
 
 __all__ = ["BASELINES", "PLACES", "SEED", "Verdict", "judge", "place", "verdict_frame"]
 
 PLACES: tuple[str, ...] = ("above", "overlaps", "below")
 """Where the SAE interval sits against a baseline's."""
 
-BASELINES: dict[str, str] = {"control": "random model (authors')", "control_all": "random model (every tensor)",
-                             "raw_neuron": "raw neurons", "shuffle_null": "shuffled null"}
-"""The baselines a cross-model score has to clear, in the order the pages show them."""
+BASELINES: dict[str, str] = {key: label("comparison", key) for key in ("control", "control_all", "raw_neuron",
+                                                                      "shuffle_null")}
+"""The baselines a cross-model score has to clear, in the order the pages show them (labels from
+:mod:`saesim.vocab`)."""
 
 SEED = "seed"
 """The comparison of two SAEs of model A: the reference, not a baseline."""
@@ -136,7 +138,7 @@ class Verdict:
         else:
             parts.append("no baseline")
         if np.isfinite(self.seed_share):
-            parts.append(f"{self.seed_share:.0%} of the seed control's effect")
+            parts.append(f"{self.seed_share:.0%} of two SAEs' effect")
         return "; ".join(parts)
 
     def words(self, alpha: float = ALPHA) -> str:
@@ -157,7 +159,7 @@ class Verdict:
                "SAE score [CI]": self.score, "effect over null": self.effect, "p (Holm)": self.p_holm}
         for name, (where, score, approx) in self.places.items():
             out[BASELINES[name]] = f"{where}: {score}{'*' if approx else ''}"
-        out["share of seed control"] = self.seed_share
+        out[column_label("seed_share")] = self.seed_share
         out["verdict"] = self.summary()
         return out
 

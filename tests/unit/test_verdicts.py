@@ -42,10 +42,10 @@ def test_seed_control_is_a_reference_not_a_baseline():
     assert set(verdict.places) == {"control"}
     assert verdict.seed_share == pytest.approx(0.25)
     assert verdict.above_null is True and verdict.p_holm == pytest.approx(2e-6)
-    assert verdict.summary() == "above its null; above every baseline; 25% of the seed control's effect"
+    assert verdict.summary() == "above its null; above every baseline; 25% of two SAEs' effect"
     row = verdict.row()
     assert row["random model (authors')"] == "above: 0.200 [0.150, 0.250]"
-    assert row["share of seed control"] == pytest.approx(0.25) and row["p (Holm)"] == pytest.approx(2e-6)
+    assert row["share of two SAEs' effect"] == pytest.approx(0.25) and row["p (Holm)"] == pytest.approx(2e-6)
 
 
 def test_not_above_null_leads_the_verdict():
