@@ -31,7 +31,8 @@ from saesim.compare.effects import as_float
 from saesim.compare.significance import ALPHA, above_null
 from saesim.vocab import column_label, label
 
-__all__ = ["BASELINES", "PLACES", "SEED", "Verdict", "judge", "place", "verdict_frame"]
+__all__ = ["BASELINES", "IDENTICAL_R", "PLACES", "SATURATION_RATIO", "SEED", "Verdict", "judge", "place",
+           "verdict_frame"]
 
 PLACES: tuple[str, ...] = ("above", "overlaps", "below")
 """Where the SAE interval sits against a baseline's."""
@@ -43,6 +44,12 @@ BASELINES: dict[str, str] = {key: label("comparison", key) for key in ("control"
 
 SEED = "seed"
 """The comparison of two SAEs of model A: the reference, not a baseline."""
+
+IDENTICAL_R = 0.999
+"""Raw-neuron pairs with a mean correlation this high come from one model in both slots."""
+
+SATURATION_RATIO = 2.0
+"""A CCA score with fewer than this many pairs per kept dimension is flagged as saturated."""
 
 
 def _interval(row) -> tuple[float, float, bool]:
@@ -98,6 +105,9 @@ class Verdict:
         The seed control's effect over its own null (NaN when absent).
     seed_share : float
         ``effect / seed_effect`` where the seed effect is positive, else NaN.
+    notes : tuple of str
+        Cautions about a baseline (a CCA score saturated by too few pairs per kept dimension; raw
+        neurons of one model in both slots) and the baselines' own effects, for the sentence.
     """
 
     layer_a: int
@@ -112,6 +122,7 @@ class Verdict:
     places: dict = field(default_factory=dict)
     seed_effect: float = float("nan")
     seed_share: float = float("nan")
+    notes: tuple[str, ...] = ()
 
     @property
     def cleared(self) -> list[str]:
@@ -150,7 +161,8 @@ class Verdict:
         seed = ("" if not np.isfinite(self.seed_effect) else
                 f"; two SAEs of model A reach {_signed(self.seed_effect)} over their null"
                 + (f", and this pair reaches {self.seed_share:.0%} of that" if np.isfinite(self.seed_share) else ""))
-        return (head + (": " + "; ".join(against) if against else "") + seed
+        notes = "".join(f" ({note})" for note in self.notes)
+        return (head + (": " + "; ".join(against) if against else "") + seed + notes
                 + f". Verdict: {self.summary(alpha)}.")
 
     def row(self) -> dict:
@@ -196,18 +208,34 @@ def judge(group: pd.DataFrame, *, family: pd.DataFrame | None = None, alpha: flo
         if hit.any():
             cell = decided[hit].iloc[0]
             p_holm, above = float(cell["p_holm"]), bool(cell["above"])
-    places = {}
+    places, notes = {}, []
+    effect = as_float(sae.get("effect"))
     for name in BASELINES:
         base = by.get(name)
-        if base is not None and np.isfinite(as_float(base.get("value"))):
-            where, approx = place(sae, base)
-            places[name] = (where, _fmt(base), approx)
-    effect = as_float(sae.get("effect"))
+        if base is None or not np.isfinite(as_float(base.get("value"))):
+            continue
+        where, approx = place(sae, base)
+        places[name] = (where, _fmt(base), approx)
+        if name != "shuffle_null" and np.isfinite(as_float(base.get("effect"))):
+            notes.append(f"{BASELINES[name]} {_signed(as_float(base['effect']))} over its own null")
+        if name == "raw_neuron" and as_float(base.get("mean_r")) >= IDENTICAL_R:
+            notes.append("the raw neurons pair with mean r ≈ 1: both slots run the same model, so they are "
+                         "not a bar to clear")
+        if _saturated(base):
+            notes.append(f"caution: {BASELINES[name]} keeps k = {int(max(base['k_x'], base['k_y']))} dimensions "
+                         f"for {int(base['n_pairs'])} pairs, so its CCA score is near 1 by construction")
     seed = by.get(SEED)
     seed_effect = as_float(seed.get("effect")) if seed is not None else float("nan")
     share = effect / seed_effect if np.isfinite(seed_effect) and seed_effect > 0 and np.isfinite(effect) else np.nan
     return Verdict(int(la), int(lb), str(rule), str(direction), str(metric), _fmt(sae), effect, p_holm, above,
-                   places, seed_effect, float(share))
+                   places, seed_effect, float(share), tuple(notes))
+
+
+def _saturated(row) -> bool:
+    """A CCA score with fewer than :data:`SATURATION_RATIO` pairs per kept dimension."""
+    k = max(as_float(row.get("k_x")), as_float(row.get("k_y")))
+    n = as_float(row.get("n_pairs"))
+    return bool(np.isfinite(k) and np.isfinite(n) and k > 0 and n / k < SATURATION_RATIO)
 
 
 def verdict_frame(table: pd.DataFrame, *, family: pd.DataFrame | None = None, metrics=None,

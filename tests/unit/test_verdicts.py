@@ -84,3 +84,13 @@ def test_words_never_contradict_the_row():
         below = [part[len("below "):].split(", ") for part in summary.split("; ") if part.startswith("below ")]
         assert set(below[0] if below else []) == {BASELINES[n] for n, w in places.items() if w == "below"}
         assert verdict.words().endswith(f"Verdict: {summary}.")
+
+
+def test_notes_flag_saturated_and_identical_baselines():
+    raw = {**_row("raw_neuron", 0.99, 0.98, 1.0, 0.5), "mean_r": 1.0}
+    control = {**_row("control", 0.95, 0.9, 0.99, 0.02), "k_x": 40, "k_y": 40, "n_pairs": 60}
+    verdict = judge(pd.DataFrame([_row("sae", 0.45, 0.4, 0.5, 0.04), raw, control]))
+    words = verdict.words()
+    assert "both slots run the same model" in words and "keeps k = 40 dimensions for 60 pairs" in words
+    assert "random model (authors') +0.020 over its own null" in words
+    assert verdict.summary() == "above no baseline; below random model (authors'), raw neurons"
