@@ -35,11 +35,10 @@ seed = 0
 # %%
 from pathlib import Path
 
-import numpy as np
 from IPython.display import HTML, Markdown, display
 
-from saesim.report import explore
-from saesim.report.book import glue_value, grid_frame, scope_note
+from saesim.report import explore, pages
+from saesim.report.book import glue_fields, grid_frame, scope_note
 from saesim.config import load_profile
 from saesim.experiments.grid import cached_best_partners, settings_from_profile
 from saesim.extract.pipeline import load_layer
@@ -64,17 +63,10 @@ table = explore.pair_table(a, b, settings, best=best, max_rows=max_rows,
                            neuronpedia_a=explore.neuronpedia_id(prof, "a", la),
                            neuronpedia_b=explore.neuronpedia_id(prof, "b", lb))
 cell = grid[(grid["layer_a"] == la) & (grid["layer_b"] == lb)].iloc[0]
-glue_value("ex_pair", f"A{la}–B{lb}")
-glue_value("ex_n_rows", table.n_rows)
-glue_value("ex_kept", table.stage_counts["kept"])
-counts = ", ".join(f"{n} {s}" for s, n in table.stage_counts.items() if n)
-display(Markdown(
-    f"Profile `{prof.name}`: A = {data_a.label}, layer {la}; B = {data_b.label}, layer {lb} "
-    f"(`layer_a`, `layer_b`; by default the pair whose RSA most exceeds its shuffled null: RSA "
-    f"{cell['rsa']:.3f} against a null mean of {cell['rsa_null_mean']:.3f}). Rule `{rule}`, direction "
-    f"`{direction}`, r > {settings.r_min:g}. One row per {'B' if direction == 'b_to_a' else 'A'} latent "
-    f"({table.n_rows} rows): {counts}. The table holds the {len(table.frame)} rows with the highest r "
-    f"(`max_rows`); {table.n_left_out} rows with lower r are left out."))
+intro, numbers = pages.explorer_intro(table, cell, profile=prof.name, label_a=data_a.label, label_b=data_b.label,
+                                      layer_a=la, layer_b=lb, rule=rule, direction=direction, r_min=settings.r_min)
+glue_fields(numbers, prefix="ex_")
+display(Markdown(intro))
 
 # %% [markdown]
 # ## The pairs
@@ -96,19 +88,11 @@ kept = table.frame[table.frame["stage"] == "kept"]
 if len(kept) >= 2:
     dmap = explore.decoder_map(a.decoder, b.decoder, (kept["A latent"].to_numpy(), kept["B latent"].to_numpy()),
                                max_points=map_points, seed=seed)
-    by_pair = kept.set_index(["A latent", "B latent"])
-    rows = [by_pair.loc[(i, j)] for i, j in zip(dmap.a, dmap.b)]
-    fig = explore.map_figure(
-        dmap, color=[row["r"] for row in rows],
-        hover_a=[f"A {i} · r {row['r']:.2f}<br>{row['A top tokens']}" for i, row in zip(dmap.a, rows)],
-        hover_b=[f"B {j} · r {row['r']:.2f}<br>{row['B top tokens']}" for j, row in zip(dmap.b, rows)])
+    fig = explore.map_figure(dmap, **pages.map_hover(kept, dmap))
     fragment = explore.map_html(fig, div_id="decoder-map")
     page_bytes += len(fragment.encode())
     display(HTML(fragment))
-    display(Markdown(
-        f"{dmap.n_points} of {dmap.n_pairs} kept pairs drawn (`map_points`, seed {seed}); the two axes hold "
-        f"{dmap.explained_variance.sum():.0%} of the A rows' variance; after the map, the mean cosine of a "
-        f"pair's two rows is {dmap.mean_mapped_cosine:.3f}."))
+    display(Markdown(pages.map_note(dmap, seed=seed)))
 else:
     display(Markdown(f"Only {len(kept)} pairs are kept at this layer pair: too few for a map."))
 
@@ -126,22 +110,16 @@ else:
 # %%
 if prof.seed_control is not None:
     floor = explore.seed_floor(prof, rule=rule, cache_dir=cache, results_dir=results)
-    display(page_style(floor.rename(columns={
-        "cross_paired_fraction": "B paired across models", "seed_paired_fraction": "paired, A vs seed",
-        "seed_statistic": "shared, cos >= 0.7", "seed_shared_fraction_r": "shared, r >= 0.7",
-        "seed_mean_max_cosine": "mean best cos (A to seed)", "seed_mean_max_cosine_y": "mean best cos (seed to A)",
-    }).reset_index(drop=True), "Per A layer: B latents paired across models against the same fraction for two SAEs "
-                              "of model A, and the seed control's shared fractions (blank: no seed SAE at that layer)"))
-    glue_value("ex_seed_shared", float(floor["seed_statistic"].mean()) if "seed_statistic" in floor else np.nan)
+    view, numbers = pages.seed_floor_view(floor)
+    glue_fields(numbers, prefix="ex_")
+    display(page_style(view, "Per A layer: B latents paired across models against the same fraction for two SAEs of "
+                             "model A, and the seed control's shared fractions (blank: no seed SAE at that layer)"))
     seed_layers = set(prof.layers("seed"))
     if la in seed_layers:
         data_s = load_layer(prof, "seed", la, out=cache)
         best_s = cached_best_partners(data_a, data_s, compat=settings.compat, cache=cache)
         seed_table = explore.pair_table(a, data_s.to_sae_layer(), settings, best=best_s, max_rows=max_rows // 2)
-        display(Markdown(
-            f"The same A layer against the second SAE set of model A ({data_s.label}, layer {la}): "
-            f"{seed_table.n_rows} rows, {seed_table.stage_counts['kept']} kept; the {len(seed_table.frame)} "
-            f"with the highest r are shown, {seed_table.n_left_out} left out."))
+        display(Markdown(pages.seed_table_note(seed_table, label=data_s.label, layer=la)))
         page_bytes += explore.show_table(seed_table.frame, caption=f"Pairs of A{la} and its seed control",
                                          table_id="seed-table", init=False)
 else:
@@ -152,8 +130,6 @@ else:
 # ## Page size
 
 # %%
-glue_value("ex_page_mb", page_bytes / 2**20)
-display(Markdown(
-    f"The tables and the map embed {page_bytes / 2**20:.1f} MB in this page (the DataTables bundle "
-    f"included); plotly's script ({explore.plotly_bytes() / 2**20:.1f} MB) is one file of the site, "
-    "loaded once for every page that uses it."))
+size_note, numbers = pages.page_size_note(page_bytes, explore.plotly_bytes())
+glue_fields(numbers, prefix="ex_")
+display(Markdown(size_note))

@@ -39,12 +39,11 @@ figures_dir = "figures"
 # features.
 
 # %%
-import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
-from saesim.report import book, plots, tables
+from saesim.report import book, pages, plots, tables
 from saesim.experiments.grid import cached_best_partners
 from saesim.extract.pipeline import load_layer
 from saesim.compare.match import hub_counts
@@ -55,39 +54,23 @@ grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[directio
                        compat=compat)
 frame = tables.with_effects(grid.frame)
 display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
-if layer_a is None or layer_b is None:  # the layer pair whose RSA rises most above its null
-    peak = frame.loc[frame["rsa_excess"].idxmax()]
-    layer_a = int(peak["layer_a"]) if layer_a is None else layer_a
-    layer_b = int(peak["layer_b"]) if layer_b is None else layer_b
+# default: the layer pair whose RSA rises most above its null
+layer_a, layer_b = pages.peak_pair(frame, layer_a, layer_b, by="rsa_excess")
 data_a = load_layer(grid.profile, "a", layer_a, out=cache_dir)
 data_b = load_layer(grid.profile, "b", layer_b, out=cache_dir)
 cell = grid.meta(layers_a=[layer_a], layers_b=[layer_b])
-print(f"layer pair: {grid.label_a} L{layer_a} vs {grid.label_b} L{layer_b}; {data_a.n_tokens} tokens")
 
 # %%
 best = cached_best_partners(data_a, data_b, compat=compat, cache=cache_dir)
 hubs = hub_counts(best, direction=direction)
-freq_a, freq_b = activation_frequency(data_a.codes), activation_frequency(data_b.codes)
-top_hub = hubs.top(1)[0] if hubs.top(1) else (-1, 0)
-book.glue_value("fc_layer_a", layer_a)
-book.glue_value("fc_layer_b", layer_b)
-book.glue_value("fc_n_unique", hubs.n_unique)
-book.glue_value("fc_n_choosers", hubs.n_choosers)
-book.glue_value("fc_unique_pct", 100.0 * hubs.unique_fraction)
-book.glue_value("fc_top_hub", top_hub[1])
-book.glue_value("fc_top_hub_latent", top_hub[0])
-book.glue_value("fc_top_hub_tokens", book.top_tokens_text(data_a.contexts, top_hub[0], 5) if top_hub[0] >= 0 else "none")
-book.glue_value("fc_dead_a", int(data_a.dead.sum()))
-book.glue_value("fc_dead_b", int(data_b.dead.sum()))
-book.glue_value("fc_n_latents_a", data_a.n_latents)
-book.glue_value("fc_n_latents_b", data_b.n_latents)
-book.glue_value("fc_median_freq_a", float(np.median(freq_a[freq_a > 0])) if (freq_a > 0).any() else 0.0)
+book.glue_fields(pages.feature_count_numbers(hubs, data_a, data_b, frame, layer_a=layer_a, layer_b=layer_b),
+                 prefix="fc_", n_tokens=data_a.n_tokens)
 
 # %% [markdown]
 # ## Hub features
 #
-# For A layer {glue:text}`fc_layer_a` and B layer {glue:text}`fc_layer_b`, the
-# {glue:text}`fc_n_choosers` choosing latents pick only {glue:text}`fc_n_unique` distinct partners
+# For A layer {glue:text}`fc_layer_a` and B layer {glue:text}`fc_layer_b`, over {glue:text}`fc_n_tokens`
+# tokens, the {glue:text}`fc_n_choosers` choosing latents pick only {glue:text}`fc_n_unique` distinct partners
 # ({glue:text}`fc_unique_pct:.1f` %). The biggest hub, latent {glue:text}`fc_top_hub_latent`, is
 # chosen {glue:text}`fc_top_hub` times; its top tokens are {glue:text}`fc_top_hub_tokens`. (The
 # paper's Pythia notebooks found one "period/newline" hub with 13,839 partners.)
@@ -101,8 +84,9 @@ book.show_figure(fig, "fig_hub_histogram",
                  out_dir=figures_dir)
 
 # %%
-hubs.to_frame().head(10).assign(
-    top_tokens=lambda t: [book.top_tokens_text(data_a.contexts, i, 5) for i in t["latent"]])
+tables.page_style(pages.hub_table(hubs, data_a.contexts, n=10),
+                  f"The ten biggest hubs of {grid.label_a} layer {layer_a}: how many B latents chose each and "
+                  f"their top tokens")
 
 # %% [markdown]
 # ## Activation frequency and dead latents
@@ -113,23 +97,15 @@ hubs.to_frame().head(10).assign(
 
 # %%
 fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-plots.frequency_histogram({f"{grid.label_a} L{layer_a}": freq_a, f"{grid.label_b} L{layer_b}": freq_b},
-                          ax=fig.subplots())
+plots.frequency_histogram({f"{grid.label_a} L{layer_a}": activation_frequency(data_a.codes),
+                           f"{grid.label_b} L{layer_b}": activation_frequency(data_b.codes)}, ax=fig.subplots())
 book.show_figure(fig, "fig_activation_frequency",
                  plots.caption(cell, "Fraction of tokens on which each latent fires"),
                  out_dir=figures_dir)
 
 # %%
-dead = pd.concat([
-    frame.groupby("layer_a")[["dead_a", "n_latents_a"]].first().rename(columns={"dead_a": "dead",
-                                                                               "n_latents_a": "latents"})
-    .assign(model=grid.label_a),
-    frame.groupby("layer_b")[["dead_b", "n_latents_b"]].first().rename(columns={"dead_b": "dead",
-                                                                               "n_latents_b": "latents"})
-    .assign(model=grid.label_b),
-]).rename_axis("layer").reset_index().set_index(["model", "layer"])
-dead["dead %"] = 100.0 * dead["dead"] / dead["latents"]
-dead
+tables.page_style(pages.dead_latents(frame, grid.label_a, grid.label_b),
+                  "Dead latents (never firing on these tokens) of every layer of both models")
 
 # %% [markdown]
 # ## What each filter keeps
@@ -139,8 +115,6 @@ dead
 
 # %%
 counts = tables.counts_table(frame)
-book.glue_value("fc_kept_min", float(counts["kept %"].min()))
-book.glue_value("fc_kept_max", float(counts["kept %"].max()))
 stages = ["choosers", "with partner", "after junk filter", "after 1-1", "pairs kept"]
 fig = Figure(figsize=(7, 3.8), layout="constrained")
 ax = fig.subplots()

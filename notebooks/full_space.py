@@ -38,11 +38,10 @@ figures_dir = "figures"
 # (Gemma) and appendix **A1–A5** and **A8** for the profile it was executed on.
 
 # %%
-import pandas as pd
 from IPython.display import HTML, Markdown, display
 from matplotlib.figure import Figure
 
-from saesim.report import book, plots, tables
+from saesim.report import book, pages, plots, prose, tables
 
 grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
                        layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
@@ -53,44 +52,7 @@ labels = dict(label_a=grid.label_a, label_b=grid.label_b)
 display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 
 # %%
-best = frame.loc[frame["svcca"].idxmax()]
-best_rsa = frame.loc[frame["rsa"].idxmax()]
-top_rsa = frame.loc[frame["rsa_excess"].idxmax()]
-top_svcca = frame.loc[frame["svcca_excess"].idxmax()]
-top_k1 = frame.loc[frame["svcca_authors_k"].idxmax()]
-book.glue_value("fs_profile", grid.profile.name)
-book.glue_value("fs_rule", rule)
-book.glue_value("fs_n_cells", len(frame))
-book.glue_value("fs_top_rsa_excess", float(top_rsa["rsa_excess"]))
-book.glue_value("fs_top_rsa_a", int(top_rsa["layer_a"]))
-book.glue_value("fs_top_rsa_b", int(top_rsa["layer_b"]))
-book.glue_value("fs_top_rsa_z", float(top_rsa["rsa_z"]))
-book.glue_value("fs_top_rsa", float(top_rsa["rsa"]))
-book.glue_value("fs_top_rsa_null", float(top_rsa["rsa_null_mean"]))
-book.glue_value("fs_top_svcca_excess", float(top_svcca["svcca_excess"]))
-book.glue_value("fs_top_svcca_a", int(top_svcca["layer_a"]))
-book.glue_value("fs_top_svcca_b", int(top_svcca["layer_b"]))
-book.glue_value("fs_top_svcca_z", float(top_svcca["svcca_z"]))
-book.glue_value("fs_top_k1", float(top_k1["svcca_authors_k"]))
-book.glue_value("fs_top_k1_a", int(top_k1["layer_a"]))
-book.glue_value("fs_top_k1_b", int(top_k1["layer_b"]))
-book.glue_value("fs_top_k1_null", float(top_k1["svcca_authors_k_null_mean"]))
-book.glue_value("fs_best_svcca", float(best["svcca"]))
-book.glue_value("fs_best_svcca_a", int(best["layer_a"]))
-book.glue_value("fs_best_svcca_b", int(best["layer_b"]))
-book.glue_value("fs_best_svcca_null", float(best["svcca_null_mean"]))
-book.glue_value("fs_best_svcca_p", float(best["svcca_p"]))
-book.glue_value("fs_best_rsa", float(best_rsa["rsa"]))
-book.glue_value("fs_best_rsa_a", int(best_rsa["layer_a"]))
-book.glue_value("fs_best_rsa_b", int(best_rsa["layer_b"]))
-book.glue_value("fs_median_svcca_null", float(frame["svcca_null_mean"].median()))
-book.glue_value("fs_sig_svcca", int((frame["svcca_p"] <= 0.05).sum()))
-book.glue_value("fs_sig_rsa", int((frame["rsa_p"] <= 0.05).sum()))
-book.glue_value("fs_sig_svcca_bh", int((frame["svcca_p_bh"] <= 0.05).sum()))
-book.glue_value("fs_sig_rsa_bh", int((frame["rsa_p_bh"] <= 0.05).sum()))
-kept = 100.0 * frame["n_pairs"] / frame["n_choosers"]
-book.glue_value("fs_kept_min", float(kept.min()))
-book.glue_value("fs_kept_max", float(kept.max()))
+book.glue_fields(pages.full_space_numbers(frame), prefix="fs_", profile=grid.profile.name, rule=rule)
 
 # %% [markdown]
 # ## Effect over the null first (Figs. 3–4)
@@ -196,10 +158,9 @@ tables.page_style(tables.counts_table(frame), "Appendix A4 analogue: latents and
 # %%
 fig = Figure(figsize=(11, 3.8), layout="constrained")
 ax_svcca, ax_rsa = fig.subplots(1, 2)
+bar_a = bar_layer_a if bar_layer_a is not None else pages.peak_pair(frame, by="svcca")[0]
 plots.paired_vs_null_bars(frame, "svcca", layer_a=bar_layer_a, ax=ax_svcca, **labels)
-plots.paired_vs_null_bars(frame, "rsa", layer_a=bar_layer_a if bar_layer_a is not None else int(best["layer_a"]),
-                          ax=ax_rsa, **labels)
-bar_a = bar_layer_a if bar_layer_a is not None else int(best["layer_a"])
+plots.paired_vs_null_bars(frame, "rsa", layer_a=bar_a, ax=ax_rsa, **labels)
 book.show_figure(fig, "figA8_paired_vs_null_bars",
                  plots.caption(grid.meta(layers_a=[bar_a]), "Paired score vs the shuffled-pairing null "
                                                             "(mean ± sd) for one A layer against every B layer: "
@@ -246,27 +207,8 @@ book.show_figure(fig, "fig_full_space_linear_cka",
 # grid that way.
 
 # %%
-authors_columns = ["svcca_authors_k", "svcca_authors_k_null_mean", "svcca_authors_k_p", "svcca_authors_k_z",
-                   "svcca_authors_k_k_x", "svcca_authors_k_k_y"]
-missing = [c for c in authors_columns if c not in frame]
-if missing:
-    raise RuntimeError(f"the table {grid.source} has no columns {missing}: it was written by an older saesim. "
-                       f"Rerun `saesim run --profile {grid.profile.name}` (with the same --cache) to rewrite it, "
-                       f"then rebuild the book.")
-scored = frame.dropna(subset=["svcca", "svcca_authors_k"])
-best_authors = scored.loc[scored["svcca_authors_k"].idxmax()]
-book.glue_value("fs_k_x_median", int(scored["svcca_k_x"].median()))
-book.glue_value("fs_k_y_median", int(scored["svcca_k_y"].median()))
-book.glue_value("fs_authors_k_max", int(scored[["svcca_authors_k_k_x", "svcca_authors_k_k_y"]].max().max()))
-book.glue_value("fs_authors_best", float(best_authors["svcca_authors_k"]))
-book.glue_value("fs_authors_best_a", int(best_authors["layer_a"]))
-book.glue_value("fs_authors_best_b", int(best_authors["layer_b"]))
-book.glue_value("fs_authors_median_null", float(scored["svcca_authors_k_null_mean"].median()))
-book.glue_value("fs_sig_authors", int((scored["svcca_authors_k_p"] <= 0.05).sum()))
-book.glue_value("fs_n_differ", int(((scored["svcca"] - scored["svcca_authors_k"]).abs() > 0.01).sum()))
-book.glue_value("fs_modes_note", "This page ran with compat=True, so its SVCCA already keeps the authors' k and "
-                                 "the two columns coincide." if compat else
-                "Everywhere else on this page SVCCA is the corrected one (99 % variance).")
+book.glue_fields(pages.svcca_modes_numbers(frame, compat=compat, source=grid.source, profile=grid.profile.name),
+                 prefix="fs_")
 
 # %%
 fig = plots.heatmap_panels(frame, ["svcca", "svcca_authors_k", "svcca_null_mean", "svcca_authors_k_null_mean"],
@@ -281,19 +223,7 @@ book.show_figure(fig, "fig_svcca_corrected_vs_authors_k",
                  out_dir=figures_dir)
 
 # %%
-indexed = frame.set_index(["layer_a", "layer_b"])
-shown = ["SVCCA", "null mean", "p", "k A", "k B"]
-modes = pd.concat({
-    "pairs": indexed[["n_pairs"]].set_axis(["n"], axis=1),
-    "99 % variance": indexed[["svcca", "svcca_null_mean", "svcca_p", "svcca_k_x", "svcca_k_y"]].set_axis(shown, axis=1),
-    "authors' k": indexed[["svcca_authors_k", "svcca_authors_k_null_mean", "svcca_authors_k_p", "svcca_authors_k_k_x",
-                           "svcca_authors_k_k_y"]].set_axis(shown, axis=1),
-}, axis=1).sort_index(ascending=[True, False])
-counts = [("pairs", "n")] + [(mode, k) for mode in ("99 % variance", "authors' k") for k in ("k A", "k B")]
-(modes.style.format("{:.3f}", na_rep="").format("{:.0f}", na_rep="", subset=counts)
- .set_caption("SVCCA per layer pair with the components kept on each side (k A, k B), its shuffled-null mean "
-              "and p-value, under the corrected dimension rule (99 % variance) and the authors' (k = 1); "
-              "same pairs and same shuffles for both"))
+pages.svcca_modes_table(frame)
 
 # %% [markdown]
 # (full-space-controls)=
@@ -308,20 +238,10 @@ counts = [("pairs", "n")] + [(mode, k) for mode in ("99 % variance", "authors' k
 # structure survives) and once with every tensor resampled.
 
 # %%
-comparisons = grid.profile.comparisons()
-control_frames = {}
-panels = []
-for name, slots in comparisons.items():
-    if name == "full_space":
-        table, title = grid, "A vs B"
-    else:
-        table = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], slots=slots,
-                                cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed,
-                                compat=compat, r_min=r_min, junk_filter=junk_filter)
-        title = {"seed": "SAE seed control", "control": "random model (authors')",
-                 "control_all": "random model (every tensor)"}[name]
-    control_frames[name] = tables.with_effects(table.frame)
-    panels.append((title, control_frames[name], table.label_a, table.label_b))
+grids = pages.comparison_grids(profile, "full_space", main=grid, rules=[rule], directions=[direction],
+                               cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed, compat=compat,
+                               r_min=r_min, junk_filter=junk_filter)
+control_frames, panels = pages.control_panels(grids)
 book.glue_value("fs_n_comparisons", len(panels))
 
 # %%
@@ -334,37 +254,13 @@ if len(panels) > 1:
                                                     "scale (0 = null level)"),
                          out_dir=figures_dir)
 else:
-    print(f"profile {grid.profile.name} defines no controls; nothing to show.")
+    display(Markdown(f"Profile `{grid.profile.name}` defines no controls; nothing to show."))
 
 # %%
-from scipy.stats import spearmanr  # noqa: E402
-
-names = {"full_space": "A vs B", "seed": "the SAE seed control", "control": "the authors' random control",
-         "control_all": "the every-tensor random control"}
-lines = []
-main = control_frames["full_space"]
-for name, table in control_frames.items():
-    if name == "full_space":
-        continue
-    for metric in ("svcca", "rsa"):
-        raw_side = "above" if table[metric].median() > main[metric].median() else "below"
-        gain_side = "above" if table[f"{metric}_excess"].median() > main[f"{metric}_excess"].median() else "below"
-        lines.append(f"{names[name][0].upper()}{names[name][1:]}: raw {tables.display_name(metric)} {table[metric].min():.3f}–"
-                     f"{table[metric].max():.3f} (median {table[metric].median():.3f}, {raw_side} A vs B's "
-                     f"{main[metric].median():.3f}); over its null a median excess of "
-                     f"{table[f'{metric}_excess'].median():+.3f}, {gain_side} A vs B's "
-                     f"{main[f'{metric}_excess'].median():+.3f}.")
-every = pd.concat(control_frames.values(), ignore_index=True)
-rho_n = spearmanr(every["n_pairs"], every["svcca_null_mean"]).statistic if len(every) > 2 else float("nan")
-rho_k = spearmanr(every["svcca_k_x"], every["svcca_null_mean"]).statistic if len(every) > 2 else float("nan")
-if lines:
-    display(Markdown("**Raw scores against effects.** A raw score ranks the comparisons differently from its "
-                     "excess over the null when the nulls differ:\n\n" + "\n".join(f"- {line}" for line in lines)))
-book.glue_value("fs_null_min", float(every["svcca_null_mean"].min()))
-book.glue_value("fs_null_max", float(every["svcca_null_mean"].max()))
-book.glue_value("fs_null_rho_n", float(rho_n))
-book.glue_value("fs_null_rho_k", float(rho_k))
-book.glue_value("fs_null_cells", len(every))
+lines, null_numbers = prose.control_lines(control_frames)
+book.glue_fields(null_numbers, prefix="fs_")
+display(Markdown(prose.bulleted(lines, lead="**Raw scores against effects.** A raw score ranks the comparisons "
+                                            "differently from its excess over the null when the nulls differ:")))
 
 # %% [markdown]
 # **Nulls move with n and k.** Over the {glue:text}`fs_null_cells` cells of every comparison, the

@@ -40,47 +40,23 @@ figures_dir = "figures"
 # the paper, and the reverse).
 
 # %%
-import json
-
-import pandas as pd
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
-from saesim.report import book, plots, tables
+from saesim import vocab
+from saesim.report import book, pages, plots, tables
 
 common = dict(layers_a=layers_a, layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
               seed=seed, compat=compat)
 many = book.grid_frame(profile, "full_space", rules=["many_to_one"], directions=["b_to_a"], **common)
 one = book.grid_frame(profile, "full_space", rules=[rule], directions=["b_to_a"], **common)
 labels = dict(label_a=many.label_a, label_b=many.label_b)
-print(f"many-to-1: {len(many.frame)} layer pairs from {many.source}")
-print(f"{rule}: {len(one.frame)} layer pairs from {one.source}")
 display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 
 # %%
-# Multiple testing on this page: each grid (one comparison, one rule, 36 layer pairs) is one family.
+# Multiple testing on this page: each grid (one comparison, one rule, every layer pair) is one family.
 m, o = tables.page_family(many.frame), tables.page_family(one.frame)
-best_m, best_o = m.loc[m["svcca"].idxmax()], o.loc[o["svcca"].idxmax()]
-top_m, top_o = m.loc[m["rsa_excess"].idxmax()], o.loc[o["rsa_excess"].idxmax()]
-book.glue_value("mo_rule", rule)
-book.glue_value("mo_top_many", float(top_m["rsa_excess"]))
-book.glue_value("mo_top_many_z", float(top_m["rsa_z"]))
-book.glue_value("mo_top_many_a", int(top_m["layer_a"]))
-book.glue_value("mo_top_many_b", int(top_m["layer_b"]))
-book.glue_value("mo_top_one", float(top_o["rsa_excess"]))
-book.glue_value("mo_top_one_z", float(top_o["rsa_z"]))
-book.glue_value("mo_top_one_a", int(top_o["layer_a"]))
-book.glue_value("mo_top_one_b", int(top_o["layer_b"]))
-book.glue_value("mo_svcca_excess_many", float(m["svcca_excess"].median()))
-book.glue_value("mo_svcca_excess_one", float(o["svcca_excess"].median()))
-book.glue_value("mo_best_many", float(best_m["svcca"]))
-book.glue_value("mo_best_many_a", int(best_m["layer_a"]))
-book.glue_value("mo_best_many_b", int(best_m["layer_b"]))
-book.glue_value("mo_best_one", float(best_o["svcca"]))
-book.glue_value("mo_pairs_many", int(m["n_pairs"].median()))
-book.glue_value("mo_pairs_one", int(o["n_pairs"].median()))
-hub_sizes = [count for hubs in m["top_hubs"] for _, count in json.loads(hubs)]
-book.glue_value("mo_biggest_hub", max(hub_sizes, default=0))
+book.glue_fields(pages.many_to_one_numbers(m, o), prefix="mo_", rule=rule)
 
 # %% [markdown]
 # ## Many-to-1 before 1-1 (A6–A7)
@@ -128,20 +104,10 @@ book.show_figure(fig, "figA6_many_to_one_svcca_rsa",
 # the many-to-1 "similarity" is an artefact of the hubs.
 
 # %%
-rows = []
-for name, slots in many.profile.comparisons().items():
-    for which in ("many_to_one", rule):
-        table = book.grid_frame(profile, "full_space", rules=[which], directions=["b_to_a"], slots=slots,
-                                cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm, seed=seed,
-                                compat=compat).frame
-        for metric in ("rsa", "svcca"):
-            rows.append({"comparison": name, "rule": which, "measure": tables.display_name(metric),
-                         "null": "/".join(sorted(table["null_kind"].dropna().unique())),
-                         "cells": len(table), "median excess": float((table[metric] - table[f"{metric}_null_mean"]).median()),
-                         "median z": float(table[f"{metric}_z"].median()),
-                         "cells p ≤ 0.05": int((table[f"{metric}_p"] <= 0.05).sum()),
-                         "cells BH p ≤ 0.05": int((tables.page_family(table)[f"{metric}_p_bh"] <= 0.05).sum())})
-hub_nulls = pd.DataFrame(rows)
+hub_nulls = pages.hub_null_table({
+    which: pages.comparison_grids(profile, "full_space", rules=[which], directions=["b_to_a"], cache_dir=cache_dir,
+                                  results_dir=results_dir, n_perm=n_perm, seed=seed, compat=compat)
+    for which in ("many_to_one", rule)})
 book.glue_value("mo_hub_table_rows", len(hub_nulls))
 (hub_nulls.style.format({"median excess": "{:.3f}", "median z": "{:.1f}"}).hide(axis="index")
  .set_caption("Each comparison under many-to-1 (hub-preserving null) and 1-1 (row shuffle): median excess "
@@ -204,20 +170,13 @@ every = book.grid_frame(profile, "full_space", rules=rules, directions=direction
                         cache_dir=cache_dir, results_dir=results_dir, executor="local",
                         n_perm=rule_n_perm if rule_n_perm is not None else n_perm, seed=seed, compat=compat,
                         metrics=rule_metrics)
-print(f"every rule and direction: {len(every.frame)} rows from {every.source}")
 f = every.frame
 pair_names = [f"A{la}–B{lb}" for la, lb in every.pairs]
-book.glue_value("mo_rule_pairs", ", ".join(pair_names))
-book.glue_value("mo_rule_n_perm", every.settings.n_perm)
-summary = (f.assign(significant=f["svcca_p"] <= 0.05)
-           .groupby(["rule", "direction"])
-           .agg(mean_svcca=("svcca", "mean"), max_svcca=("svcca", "max"), mean_rsa=("rsa", "mean"),
-                median_pairs=("n_pairs", "median"), svcca_p_le_05=("significant", "sum"))
-           .sort_values("mean_svcca", ascending=False))
-top = summary.index[0]
-book.glue_value("mo_best_rule", top[0])
-book.glue_value("mo_best_rule_direction", top[1])
-summary
+summary, rule_numbers = pages.rule_summary(f, every.pairs)
+book.glue_fields(rule_numbers, prefix="mo_", rule_n_perm=every.settings.n_perm)
+tables.page_style(summary.style.format(precision=3).format("{:.1f}", subset=[vocab.column_label("median_pairs")]),
+                  "Every pairing rule and direction over the layer pairs above: mean and largest paired SVCCA, mean "
+                  "RSA, median pairs kept and SVCCA p-values ≤ 0.05, best mean SVCCA first")
 
 # %%
 fig = Figure(figsize=(max(6.0, 0.35 * len(rules) * len(pair_names) + 3.0), 2.8 * len(directions)),

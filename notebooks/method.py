@@ -38,9 +38,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from saesim.report import book, plots
+from saesim.report import book, pages, plots
 from saesim.experiments.grid import GRID_COLUMNS
-from saesim.compare.geometry import similarity
 
 fig = plots.method_diagram()
 book.show_figure(fig, "fig1_method_overview",
@@ -139,32 +138,16 @@ m1 = np.array([[2.48, 5.24, 1.24], [5.95, 0.67, 1.8], [0.1, 7.4, 4.1], [3.15, 6.
 m2 = np.array([[0.55, 6.13, 3.56], [0.91, 5.89, 4.26], [6.48, 7.44, 5.36], [5.78, 2.22, 4.54]])
 m2_paper = np.array([[6.48, 7.44, 5.36], [5.78, 2.22, 4.54], [0.55, 6.13, 3.56], [0.91, 5.89, 4.26]])
 
-corr = np.corrcoef(m1, m2)[: len(m1), len(m1):]
-order = corr.argmax(axis=1)
-m2_rearranged = m2[order]
-measures = {"SVCCA": ("svcca", {}), "SVCCA (k = 1, authors')": ("svcca", {"compat": True}), "RSA": ("rsa", {}),
-            "linear CKA": ("linear_cka", {})}
-scores = {name: {label: similarity(m1, y, measure, **options).statistic
-                 for label, (measure, options) in measures.items()}
-          for name, y in (("unpaired", m2), ("paired", m2_rearranged))}
-book.glue_value("toy_order", ", ".join(str(i + 1) for i in order))
-book.glue_value("toy_matches", "yes" if np.allclose(m2_rearranged, m2_paper) else "no")
-def _moves(before, after):
-    return "rises" if after > before + 5e-4 else "falls" if after < before - 5e-4 else "stays"
-
-
-for key, measure in (("rsa", "RSA"), ("svcca", "SVCCA"), ("svcca1", "SVCCA (k = 1, authors')")):
-    book.glue_value(f"toy_{key}_unpaired", scores["unpaired"][measure])
-    book.glue_value(f"toy_{key}_paired", scores["paired"][measure])
-    book.glue_value(f"toy_{key}_moves", _moves(scores["unpaired"][measure], scores["paired"][measure]))
-display(pd.DataFrame(corr, index=[f"A row {i + 1}" for i in range(4)], columns=[f"B row {j + 1}" for j in range(4)])
-        .style.format("{:.2f}").set_caption("Pearson correlation of the rows of m1 and m2"))
-display(pd.DataFrame(scores).rename_axis("measure").style.format("{:.3f}")
+# each A row takes the B row whose entries correlate best; every measure scores both orders
+toy = pages.toy_pairing(m1, m2)
+book.glue_fields(toy.numbers(paper_order=m2_paper), prefix="toy_")
+display(toy.correlation_frame().style.format("{:.2f}").set_caption("Pearson correlation of the rows of m1 and m2"))
+display(toy.scores_frame().style.format("{:.3f}")
         .set_caption("Similarity of m1 with m2 as given (unpaired) and with m2's rows reordered (paired)"))
 
 # %%
-fig = plots.toy_pairing_figure(m1, m2, m2_rearranged,
-                               {k: {m: s for m, s in v.items() if m in ("SVCCA", "RSA")} for k, v in scores.items()})
+fig = plots.toy_pairing_figure(m1, m2, toy.rearranged, {k: {m: s for m, s in v.items() if m in ("SVCCA", "RSA")}
+                                                       for k, v in toy.scores.items()})
 book.show_figure(fig, "fig2_toy_pairing",
                  "Toy example (the paper's Fig. 2, data from the authors' fig_2_metrics.py): model A's matrix m1, "
                  "model B's m2, and m2 with its rows reordered by their best-correlated row of m1; the titles give "

@@ -40,7 +40,7 @@ figures_dir = "figures"
 import pandas as pd
 from IPython.display import HTML, display
 
-from saesim.report import book, plots, tables
+from saesim.report import book, pages, plots, tables
 from saesim.compare.concepts import CONCEPTS, CONTROL_CONCEPT
 
 grid = book.grid_frame(profile, "subspace", rules=[rule], layers_a=layers_a, layers_b=layers_b,
@@ -58,57 +58,9 @@ display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 # The layer pair of the concept table: the paper's (Pythia-70m L3 vs Pythia-160m L5; Gemma-1 L12 vs
 # Gemma-2 L14) when present, else the pair with the most concepts resting on enough pairs to be
 # headlined (ties: the largest mean SVCCA excess).
-paper_pairs = {"pythia": (3, 5), "gemma": (12, 14)}
-if table_layer_a is None or table_layer_b is None:
-    pair = paper_pairs.get(grid.profile.name)
-    present = set(zip(frame["layer_a"], frame["layer_b"]))
-    if pair not in present:
-        ranking = (family.assign(enough=family["n_pairs"] >= tables.MIN_HEADLINE_PAIRS)
-                   .groupby(["layer_a", "layer_b"]).agg(enough=("enough", "sum"), mean=("svcca_excess", "mean"))
-                   .sort_values(["enough", "mean"], ascending=False))
-        pair = ranking.index[0] if len(ranking) else sorted(present)[0]
-    table_layer_a = int(pair[0]) if table_layer_a is None else table_layer_a
-    table_layer_b = int(pair[1]) if table_layer_b is None else table_layer_b
-at_pair = family[(family["layer_a"] == table_layer_a) & (family["layer_b"] == table_layer_b)]
-top = tables.concept_headline(family, "svcca")
-top_rsa = tables.concept_headline(family, "rsa")
-control = frame[(frame["concept"] == "Control") & (frame["skipped"].fillna("") == "")]
-glue = {
-    "ss_profile": grid.profile.name, "ss_table_a": table_layer_a, "ss_table_b": table_layer_b,
-    "ss_n_scored": len(family), "ss_n_rows": int(frame["concept"].isin(concepts).sum()),
-    "ss_min_pairs": tables.MIN_HEADLINE_PAIRS,
-    "ss_n_enough": int((family["n_pairs"] >= tables.MIN_HEADLINE_PAIRS).sum()),
-    "ss_median_pairs": float(family["n_pairs"].median()) if len(family) else float("nan"),
-    "ss_n_sig": int((family["svcca_p"] <= 0.05).sum()), "ss_n_sig_bh": int((family["svcca_p_bh"] <= 0.05).sum()),
-    "ss_n_sig_rsa": int((family["rsa_p"] <= 0.05).sum()), "ss_n_sig_rsa_bh": int((family["rsa_p_bh"] <= 0.05).sum()),
-    "ss_n_control": len(control), "ss_n_control_sig": int((control["svcca_p"] <= 0.05).sum()),
-    "ss_n_control_sig_rsa": int((control["rsa_p"] <= 0.05).sum()),
-    "ss_control_pairs": float(control["n_pairs"].median()) if len(control) else float("nan"),
-    "ss_control_reading": (
-        "no Control subspace was scored" if not len(control) else
-        (f"The Control passes at {(control['svcca_p'] <= 0.05).mean():.0%} of its layer pairs and the concepts at "
-         f"{(family['svcca_p'] <= 0.05).mean():.0%} of theirs, "
-         + ("so the shuffle null rejects for a sizeable set of latents paired by activation whatever they mean: "
-            "a concept's score says little beyond the Control's at the same layer pair"
-            if (control["svcca_p"] <= 0.05).mean() >= (family["svcca_p"] <= 0.05).mean() else
-            "so the concepts stand out from unrelated words more often than chance alone would give"))),
-    "ss_n_subset_sig": int((family["svcca_subset_p"] <= 0.05).sum()) if "svcca_subset_p" in family else 0,
-    "ss_n_subset_sig_bh": int((family["svcca_subset_p_bh"] <= 0.05).sum()) if "svcca_subset_p_bh" in family else 0,
-    "ss_k1_min": float(at_pair["svcca_authors_k"].min()) if len(at_pair) else float("nan"),
-    "ss_k1_max": float(at_pair["svcca_authors_k"].max()) if len(at_pair) else float("nan"),
-    "ss_k1_null": float(at_pair["svcca_authors_k_null_mean"].median()) if len(at_pair) else float("nan"),
-}
-for name, row in (("ss_top", top), ("ss_top_rsa", top_rsa)):
-    metric = "svcca" if name == "ss_top" else "rsa"
-    if row is None:
-        glue.update({f"{name}_text": f"no concept subspace has {tables.MIN_HEADLINE_PAIRS} pairs or more"})
-        continue
-    glue[f"{name}_text"] = (
-        f"{row['concept']} at A {int(row['layer_a'])} – B {int(row['layer_b'])} ({int(row['n_pairs'])} pairs): "
-        f"{row[metric]:.3f} against a null mean of {row[f'{metric}_null_mean']:.3f}, an excess of "
-        f"{row[f'{metric}_excess']:.3f} (z = {row[f'{metric}_z']:.1f}, BH-adjusted p = {row[f'{metric}_p_bh']:.3f})")
-for key, value in glue.items():
-    book.glue_value(key, value)
+table_layer_a, table_layer_b = pages.concept_table_pair(family, frame, grid.profile.name, table_layer_a, table_layer_b)
+book.glue_fields(pages.subspace_numbers(frame, family, concepts, layer_a=table_layer_a, layer_b=table_layer_b),
+                 prefix="ss_", profile=grid.profile.name)
 
 # %% [markdown]
 # **Multiple testing on this page.** One family: the {glue:text}`ss_n_scored` scored (layer pair,
@@ -158,13 +110,7 @@ for value, name, what in [
 # with those.
 
 # %%
-table = tables.concept_table(frame, layer_a=table_layer_a, layer_b=table_layer_b)
-adjusted = at_pair.set_index("concept")[["svcca_p_bh", "rsa_p_bh", "svcca_authors_k", "svcca_authors_k_null_mean"]]
-table = table.join(adjusted.rename(columns={"svcca_p_bh": "SVCCA p (BH)", "rsa_p_bh": "RSA p (BH)",
-                                            "svcca_authors_k": "SVCCA k=1", "svcca_authors_k_null_mean": "k=1 null"}))
-shown = ["n pairs", "SVCCA k=1", "k=1 null", "SVCCA paired", "SVCCA null mean", "SVCCA p (BH)", "RSA paired",
-         "RSA null mean", "RSA p (BH)", "skipped"]
-tables.page_style(table[[c for c in shown if c in table]],
+tables.page_style(pages.concept_pair_table(frame, family, layer_a=table_layer_a, layer_b=table_layer_b),
                   f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs {grid.label_b} layer "
                   f"{table_layer_b} (profile {grid.profile.name}). p (BH): adjusted over the page's family (blank "
                   f"for the Control, judged apart; its raw p-values are in the Controls section); SVCCA k=1: the "
@@ -223,8 +169,8 @@ tables.page_style(keywords, "Appendix A11 analogue: the keywords of each concept
 # {glue:text}`ss_n_subset_sig`).
 
 # %%
-if len(control):
-    control_effects = tables.with_effects(control)
+control_effects = tables.with_effects(pages.control_subspace(frame))
+if len(control_effects):
     fig = plots.heatmap_panels(control_effects, ["svcca_excess", "rsa_excess", "svcca_p", "n_pairs"],
                                shared_scale=[["svcca_excess", "rsa_excess"]], **labels)
     book.show_figure(fig, "figA12_control_subspace",

@@ -50,7 +50,6 @@ cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
 display(HTML(scope_note(prof, cache_dir=cache)))
 results = Path(results_dir) if results_dir else cache / "results"
 out = results / "robustness"
-out.mkdir(parents=True, exist_ok=True)
 settings = settings_from_profile(prof)
 rule = rule or settings.rules[0]
 la, lb = (int(x) for x in sweep_pair) if sweep_pair else sweeps.default_sweep_pair(prof)
@@ -69,11 +68,11 @@ display(Markdown(f"Profile `{prof.name}`. Every sweep below runs on one layer pa
 # ## SVCCA dimension
 
 # %%
-# Each sweep is kept under its parameters (results/robustness/kept/): a rebuild reads it back.
+# Each sweep is kept under its parameters (results/robustness/kept/): a rebuild reads it back; the last
+# build's table is also written to results/robustness/<sweep>.parquet.
 key = {"profile": prof.key(), "settings": sweep_settings.key(), "pair": [la, lb]}
 dimension = sweeps.kept_table(out, "sweep_svcca_dimension", key,
                               lambda: sweeps.sweep_svcca_dimension(a, b, sweep_settings))
-dimension.to_parquet(out / "sweep_svcca_dimension.parquet", index=False)
 display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
                    "pwcca", "pwcca_null_mean"]].assign(policy=lambda t: t["policy"].map(policy_label))
         .style.format(precision=3).hide(axis="index")
@@ -95,7 +94,6 @@ filters = sweeps.kept_table(
     out, "sweep_filters", {**key, "n_perm": sweep_filters_n_perm, "r_min": sweep_r_min, "top_k": top_ks},
     lambda: sweeps.sweep_filters(a, b, sweep_settings.replace(metrics=("svcca",), n_perm=sweep_filters_n_perm),
                                  r_min=tuple(sweep_r_min), top_k=tuple(top_ks)))
-filters.to_parquet(out / "sweep_filters.parquet", index=False)
 done = filters[filters["skipped"] == ""]
 done = done.assign(setting=[("junk off" if not j else f"junk on, top-{k}") for j, k in
                             zip(done["junk_filter"], done["top_k"])])
@@ -113,7 +111,6 @@ show_figure(fig, "robustness_sweep_filters",
 budget = sweeps.kept_table(out, "sweep_token_budget", {**key, "fractions": fractions, "seed": seed},
                            lambda: sweeps.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions,
                                                              seed=seed))
-budget.to_parquet(out / "sweep_token_budget.parquet", index=False)
 budget = adjust_pvalues(budget)  # the sweep's rows are one family
 display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",
                                                                                               f"{m}_p_bh",

@@ -12,7 +12,10 @@ that hashes the profile, the settings and the
 :class:`~saesim.experiments.bootstrap.BootstrapOptions`
 (:func:`bootstrap_store`), so an interrupted chapter resumes.
 :func:`control_comparison` lines up SAE score, controls, raw-neuron baseline
-and the shuffled null in one tidy table.
+and the shuffled null in one tidy table. :func:`run_baselines` is the
+robustness chapter's driver: it plans every bootstrap of the baseline layer
+pairs, runs them, and writes the chapter's tables (``bootstrap_<name>.parquet``,
+``baselines.parquet``), which :func:`read_baselines` reads back.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ __all__ = [
     "control_comparison",
     "raw_neuron_baseline",
     "raw_neuron_layers",
+    "read_baselines",
+    "run_baselines",
 ]
 
 COMPARISONS = ("sae", "seed", "control", "control_all", "raw_neuron", "shuffle_null")
@@ -370,3 +375,67 @@ def _line_up(frame: pd.DataFrame | None, record: dict, *, same_layer: bool = Fal
     exact = same[same["rule"] == record["rule"]]
     return (exact if not exact.empty else same).iloc[0].to_dict()
 
+
+
+BASELINES_TABLE = "baselines.parquet"
+"""The file :func:`run_baselines` writes its :func:`control_comparison` table to."""
+
+
+def run_baselines(profile, layer_pairs, row_doc, settings: CompareSettings, options: BootstrapOptions, *, out,
+                  cache=None, executor: str = "local", metrics=None) -> tuple[dict, pd.DataFrame]:
+    """The robustness chapter's bootstraps, run and written: the SAE pairs, every control, the raw neurons.
+
+    For each baseline layer pair ``(la, lb)``: the SAE pairs (A ``la`` against
+    B ``lb``); the SAE-seed control (A ``la`` against A's second SAE set at
+    ``la``, once per A layer); each random-model control the profile defines
+    (its layer ``la`` in A's place against B ``lb``); and the raw-neuron
+    baseline. The SAE and control bootstraps run in parallel
+    (:func:`bootstrap_many`; finished ones are kept under ``out``).
+
+    Returns
+    -------
+    frames : dict
+        ``"sae"``, ``"seed"``, ``"control"``, ``"control_all"``, ``"raw_neuron"``
+        -> the bootstrap records as a table with adjusted p-values (over that
+        table), or None where the profile has no such comparison; each
+        written to ``out/bootstrap_<name>.parquet``.
+    table : DataFrame
+        :func:`control_comparison` of them, written to ``out/baselines.parquet``.
+    """
+    from pathlib import Path
+
+    from saesim.config import Profile, load_profile
+    from saesim.experiments.grid import adjust_pvalues
+    from saesim.io import atomic_parquet
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    out = Path(out)
+    controls = [slot for slot in ("seed", "control", "control_all") if slot in profile.slots]
+    jobs = [("sae", (("a", la), ("b", lb))) for la, lb in layer_pairs]
+    jobs += [("seed", (("a", la), ("seed", la))) for la, _ in dict.fromkeys(layer_pairs)
+             if "seed" in controls and la in profile.layers("seed")]
+    jobs += [(slot, ((slot, la), ("b", lb))) for slot in ("control", "control_all") if slot in controls
+             for la, lb in layer_pairs if la in profile.layers(slot)]
+    done = bootstrap_many(profile, [comparison for _, comparison in jobs], row_doc, settings, options, cache=cache,
+                          out=out, executor=executor)
+    records = {"sae": [], "seed": [], "control": [], "control_all": [], "raw_neuron": []}
+    for (name, _), record in zip(jobs, done):
+        records[name].append(record)
+    records["raw_neuron"] = bootstrap_raw_neurons(profile, layer_pairs, row_doc, settings, options, cache=cache,
+                                                  out=out)
+    frames = {k: adjust_pvalues(pd.DataFrame(v)) if v else None for k, v in records.items()}
+    for name, frame in frames.items():
+        if frame is not None:
+            atomic_parquet(frame, out / f"bootstrap_{name}.parquet")
+    table = control_comparison(frames["sae"], seed=frames["seed"], control=frames["control"],
+                               control_all=frames["control_all"], raw=frames["raw_neuron"], metrics=metrics)
+    atomic_parquet(table, out / BASELINES_TABLE)
+    return frames, table
+
+
+def read_baselines(results) -> pd.DataFrame | None:
+    """The table :func:`run_baselines` wrote under ``results/robustness``, or None when the chapter has not run."""
+    from pathlib import Path
+
+    path = Path(results) / "robustness" / BASELINES_TABLE
+    return pd.read_parquet(path) if path.is_file() else None

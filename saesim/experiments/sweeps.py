@@ -47,26 +47,32 @@ def default_sweep_pair(profile) -> tuple[int, int]:
     return pairs[len(pairs) // 2]
 
 
-def kept_table(folder, name: str, key: dict, compute) -> pd.DataFrame:
+def kept_table(folder, name: str, key: dict, compute, *, latest: bool = True) -> pd.DataFrame:
     """``compute()``'s table, kept in ``folder`` under ``name`` and a hash of ``key``; read back when kept.
 
     For the sweeps chapter, whose sweeps take minutes: a rebuild with the same
     key (profile, settings, layer pair, sweep parameters) reads the parquet
     file instead of recomputing; any change of the key recomputes. Written
     atomically, so an interrupted sweep leaves nothing that looks finished.
+    With ``latest`` (default) the table is also written to
+    ``folder/<name>.parquet``, the copy of the last build that readers open.
     """
     import hashlib
     from pathlib import Path
 
     tag = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     path = Path(folder) / "kept" / f"{name}_{tag}.parquet"
+    table = None
     if path.exists():
         try:
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)
         except (OSError, ValueError):
             pass  # damaged: recompute and overwrite
-    table = compute()
-    atomic_parquet(table, path)
+    if table is None:
+        table = compute()
+        atomic_parquet(table, path)
+    if latest:
+        atomic_parquet(table, Path(folder) / f"{name}.parquet")
     return table
 
 

@@ -5,7 +5,8 @@ The page API (the notebooks import ``saesim.report.book`` and call these):
 or computed through the cell cache; :mod:`saesim.report.grid_data`),
 :func:`show_figure` (save a figure under its stable name and display it as a
 labelled, captioned MyST figure with download links), :func:`glue_value`
-(glue a number for the prose), :func:`scope_note` (what the profile's
+(glue a number for the prose) and :func:`glue_fields` (glue many at once,
+from a mapping or a small result object), :func:`scope_note` (what the profile's
 comparison can and cannot show), :func:`pair_examples` and
 :func:`top_tokens_text` (paired latents with their contexts),
 :func:`parameters_table` (the page's parameters, inserted into every page by
@@ -40,7 +41,9 @@ __all__ = [
     "PARAMETER_HELP",
     "PATH_PARAMETERS",
     "build_info",
+    "glue_fields",
     "glue_value",
+    "glued_fields",
     "grid_frame",
     "pair_examples",
     "parameters_table",
@@ -402,6 +405,72 @@ def glue_value(name: str, value, *, display: bool = False):
     from saesim.io import to_jsonable
 
     glue(name, to_jsonable(value), display=display)
+
+
+def glue_fields(values=None, /, *, prefix: str = "", display: bool = False, **more) -> None:
+    """Glue every field of ``values`` (and every keyword) as ``<prefix><field>``, one call for a page's numbers.
+
+    Parameters
+    ----------
+    values : mapping or dataclass instance, optional
+        The named values, e.g. the numbers a page's prose quotes as computed by
+        :mod:`saesim.report.pages` (a ``dict`` or a frozen dataclass; its
+        fields in order).
+    prefix : str
+        Put before every name (the page's glue namespace, e.g. ``"fs_"``).
+    display : bool
+        Passed to ``myst_nb.glue`` (default: glue without showing).
+    **more
+        Further named values, glued after ``values`` under the same prefix.
+
+    Returns nothing, so that a cell ending with the call shows no output;
+    :func:`saesim.report.book.glued_fields` gives the names and values it
+    would glue.
+
+    Examples
+    --------
+    ``glue_fields(pages.full_space_numbers(frame), prefix="fs_", rule=rule)``
+    glues ``fs_n_cells``, ``fs_best_svcca``, ..., ``fs_rule``; the page's
+    markdown quotes them as ``{glue:text}`fs_best_svcca:.3f```.
+    """
+    for name, value in glued_fields(values, prefix=prefix, **more).items():
+        glue_value(name, value, display=display)
+
+
+def glued_fields(values=None, /, *, prefix: str = "", **more) -> dict:
+    """The names (prefix included) and plain values :func:`glue_fields` glues for the same arguments.
+
+    Raises
+    ------
+    TypeError
+        When ``values`` is neither a mapping nor a dataclass instance.
+    ValueError
+        When a name is given twice or a glue name is not an identifier.
+    """
+    from saesim.io import to_jsonable
+
+    fields = _named_values(values)
+    repeated = sorted(set(fields) & set(more))
+    if repeated:
+        raise ValueError(f"`glue_fields` got {repeated} both in `values` and as keywords; pass each name once.")
+    glued = {f"{prefix}{name}": to_jsonable(value) for name, value in {**fields, **more}.items()}
+    bad = [name for name in glued if not name.isidentifier()]
+    if bad:
+        raise ValueError(f"glue names must be identifiers (letters, digits, _); got {bad} (prefix {prefix!r}).")
+    return glued
+
+
+def _named_values(values) -> dict:
+    """``values`` as a name -> value dict: a mapping as is, a dataclass instance field by field."""
+    import dataclasses
+
+    if values is None:
+        return {}
+    if isinstance(values, Mapping):
+        return dict(values)
+    if dataclasses.is_dataclass(values) and not isinstance(values, type):
+        return {f.name: getattr(values, f.name) for f in dataclasses.fields(values)}
+    raise TypeError(f"`values` must be a mapping or a dataclass instance; got {type(values).__name__}.")
 
 
 _MD_SPECIAL = set("\\`*_[]{}<>|#$~^&")

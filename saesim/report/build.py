@@ -446,9 +446,11 @@ def _check_parameters_cell(notebook, source: Path) -> None:
 def _strip_papermill_noise(path: Path, *, paths: Mapping[str, str] | None = None) -> None:
     """Tidy an executed notebook for the page.
 
-    * the parameters cell is folded away (``hide-cell``) and papermill's
-      injected cell removed (``remove-cell``: the page's parameters table
-      shows the values, and the injected cell holds this machine's paths);
+    * the parameters cell and papermill's injected cell are removed
+      (``remove-cell``): the page's parameters table shows the values and
+      defaults, the injected cell holds this machine's paths, and both come
+      before the page's title, where a code toggle would be the first thing
+      on the page;
     * every other code cell not tagged by its notebook gets ``remove-input``
       when it only glues values or imports (the reader needs its output, not
       its code), else ``hide-input`` (the code one click away); a notebook
@@ -462,10 +464,8 @@ def _strip_papermill_noise(path: Path, *, paths: Mapping[str, str] | None = None
     replacements = sorted((paths or {}).items(), key=lambda kv: -len(kv[0]))
     for cell in notebook.cells:
         tags = list(cell.get("metadata", {}).get("tags", []))
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            tags.append("remove-cell")
-        elif "parameters" in tags and "hide-cell" not in tags:
-            tags.append("hide-cell")
+        if "injected-parameters" in tags or "parameters" in tags:
+            tags = [t for t in tags if t not in _LAYOUT_TAGS] + ["remove-cell"]
         elif cell.cell_type == "code" and not set(tags) & _LAYOUT_TAGS:
             tags.append("remove-input" if _glue_only(cell.source) else "hide-input")
         if tags:
@@ -492,11 +492,13 @@ _LAYOUT_TAGS = frozenset({"hide-input", "remove-input", "hide-cell", "remove-cel
                           "remove-output"})
 """Cell tags that say how a cell is shown; a cell carrying one is left as its notebook tagged it."""
 
-_GLUE_CALLS = frozenset({"glue", "glue_value"})
+_GLUE_CALLS = frozenset({"glue", "glue_value", "glue_fields"})
+"""Calls that only glue values for the prose (``myst_nb.glue``, :func:`saesim.report.book.glue_value`,
+:func:`saesim.report.book.glue_fields`); a cell of nothing else shows no code."""
 
 
 def _glue_only(code: str) -> bool:
-    """Whether a code cell only imports and glues values (``glue_value(...)`` calls): no science to show."""
+    """Whether a code cell only imports and glues values (:data:`_GLUE_CALLS`): no science to show."""
     import ast
 
     try:

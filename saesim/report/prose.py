@@ -5,7 +5,9 @@ table (and, for the p-values, the page's tidy grid) and writes English that
 follows from the numbers only, never text written for one outcome. "Beats" /
 "above" means the SAE score's interval lies entirely above the baseline's.
 :func:`findings` summarises the grids of every comparison (A against B and
-the controls) for the findings page.
+the controls) for the findings page; :func:`control_lines` reads each control
+raw and over its null against A against B for the full-space page, with the
+rank correlation of the nulls with n and k.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ __all__ = [
     "FINDING_NAMES",
     "IDENTICAL_R",
     "SATURATION_RATIO",
+    "bulleted",
+    "control_lines",
     "family_p_value",
     "findings",
     "verdict",
@@ -336,3 +340,72 @@ def _significance(row, alpha: float) -> str:
         text += (f" — with {n_perm} permutations Holm over {cells} tests cannot reject at {alpha:g} whatever the "
                  f"data (it needs at least {needed}; `saesim run --n-perm {needed}`)")
     return text
+
+
+# --------------------------------------------------------------------------- the controls, raw and over the null
+
+
+def control_lines(frames, metrics=("svcca", "rsa")) -> tuple[list[str], dict]:
+    """How each control reads raw and over its null against A against B, and how the nulls move with n and k.
+
+    Parameters
+    ----------
+    frames : mapping of comparison name -> tidy grid table with effects
+        ``"full_space"`` (A against B) and the controls of
+        :meth:`saesim.config.Profile.comparisons`, each with
+        ``<metric>_excess`` (:func:`saesim.report.tables.with_effects`).
+    metrics : sequence of str
+        The measures of the sentences.
+
+    Returns
+    -------
+    lines : list of str
+        One sentence per (control, measure): the raw range and median, on
+        which side of A against B's median it lies, and the median excess
+        over the null against A against B's. Empty when no control is given.
+    numbers : dict
+        Over every cell of every comparison: ``null_cells``, ``null_min`` and
+        ``null_max`` (the corrected-SVCCA null mean) and its Spearman
+        correlation with the number of pairs (``null_rho_n``) and with the
+        kept dimension (``null_rho_k``; NaN with fewer than 3 cells).
+    """
+    import warnings
+
+    from scipy.stats import ConstantInputWarning, spearmanr
+
+    from saesim.report.tables import display_name
+
+    if "full_space" not in frames:
+        raise ValueError("`frames` needs the 'full_space' comparison (A against B).")
+    main = frames["full_space"]
+    ours = FINDING_NAMES["full_space"]
+    lines = []
+    for name, table in frames.items():
+        if name == "full_space":
+            continue
+        label = FINDING_NAMES.get(name, name)
+        for metric in metrics:
+            raw, excess = table[metric], table[f"{metric}_excess"]
+            main_raw, main_excess = main[metric].median(), main[f"{metric}_excess"].median()
+            raw_side = "above" if raw.median() > main_raw else "below"
+            gain_side = "above" if excess.median() > main_excess else "below"
+            lines.append(f"{label[0].upper()}{label[1:]}: raw {display_name(metric)} {raw.min():.3f}–{raw.max():.3f} "
+                         f"(median {raw.median():.3f}, {raw_side} {ours}'s {main_raw:.3f}); over its null a median "
+                         f"excess of {excess.median():+.3f}, {gain_side} {ours}'s {main_excess:+.3f}.")
+    every = pd.concat(list(frames.values()), ignore_index=True)
+    rho_n = rho_k = float("nan")
+    if len(every) > 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConstantInputWarning)  # a constant column has no rank correlation: NaN
+            rho_n = float(spearmanr(every["n_pairs"], every["svcca_null_mean"]).statistic)
+            rho_k = float(spearmanr(every["svcca_k_x"], every["svcca_null_mean"]).statistic)
+    numbers = {"null_min": float(every["svcca_null_mean"].min()), "null_max": float(every["svcca_null_mean"].max()),
+               "null_rho_n": rho_n, "null_rho_k": rho_k, "null_cells": len(every)}
+    return lines, numbers
+
+
+def bulleted(lines, lead: str = "") -> str:
+    """Markdown: ``lead`` then one bullet per line; ``""`` when there are no lines."""
+    if not lines:
+        return ""
+    return (f"{lead}\n\n" if lead else "") + "\n".join(f"- {line}" for line in lines)

@@ -65,7 +65,7 @@ _COLLECT = r"""
 })()
 """
 
-GLUE_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(?:glue_value|glue)\(.*$|^\s*(?:from\s+\S+\s+)?import\s.*$|^\s*#.*$|^\s*$")
+GLUE_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(?:glue_value|glue_fields|glue)\(.*$|^\s*(?:from\s+\S+\s+)?import\s.*$|^\s*#.*$|^\s*$")
 
 
 @dataclass

@@ -447,7 +447,9 @@ class TestPageHelpers:
         nbformat.write(nb, path)
         build._strip_papermill_noise(path, paths={"/somewhere/cache": "<cache_dir>"})
         cells = nbformat.read(path, as_version=4).cells
-        assert "hide-cell" in cells[0].metadata["tags"] and "remove-cell" in cells[1].metadata["tags"]
+        # the parameters and injected cells come before the title: removed (the parameters table shows the values)
+        assert "remove-cell" in cells[0].metadata["tags"] and "remove-cell" in cells[1].metadata["tags"]
+        assert "hide-cell" not in cells[0].metadata["tags"]
         assert "remove-input" in cells[2].metadata["tags"] and "hide-input" in cells[3].metadata["tags"]
         assert cells[3].outputs[0]["text"] == "read <cache_dir>/results\n"
 
