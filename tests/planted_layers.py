@@ -1,8 +1,11 @@
-"""Builders shared by the robustness tests: SaeLayers of a planted pair and fake tidy records.
+"""Builders shared by the robustness tests: SaeLayers of a planted pair, fake tidy records, and the
+verdict table's cells read back as values.
 
 Used by tests/unit/test_bootstrap.py, test_baselines.py, test_prose.py, test_sweeps.py,
-test_plots_robust.py and test_robust.py.
+test_plots_robust.py, test_robust.py and tests/integration/test_robust_tiny.py.
 """
+
+import re
 
 import numpy as np
 
@@ -41,3 +44,15 @@ def fake_record(la, lb, value, low, high, null=0.3, rule="first_index"):
     return {"layer_a": la, "layer_b": lb, "rule": rule, "direction": "b_to_a", "svcca": value,
             "svcca_ci_low": low, "svcca_ci_high": high, "svcca_null_mean": null, "svcca_null_std": 0.01,
             "svcca_p": 0.001, "svcca_z": 10.0, "n_pairs": 100}
+
+
+_VERDICT_CELL = re.compile(r"^(above|overlaps|below): (-?\d+\.\d{3})(?: \[(-?\d+\.\d{3}), (-?\d+\.\d{3})\])?(\*?)$")
+
+
+def verdict_cell(text):
+    """A baseline cell of the verdict table (``"overlaps: 0.450 [0.400, 0.500]"``) as values:
+    ``(place, score, ci_low, ci_high, point_stood_in)``, the interval None where none is shown."""
+    match = _VERDICT_CELL.match(text)
+    assert match, f"not a verdict cell: {text!r}"
+    place, value, low, high, star = match.groups()
+    return place, float(value), float(low) if low else None, float(high) if high else None, star == "*"

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saesim.experiments.grid import GRID_COLUMNS, CompareSettings, run_grid, semantic_grid
+from saesim.compare.effects import effect_sizes
+from saesim.compare.geometry import MEASURES
+from saesim.experiments.grid import GRID_COLUMNS, METRICS, MIN_SUBSPACE, CompareSettings, run_grid, semantic_grid
 
 SETTINGS = CompareSettings(rules=("first_index", "many_to_one", "hungarian"), n_perm=30, seed=0)
 
@@ -23,6 +25,46 @@ class TestRunGrid:
         assert set(GRID_COLUMNS) <= set(frame.columns)
         assert {"svcca_p_holm", "svcca_p_bh", "rsa_p_bh"} <= set(frame.columns)
         pd.testing.assert_frame_equal(pd.read_parquet(serial_grid.path), frame)
+
+    def test_scores_counts_and_nulls_hold_their_values(self, serial_grid):
+        """Every record is scored: each score lies in its measure's range, p in [1/(R+1), 1], z and the
+        excess over the null agree with the null's mean and spread, and the stage counts only shrink."""
+        frame = serial_grid.frame
+        # the counts: each filter stage keeps a subset of the one before; a 1-1 rule uses each A latent once
+        stages = ["n_choosers", "n_with_partner", "n_after_junk", "n_after_1to1", "n_pairs"]
+        for wider, narrower in zip(stages, stages[1:]):
+            assert (frame[narrower] <= frame[wider]).all(), (wider, narrower)
+        assert (frame["n_pairs"] > MIN_SUBSPACE).all()  # so every record below is scored
+        assert (frame["n_unique_a"] <= frame["n_pairs"]).all()
+        one_to_one = frame["rule"] != "many_to_one"
+        assert (frame.loc[one_to_one, "n_unique_a"] == frame.loc[one_to_one, "n_pairs"]).all()
+        assert (frame.loc[~one_to_one, "n_unique_a"] < frame.loc[~one_to_one, "n_pairs"]).all()
+        assert (frame["mean_r_filtered"] > SETTINGS.r_min).all() and (frame["mean_best_r"] <= 1).all()
+        assert list(frame["null_kind"]) == ["group" if rule == "many_to_one" else "shuffle" for rule in frame["rule"]]
+        assert (frame["n_perm"] == SETTINGS.n_perm).all()
+
+        n_perm = SETTINGS.n_perm
+        effects = effect_sizes(frame)
+        for column, measure in [*((m, m) for m in METRICS), ("svcca_authors_k", "svcca")]:
+            low, high = MEASURES[measure].value_range
+            for suffix in ("", "_null_mean"):
+                values = frame[column + suffix].to_numpy(dtype=float)
+                assert np.isfinite(values).all() and (values >= low).all() and (values <= high).all(), column + suffix
+            p = frame[f"{column}_p"].to_numpy(dtype=float)
+            assert (p >= 1 / (n_perm + 1)).all() and (p <= 1).all(), column
+            z = frame[f"{column}_z"].to_numpy(dtype=float)
+            excess = frame[column].to_numpy(dtype=float) - frame[f"{column}_null_mean"].to_numpy(dtype=float)
+            if f"{column}_null_std" in frame:  # the authors'-k SVCCA records no spread
+                std = frame[f"{column}_null_std"].to_numpy(dtype=float)
+                assert (std > 0).all() and np.isfinite(z).all(), column
+                np.testing.assert_allclose(z * std, excess, rtol=1e-9, atol=1e-12)
+                np.testing.assert_allclose(effects[f"{column}_effect"], excess, rtol=1e-12, atol=0)
+                np.testing.assert_allclose(effects[f"{column}_effect_z"], z, rtol=1e-9)
+            else:
+                assert np.isfinite(z).all(), column
+        assert ((frame["svcca_k_x"] >= 1) & (frame["svcca_k_x"] < frame["n_pairs"])).all()
+        assert ((frame["svcca_k_y"] >= 1) & (frame["svcca_k_y"] < frame["n_pairs"])).all()
+        assert (frame["svcca_authors_k_k_x"] == 1).all() and (frame["svcca_authors_k_k_y"] == 1).all()
 
     def test_two_processes_equal_one(self, serial_grid, tiny_profile, session_cache, tmp_path):
         local = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="local",

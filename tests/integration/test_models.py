@@ -147,10 +147,18 @@ class TestMasking:
             batched = capture(minilm, grid, ["layers.1"], batch_size=batch_size, progress=False)["layers.1"]
             assert max_diff(one, batched) < 1e-4
 
-    def test_raw_neuron_activations_is_capture(self, tiny_neox, grid_tiny):
-        a = raw_neuron_activations(tiny_neox, grid_tiny, ["layers.1"], progress=False)["layers.1"]
-        b = capture(tiny_neox, grid_tiny, ["layers.1"], progress=False)["layers.1"]
-        np.testing.assert_array_equal(a, b)
+    def test_raw_neuron_activations_are_the_residual_stream(self, tiny_neox, grid_tiny):
+        # the dense baseline: block L's output at the kept positions (hidden_states[L + 1]), one float32 row
+        # per kept token, and capture's options honoured (compat reads block L's input, hidden_states[L])
+        hs = hidden_states(tiny_neox, grid_tiny)
+        raw = raw_neuron_activations(tiny_neox, grid_tiny, ["layers.0", "layers.1"], progress=False)
+        assert sorted(raw) == ["layers.0", "layers.1"]
+        for layer in (0, 1):  # not the last block: the last hidden_states entry carries the final norm
+            assert raw[f"layers.{layer}"].shape == (grid_tiny.n_tokens, tiny_neox.d_model)
+            assert raw[f"layers.{layer}"].dtype == np.float32
+            assert max_diff(raw[f"layers.{layer}"], hs[layer + 1]) < EXACT
+        compat = raw_neuron_activations(tiny_neox, grid_tiny, ["layers.1"], compat=True, progress=False)
+        assert max_diff(compat["layers.1"], hs[1]) < EXACT and max_diff(compat["layers.1"], hs[2]) > 0.1
 
     def test_grid_from_another_vocabulary(self, tiny_neox):
         from saesim.extract.data import TokenGrid

@@ -9,7 +9,9 @@ from saesim.experiments import baselines
 from saesim.experiments.bootstrap import BootstrapOptions, bootstrap_ci, row_documents
 from saesim.experiments.grid import GRID_COLUMNS, settings_from_profile
 from saesim.io import to_jsonable
-from saesim.report.prose import verdict
+from saesim import vocab
+from saesim.report.prose import verdict, verdict_table
+from tests.planted_layers import verdict_cell
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,24 @@ def test_bootstrap_and_control_table_on_tiny(tiny_profile, session_cache, raw_la
                        options).to_record()
     table = baselines.control_comparison(pd.DataFrame([sae]), raw=pd.DataFrame([raw]))
     assert {"sae", "raw_neuron", "shuffle_null"} <= set(table["comparison"])
-    lines = verdict(table)
-    assert len(lines) == 2 and all("Layers A1–B1" in line for line in lines)
+    metrics = list(dict.fromkeys(table["metric"]))
+    out = verdict_table(table)
+    assert len(verdict(table)) == len(out) == len(metrics) == 2  # one verdict per measure of the one cell
+    assert out["layer pair"].tolist() == ["A1–B1"] * 2 and out["measure"].tolist() == sorted(metrics)
+    for _, row in out.iterrows():
+        by = table[table["metric"] == row["measure"]].set_index("comparison")
+        ours = by.loc["sae"]
+        assert np.isfinite(ours["value"]) and ours["ci_low"] <= ours["value"] <= ours["ci_high"]
+        assert row["SAE score [CI]"] == f"{ours['value']:.3f} [{ours['ci_low']:.3f}, {ours['ci_high']:.3f}]"
+        assert row[vocab.column_label("effect")] == pytest.approx(ours["value"] - ours["null_mean"])
+        for name in ("raw_neuron", "shuffle_null"):
+            base = by.loc[name]
+            place, value, low, high, point = verdict_cell(row[vocab.label("comparison", name)])
+            assert (value, low, high, point) == (round(base["value"], 3), round(base["ci_low"], 3),
+                                                 round(base["ci_high"], 3), False), name
+            assert (place == "above") == (ours["ci_low"] > base["ci_high"]), name  # the interval rule
+            if ours["ci_high"] < base["ci_low"]:
+                assert place == "below", name
 
 
 def test_bootstrap_many_equals_bootstrap_ci_and_is_kept_on_disk(tiny_profile, tiny_extraction, session_cache, tmp_path,

@@ -1,8 +1,10 @@
 """Tests for saesim.extract.cache: content-addressed store, atomic writes, corruption detection."""
 
 import json
+import re
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,14 +37,35 @@ class TestKey:
     def test_same_fields_any_order_same_key(self, store):
         assert store.key(**FIELDS) == store.key(**dict(reversed(list(FIELDS.items()))))
 
-    @pytest.mark.parametrize("field, value", [("revision", "r2"), ("data_hash", "abd"), ("compat", True),
+    @pytest.mark.parametrize("field, value", [("model", "m2"), ("revision", "r2"), ("sae_id", "layers.4"),
+                                              ("hook", "layers.4"), ("data_hash", "abd"), ("compat", True),
                                               ("codes", "relu_preact"), ("dtype", "float16")])
     def test_stale_fields_give_a_different_key(self, store, field, value):
         assert store.key(**FIELDS) != store.key(**dict(FIELDS, **{field: value}))
 
-    def test_key_is_hex_sha256(self, store):
+    def test_adding_or_dropping_a_field_gives_a_different_key(self, store):
+        keys = {store.key(**FIELDS), store.key(**FIELDS, layer=3), store.key(**{k: v for k, v in FIELDS.items()
+                                                                                if k != "sae_id"})}
+        assert len(keys) == 3
+        assert store.key(x={"a": 1}) != store.key(x={"a": 2}) != store.key(x={"a": 1, "b": None})  # nested values
+
+    def test_key_is_a_stable_lowercase_hex_sha256(self, store, tmp_path):
         key = store.key(**FIELDS)
-        assert len(key) == 64 and int(key, 16) >= 0
+        assert re.fullmatch(r"[0-9a-f]{64}", key)
+        assert store.entry_dir(key, "codes").name == key  # usable as an entry's folder
+        # pinned: the same fields must find the same entries in every run and release (bump KEY_SCHEMA to change it)
+        assert key == "0a752c04717b945c162d74027ae495afa900d79ad51d5d2980a61e69863d8b05"
+        assert ArtefactStore(tmp_path / "elsewhere").key(**FIELDS) == key  # the store's folder is not in it
+
+    @pytest.mark.parametrize("spelling, canonical", [
+        ({"data_hash": Path("abc")}, {"data_hash": "abc"}),                   # a Path is its string
+        ({"layers": (1, 2)}, {"layers": [1, 2]}),                             # a tuple is its list
+        ({"n": np.int64(3), "r": np.float64(0.5)}, {"n": 3, "r": 0.5}),       # a NumPy scalar is its value
+        ({"tags": {"b", "a", "c"}}, {"tags": ["a", "b", "c"]}),               # a set is its sorted list
+        ({"opts": {"y": 1, "x": [2]}}, {"opts": {"x": [2], "y": 1}}),         # nested mappings in any order
+    ])
+    def test_equal_values_give_the_same_key_whatever_their_spelling(self, store, spelling, canonical):
+        assert store.key(**{**FIELDS, **spelling}) == store.key(**{**FIELDS, **canonical})
 
     def test_unserialisable_field_is_an_error(self, store):
         with pytest.raises(TypeError, match="not JSON-serialisable"):

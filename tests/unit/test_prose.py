@@ -1,12 +1,27 @@
 """Tests for saesim.report.prose: verdict sentences and the verdict table follow the numbers."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from saesim import vocab
 from saesim.experiments.baselines import control_comparison
 from saesim.report.prose import family_p_value, verdict, verdict_table
 from tests.planted_layers import fake_record
+from tests.planted_layers import verdict_cell as cell
+
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+"""The numbers a sentence quotes (the checks read numbers, not wording)."""
+
+
+def column(name):
+    """The verdict table's column of a control table's comparison (headers come from saesim.vocab)."""
+    return vocab.label("comparison", name)
+
+
+EFFECT, P_HOLM, SEED_SHARE = (vocab.column_label(c) for c in ("effect", "p_holm", "seed_share"))
 
 
 class TestVerdict:
@@ -15,12 +30,26 @@ class TestVerdict:
         control = pd.DataFrame([fake_record(0, 0, 0.4, 0.35, 0.45), fake_record(1, 1, 0.45, 0.40, 0.50)])
         raw = pd.DataFrame([fake_record(0, 0, 0.6, 0.55, 0.65), fake_record(1, 1, 0.7, 0.65, 0.75)])
         table = control_comparison(sae, control=control, raw=raw)
+        out = verdict_table(table).set_index("layer pair")
+        assert list(out.index) == ["A0–B0", "A1–B1"]
+        # A0–B0's interval [0.75, 0.85] clears both baselines; A1–B1's [0.40, 0.60] overlaps the random
+        # model's [0.40, 0.50] from above and lies wholly below the raw neurons' [0.65, 0.75]
+        assert cell(out.loc["A0–B0", column("control")]) == ("above", 0.4, 0.35, 0.45, False)
+        assert cell(out.loc["A0–B0", column("raw_neuron")]) == ("above", 0.6, 0.55, 0.65, False)
+        assert cell(out.loc["A1–B1", column("control")]) == ("overlaps", 0.45, 0.4, 0.5, False)
+        assert cell(out.loc["A1–B1", column("raw_neuron")]) == ("below", 0.7, 0.65, 0.75, False)
+        for pair in out.index:  # the shuffled null (mean 0.3, sd 0.01) is below both
+            place, value, *_ = cell(out.loc[pair, column("shuffle_null")])
+            assert (place, value) == ("above", 0.3)
+        assert out[EFFECT].tolist() == pytest.approx([0.8 - 0.3, 0.5 - 0.3])  # score - null mean
+        assert out["SAE score [CI]"].tolist() == ["0.800 [0.750, 0.850]", "0.500 [0.400, 0.600]"]
+        # one sentence per row, quoting the same numbers
         lines = verdict(table)
         assert len(lines) == 2
-        assert "Verdict: beats every baseline." in lines[0]
-        assert "does not clearly beat the random model (authors')" in lines[1]
-        assert "does not clearly beat the raw neurons" in lines[1]
-        assert "(it scores lower or equal)" in lines[1]
+        for line, (pair, row) in zip(lines, out.iterrows()):
+            for name in ("control", "raw_neuron", "shuffle_null"):
+                place, value, low, high, _ = cell(row[column(name)])
+                assert f"{value:.3f} [{low:.3f}, {high:.3f}]" in line, (pair, name)
 
     def test_every_baseline_is_judged(self):
         sae = pd.DataFrame([fake_record(0, 1, 0.5, 0.45, 0.55)])
@@ -28,32 +57,52 @@ class TestVerdict:
         control = pd.DataFrame([fake_record(0, 1, 0.3, 0.25, 0.35)])
         control_all = pd.DataFrame([fake_record(0, 1, 0.2, 0.15, 0.25)])
         table = control_comparison(sae, seed=seed, control=control, control_all=control_all)
-        line = verdict(table)[0]
-        assert "two SAEs of model A at layer 0 score 0.900" in line
-        assert "the agreement two SAEs of one model reach" in line and "floor" not in line and "ceiling" not in line
-        assert "the SAE pairs' effect is" in line
-        assert "beats the random model (authors')" in line
-        assert "beats the random model (every tensor)" in line
+        ((_, row),) = verdict_table(table).iterrows()
+        assert cell(row[column("control")]) == ("above", 0.3, 0.25, 0.35, False)
+        assert cell(row[column("control_all")]) == ("above", 0.2, 0.15, 0.25, False)
+        assert cell(row[column("shuffle_null")])[:2] == ("above", 0.3)
+        # the seed control is two SAEs of model A at A's layer (0.9 at A0–A0, not 0.1 at A0–B1):
+        # the SAE effect 0.5 - 0.3 is a third of its 0.9 - 0.3
+        assert row[SEED_SHARE] == pytest.approx((0.5 - 0.3) / (0.9 - 0.3))
+        assert row[EFFECT] == pytest.approx(0.2)
+        numbers = _NUMBER.findall(verdict(table)[0])
+        assert {"0.900", "0.850", "0.950"} <= set(numbers) and "0.100" not in numbers
 
-    def test_missing_ci_is_said(self):
+    def test_missing_ci_is_marked(self):
         rec = fake_record(0, 0, 0.8, np.nan, np.nan)
         table = control_comparison(pd.DataFrame([rec]), control=pd.DataFrame([fake_record(0, 0, 0.2, 0.1, 0.3)]))
-        assert "a CI is missing" in verdict(table)[0]
+        ((_, row),) = verdict_table(table).iterrows()
+        assert row["SAE score [CI]"] == "0.800"  # no interval to show
+        assert cell(row[column("control")]) == ("above", 0.2, 0.1, 0.3, True)  # the SAE point stood in
+        with_ci = control_comparison(pd.DataFrame([fake_record(0, 0, 0.8, 0.7, 0.9)]),
+                                     control=pd.DataFrame([fake_record(0, 0, 0.2, 0.1, 0.3)]))
+        assert cell(verdict_table(with_ci).iloc[0][column("control")]) == ("above", 0.2, 0.1, 0.3, False)
 
     def test_saturated_cca_baseline_is_flagged(self):
-        raw = dict(fake_record(0, 0, 1.0, 0.99, 1.0, null=0.98), svcca_k_x=60, svcca_k_y=60, n_pairs=64)
-        table = control_comparison(pd.DataFrame([fake_record(0, 0, 0.5, 0.45, 0.55)]), raw=pd.DataFrame([raw]))
-        line = verdict(table)[0]
-        assert "keeps k = 60 dimensions for 64 pairs" in line
-        assert "the SAE gains +0.200, raw neurons +0.020" in line
+        def line_for(k):
+            raw = dict(fake_record(0, 0, 1.0, 0.99, 1.0, null=0.98), svcca_k_x=k, svcca_k_y=k, n_pairs=64)
+            table = control_comparison(pd.DataFrame([fake_record(0, 0, 0.5, 0.45, 0.55)]), raw=pd.DataFrame([raw]))
+            assert cell(verdict_table(table).iloc[0][column("raw_neuron")]) == ("below", 1.0, 0.99, 1.0, False)
+            (line,) = verdict(table)
+            return set(_NUMBER.findall(line))
+        # 64 pairs on k = 60 kept dimensions: the sentence gives k, n and both gains over their nulls
+        assert {"60", "64", "+0.200", "+0.020"} <= line_for(60)
+        assert not {"10", "64"} & line_for(10)  # 6.4 pairs per dimension: no flag
 
     def test_same_model_raw_baseline_is_called_a_ceiling(self):
-        raw = dict(fake_record(0, 0, 1.0, 0.99, 1.0), mean_r_filtered=1.0)
-        table = control_comparison(pd.DataFrame([fake_record(0, 0, 0.5, 0.45, 0.55)]), raw=pd.DataFrame([raw]))
-        assert "this baseline is a ceiling" in verdict(table)[0]
+        def outputs(mean_r):
+            raw = dict(fake_record(0, 0, 1.0, 0.99, 1.0), mean_r_filtered=mean_r)
+            table = control_comparison(pd.DataFrame([fake_record(0, 0, 0.5, 0.45, 0.55)]), raw=pd.DataFrame([raw]))
+            return verdict(table)[0], verdict_table(table)
+        same_line, same_table = outputs(1.0)
+        other_line, other_table = outputs(0.5)
+        pd.testing.assert_frame_equal(same_table, other_table)  # the place is the same: below
+        assert cell(same_table.iloc[0][column("raw_neuron")])[0] == "below"
+        assert same_line != other_line and same_line.startswith(other_line.split("; over their own nulls")[0])
 
     def test_empty(self):
         assert verdict(pd.DataFrame()) == ["No comparisons to judge: the table is empty."]
+        assert verdict_table(pd.DataFrame()).empty
 
     def test_verdict_table_follows_the_numbers_and_the_pages_family(self):
         sae = pd.DataFrame([fake_record(0, 0, 0.8, 0.75, 0.85), fake_record(1, 1, 0.5, 0.40, 0.60)])
@@ -65,19 +114,24 @@ class TestVerdict:
                                dict(layer_a=1, layer_b=1, rule="first_index", direction="b_to_a", svcca_p_holm=0.2)])
         out = verdict_table(table, family=family).set_index("layer pair")
         assert list(out.index) == ["A0–B0", "A1–B1"]
-        assert out.loc["A0–B0", "verdict"] == "above every baseline"
-        assert out.loc["A1–B1", "verdict"] == "above shuffled null only; not significant at 0.05 after Holm"
-        assert out.loc["A0–B0", "random model (authors')"].startswith("above: 0.400")
-        assert out.loc["A1–B1", "raw neurons"].startswith("below: 0.700")
-        assert out.loc["A1–B1", "random model (authors')"].startswith("overlaps: 0.450")
-        assert out.loc["A0–B0", "p (Holm)"] == 0.01 and out.loc["A1–B1", "p (Holm)"] == 0.2
-        assert out.loc["A0–B0", "share of two SAEs' effect"] == pytest.approx((0.8 - 0.3) / (0.9 - 0.3))
-        assert verdict_table(pd.DataFrame()).empty
-        # 2 tests of 20 permutations: Holm's floor 2/21 is above 0.05, and the verdict says so
+        assert (out["rule"] == "first_index").all() and (out["measure"] == "svcca").all()
+        judged = ("control", "raw_neuron", "shuffle_null")
+        places = {pair: {name: cell(out.loc[pair, column(name)])[0] for name in judged} for pair in out.index}
+        assert places == {"A0–B0": {"control": "above", "raw_neuron": "above", "shuffle_null": "above"},
+                          "A1–B1": {"control": "overlaps", "raw_neuron": "below", "shuffle_null": "above"}}
+        assert cell(out.loc["A0–B0", column("control")]) == ("above", 0.4, 0.35, 0.45, False)
+        assert cell(out.loc["A1–B1", column("raw_neuron")]) == ("below", 0.7, 0.65, 0.75, False)
+        assert cell(out.loc["A1–B1", column("control")]) == ("overlaps", 0.45, 0.4, 0.5, False)
+        # the p-value is the page family's Holm-adjusted one, not the table's own
+        assert out.loc["A0–B0", P_HOLM] == 0.01 and out.loc["A1–B1", P_HOLM] == 0.2
+        assert out[SEED_SHARE].tolist() == pytest.approx([(0.8 - 0.3) / (0.9 - 0.3), (0.5 - 0.3) / (0.9 - 0.3)])
+        assert out[EFFECT].tolist() == pytest.approx([0.5, 0.2])
+        # 2 tests of 20 permutations: Holm's floor 2/21 is above 0.05, and the verdict gives those numbers
         floor = family.assign(svcca_p=[1 / 21, 1 / 21], n_perm=20, svcca_p_holm=[2 / 21, 2 / 21])
-        out = verdict_table(table, family=floor).set_index("layer pair")
-        assert out.loc["A0–B0", "verdict"] == ("above every baseline; Holm over 2 tests cannot reach 0.05 with "
-                                               "20 permutations")
+        out_floor = verdict_table(table, family=floor).set_index("layer pair")
+        assert out_floor[P_HOLM].tolist() == pytest.approx([2 / 21, 2 / 21])
+        assert {"2", "0.05", "20"} <= set(_NUMBER.findall(out_floor.loc["A0–B0", "verdict"]))
+        assert "20" not in _NUMBER.findall(out.loc["A0–B0", "verdict"])  # no floor without the permutation count
 
 
 class TestFamilyPValue:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from saesim.report import reported as R
@@ -88,15 +89,30 @@ def test_concept_tables_match_note(key, which):
             assert df.loc[r[0], c] == float(v), (key, r[0], c)
 
 
-def test_tables_helpers_accept_frames():
-    a = T.authors_table(R.as_mapping("fig3"), index_names=["layer_a", "layer_b"])
-    assert a.shape[0] == 55
-    ours = R.reported("fig3").set_index(["layer_a", "layer_b"])[["svcca", "rsa"]]
-    sbs = T.side_by_side(ours, a)
-    assert sbs.shape[0] == 55
-    c = T.authors_table(R.as_mapping("table1"))
-    ours_c = R.reported("table1").set_index("concept")[["svcca", "rsa"]]
-    assert T.side_by_side(ours_c, c).shape[0] == 7
+def _split_side_by_side(sbs, ours_label="ours"):
+    """(ours, authors', differences) columns of a side_by_side table, told apart by their tags only."""
+    ours = [c for c in sbs.columns if c.endswith(f" ({ours_label})")]
+    authors = [c for c in sbs.columns if c.endswith(f" ({T.AUTHORS_SOURCE})")]
+    diffs = [c for c in sbs.columns if c not in ours and c not in authors]
+    assert len(ours) == len(authors) == len(diffs) == 2, list(sbs.columns)  # SVCCA and RSA
+    return sbs[ours].to_numpy(float), sbs[authors].to_numpy(float), sbs[diffs].to_numpy(float)
+
+
+@pytest.mark.parametrize("key, index", [("fig3", ["layer_a", "layer_b"]), ("table1", "concept")])
+def test_tables_helpers_accept_frames(key, index):
+    a = T.authors_table(R.as_mapping(key), index_names=index)
+    reported = R.reported(key).set_index(index)[["svcca", "rsa"]]
+    assert a.shape[0] == len(reported) == {"fig3": 55, "table1": 7}[key]
+    # the authors' numbers against themselves: every row kept, every value on both sides, every Δ exactly 0
+    sbs = T.side_by_side(reported, a)
+    assert list(sbs.index) == list(reported.index)
+    ours, authors, diff = _split_side_by_side(sbs)
+    np.testing.assert_array_equal(ours, reported.to_numpy(float))
+    np.testing.assert_array_equal(authors, reported.to_numpy(float))
+    np.testing.assert_array_equal(diff, np.zeros_like(diff))
+    # and Δ is ours − authors, sign included
+    shifted = T.side_by_side(reported + [0.25, -0.5], a)
+    np.testing.assert_allclose(_split_side_by_side(shifted)[2], np.broadcast_to([0.25, -0.5], diff.shape), atol=1e-12)
 
 
 def test_A1_matches_note():
