@@ -16,7 +16,8 @@ any field, nested ones included, either with dotted keys or nested dicts::
 
 The dataclasses are also the contract with the other stages: :mod:`saesim.extract.saes`
 reads :class:`SaeSpec` (``source``, ``location``, ``sae_id``, ``hook``,
-``codes``, ``num_latents``, ``k``, ``seed``, ``epochs``), :mod:`saesim.extract.data`
+``codes``, ``num_latents``, ``k``, ``seed``, ``epochs``; where training runs
+and on how much: :func:`sae_training_plan`), :mod:`saesim.extract.data`
 reads :class:`DataSpec`, :mod:`saesim.extract.models` reads :class:`ModelSpec`.
 """
 
@@ -44,9 +45,13 @@ __all__ = [
     "NullSpec",
     "Profile",
     "ProfileError",
+    "SaeBudget",
     "SaeSpec",
+    "SaeTrainingPlan",
     "list_profiles",
     "load_profile",
+    "sae_training_plan",
+    "torch_sees_cuda",
 ]
 
 Which = Literal["a", "b", "seed", "control", "control_all"]
@@ -69,6 +74,7 @@ Junk = Literal["corrected", "authors_pythia", "authors_gemma", "authors_early"]
 PairRule = Literal["many_to_one", "first_index", "max_corr", "mutual", "hungarian"]
 NullKind = Literal["shuffle", "random_subset", "random_pairs"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+SaeDevice = Literal["auto", "cpu", "cuda"]
 
 
 class ProfileError(ValueError):
@@ -76,6 +82,29 @@ class ProfileError(ValueError):
 
 
 # --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class SaeBudget:
+    """What a saesim-trained SAE trains on when it trains on a GPU (``sae.gpu_budget``).
+
+    Attributes
+    ----------
+    train_tokens : int, "all" or None
+        Cap on the training tokens, as ``sae.train_tokens`` (the first N kept
+        tokens; the later ones are the held-out set). ``"all"``: every kept
+        token (no held-out set). None: ``sae.train_tokens``.
+    epochs : int or None
+        Passes over them; None: ``sae.epochs``.
+    """
+
+    train_tokens: int | Literal["all"] | None = None
+    epochs: int | None = None
+
+    def __post_init__(self):
+        _check_positive(self, ("epochs",), optional=True)
+        if self.train_tokens != "all":
+            _check_positive(self, ("train_tokens",), optional=True)
 
 
 @dataclass(frozen=True)
@@ -123,6 +152,14 @@ class SaeSpec:
     lr : float or None
         Learning rate of training (``"train"``); None: sparsify's default for
         the width (:func:`saesim.extract.saes.default_lr`).
+    device : {"auto", "cpu", "cuda"}
+        Where ``"train"`` SAEs train. ``"auto"``: CUDA when torch sees a GPU,
+        unless the profile's ``device`` is ``"cpu"``; ``"cuda"`` without a GPU
+        is an error. Not part of any cache key (see :func:`sae_training_plan`).
+    gpu_budget : SaeBudget or None
+        Training tokens and epochs used instead of ``train_tokens`` and
+        ``epochs`` when the SAE trains on CUDA; None: the same budget as on
+        the CPU. The budget used is part of the training key.
     """
 
     source: SaeSource = "sparsify"
@@ -137,6 +174,8 @@ class SaeSpec:
     train_tokens: int | None = None
     batch_size: int = 4096
     lr: float | None = None
+    device: SaeDevice = "auto"
+    gpu_budget: SaeBudget | None = None
 
     def __post_init__(self):
         for name in ("sae_id", "hook"):
@@ -170,6 +209,99 @@ class SaeSpec:
     def id_for(self, layer: int) -> str:
         """The SAE id of ``layer`` (the ``sae_id`` template filled in)."""
         return self.sae_id.format(layer=int(layer))
+
+
+@dataclass(frozen=True)
+class SaeTrainingPlan:
+    """Where a saesim-trained SAE trains and on how much: the answer of :func:`sae_training_plan`.
+
+    Attributes
+    ----------
+    device : {"cpu", "cuda"}
+        The torch device of training.
+    train_tokens : int or None
+        Cap on the training tokens (the first N kept tokens); None: every kept token.
+    epochs : int
+        Passes over them.
+    budget_field : str
+        The profile field the budget came from, for messages: ``"sae"`` (``sae.train_tokens``,
+        ``sae.epochs``) or ``"sae.gpu_budget"``.
+    """
+
+    device: Literal["cpu", "cuda"]
+    train_tokens: int | None
+    epochs: int
+    budget_field: str = "sae"
+
+
+def sae_training_plan(sae: SaeSpec, *, cuda_available: bool, profile_device: Device = "auto") -> SaeTrainingPlan:
+    """Decide where an SAE trains and its budget (tokens, epochs), from its settings and whether CUDA is present.
+
+    The device: ``sae.device`` ``"cpu"`` or ``"cuda"`` as given; ``"auto"``
+    is CUDA when ``cuda_available``, except that a profile pinned to the
+    CPU (``profile_device="cpu"``, e.g. ``tiny``) trains there too. The
+    budget: ``sae.gpu_budget`` on CUDA when it is set (a None field of it
+    keeps the CPU's value), else ``sae.train_tokens`` and ``sae.epochs``.
+
+    Only the budget enters the SAE's cache key
+    (:func:`saesim.extract._extract_keys.training_key`), not the device: the
+    same budget on the CPU and on a GPU is the same recipe (init drawn on the
+    CPU, same batch order), so a cached SAE is reused whichever device made
+    it. The weights are not bit-identical across devices: float reductions
+    run in another order, and sparsify's forward runs under bf16 autocast on
+    GPUs that support it.
+
+    Parameters
+    ----------
+    sae : SaeSpec
+    cuda_available : bool
+        Whether torch sees a CUDA device (:func:`torch_sees_cuda`); a
+        parameter so the rule is tested without a GPU.
+    profile_device : {"auto", "cpu", "cuda", "mps"}, default "auto"
+        The profile's ``device`` (of the forward passes).
+
+    Returns
+    -------
+    SaeTrainingPlan
+
+    Raises
+    ------
+    ProfileError
+        ``sae.device`` is ``"cuda"`` but ``cuda_available`` is False.
+
+    Examples
+    --------
+    >>> sae = SaeSpec(source="train", num_latents=64, k=4, epochs=2, gpu_budget=SaeBudget(epochs=8))
+    >>> sae_training_plan(sae, cuda_available=False)
+    SaeTrainingPlan(device='cpu', train_tokens=None, epochs=2, budget_field='sae')
+    >>> sae_training_plan(sae, cuda_available=True).epochs
+    8
+    """
+    if sae.device == "cuda" and not cuda_available:
+        raise ProfileError(
+            "`sae.device` is 'cuda' but torch sees no CUDA device; set sae.device to 'auto' (the GPU when "
+            "present, else the CPU) or 'cpu' (e.g. --set model_a.sae.device=auto), or install a CUDA build "
+            "of torch."
+        )
+    if sae.device == "auto":
+        device = "cuda" if cuda_available and profile_device != "cpu" else "cpu"
+    else:
+        device = sae.device
+    budget = sae.gpu_budget
+    if device != "cuda" or budget is None:
+        return SaeTrainingPlan(device=device, train_tokens=sae.train_tokens, epochs=sae.epochs)
+    tokens = sae.train_tokens if budget.train_tokens is None else budget.train_tokens
+    return SaeTrainingPlan(
+        device=device, train_tokens=None if tokens == "all" else tokens,
+        epochs=sae.epochs if budget.epochs is None else budget.epochs, budget_field="sae.gpu_budget",
+    )
+
+
+def torch_sees_cuda() -> bool:
+    """``torch.cuda.is_available()``, torch imported on the first call (for :func:`sae_training_plan`)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 @dataclass(frozen=True)
@@ -265,6 +397,15 @@ class ModelSpec:
         if self.source == "random_copy":
             identity["randomize"] = self.randomize
         return identity
+
+    def to_dict(self) -> dict:
+        """Plain nested dict; ``sae.device`` and ``sae.gpu_budget`` are left out at their defaults.
+
+        Hashes of this dict (the stability cells of
+        :mod:`saesim.experiments.sae_quality`, :meth:`Profile.key`) are
+        therefore what they were before those two fields existed.
+        """
+        return _spec_plain(_to_plain(dataclasses.asdict(self)))
 
 
 @dataclass(frozen=True)
@@ -449,6 +590,8 @@ class Profile:
         Null distribution.
     device : {"auto", "cpu", "cuda", "mps"}
         Torch device of the forward passes (``auto``: CUDA when available).
+        SAE training has its own ``sae.device``; ``"cpu"`` here also keeps
+        SAEs whose ``sae.device`` is ``"auto"`` on the CPU.
     compat : bool
         Reproduce the authors' computation (``hidden_states[L]`` index, no
         position masking, ReLU pre-activations for sparsify SAEs, ...).
@@ -578,17 +721,48 @@ class Profile:
         return _build(Profile, merged, path="", profile=self.name)
 
     def to_dict(self) -> dict:
-        """Plain nested dict (tuples as lists), the inverse of YAML loading."""
-        return _to_plain(dataclasses.asdict(self))
+        """Plain nested dict (tuples as lists), the inverse of YAML loading.
+
+        ``sae.device`` and ``sae.gpu_budget`` are left out where they are at
+        their defaults (see :meth:`ModelSpec.to_dict`).
+        """
+        plain = _to_plain(dataclasses.asdict(self))
+        for name, _ in _SLOT_FIELDS.values():
+            if plain.get(name) is not None:
+                plain[name] = _spec_plain(plain[name])
+        return plain
 
     def to_yaml(self) -> str:
         """The profile as YAML (loads back to an equal profile)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def key(self) -> str:
-        """Short content hash of the whole profile."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """Short content hash of the whole profile, as it trains its SAEs on this machine.
+
+        Every slot's ``sae.device`` is left out (where an SAE trains changes
+        no result beyond rounding). Where a slot sets ``sae.gpu_budget``, the
+        budget its SAEs train with here (:meth:`sae_plan`) is added, so the
+        results of a GPU run and of a CPU run are kept apart; without one
+        (every shipped profile), torch is not asked and the key is the hash of
+        :meth:`to_dict`.
+        """
+        plain = self.to_dict()
+        for name, _ in _SLOT_FIELDS.values():
+            if plain.get(name) is not None:
+                plain[name]["sae"].pop("device", None)
+        used = {slot: self.sae_plan(slot) for slot in self.slots if self.model(slot).sae.gpu_budget is not None}
+        if used:
+            plain["sae_budget_used"] = {slot: [plan.train_tokens, plan.epochs] for slot, plan in used.items()}
+        blob = json.dumps(plain, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def sae_plan(self, which: Which, *, cuda_available: bool | None = None) -> SaeTrainingPlan:
+        """Where slot ``which``'s SAEs train and on how much (:func:`sae_training_plan`).
+
+        ``cuda_available`` None asks torch (:func:`torch_sees_cuda`).
+        """
+        cuda = torch_sees_cuda() if cuda_available is None else bool(cuda_available)
+        return sae_training_plan(self.model(which).sae, cuda_available=cuda, profile_device=self.device)
 
 
 _SLOT_FIELDS = {"a": ("model_a", "layers_a"), "b": ("model_b", "layers_b"), "seed": ("seed_control", "layers_seed"),
@@ -683,6 +857,19 @@ def _merge(base: dict, new: dict) -> dict:
         else:
             out[key] = value
     return out
+
+
+_SAE_DEFAULTS_LEFT_OUT = {"device": "auto", "gpu_budget": None}
+"""SaeSpec fields added after the caches were keyed, left out of plain dicts at these defaults."""
+
+
+def _spec_plain(model: dict) -> dict:
+    """A plain ModelSpec dict without the SaeSpec fields of :data:`_SAE_DEFAULTS_LEFT_OUT` at their defaults."""
+    sae = model.get("sae")
+    if isinstance(sae, dict):
+        model["sae"] = {k: v for k, v in sae.items()
+                        if not (k in _SAE_DEFAULTS_LEFT_OUT and v == _SAE_DEFAULTS_LEFT_OUT[k])}
+    return model
 
 
 def _to_plain(value):

@@ -80,8 +80,9 @@ def sae_quality_table(profile, *, cache=None, threshold: float = SHARED_THRESHOL
     pandas.DataFrame
         Columns :data:`QUALITY_COLUMNS`: ``model`` (the profile's label),
         ``slot``, ``layer``, ``width`` (latents), ``k``, ``seed``,
-        ``train_tokens``, ``epochs`` (the profile's SAE settings; ``seed`` and
-        ``epochs`` are <NA> for SAEs saesim did not train), ``n_heldout``,
+        ``train_tokens``, ``epochs`` (the profile's SAE settings, ``sae.gpu_budget``'s
+        epochs where it applied; ``seed`` and ``epochs`` are <NA> for SAEs saesim
+        did not train), ``n_heldout``,
         ``fvu_heldout``, ``fvu``, ``flag``, ``dead_fraction``, ``mean_l0``
         (:func:`saesim.extract.pipeline.sae_quality`), the stability columns
         :data:`STABILITY_COLUMNS` (:class:`saesim.compare.stability.StabilityResult`)
@@ -115,7 +116,7 @@ def sae_quality_table(profile, *, cache=None, threshold: float = SHARED_THRESHOL
         records.append({
             "model": row["label"], "slot": slot, "layer": layer, "width": int(row["n_latents"]),
             "k": spec.k, "seed": spec.seed if trained else None, "train_tokens": int(row["train_tokens"]),
-            "epochs": spec.epochs if trained else None, "n_heldout": int(row["n_heldout"]),
+            "epochs": _epochs(profile, slot) if trained else None, "n_heldout": int(row["n_heldout"]),
             "fvu_heldout": _float(row["fvu_heldout"]), "fvu": _float(row["fvu"]), "flag": bool(row["flag"]),
             "dead_fraction": _float(row["dead_fraction"]), "mean_l0": _float(row["mean_l0"]),
             **{c: _float(stab.get(c)) for c in STABILITY_COLUMNS},
@@ -204,11 +205,21 @@ def _layer_stability(profile, cache: Path, rows: dict, *, threshold: float, seed
     return out, partner
 
 
+def _epochs(profile, slot: str) -> int:
+    """The epochs slot ``slot``'s SAEs trained for here: ``sae.gpu_budget``'s on CUDA when set, else ``sae.epochs``."""
+    spec = profile.model(slot).sae
+    return profile.sae_plan(slot).epochs if spec.source == "train" and spec.gpu_budget is not None else spec.epochs
+
+
 def _cell_tag(profile, row_a: dict, row_seed: dict, *, threshold: float, seed: int) -> str:
     def identity(slot, row):
         if row.get("key"):  # the layer's cache key, when the pipeline reports it
             return {"key": row["key"]}
-        return {"spec": dataclasses.asdict(profile.model(slot)), "row": row}
+        out = {"spec": profile.model(slot).to_dict(), "row": row}  # sae.device/gpu_budget only when set
+        if profile.model(slot).sae.gpu_budget is not None:  # the budget used here (GPU or CPU)
+            plan = profile.sae_plan(slot)
+            out["budget"] = [plan.train_tokens, plan.epochs]
+        return out
 
     blob = {"version": STABILITY_VERSION, "threshold": float(threshold), "seed": int(seed),
             "data": dataclasses.asdict(profile.data), "compat": profile.compat,

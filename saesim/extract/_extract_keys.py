@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from saesim.config import ModelSpec, Profile
+from saesim.config import ModelSpec, Profile, SaeTrainingPlan, sae_training_plan, torch_sees_cuda
 from saesim.extract._extract_records import LayerSummary
 from saesim.extract.cache import ArtefactStore
 from saesim.extract.data import TokenGrid
@@ -63,13 +63,30 @@ def codes_mode(profile: Profile, spec: ModelSpec) -> str:
     return spec.sae.codes
 
 
-def training_key(profile: Profile, spec: ModelSpec, layer: int, grid_hash: str) -> str:
-    """Key of a saesim-trained SAE: the model, hook, grid and every setting of its training recipe."""
+def training_plan(profile: Profile, spec: ModelSpec, *, cuda_available: bool | None = None) -> SaeTrainingPlan:
+    """Where ``spec``'s SAEs train and on how much (:func:`saesim.config.sae_training_plan`); None asks torch."""
+    cuda = torch_sees_cuda() if cuda_available is None else bool(cuda_available)
+    return sae_training_plan(spec.sae, cuda_available=cuda, profile_device=profile.device)
+
+
+def training_key(profile: Profile, spec: ModelSpec, layer: int, grid_hash: str, *,
+                 cuda_available: bool | None = None) -> str:
+    """Key of a saesim-trained SAE: the model, hook, grid and every setting of its training recipe.
+
+    The tokens and epochs are the budget the SAE trains with on this machine
+    (:func:`training_plan`: ``sae.gpu_budget`` on CUDA when set, else
+    ``sae.train_tokens`` and ``sae.epochs``, which give the keys SAEs had
+    before the GPU budget existed). The device is not part of the key: the
+    same budget on the CPU and a GPU is the same SAE up to float rounding
+    (see :func:`saesim.config.sae_training_plan`), so either reuses the other's.
+    ``cuda_available`` None asks torch.
+    """
     sae = spec.sae
+    plan = training_plan(profile, spec, cuda_available=cuda_available)
     return ArtefactStore.key(
         role="train", version=EXTRACT_VERSION, model=spec.identity, hook=sae.hook_for(layer), grid=grid_hash,
         compat=profile.compat, backend=spec.backend, num_latents=sae.num_latents, k=sae.k, seed=sae.seed,
-        epochs=sae.epochs, train_tokens=sae.train_tokens, batch_size=sae.batch_size,
+        epochs=plan.epochs, train_tokens=plan.train_tokens, batch_size=sae.batch_size,
         **({} if sae.lr is None else {"lr": sae.lr}),  # keys of SAEs trained at the default stay valid
     )
 

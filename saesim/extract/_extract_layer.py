@@ -25,6 +25,7 @@ from saesim.extract._extract_keys import (
     sub_key,
     trained_sae_root,
     training_key,
+    training_plan,
 )
 from saesim.extract._extract_records import FvuWarning, LayerSummary
 from saesim.extract.cache import ArtefactStore
@@ -77,13 +78,14 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
         folder = train_root / sae_spec.location / sae_spec.id_for(layer)
         report_path = folder / "saesim_train.json"
         if not saes.sae_folder_ready(folder):  # absent, or a damaged saesim-made folder (removed)
-            x = acts if sae_spec.train_tokens is None else acts[: sae_spec.train_tokens]
+            plan = training_plan(profile, spec)
+            x = acts[: training_rows(spec, plan, acts.shape[0], what=f"{spec.label}, layer {layer}")]
             # Not evaluated here: the layer's codes of every token include the training rows
             # (_finish_train_report), which saves one encode of them.
             trained = saes.train_topk_sae(
-                x, num_latents=sae_spec.num_latents, k=sae_spec.k, seed=sae_spec.seed, epochs=sae_spec.epochs,
+                x, num_latents=sae_spec.num_latents, k=sae_spec.k, seed=sae_spec.seed, epochs=plan.epochs,
                 batch_size=sae_spec.batch_size, lr=sae_spec.lr, hook=sae_spec.hook_for(layer),
-                sae_id=sae_spec.id_for(layer), progress=progress, evaluate=False,
+                sae_id=sae_spec.id_for(layer), progress=progress, evaluate=False, device=plan.device,
             )
             saes.save_sparsify(trained.weights, folder)
             train_report = dict(trained.summary(), train_key=train_key)
@@ -97,6 +99,24 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
         if local is not None and (local / "saesim_train.json").is_file():
             train_report = json.loads((local / "saesim_train.json").read_text())
     return sae, train_report, unsaved_report
+
+
+def training_rows(spec: ModelSpec, plan, n_tokens: int, *, what: str | None = None) -> int:
+    """How many of the ``n_tokens`` kept tokens train the SAE: the plan's cap, clamped to ``n_tokens``.
+
+    A budget that asks for more tokens than the grid has trains on every
+    token (then no token is held out). With ``what``, that is logged as a
+    warning naming the budget's field and the fix.
+    """
+    if plan.train_tokens is None or plan.train_tokens <= n_tokens:
+        return n_tokens if plan.train_tokens is None else int(plan.train_tokens)
+    if what is not None:
+        logger.warning(
+            "%s: `%s.train_tokens` asks for %d training tokens but the grid has %d; training on all %d, "
+            "so no token is held out. Raise `data.n_docs` to extract more tokens, or lower `%s.train_tokens`.",
+            what, plan.budget_field, plan.train_tokens, n_tokens, n_tokens, plan.budget_field,
+        )
+    return n_tokens
 
 
 def _finish_train_report(train_report: dict, path: Path, sae, acts: np.ndarray, codes) -> dict:
@@ -126,7 +146,7 @@ def process_layer(profile, slot, spec, layer, grid, view, row_doc, row_pos, acts
     if unsaved_report is not None:  # trained just now, not yet evaluated
         train_report = _finish_train_report(train_report, unsaved_report, sae, acts, sae_codes)
     value = saes.fvu(sae, acts, sae_codes)
-    n_train = 0 if spec.sae.source != "train" else min(spec.sae.train_tokens or acts.shape[0], acts.shape[0])
+    n_train = 0 if spec.sae.source != "train" else training_rows(spec, training_plan(profile, spec), acts.shape[0])
     heldout = saes.fvu(sae, acts[n_train:], sae_codes[n_train:]) if n_train < acts.shape[0] else None
     neighbour_fvu = {
         name: saes.fvu(sae, x, saes.encode(sae, x, batch_size=spec.sae.batch_size, progress=False))

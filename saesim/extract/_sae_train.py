@@ -59,6 +59,8 @@ class TrainedSae:
     optimizer : str
     history : tuple of float
         Mean training FVU of each epoch.
+    device : str
+        The torch device it trained on.
     """
 
     weights: SaeWeights
@@ -72,6 +74,7 @@ class TrainedSae:
     lr: float
     optimizer: str = "signum"
     history: tuple[float, ...] = ()
+    device: str = "cpu"
 
     def summary(self) -> dict:
         """One tidy-table row."""
@@ -88,6 +91,7 @@ class TrainedSae:
             "dead_fraction": self.dead_fraction,
             "mean_l0": self.mean_l0,
             "seconds": self.seconds,
+            "device": self.device,
         }
 
 
@@ -162,6 +166,12 @@ class TopKTrainConfig:
     """torch CPU threads during training (restored afterwards); None leaves torch's setting.
     Use 1 for tiny SAEs: their steps are too small to split, and on a busy machine OpenMP's
     spinning threads can make them tens of times slower."""
+
+    device: str = "cpu"
+    """torch device of training: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The activations are moved
+    there once and the weights come back to the CPU. The initialisation and the batch order are
+    drawn on the CPU, so one seed gives the same recipe on every device; the weights agree up to
+    float rounding (sparsify's forward runs under bf16 autocast on GPUs that support it)."""
 
 
 _FITTED = ("result_", "weights_", "summary_", "history_")
@@ -258,8 +268,9 @@ class TopKTrainer:
             ``config`` is not a :class:`TopKTrainConfig`, or ``acts`` is not
             floating point.
         ValueError
-            A setting is out of range (the message names it), or ``acts`` is
-            not 2-D, has fewer than 2 rows or non-finite values.
+            A setting is out of range (the message names it), ``device`` is
+            CUDA but torch sees no GPU, or ``acts`` is not 2-D, has fewer than
+            2 rows or non-finite values.
         """
         cfg = self.config
         if not isinstance(cfg, TopKTrainConfig):
@@ -285,6 +296,7 @@ class TopKTrainer:
             raise ValueError(f"`optimizer` must be 'signum' or 'adam'; got {optimizer!r}.")
         lr = default_lr(num_latents, optimizer) if lr is None else float(lr)
         dead_tokens = min(max(n_tokens // 4, batch), 10_000_000) if dead_tokens is None else int(dead_tokens)
+        device = _check_device(cfg.device)
 
         started = time.perf_counter()
         with _torch_threads(cfg.num_threads):
@@ -292,7 +304,7 @@ class TopKTrainer:
                 acts, sparsify, num_latents=int(num_latents), k=int(k), seed_int=seed_int, epochs=int(epochs),
                 batch=batch, optimizer=optimizer, lr=lr, auxk_alpha=float(cfg.auxk_alpha), dead_tokens=dead_tokens,
                 total_steps=total_steps, hook=self.hook, sae_id=self.sae_id, progress=self.progress,
-                started=started, evaluate=bool(self.evaluate),
+                started=started, evaluate=bool(self.evaluate), device=device,
             )
         self.result_ = result
         self.weights_ = result.weights
@@ -318,6 +330,7 @@ def train_topk_sae(
     num_threads: int | None = None,
     progress: bool = True,
     evaluate: bool = True,
+    device: str = "cpu",
 ) -> TrainedSae:
     """Train a sparsify TopK SAE on cached activations with a plain, seeded torch loop.
 
@@ -360,6 +373,9 @@ def train_topk_sae(
         dead fraction and mean L0. A caller that encodes these rows anyway
         (extraction encodes every token) passes False and fills them in with
         :func:`code_stats`; they are NaN until then.
+    device : str, default "cpu"
+        torch device of training (``"cuda"``, ``"cuda:N"``); the weights come
+        back to the CPU. See :attr:`TopKTrainConfig.device`.
 
     Returns
     -------
@@ -383,10 +399,24 @@ def train_topk_sae(
     """
     config = TopKTrainConfig(
         num_latents=num_latents, k=k, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-        auxk_alpha=auxk_alpha, dead_tokens=dead_tokens, seed=seed, num_threads=num_threads,
+        auxk_alpha=auxk_alpha, dead_tokens=dead_tokens, seed=seed, num_threads=num_threads, device=device,
     )
     trainer = TopKTrainer(config, hook=hook, sae_id=sae_id, progress=progress, evaluate=evaluate)
     return trainer.fit(acts).result_
+
+
+def _check_device(device) -> str:
+    """``device`` as a string if it is the CPU or a CUDA device torch can use; ValueError naming the fix otherwise."""
+    import torch
+
+    text = str(device)
+    if text == "cpu":
+        return text
+    if not (text == "cuda" or text.startswith("cuda:")):
+        raise ValueError(f"`device` must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}.")
+    if not torch.cuda.is_available():
+        raise ValueError(f"`device` is {text!r} but torch sees no CUDA device; pass device='cpu'.")
+    return text
 
 
 @contextlib.contextmanager
@@ -407,20 +437,27 @@ def _torch_threads(num_threads: int | None):
 
 def _train_loop(
     acts, sparsify, *, num_latents, k, seed_int, epochs, batch, optimizer, lr, auxk_alpha, dead_tokens,
-    total_steps, hook, sae_id, progress, started, evaluate,
+    total_steps, hook, sae_id, progress, started, evaluate, device="cpu",
 ) -> TrainedSae:
     import torch
 
     n_tokens, d_in = acts.shape
     decay_from = 0.8
+    dev = torch.device(device)
     x_all = torch.from_numpy(np.ascontiguousarray(acts, dtype=np.float32))
     history = []
-    with torch.random.fork_rng(devices=[]):
+    # manual_seed also seeds every CUDA device: fork their states too, so the caller's are untouched
+    forked = list(range(torch.cuda.device_count())) if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked):
         torch.manual_seed(seed_int)
         generator = torch.Generator().manual_seed(seed_int)
+        # Initialised on the CPU whatever the device, so one seed draws the same SAE everywhere.
         sae = sparsify.Sae(d_in, sparsify.SaeConfig(num_latents=int(num_latents), k=int(k)), device="cpu")
         with torch.no_grad():
             sae.b_dec.copy_(x_all.mean(dim=0))
+        if dev.type != "cpu":
+            sae = sae.to(dev)
+            x_all = x_all.to(dev)  # once: n_tokens x d_in floats on the GPU
         if optimizer == "signum":
             from schedulefree import ScheduleFreeWrapper
             from sparsify.sign_sgd import SignSGD
@@ -429,12 +466,12 @@ def _train_loop(
             opt.train()
         else:
             opt = torch.optim.Adam(sae.parameters(), lr=lr)
-        since_fired = torch.zeros(int(num_latents), dtype=torch.long)
+        since_fired = torch.zeros(int(num_latents), dtype=torch.long, device=dev)
         step = 0
         bar = progress_bar(total_steps * batch, f"train SAE {hook or sae_id}", progress)
         with bar:
             for _ in range(int(epochs)):
-                order = torch.randperm(n_tokens, generator=generator)
+                order = torch.randperm(n_tokens, generator=generator).to(dev)  # drawn on the CPU
                 fvu_sum = 0.0
                 for start in range(0, n_tokens, batch):
                     x = x_all[order[start : start + batch]]
@@ -452,7 +489,7 @@ def _train_loop(
                     opt.zero_grad(set_to_none=True)
                     sae.set_decoder_norm_to_unit_norm()
                     with torch.no_grad():
-                        fired = torch.zeros(int(num_latents), dtype=torch.bool)
+                        fired = torch.zeros(int(num_latents), dtype=torch.bool, device=dev)
                         fired[out.latent_indices.flatten()] = True
                         since_fired += x.shape[0]
                         since_fired[fired] = 0
@@ -467,6 +504,7 @@ def _train_loop(
             sae.W_dec.div_(norms[:, None])
             sae.encoder.weight.mul_(norms[:, None])
             sae.encoder.bias.mul_(norms)
+    sae = sae.to("cpu")
     weights = weights_from_sparsify(sae, hook=hook or sae_id, sae_id=sae_id, source="train")
     nan = float("nan")
     stats = code_stats(weights, acts, encode(weights, acts, progress=False)) if evaluate else \
@@ -482,9 +520,10 @@ def _train_loop(
         lr=lr,
         optimizer=optimizer,
         history=tuple(float(h) for h in history),
+        device=str(dev),
     )
     logger.info(
-        "trained TopK SAE %s: %d tokens, %d latents, k=%d, FVU %.3f, dead %.1f%%, %.1fs",
-        hook or sae_id, n_tokens, num_latents, k, result.fvu, 100 * result.dead_fraction, seconds,
+        "trained TopK SAE %s on %s: %d tokens, %d latents, k=%d, FVU %.3f, dead %.1f%%, %.1fs",
+        hook or sae_id, dev, n_tokens, num_latents, k, result.fvu, 100 * result.dead_fraction, seconds,
     )
     return result

@@ -12,7 +12,9 @@ profile (A, B and the control) and every requested layer:
    offline profile are the same MiniLM, so it runs once for both);
 3. **SAEs** — loaded (sparsify, SAELens, hub or disk) or, for
    ``source: train``, trained on the captured activations (TopK, sparsify's
-   format) unless already on disk; tiny-profile SAEs are written on first use;
+   format; on the GPU when present, with ``sae.gpu_budget`` there if set, see
+   :func:`saesim.config.sae_training_plan`) unless already on disk;
+   tiny-profile SAEs are written on first use;
 4. **codes** — the SAE's codes as CSR; the reconstruction FVU on the same
    activations is recorded and guarded (an SAE fed the wrong layer fails
    loudly, see below);
