@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from saesim.compare.multitest import holm
 from saesim.compare.effects import effect_sizes
 from saesim.compare.geometry import MEASURES
 from saesim.experiments.grid import GRID_COLUMNS, METRICS, MIN_SUBSPACE, CompareSettings, run_grid, semantic_grid
@@ -23,7 +24,12 @@ class TestRunGrid:
         n_cells = len(tiny_profile.layers("a")) * len(tiny_profile.layers("b"))
         assert len(frame) == n_cells * 3 and not serial_grid.failed
         assert set(GRID_COLUMNS) <= set(frame.columns)
-        assert {"svcca_p_holm", "svcca_p_bh", "rsa_p_bh"} <= set(frame.columns)
+        assert not any(c.endswith("_p_bh") for c in frame.columns)  # one procedure: Holm
+        for metric in ("svcca", "rsa", "svcca_authors_k"):
+            # the tail p-value never exceeds the permutation one, and Holm within each rule and direction
+            assert (frame[f"{metric}_p_tail"] <= frame[f"{metric}_p"] + 1e-15).all()
+            for _, family in frame.groupby(["rule", "direction"]):
+                assert np.allclose(family[f"{metric}_p_holm"], holm(family[f"{metric}_p_tail"].to_numpy()))
         pd.testing.assert_frame_equal(pd.read_parquet(serial_grid.path), frame)
 
     def test_scores_counts_and_nulls_hold_their_values(self, serial_grid):
