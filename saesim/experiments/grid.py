@@ -596,4 +596,5 @@ def _subset_null(global_pairs, decoder_a, decoder_b, n, observed, settings, n_dr
         ])
         out[f"{metric}_subset_null_mean"] = float(null.mean())
         out[f"{metric}_subset_p"] = p_value(observed[metric], null, compat=settings.compat)
+        out[f"{metric}_subset_p_tail"] = tail_p_value(observed[metric], null)
     return out

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from saesim import vocab
-from saesim.compare.multitest import adjust_columns
+from saesim.compare.significance import holm_within_families
 from saesim.report.frames import check_columns, check_frame, check_unique, format_cell, pivot_grid
 
 __all__ = [
@@ -442,10 +442,9 @@ def concept_family(subspace_frame: pd.DataFrame, concepts: Sequence[str]) -> pd.
 
     The family is every scored (layer pair, concept) subspace of ``concepts``
     (the real concepts; the unrelated-word Control is judged apart). Adds
-    ``<metric>_excess`` and, for every ``<metric>_p`` column, Holm and
-    Benjamini-Hochberg adjusted values over this family only
-    (``<metric>_p_holm``, ``<metric>_p_bh``), replacing any adjusted over a
-    larger table.
+    ``<metric>_excess`` and, for every ``<metric>_p_tail`` column, its Holm-adjusted value over
+    this family only (``<metric>_p_holm``; :func:`saesim.compare.significance.holm_within_families`),
+    replacing any adjusted over a larger table.
     """
     check_frame(subspace_frame, "subspace_frame", ["concept", "n_pairs"])
     skipped = subspace_frame["skipped"].fillna("") != "" if "skipped" in subspace_frame else False
@@ -455,13 +454,13 @@ def concept_family(subspace_frame: pd.DataFrame, concepts: Sequence[str]) -> pd.
 def page_family(frame: pd.DataFrame) -> pd.DataFrame:
     """A page's one multiple-testing family: every row of ``frame``, adjusted over it alone.
 
-    Returns a copy with ``<metric>_excess`` and, for every ``<metric>_p``
-    column, Holm and Benjamini-Hochberg adjusted p-values over these rows
-    (``<metric>_p_holm``, ``<metric>_p_bh``), replacing any adjusted over a
-    larger table (e.g. ``full_space.parquet`` holds both rules).
+    Returns a copy with ``<metric>_excess`` and, for every ``<metric>_p_tail`` column (the
+    book's p-values, :mod:`saesim.compare.significance`), the Holm-adjusted value over these rows
+    (``<metric>_p_holm``), replacing any adjusted over a larger table (e.g.
+    ``full_space.parquet`` holds both rules). The book's one procedure: no BH column.
     """
     family = frame.drop(columns=[c for c in frame if c.endswith(("_p_holm", "_p_bh"))])
-    return with_effects(adjust_columns(family.reset_index(drop=True)))
+    return with_effects(holm_within_families(family.reset_index(drop=True), keys=()))
 
 
 def concept_headline(family: pd.DataFrame, metric: str = "svcca", *, by: str = "z",

@@ -242,12 +242,14 @@ class TestStyledAndNames:
 class TestConceptFamily:
     def test_family_is_the_scored_real_concepts_adjusted_over_themselves(self):
         frame = subspace_frame()
-        control = frame[frame["concept"] == "Time"].assign(concept="Control", svcca_p=0.0001)
-        frame = pd.concat([frame, control], ignore_index=True).assign(svcca_p_holm=9.0)
+        frame = frame.assign(svcca_p_tail=frame["svcca_p"] / 10)  # the book's p: the tail's
+        control = frame[frame["concept"] == "Time"].assign(concept="Control", svcca_p_tail=0.00001)
+        frame = pd.concat([frame, control], ignore_index=True).assign(svcca_p_holm=9.0, svcca_p_bh=9.0)
         family = concept_family(frame, ["Time", "Calendar", "Biology"])
         assert sorted(set(family["concept"])) == ["Calendar", "Time"]  # Biology skipped, Control apart
         assert len(family) == 4
-        np.testing.assert_allclose(family["svcca_p_holm"], np.minimum(4 * 0.001, 1.0))
+        np.testing.assert_allclose(family["svcca_p_holm"], np.minimum(4 * 0.0001, 1.0))  # Holm over the 4
+        assert "svcca_p_bh" not in family  # one procedure
         np.testing.assert_allclose(family["svcca_excess"], family["svcca"] - 0.05)
 
     def test_headline_needs_enough_pairs(self):
