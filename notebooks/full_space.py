@@ -52,7 +52,8 @@ labels = dict(label_a=grid.label_a, label_b=grid.label_b)
 display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 
 # %%
-book.glue_fields(pages.full_space_numbers(frame), prefix="fs_", profile=grid.profile.name, rule=rule)
+dims, dims_short = plots.dims_words(grid.settings.svcca_variance), plots.policy_label(grid.settings.svcca_variance)
+book.glue_fields(pages.full_space_numbers(frame), prefix="fs_", profile=grid.profile.name, rule=rule, dims=dims)
 
 # %% [markdown]
 # ## Effect over the null first (Figs. 3–4)
@@ -97,36 +98,42 @@ tables.page_style(tables.layer_table(frame, "rsa", fmt=".3f"),
 # %% [markdown]
 # ## Nulls and p-values (A1, A2, A5)
 #
-# **Multiple testing on this page.** One family per measure: the {glue:text}`fs_n_cells` layer
-# pairs of the grid above (one rule, one direction); adjusted p-values (Benjamini–Hochberg, BH)
-# are over that family only.
+# **Is a layer pair above its null?** One family per measure: the {glue:text}`fs_n_cells` layer
+# pairs of the grid above (one rule, one direction). A pair is above its null when its p-value,
+# Holm-adjusted over that family, is at most 0.05 and its score exceeds the null mean; the
+# p-value is the permutation one where at least ten of the {glue:text}`fs_n_perm` shuffles reach
+# the score and a generalised Pareto fit to the null's upper tail otherwise ({ref}`significance`),
+# since no permutation p-value can go below 1/({glue:text}`fs_n_perm` + 1) =
+# {glue:text}`fs_perm_floor:.4f`.
 #
 # The median shuffled-pairing SVCCA is {glue:text}`fs_median_svcca_null:.3f`.
-# {glue:text}`fs_sig_svcca` of {glue:text}`fs_n_cells` layer pairs have a raw SVCCA p-value ≤ 0.05
-# ({glue:text}`fs_sig_svcca_bh` after BH), and {glue:text}`fs_sig_rsa` have a raw RSA p-value
-# ≤ 0.05 ({glue:text}`fs_sig_rsa_bh` after BH).
+# **{glue:text}`fs_above_svcca` of {glue:text}`fs_n_cells` layer pairs lie above their null for
+# SVCCA and {glue:text}`fs_above_rsa` for RSA** (raw permutation p ≤ 0.05: {glue:text}`fs_sig_svcca`
+# and {glue:text}`fs_sig_rsa`).
 
 # %%
-fig = plots.heatmap_panels(frame, ["svcca_null_mean", "svcca_p", "svcca_p_bh"], **labels)
+fig = plots.heatmap_panels(frame, ["svcca_null_mean", "svcca_p", "svcca_p_holm"], **labels)
 book.show_figure(fig, "figA1_svcca_null_and_p",
-                 plots.caption(grid.meta(), "Mean SVCCA of shuffled pairings (a), the SVCCA p-value (b) and the "
-                                            "same BH-adjusted over the page's family (c) per layer pair "
+                 plots.caption(grid.meta(), "Mean SVCCA of shuffled pairings (a), the SVCCA permutation p-value (b) "
+                                            "and the book's p-value (tail fit where few shuffles reach the score) "
+                                            "Holm-adjusted over the page's layer pairs (c) per layer pair "
                                             "(appendix A1/A5)"),
                  out_dir=figures_dir)
 
 # %%
-fig = plots.heatmap_panels(frame, ["rsa_null_mean", "rsa_p", "rsa_p_bh"], **labels)
+fig = plots.heatmap_panels(frame, ["rsa_null_mean", "rsa_p", "rsa_p_holm"], **labels)
 book.show_figure(fig, "figA2_rsa_null_and_p",
-                 plots.caption(grid.meta(), "Mean RSA of shuffled pairings (a), the RSA p-value (b) and the same "
-                                            "BH-adjusted over the page's family (c) per layer pair "
+                 plots.caption(grid.meta(), "Mean RSA of shuffled pairings (a), the RSA permutation p-value (b) and "
+                                            "the book's p-value (tail fit where few shuffles reach the score) "
+                                            "Holm-adjusted over the page's layer pairs (c) per layer pair "
                                             "(appendix A2/A5)"),
                  out_dir=figures_dir)
 
 # %%
-fig = plots.pvalue_histogram(frame, ["svcca_p", "rsa_p", "linear_cka_p"])
+fig = plots.pvalue_histogram(frame, ["svcca_p_tail", "rsa_p_tail", "linear_cka_p_tail"])
 book.show_figure(fig, "fig_pvalue_histogram",
-                 plots.caption(grid.meta(), "Raw p-values over the grid with the Holm and Benjamini-Hochberg "
-                                            "cut-offs (alpha = 0.05)"),
+                 plots.caption(grid.meta(), "The book's p-values over the grid (permutation, tail fit where few "
+                                            "shuffles reach the score) with the Holm cut-off (alpha = 0.05)"),
                  out_dir=figures_dir)
 
 # %% [markdown]
@@ -183,8 +190,7 @@ book.show_figure(fig, "fig_full_space_linear_cka",
 # ## Corrected and authors' SVCCA side by side
 #
 # SVCCA keeps, on each side, the leading principal components of the paired decoder rows and
-# correlates the two reduced sets. The corrected SVCCA keeps the components that explain 99 % of
-# the variance; the authors' rule (`top_k_pca_comps`) keeps a single one for unit-norm decoder
+# correlates the two reduced sets. The corrected SVCCA keeps {glue:text}`fs_dims`; the authors' rule (`top_k_pca_comps`) keeps a single one for unit-norm decoder
 # rows, so their SVCCA is the correlation of the two first principal components. Every row of the
 # table carries both, computed on **the same pairs** and judged against **the same shuffles**:
 # only the dimension rule differs.
@@ -194,8 +200,8 @@ book.show_figure(fig, "fig_full_space_linear_cka",
 # With the authors' k the highest paired SVCCA is {glue:text}`fs_authors_best:.3f` (A layer
 # {glue:text}`fs_authors_best_a`, B layer {glue:text}`fs_authors_best_b`) against a median
 # shuffled-null mean of {glue:text}`fs_authors_median_null:.3f` (corrected:
-# {glue:text}`fs_median_svcca_null:.3f`); {glue:text}`fs_sig_authors` of {glue:text}`fs_n_cells`
-# layer pairs have p ≤ 0.05 (corrected: {glue:text}`fs_sig_svcca`), and
+# {glue:text}`fs_median_svcca_null:.3f`); {glue:text}`fs_above_authors` of {glue:text}`fs_n_cells`
+# layer pairs lie above their null (corrected: {glue:text}`fs_above_svcca`), and
 # {glue:text}`fs_n_differ` of them differ from the corrected score by more than 0.01.
 # {glue:text}`fs_modes_note`
 #
@@ -212,11 +218,11 @@ book.glue_fields(pages.svcca_modes_numbers(frame, compat=compat, source=grid.sou
 
 # %%
 fig = plots.heatmap_panels(frame, ["svcca", "svcca_authors_k", "svcca_null_mean", "svcca_authors_k_null_mean"],
-                           titles=["Paired SVCCA, 99 % variance", "Paired SVCCA, authors' k",
-                                   "Shuffled-null mean, 99 % variance", "Shuffled-null mean, authors' k"],
+                           titles=[f"Paired SVCCA, {dims_short}", "Paired SVCCA, authors' k = 1",
+                                   f"Shuffled-null mean, {dims_short}", "Shuffled-null mean, authors' k = 1"],
                            shared_scale=True, **labels)
 book.show_figure(fig, "fig_svcca_corrected_vs_authors_k",
-                 plots.caption(grid.meta(), "Paired SVCCA keeping 99 % of the variance per side (a) and keeping "
+                 plots.caption(grid.meta(), f"Paired SVCCA keeping {dims} (a) and keeping "
                                             "the authors' k = 1 component (b), with the mean SVCCA of the same "
                                             "shuffled pairings under each rule (c, d); same pairs and same "
                                             "shuffles in every panel, only SVCCA's dimension rule differs"),
@@ -270,11 +276,11 @@ display(Markdown(prose.bulleted(lines, lead="**Raw scores against effects.** A r
 # with n). A score is read against the null of its own cell, never against another cell's.
 #
 # The same numbers as a table: for every comparison and layer pair, the score, its null mean, the
-# excess, z and p (RSA first, the paper's measure least affected by the dimension rule).
+# effect over the null, z, the p-value Holm-adjusted over that comparison's layer pairs and whether
+# the pair lies above its null (RSA, the paper's measure least affected by the dimension rule).
 
 # %%
 if len(panels) > 1:
-    summary = tables.comparison_table(control_frames, "rsa")
-    display(tables.page_style(summary.style.format({"score": "{:.3f}", "null_mean": "{:.3f}", "excess": "{:.3f}",
-                                                    "z": "{:.1f}", "p": "{:.3f}"}).hide(axis="index"),
-                              "RSA of every comparison and layer pair: score, null mean, excess, z, p"))
+    display(tables.comparison_style(tables.comparison_table(control_frames, "rsa"),
+                                    "RSA of every comparison and layer pair: score, null mean, effect over the "
+                                    "null, z, and the p-value Holm-adjusted over that comparison's layer pairs"))

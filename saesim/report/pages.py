@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from saesim import vocab
+from saesim.compare.significance import above_null
 from saesim.report.frames import check_frame
-from saesim.report.tables import MIN_HEADLINE_PAIRS, counts_table, page_family, with_effects
+from saesim.report.tables import MIN_HEADLINE_PAIRS, counts_table, with_effects
 
 __all__ = [
     "FINDINGS_TITLES",
@@ -149,13 +150,15 @@ def full_space_numbers(frame: pd.DataFrame) -> dict:
     """The full-space page's prose numbers, from its family (:func:`saesim.report.tables.page_family`).
 
     The cells with the largest RSA, corrected-SVCCA and authors'-SVCCA excess
-    over their nulls, the highest raw SVCCA and RSA, the counts of p ≤ 0.05
-    (raw and BH-adjusted over the family) and the range of the pairs kept
+    over their nulls, the highest raw SVCCA and RSA, the counts of raw permutation p ≤ 0.05, the
+    counts of cells above their null (:func:`saesim.compare.significance.above_null`: Holm over
+    the family, on the tail p-values), the permutations per null and the range of the pairs kept
     (% of the choosing latents).
     """
     check_frame(frame, "frame", ["layer_a", "layer_b", "svcca", "rsa", "rsa_excess", "svcca_excess",
-                                 "svcca_authors_k", "svcca_p", "rsa_p", "svcca_p_bh", "rsa_p_bh", "n_pairs",
+                                 "svcca_authors_k", "svcca_p", "rsa_p", "svcca_p_tail", "rsa_p_tail", "n_pairs",
                                  "n_choosers"])
+    above = {metric: above_null(frame, metric) for metric in ("svcca", "rsa", "svcca_authors_k")}
     best = frame.loc[frame["svcca"].idxmax()]
     best_rsa = frame.loc[frame["rsa"].idxmax()]
     top_rsa = frame.loc[frame["rsa_excess"].idxmax()]
@@ -177,8 +180,10 @@ def full_space_numbers(frame: pd.DataFrame) -> dict:
         "best_rsa_b": int(best_rsa["layer_b"]),
         "median_svcca_null": float(frame["svcca_null_mean"].median()),
         "sig_svcca": int((frame["svcca_p"] <= ALPHA).sum()), "sig_rsa": int((frame["rsa_p"] <= ALPHA).sum()),
-        "sig_svcca_bh": int((frame["svcca_p_bh"] <= ALPHA).sum()),
-        "sig_rsa_bh": int((frame["rsa_p_bh"] <= ALPHA).sum()),
+        "above_svcca": int(above["svcca"]["above"].sum()), "above_rsa": int(above["rsa"]["above"].sum()),
+        "above_authors": int(above["svcca_authors_k"]["above"].sum()),
+        "n_perm": int(frame["n_perm"].max()) if "n_perm" in frame else 0,
+        "perm_floor": 1.0 / (int(frame["n_perm"].max()) + 1) if "n_perm" in frame else float("nan"),
         "kept_min": float(kept.min()), "kept_max": float(kept.max()),
     }
 
@@ -278,12 +283,15 @@ def control_panels(grids: Mapping) -> tuple[dict, list]:
 def many_to_one_numbers(many: pd.DataFrame, one: pd.DataFrame) -> dict:
     """The many-to-1 page's prose numbers: many-to-1 pairing (``many``) against a 1-1 rule (``one``).
 
-    Both are page families (:func:`saesim.report.tables.page_family`). The
-    largest RSA excess of each with its cell and z, the median SVCCA excess,
-    the highest SVCCA, the median pairs kept and the biggest hub.
+    Both are page families (:func:`saesim.report.tables.page_family`), each one comparison under
+    one rule and direction. The largest RSA excess of each with its cell and z, the median SVCCA
+    excess, the highest SVCCA, the median pairs kept, the biggest hub, and the layer pairs of each
+    above its null (:func:`saesim.compare.significance.above_null`: Holm over that grid's
+    ``n_cells_many`` / ``n_cells_one`` layer pairs, on the tail p-values, and a positive excess).
     """
     for name, frame in (("many", many), ("one", one)):
-        check_frame(frame, name, ["layer_a", "layer_b", "svcca", "rsa_excess", "rsa_z", "svcca_excess", "n_pairs"])
+        check_frame(frame, name, ["layer_a", "layer_b", "svcca", "rsa_excess", "rsa_z", "svcca_excess", "n_pairs",
+                                  "svcca_null_mean", "rsa", "rsa_null_mean", "svcca_p_tail", "rsa_p_tail"])
     best_m, best_o = many.loc[many["svcca"].idxmax()], one.loc[one["svcca"].idxmax()]
     top_m, top_o = many.loc[many["rsa_excess"].idxmax()], one.loc[one["rsa_excess"].idxmax()]
     hubs = [count for cell in many.get("top_hubs", ()) for _, count in json.loads(cell)]
@@ -298,34 +306,47 @@ def many_to_one_numbers(many: pd.DataFrame, one: pd.DataFrame) -> dict:
         "best_many_b": int(best_m["layer_b"]), "best_one": float(best_o["svcca"]),
         "pairs_many": int(many["n_pairs"].median()), "pairs_one": int(one["n_pairs"].median()),
         "biggest_hub": max(hubs, default=0),
+        "n_cells_many": len(many), "n_cells_one": len(one),
+        **{f"{metric}_above_{name}": int(above_null(frame, metric)["above"].sum())
+           for metric in ("rsa", "svcca") for name, frame in (("many", many), ("one", one))},
     }
 
 
 def hub_null_table(grids: Mapping, metrics: Sequence[str] = ("rsa", "svcca")) -> pd.DataFrame:
-    """Each comparison under each rule against its own null: median excess and z, cells with p ≤ 0.05.
+    """Each comparison under each rule against its own null: median excess and z, layer pairs above it.
 
     ``grids`` maps each rule to ``{comparison: grid table}`` (as
     :func:`comparison_grids` gives; a :class:`~saesim.report.grid_data.GridTable`
     or its frame; one direction). Rows: comparison by comparison, each rule,
-    each measure. BH-adjusted counts are over that table alone (one family
-    per row).
+    each measure. Columns (headers from :mod:`saesim.vocab`, see :data:`HUB_NULL_COLUMNS`): the
+    layer pairs, the median excess and z, the layer pairs with a raw permutation p ≤ 0.05
+    (descriptive) and those above their null (:func:`saesim.compare.significance.above_null`:
+    Holm over that table's layer pairs alone, on the tail p-values; one family per row).
     """
     rows = []
     rules = list(grids)
     for name in (grids[rules[0]] if rules else ()):
         for rule in rules:
             table = getattr(grids[rule][name], "frame", grids[rule][name])
-            family = page_family(table)
             for metric in metrics:
                 rows.append({"comparison": vocab.label("comparison", name, default=name),
                              "rule": vocab.label("rule", rule, default=rule), "measure": _measure(metric),
                              "null": "/".join(sorted(table["null_kind"].dropna().unique())),
                              "cells": len(table),
-                             "median excess": float((table[metric] - table[f"{metric}_null_mean"]).median()),
-                             "median z": float(table[f"{metric}_z"].median()),
-                             "cells p ≤ 0.05": int((table[f"{metric}_p"] <= ALPHA).sum()),
-                             "cells BH p ≤ 0.05": int((family[f"{metric}_p_bh"] <= ALPHA).sum())})
-    return pd.DataFrame(rows)
+                             "median_excess": float((table[metric] - table[f"{metric}_null_mean"]).median()),
+                             "median_z": float(table[f"{metric}_z"].median()),
+                             "p_le_05": int((table[f"{metric}_p"] <= ALPHA).sum()),
+                             "cells_above_null": int(above_null(table, metric)["above"].sum())})
+    return pd.DataFrame(rows, columns=list(HUB_NULL_COLUMNS)).rename(columns=HUB_NULL_COLUMNS)
+
+
+HUB_NULL_COLUMNS = {
+    "comparison": vocab.column_label("comparison"), "rule": vocab.column_label("rule"),
+    "measure": vocab.column_label("measure"), "null": vocab.column_label("null_kind"),
+    "cells": vocab.column_label("cells"), "median_excess": vocab.column_label("median_excess"),
+    "median_z": "median z", "p_le_05": "raw p ≤ 0.05", "cells_above_null": vocab.column_label("cells_above_null"),
+}
+"""Columns of :func:`hub_null_table` -> their headers (:mod:`saesim.vocab` where it names them)."""
 
 
 def rule_summary(frame: pd.DataFrame, pairs) -> tuple[pd.DataFrame, dict]:
@@ -335,22 +356,27 @@ def rule_summary(frame: pd.DataFrame, pairs) -> tuple[pd.DataFrame, dict]:
     -------
     summary : DataFrame
         Indexed by (rule, direction): mean and max SVCCA, mean RSA, median
-        pairs kept and the number of SVCCA p-values ≤ 0.05.
+        pairs kept, the layer pairs with a raw SVCCA p ≤ 0.05 (descriptive) and those whose
+        SVCCA is above its null (:func:`saesim.compare.significance.above_null`: Holm over the
+        listed layer pairs of that rule and direction, one family each, on the tail p-values).
     numbers : dict
         ``rule_pairs`` (the pairs in words), ``best_rule`` and ``best_rule_direction``
         (their labels, :mod:`saesim.vocab`).
     """
-    check_frame(frame, "frame", ["rule", "direction", "svcca", "svcca_p", "rsa", "n_pairs"])
-    summary = (frame.assign(significant=frame["svcca_p"] <= ALPHA)
+    check_frame(frame, "frame", ["rule", "direction", "svcca", "svcca_null_mean", "svcca_p", "svcca_p_tail", "rsa",
+                                 "n_pairs"])
+    summary = (frame.assign(significant=frame["svcca_p"] <= ALPHA, above=above_null(frame, "svcca")["above"])
                .groupby(["rule", "direction"])
                .agg(mean_svcca=("svcca", "mean"), max_svcca=("svcca", "max"), mean_rsa=("rsa", "mean"),
-                    median_pairs=("n_pairs", "median"), svcca_p_le_05=("significant", "sum"))
+                    median_pairs=("n_pairs", "median"), svcca_p_le_05=("significant", "sum"),
+                    svcca_above=("above", "sum"))
                .sort_values("mean_svcca", ascending=False))
     top = summary.index[0]
     numbers = {"rule_pairs": ", ".join(f"A{la}–B{lb}" for la, lb in pairs),
                "best_rule": vocab.label("rule", top[0], default=top[0]),
                "best_rule_direction": vocab.label("direction", top[1], default=top[1])}
-    shown = summary.rename(columns=vocab.column_label).rename(
+    above = f"layer pairs with {_measure('svcca')} {vocab.column_label('cells_above_null')}"
+    shown = summary.rename(columns=lambda c: above if c == "svcca_above" else vocab.column_label(c)).rename(
         index=lambda key: vocab.label("rule", key, default=vocab.label("direction", key, default=key)))
     return shown.rename_axis(index=["rule", "direction"]), numbers
 
@@ -444,14 +470,33 @@ def _rate(series: pd.Series) -> float:
     return float((series <= ALPHA).mean())
 
 
+def _n_above(family: pd.DataFrame, metric: str, null_mean: str | None = None) -> int:
+    """Cells of one family (``<metric>_p_holm`` adjusted over it, as
+    :func:`saesim.report.tables.concept_family` stores) above their null: Holm-adjusted p ≤
+    :data:`ALPHA` and score above ``null_mean`` (default ``<metric>_null_mean``). The decision of
+    :func:`saesim.compare.significance.above_null` with the family as one family."""
+    score = metric.removesuffix("_subset")
+    null_mean = null_mean or f"{metric}_null_mean"
+    if f"{metric}_p_holm" not in family or null_mean not in family:
+        return 0
+    return int(((family[f"{metric}_p_holm"] <= ALPHA) & (family[score] > family[null_mean])).sum())
+
+
 def subspace_numbers(frame: pd.DataFrame, family: pd.DataFrame, concepts: Sequence[str], *, layer_a: int,
                      layer_b: int) -> dict:
     """The semantic-subspace page's numbers and the sentences built from them.
 
     ``frame`` is the page's grid with effects, ``family`` its one
-    multiple-testing family (:func:`saesim.report.tables.concept_family`),
+    multiple-testing family (:func:`saesim.report.tables.concept_family`: every scored (layer
+    pair, concept) subspace of the real concepts, Holm-adjusted over it on the tail p-values),
     ``concepts`` the real concepts scored, ``layer_a``/``layer_b`` the
     concept table's pair.
+
+    Counts of raw permutation p ≤ 0.05 (``n_sig``, ``n_sig_rsa``, ``n_control_sig``,
+    ``n_control_sig_rsa``, ``n_subset_sig``) are descriptive; the claims are the counts above the
+    null after Holm: ``n_sig_holm``, ``n_sig_rsa_holm`` and ``n_subset_sig_holm`` over the
+    family, ``n_control_above`` and ``n_control_above_rsa`` over the Control's own layer pairs
+    (judged apart, :func:`saesim.compare.significance.above_null`).
     """
     from saesim.report.tables import concept_headline
 
@@ -461,8 +506,8 @@ def subspace_numbers(frame: pd.DataFrame, family: pd.DataFrame, concepts: Sequen
     if not len(control):
         reading = "no Control subspace was scored"
     else:
-        reading = (f"The Control passes at {_rate(control['svcca_p']):.0%} of its layer pairs and the concepts at "
-                   f"{_rate(family['svcca_p']):.0%} of theirs, "
+        reading = (f"At a raw p ≤ {ALPHA:g}, the Control passes at {_rate(control['svcca_p']):.0%} of its layer "
+                   f"pairs and the concepts at {_rate(family['svcca_p']):.0%} of theirs, "
                    + ("so the shuffle null rejects for a sizeable set of latents paired by activation whatever they "
                       "mean: a concept's score says little beyond the Control's at the same layer pair"
                       if _rate(control["svcca_p"]) >= _rate(family["svcca_p"]) else
@@ -473,14 +518,16 @@ def subspace_numbers(frame: pd.DataFrame, family: pd.DataFrame, concepts: Sequen
         "min_pairs": MIN_HEADLINE_PAIRS,
         "n_enough": int((family["n_pairs"] >= MIN_HEADLINE_PAIRS).sum()),
         "median_pairs": float(family["n_pairs"].median()) if len(family) else nan,
-        "n_sig": int((family["svcca_p"] <= ALPHA).sum()), "n_sig_bh": int((family["svcca_p_bh"] <= ALPHA).sum()),
-        "n_sig_rsa": int((family["rsa_p"] <= ALPHA).sum()), "n_sig_rsa_bh": int((family["rsa_p_bh"] <= ALPHA).sum()),
+        "n_sig": int((family["svcca_p"] <= ALPHA).sum()), "n_sig_holm": _n_above(family, "svcca"),
+        "n_sig_rsa": int((family["rsa_p"] <= ALPHA).sum()), "n_sig_rsa_holm": _n_above(family, "rsa"),
         "n_control": len(control), "n_control_sig": int((control["svcca_p"] <= ALPHA).sum()),
         "n_control_sig_rsa": int((control["rsa_p"] <= ALPHA).sum()),
+        "n_control_above": int(above_null(control, "svcca", keys=())["above"].sum()) if len(control) else 0,
+        "n_control_above_rsa": int(above_null(control, "rsa", keys=())["above"].sum()) if len(control) else 0,
         "control_pairs": float(control["n_pairs"].median()) if len(control) else nan,
         "control_reading": reading,
         "n_subset_sig": int((family["svcca_subset_p"] <= ALPHA).sum()) if "svcca_subset_p" in family else 0,
-        "n_subset_sig_bh": int((family["svcca_subset_p_bh"] <= ALPHA).sum()) if "svcca_subset_p_bh" in family else 0,
+        "n_subset_sig_holm": _n_above(family, "svcca_subset"),
         "k1_min": float(at_pair["svcca_authors_k"].min()) if len(at_pair) else nan,
         "k1_max": float(at_pair["svcca_authors_k"].max()) if len(at_pair) else nan,
         "k1_null": float(at_pair["svcca_authors_k_null_mean"].median()) if len(at_pair) else nan,
@@ -490,27 +537,29 @@ def subspace_numbers(frame: pd.DataFrame, family: pd.DataFrame, concepts: Sequen
         out[name] = (f"no concept subspace has {MIN_HEADLINE_PAIRS} pairs or more" if row is None else
                      f"{row['concept']} at A {int(row['layer_a'])} – B {int(row['layer_b'])} ({int(row['n_pairs'])} "
                      f"pairs): {row[metric]:.3f} against a null mean of {row[f'{metric}_null_mean']:.3f}, an excess "
-                     f"of {row[f'{metric}_excess']:.3f} (z = {row[f'{metric}_z']:.1f}, BH-adjusted p = "
-                     f"{row[f'{metric}_p_bh']:.3f})")
+                     f"of {row[f'{metric}_excess']:.3f} (z = {row[f'{metric}_z']:.1f}, Holm-adjusted p = "
+                     f"{row[f'{metric}_p_holm']:.2g} over the {len(family)} concept subspaces)")
     return out
 
 
-CONCEPT_PAIR_COLUMNS = ["n pairs", "SVCCA k=1", "k=1 null", "SVCCA paired", "SVCCA null mean", "SVCCA p (BH)",
-                        "RSA paired", "RSA null mean", "RSA p (BH)", "skipped"]
-"""Columns of :func:`concept_pair_table`, in order."""
+CONCEPT_PAIR_COLUMNS = [vocab.column_label(c) for c in ("n_pairs", "svcca_authors_k", "svcca_authors_k_null_mean")] + [
+    f"{_measure('svcca')} paired", vocab.column_label("svcca_null_mean"), vocab.column_label("svcca_p_holm"),
+    f"{_measure('rsa')} paired", vocab.column_label("rsa_null_mean"), vocab.column_label("rsa_p_holm"), "skipped"]
+"""Columns of :func:`concept_pair_table`, in order (headers from :mod:`saesim.vocab`; the paired scores
+as :func:`saesim.report.tables.concept_table` heads them)."""
 
 
 def concept_pair_table(frame: pd.DataFrame, family: pd.DataFrame, *, layer_a: int, layer_b: int) -> pd.DataFrame:
-    """Every concept at one layer pair (the paper's Tables 1-2): the scores, the authors' k = 1 SVCCA and the
-    p-values BH-adjusted over the page's family (blank for the Control, judged apart)."""
+    """Every concept at one layer pair (the paper's Tables 1-2): the pairs kept, the authors' k = 1 SVCCA, the
+    scores, their null means and the p-values Holm-adjusted over the page's family (every scored (layer pair,
+    concept) subspace of the real concepts; blank for the Control, judged apart)."""
     from saesim.report.tables import concept_table
 
     table = concept_table(frame, layer_a=layer_a, layer_b=layer_b)
     at_pair = family[(family["layer_a"] == layer_a) & (family["layer_b"] == layer_b)]
-    adjusted = at_pair.set_index("concept")[["svcca_p_bh", "rsa_p_bh", "svcca_authors_k", "svcca_authors_k_null_mean"]]
-    table = table.join(adjusted.rename(columns={"svcca_p_bh": "SVCCA p (BH)", "rsa_p_bh": "RSA p (BH)",
-                                                "svcca_authors_k": "SVCCA k=1",
-                                                "svcca_authors_k_null_mean": "k=1 null"}))
+    adjusted = at_pair.set_index("concept")[["svcca_p_holm", "rsa_p_holm", "svcca_authors_k",
+                                             "svcca_authors_k_null_mean"]]
+    table = table.join(adjusted.rename(columns=vocab.column_label))
     return table[[c for c in CONCEPT_PAIR_COLUMNS if c in table]]
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "counts_table",
     "display_name",
     "layer_table",
+    "comparison_style",
     "comparison_table",
     "side_by_side",
     "styled",
@@ -347,10 +348,44 @@ def page_style(table, caption: str | None = None, *, precision: int = 3):
     -------
     pandas.io.formats.style.Styler
     """
-    styler = table.style.format(precision=precision, na_rep="") if isinstance(table, pd.DataFrame) else table
+    if isinstance(table, pd.DataFrame):
+        number = f".{precision}f"
+        styler = table.style.format(lambda v: format_cell(v, number) if isinstance(v, (float, np.floating)) else v,
+                                    na_rep="")
+    else:
+        styler = table
+    _no_negative_zero(styler)
     styler = styler.set_table_attributes('class="dataframe saesim-table"').set_table_styles(PAGE_TABLE_STYLES,
                                                                                           overwrite=False)
     return styler.set_caption(caption) if caption else styler
+
+
+_NEGATIVE_ZERO = re.compile(r"^([-\u2212])(0(?:\.0+)?)(%?)$")
+
+
+def _no_negative_zero(styler) -> None:
+    """Wrap every cell formatter of ``styler`` so that a value which rounds to 0 never prints "-0.000"
+    (whatever format string the page gave; :func:`saesim.report.frames.fmt_number` for plain numbers)."""
+    funcs = getattr(styler, "_display_funcs", None)
+    if funcs is None:  # another pandas: formats stay as given
+        return
+
+    def wrap(func):
+        if getattr(func, "_saesim_no_negative_zero", False):
+            return func
+
+        def display(value):
+            text = func(value)
+            return _NEGATIVE_ZERO.sub(r"\2\3", text) if isinstance(text, str) else text
+
+        display._saesim_no_negative_zero = True
+        return display
+
+    default = funcs.default_factory
+    for key, func in list(funcs.items()):
+        funcs[key] = wrap(func)
+    if default is not None:
+        funcs.default_factory = lambda: wrap(default())
 
 
 def styled(table: pd.DataFrame, *, fmt: str = "{:.3f}", cmap: str = "magma", vmin=None, vmax=None):
@@ -395,30 +430,54 @@ def with_effects(frame: pd.DataFrame, metrics: Sequence[str] = ("svcca", "rsa", 
 
 def comparison_table(frames: Mapping[str, pd.DataFrame], metric: str, *,
                      cells: Sequence[tuple[int, int]] | None = None) -> pd.DataFrame:
-    """One row per (comparison, layer pair): the score, its null mean, the excess, z, p and pairs.
+    """One row per (comparison, layer pair): pairs kept, score, null mean, excess, z, the book's
+    p-value Holm-adjusted over that comparison's layer pairs, and whether the cell is above its null.
 
     Parameters
     ----------
     frames : mapping of name -> tidy grid table (one rule and direction)
+        Keys are comparison keys of :mod:`saesim.vocab` (``"full_space"``, ``"seed"``, ...).
     metric : str
         ``"svcca"``, ``"rsa"``, ``"linear_cka"`` or ``"svcca_authors_k"``.
     cells : sequence of (layer_a, layer_b), optional
-        Only these layer pairs (default: every row).
+        Only these layer pairs (default: every row); the Holm family is still every layer pair of
+        the comparison (:func:`saesim.compare.significance.above_null`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns named from :mod:`saesim.vocab`: comparison, layer pair, pairs kept, score, null
+        mean, effect over null, z, p (Holm), above null.
     """
+    from saesim.compare.significance import above_null
+
+    names = {key: vocab.column_label(key) for key in ("n_pairs", "score", "null_mean", "excess", "z", "p_holm")}
     rows = []
     for name, frame in frames.items():
         check_frame(frame, f"frame {name!r}", ["layer_a", "layer_b", "n_pairs", metric, f"{metric}_null_mean",
-                                                f"{metric}_p", f"{metric}_z"])
-        for _, row in frame.iterrows():
+                                                f"{metric}_p_tail", f"{metric}_z"])
+        decided = above_null(frame, metric)
+        for index, row in frame.iterrows():
             cell = (int(row["layer_a"]), int(row["layer_b"]))
             if cells is not None and cell not in cells:
                 continue
-            rows.append({"comparison": name, "layer_a": cell[0], "layer_b": cell[1], "n_pairs": int(row["n_pairs"]),
-                         "score": float(row[metric]), "null_mean": float(row[f"{metric}_null_mean"]),
-                         "excess": float(row[metric] - row[f"{metric}_null_mean"]), "z": float(row[f"{metric}_z"]),
-                         "p": float(row[f"{metric}_p"])})
-    return pd.DataFrame(rows, columns=["comparison", "layer_a", "layer_b", "n_pairs", "score", "null_mean",
-                                       "excess", "z", "p"])
+            rows.append({"comparison": vocab.label("comparison", name, default=name),
+                         "layer pair": f"A{cell[0]}–B{cell[1]}", names["n_pairs"]: int(row["n_pairs"]),
+                         names["score"]: float(row[metric]), names["null_mean"]: float(row[f"{metric}_null_mean"]),
+                         names["excess"]: float(decided.at[index, "excess"]), names["z"]: float(row[f"{metric}_z"]),
+                         names["p_holm"]: float(decided.at[index, "p_holm"]),
+                         "above null": "yes" if decided.at[index, "above"] else "no"})
+    return pd.DataFrame(rows, columns=["comparison", "layer pair", *names.values(), "above null"])
+
+
+COMPARISON_FORMATS = {"score": ".3f", "null_mean": ".3f", "excess": ".3f", "z": ".1f", "p_holm": ".2g"}
+"""Number formats of :func:`comparison_table`'s columns (keys as in :mod:`saesim.vocab`)."""
+
+
+def comparison_style(table: pd.DataFrame, caption: str | None = None):
+    """:func:`comparison_table` as the page shows it (:func:`page_style`, numbers rounded, no index)."""
+    formats = {vocab.column_label(key): (lambda v, f=fmt: format_cell(v, f)) for key, fmt in COMPARISON_FORMATS.items()}
+    return page_style(table.style.format({k: v for k, v in formats.items() if k in table}).hide(axis="index"), caption)
 
 
 def _numeric(column: pd.Series) -> pd.Series:

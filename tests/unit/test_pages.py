@@ -39,6 +39,8 @@ def planted_grid(shift: float = 0.0, n_pairs=(40, 10, 25, 60), seed: int = 0) ->
         "dead_a": [3, 3, 5, 5], "n_latents_a": 64, "dead_b": [1, 2, 1, 2], "n_latents_b": 32,
         "mean_best_r": rng.uniform(0.2, 0.4, n),
     })
+    for metric in ("svcca", "rsa", "svcca_authors_k"):  # the book's p: the tail fit's, here a tenth of the raw
+        frame[f"{metric}_p_tail"] = frame[f"{metric}_p"] / 10
     return frame
 
 
@@ -89,7 +91,9 @@ class TestFullSpace:
         assert numbers["sig_svcca"] == 2 and numbers["sig_rsa"] == 3
         assert numbers["median_svcca_null"] == pytest.approx(0.59)
         assert numbers["kept_min"] == pytest.approx(10.0) and numbers["kept_max"] == pytest.approx(50.0)
-        assert numbers["sig_svcca_bh"] == int((frame["svcca_p_bh"] <= 0.05).sum())
+        # above their null: Holm over the 4 cells on the tail p-values, and a positive excess
+        assert (numbers["above_svcca"], numbers["above_rsa"], numbers["above_authors"]) == (2, 4, 4)
+        assert numbers["n_perm"] == 99 and numbers["perm_floor"] == pytest.approx(0.01)
         assert all(type(v) in (int, float, str) for v in numbers.values())
 
     def test_svcca_modes_numbers_and_the_missing_column_message(self):
@@ -205,6 +209,7 @@ def planted_subspace() -> pd.DataFrame:
             rows.append({"layer_a": la, "layer_b": lb, "concept": concept, "n_pairs": n_pairs + la, "skipped": "",
                          "svcca": svcca + 0.1 * la, "svcca_null_mean": 0.5, "svcca_p": p, "svcca_z": 2.0 + la,
                          "rsa": 0.3, "rsa_null_mean": 0.1, "rsa_p": p, "rsa_z": 1.0,
+                         "svcca_p_tail": p / 10, "rsa_p_tail": p / 10,
                          "svcca_authors_k": 0.8 + 0.05 * la, "svcca_authors_k_null_mean": 0.2,
                          "n_members_a": 9, "n_members_b": 9})
     return pd.DataFrame(rows)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from saesim.report.tables import (
+    page_style,
     MIN_HEADLINE_PAIRS,
     concept_family,
     concept_headline,
@@ -262,3 +263,30 @@ class TestConceptFamily:
         with pytest.raises(ValueError, match="`by` must be 'z' or 'excess'"):
             concept_headline(family, by="p")
         assert MIN_HEADLINE_PAIRS >= 10
+
+
+class TestComparisonTable:
+    @staticmethod
+    def _grid(excess, p):
+        n = len(p)
+        return pd.DataFrame({"layer_a": range(n), "layer_b": 0, "rule": "first_index", "direction": "b_to_a",
+                             "n_pairs": 100, "rsa": 0.1 + np.array(excess), "rsa_null_mean": 0.1, "rsa_p_tail": p,
+                             "rsa_z": 5.0})
+
+    def test_holm_within_each_comparison_and_human_columns(self):
+        from saesim.report.tables import comparison_style, comparison_table
+
+        table = comparison_table({"full_space": self._grid([0.05, 0.05, -1e-5], [1e-6, 0.04, 0.5]),
+                                  "control_all": self._grid([0.01], [0.3])}, "rsa")
+        assert table["comparison"].tolist() == ["A against B"] * 3 + ["random model (every tensor)"]
+        assert table["p (Holm)"].round(8).tolist() == [3e-6, 0.08, 0.5, 0.3]  # Holm over 3, then over 1
+        assert table["above null"].tolist() == ["yes", "no", "no", "no"]
+        assert table["layer pair"].tolist()[:2] == ["A0–B0", "A1–B0"]
+        html = comparison_style(table).to_html()
+        assert "-0.000" not in html and "0.000" in html
+
+    def test_page_style_never_prints_negative_zero(self):
+        frame = pd.DataFrame({"a": [-1e-5, -0.25], "b": ["x", "y"]})
+        assert "-0.000" not in page_style(frame).to_html()
+        html = page_style(frame.style.format({"a": "{:.1%}"})).to_html()
+        assert "-0.0%" not in html and "-25.0%" in html
