@@ -38,7 +38,7 @@ import pandas as pd
 
 from saesim import vocab
 from saesim.compare.significance import above_null
-from saesim.report.frames import check_frame
+from saesim.report.frames import check_frame, fmt_number
 from saesim.report.tables import MIN_HEADLINE_PAIRS, counts_table, with_effects
 
 __all__ = [
@@ -506,11 +506,14 @@ def subspace_numbers(frame: pd.DataFrame, family: pd.DataFrame, concepts: Sequen
     if not len(control):
         reading = "no Control subspace was scored"
     else:
-        reading = (f"At a raw p ≤ {ALPHA:g}, the Control passes at {_rate(control['svcca_p']):.0%} of its layer "
-                   f"pairs and the concepts at {_rate(family['svcca_p']):.0%} of theirs, "
-                   + ("so the shuffle null rejects for a sizeable set of latents paired by activation whatever they "
+        rate_control, rate_concepts = _rate(control["svcca_p"]), _rate(family["svcca_p"])
+        reading = (f"At a raw p ≤ {ALPHA:g}, the Control passes at {rate_control:.0%} of its layer "
+                   f"pairs and the concepts at {rate_concepts:.0%} of theirs, "
+                   + ("so at this level neither the Control nor any concept subspace stands out from its shuffled "
+                      "null" if rate_control == rate_concepts == 0 else
+                      "so the shuffle null rejects for a sizeable set of latents paired by activation whatever they "
                       "mean: a concept's score says little beyond the Control's at the same layer pair"
-                      if _rate(control["svcca_p"]) >= _rate(family["svcca_p"]) else
+                      if rate_control >= rate_concepts else
                       "so the concepts stand out from unrelated words more often than chance alone would give"))
     out = {
         "table_a": layer_a, "table_b": layer_b,
@@ -634,30 +637,39 @@ def page_size_note(page_bytes: int, plotly_bytes: int) -> tuple[str, dict]:
 
 
 def robustness_effects(sae: pd.DataFrame, family: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """The SAE pairs of the baseline layer pairs: score with its bootstrap interval, null mean, effect, z, p
-    and p Holm-adjusted over the page's family (``family``: every cell and rule of the grid)."""
-    from saesim.report.prose import family_p_value
+    """The SAE pairs of the baseline layer pairs: score with its bootstrap interval, null mean, effect, z,
+    the book's p-value Holm-adjusted over the page's family and whether the cell is above its null.
 
-    sae = sae.drop(columns=[c for c in sae if c.endswith(("_p_holm", "_p_bh"))])
-    for m in metrics:
-        sae[f"{m}_p_holm"] = [family_p_value(family, r.layer_a, r.layer_b, r.rule, r.direction, m)
-                              for r in sae.itertuples()]
-    rows = [{"layer pair": f"A{r['layer_a']}–B{r['layer_b']}", "measure": _measure(m), "pairs": int(r["n_pairs"]),
-             "score [95 % CI]": f"{r[m]:.3f} [{r[f'{m}_ci_low']:.3f}, {r[f'{m}_ci_high']:.3f}]",
-             "null mean": r[f"{m}_null_mean"], "effect": r[f"{m}_effect"], "z": r[f"{m}_effect_z"],
-             "p": r[f"{m}_p"], "p (Holm)": r[f"{m}_p_holm"]}
-            for r in sae.to_dict("records") for m in metrics]
+    ``family`` is A against B's grid: each rule and direction of it is one Holm family
+    (:func:`saesim.compare.significance.above_null`); a baseline layer pair is looked up in it.
+    """
+    decided = {m: family[["layer_a", "layer_b", "rule", "direction"]].join(above_null(family, m)) for m in metrics}
+    rows = []
+    for r in sae.to_dict("records"):
+        for m in metrics:
+            d = decided[m]
+            hit = d[(d["layer_a"] == r["layer_a"]) & (d["layer_b"] == r["layer_b"]) & (d["rule"] == r["rule"])
+                    & (d["direction"] == r["direction"])]
+            p_holm = float(hit["p_holm"].iloc[0]) if len(hit) else float("nan")
+            above = ("yes" if bool(hit["above"].iloc[0]) else "no") if len(hit) else ""
+            rows.append({"layer pair": f"A{r['layer_a']}–B{r['layer_b']}", "measure": _measure(m),
+                         vocab.column_label("n_pairs"): int(r["n_pairs"]),
+                         "score [95 % CI]": f"{r[m]:.3f} [{r[f'{m}_ci_low']:.3f}, {r[f'{m}_ci_high']:.3f}]",
+                         vocab.column_label("null_mean"): r[f"{m}_null_mean"],
+                         vocab.column_label("effect"): r[f"{m}_effect"], "z": r[f"{m}_effect_z"],
+                         vocab.column_label("p_holm"): p_holm, "above null": above})
     return pd.DataFrame(rows).set_index(["layer pair", "measure"])
 
 
 def verdict_views(verdicts: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     """:func:`saesim.report.prose.verdict_table` as the page shows it: one ``(measure, rule, view)`` per measure
     and rule, the view with the layer pairs as columns and the numbers formatted."""
+    effect, p_holm, share = (vocab.column_label(c) for c in ("effect", "p_holm", "seed_share"))
     shown = verdicts.assign(**{
-        "effect over null": verdicts["effect over null"].map("{:+.3f}".format),
-        "p (Holm)": verdicts["p (Holm)"].map("{:.3g}".format),
-        **({"share of seed floor": verdicts["share of seed floor"].map("{:.0%}".format)}
-           if "share of seed floor" in verdicts else {})})
+        effect: verdicts[effect].map(lambda v: fmt_number(v, "+.3f")),
+        p_holm: verdicts[p_holm].map(lambda v: "" if not np.isfinite(v) else fmt_number(v, ".2g")),
+        **({share: verdicts[share].map(lambda v: "" if not np.isfinite(v) else fmt_number(v, ".0%"))}
+           if share in verdicts else {})})
     return [(_measure(measure), vocab.label("rule", rule, default=rule),
              part.drop(columns=["measure", "rule"]).set_index("layer pair").T.fillna(""))
             for (measure, rule), part in shown.groupby(["measure", "rule"], sort=False)]

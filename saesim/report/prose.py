@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from saesim import vocab
-from saesim.compare.effects import as_float
+from saesim.compare.significance import ALPHA, above_null
+from saesim.report.verdicts import IDENTICAL_R, NO_SCORE, SATURATION_RATIO, verdict_frame
 
 __all__ = [
     "FINDING_NAMES",
@@ -24,195 +25,35 @@ __all__ = [
     "SATURATION_RATIO",
     "bulleted",
     "control_lines",
-    "family_p_value",
     "findings",
     "verdict",
     "verdict_table",
 ]
 
-_BASELINES = ("seed", "control", "control_all", "raw_neuron", "shuffle_null")
-"""The baselines of a control table in the order the verdict judges them (named by :mod:`saesim.vocab`)."""
 
-IDENTICAL_R = 0.999
-"""Raw-neuron pairs with a mean correlation this high come from one model in both slots."""
-
-SATURATION_RATIO = 2.0
-"""A CCA score with fewer than this many pairs per kept dimension is flagged as saturated."""
-
-
-def verdict(table: pd.DataFrame, *, metrics=None, alpha: float = 0.05) -> list[str]:
+def verdict(table: pd.DataFrame, *, family: pd.DataFrame | None = None, metrics=None,
+            alpha: float = ALPHA) -> list[str]:
     """One plain-language verdict per (layer pair, rule, direction, metric) of a control table.
 
-    ``table`` is a :func:`saesim.experiments.baselines.control_comparison`
-    table. "Beats" a baseline means the SAE score's CI lies entirely above the
-    baseline's CI (where a CI is missing, its point value is used and the
-    sentence says so). Each sentence also gives both effects over their own
-    shuffled nulls, and flags a CCA score computed with fewer than
-    :data:`SATURATION_RATIO` pairs per kept dimension (near 1 whatever the
-    data). The sentences are generated from the numbers only.
+    ``table`` is a :func:`saesim.experiments.baselines.control_comparison` table; ``family`` the
+    comparison's grid, whose layer pairs are the Holm family of each rule and direction. The
+    sentences are :meth:`saesim.report.verdicts.Verdict.words`, the one place the verdict's words
+    come from (the interval rule, the seed control as reference, the notes).
     """
     if table is None or table.empty:
         return ["No comparisons to judge: the table is empty."]
-    metrics = metrics or list(dict.fromkeys(table["metric"]))
-    lines = []
-    keys = ["layer_a", "layer_b", "rule", "direction", "metric"]
-    for key, group in table[table["metric"].isin(metrics)].groupby(keys, sort=True):
-        la, lb, rule, direction, metric = key
-        by = {row["comparison"]: row for row in group.to_dict("records")}
-        sae = by.get("sae")
-        if sae is None or not np.isfinite(sae["value"]):
-            lines.append(f"Layers A{la}–B{lb}, {metric} ({rule}, {direction}): no SAE score (too few pairs).")
-            continue
-        parts, beaten, judged = [], [], []
-        seed = by.get("seed")
-        if seed is not None and np.isfinite(seed["value"]) and np.isfinite(seed.get("effect", np.nan)):
-            share = (f"; the SAE pairs' effect is {sae['effect'] / seed['effect']:.0%} of it"
-                     if seed["effect"] > 0 and np.isfinite(sae["effect"]) else "")
-            parts.append(f"{vocab.phrase('comparison', 'seed')} at layer {la} score {_fmt(seed)}, effect "
-                         f"{seed['effect']:+.3f} over their null ({vocab.SEED_REFERENCE}, which the cross-model "
-                         f"score is read against){share}")
-        for name in _BASELINES[1:]:
-            label = vocab.phrase("comparison", name)
-            base = by.get(name)
-            if base is None or not np.isfinite(base["value"]):
-                continue
-            judged.append(label)
-            wins, missing = _beats(sae, base)
-            if wins:
-                beaten.append(label)
-            how = ("beats" if wins else "does not clearly beat")
-            gap = ("by more than their CIs" if wins else "(the intervals overlap)" if sae["value"] > base["value"]
-                   else "(it scores lower or equal)")
-            note = " [a CI is missing; point value used]" if missing else ""
-            if name != "shuffle_null" and np.isfinite(base.get("effect", np.nan)) and np.isfinite(sae["effect"]):
-                note += (f"; over their own nulls the SAE gains {sae['effect']:+.3f}, "
-                         f"{vocab.label('comparison', name)} {base['effect']:+.3f}")
-            if name == "raw_neuron" and as_float(base.get("mean_r")) >= IDENTICAL_R:
-                note += (" (the raw neurons pair with mean r ≈ 1: both slots run the same model, so this "
-                         "baseline is a ceiling, not a bar to clear)")
-            if _saturated(base):
-                note += (f" (caution: {vocab.label('comparison', name)} keeps k = {int(max(base['k_x'], base['k_y']))} "
-                         f"dimensions for {int(base['n_pairs'])} pairs, so its CCA score is near 1 by construction)")
-            parts.append(f"it {how} {label} {_fmt(base)} {gap}{note}")
-        head = f"Layers A{la}–B{lb}, {metric} ({rule}, {direction}): SAE score {_fmt(sae)}"
-        p = sae.get("p_holm") if np.isfinite(sae.get("p_holm", np.nan)) else sae.get("p")
-        ptxt = "" if not np.isfinite(p) else (
-            f"; shuffled-null {'Holm-adjusted ' if np.isfinite(sae.get('p_holm', np.nan)) else ''}p = {p:.3g}"
-            f" ({'significant' if p < alpha else 'not significant'} at {alpha:g}), effect {sae['effect']:+.3f}")
-        if not judged:
-            summary = "no baseline to judge against"
-        elif len(beaten) == len(judged):
-            summary = "beats every baseline"
-        elif not beaten:
-            summary = "beats none of the baselines"
-        else:
-            summary = "beats " + ", ".join(beaten) + " only"
-        lines.append(f"{head}; " + "; ".join(parts) + f"{ptxt}. Verdict: {summary}.")
-    return lines
-
-
-def _beats(sae: dict, base: dict) -> tuple[bool, bool]:
-    """``(wins, missing)``: the SAE score's CI lies above the baseline's (points where a CI is missing)."""
-    sae_low = sae["ci_low"] if np.isfinite(sae["ci_low"]) else sae["value"]
-    base_high = base["ci_high"] if np.isfinite(base["ci_high"]) else base["value"]
-    return bool(sae_low > base_high), not (np.isfinite(sae["ci_low"]) and np.isfinite(base["ci_high"]))
-
-
-_EFFECT, _P_HOLM, _SEED_SHARE = (vocab.column_label(c) for c in ("effect", "p_holm", "seed_share"))
+    verdicts, frame = verdict_frame(table, family=family, metrics=metrics, alpha=alpha)
+    words = iter(v.words(alpha) for v in verdicts)
+    return [next(words) if row["verdict"] != NO_SCORE else
+            f"Layers {row['layer pair']}, {row['measure']} ({row['rule']}): {NO_SCORE}."
+            for row in frame.to_dict("records")]
 
 
 def verdict_table(table: pd.DataFrame, *, family: pd.DataFrame | None = None, metrics=None,
-                  alpha: float = 0.05) -> pd.DataFrame:
-    """The verdict as a table: one row per (layer pair, rule, direction, metric) of a control table.
-
-    Columns: the SAE score with its interval, its effect over the shuffled
-    null, its p-value adjusted over the page's family, one column per
-    baseline ("above" when the SAE interval lies entirely above the
-    baseline's, "overlaps" or "below" otherwise, with the baseline's score
-    and interval; a "*" marks a point used for a missing interval), the SAE
-    effect as a share of two SAEs of model A's, and the verdict in a few words.
-    Baselines and headers are named by :mod:`saesim.vocab`.
-
-    ``family`` is the tidy grid whose Holm-adjusted ``<metric>_p_holm`` is the
-    page's one multiple-testing family (e.g. every cell and rule of
-    ``full_space.parquet``); the SAE p-value of a row is looked up there.
-    Without it, the table's own ``p_holm`` is used.
-    """
-    if table is None or table.empty:
-        return pd.DataFrame()
-    metrics = metrics or list(dict.fromkeys(table["metric"]))
-    rows = []
-    keys = ["layer_a", "layer_b", "rule", "direction", "metric"]
-    for (la, lb, rule, direction, metric), group in table[table["metric"].isin(metrics)].groupby(keys, sort=True):
-        by = {row["comparison"]: row for row in group.to_dict("records")}
-        sae = by.get("sae")
-        row = {"layer pair": f"A{la}–B{lb}", "rule": rule, "measure": metric}
-        if sae is None or not np.isfinite(sae["value"]):
-            rows.append({**row, "verdict": "no SAE score (too few pairs)"})
-            continue
-        p = family_p_value(family, la, lb, rule, direction, metric) if family is not None else sae.get("p_holm")
-        row.update({"SAE score [CI]": _fmt(sae), _EFFECT: sae["effect"], _P_HOLM: as_float(p)})
-        beaten, judged = [], []
-        for name in _BASELINES:
-            column = vocab.label("comparison", name)
-            base = by.get(name)
-            if base is None or not np.isfinite(base["value"]):
-                continue
-            wins, missing = _beats(sae, base)
-            judged.append(column)
-            beaten += [column] if wins else []
-            place = "above" if wins else "overlaps" if sae["value"] > base["value"] else "below"
-            row[column] = f"{place}: {_fmt(base)}{'*' if missing else ''}"
-        seed = by.get("seed")
-        if seed is not None and np.isfinite(seed.get("effect", np.nan)) and seed["effect"] > 0:
-            row[_SEED_SHARE] = sae["effect"] / seed["effect"]
-        significant = np.isfinite(row[_P_HOLM]) and row[_P_HOLM] < alpha
-        unreachable = _holm_floor(family, metric) if family is not None else None
-        beyond = [c for c in beaten if c != vocab.label("comparison", "seed")]
-        others = [c for c in judged if c != vocab.label("comparison", "seed")]
-        row["verdict"] = ((("above every baseline" if len(beyond) == len(others) else
-                            "above none" if not beyond else "above " + ", ".join(beyond) + " only")
-                           if others else "no baseline")
-                          + ("" if significant else
-                             f"; Holm over {unreachable[0]} tests cannot reach {alpha:g} with {unreachable[1]} "
-                             f"permutations" if unreachable and unreachable[2] > alpha else
-                             f"; not significant at {alpha:g} after Holm"))
-        rows.append(row)
-    columns = ["layer pair", "rule", "measure", "SAE score [CI]", _EFFECT, _P_HOLM,
-               *(vocab.label("comparison", name) for name in _BASELINES), _SEED_SHARE, "verdict"]
-    out = pd.DataFrame(rows)
-    return out[[c for c in columns if c in out]]
-
-
-def _holm_floor(family: pd.DataFrame, metric: str):
-    """``(m, R, floor)``: Holm over m tests of R permutations each cannot go below m / (R + 1)."""
-    p = pd.to_numeric(family.get(f"{metric}_p"), errors="coerce") if f"{metric}_p" in family else None
-    if p is None or "n_perm" not in family or not p.notna().any():
-        return None
-    m, n_perm = int(p.notna().sum()), int(pd.to_numeric(family["n_perm"]).max())
-    return m, n_perm, min(1.0, m / (n_perm + 1))
-
-
-def family_p_value(family: pd.DataFrame, layer_a, layer_b, rule, direction, metric) -> float:
-    """The Holm-adjusted p-value of one cell of ``family`` (a tidy grid with ``<metric>_p_holm``), NaN if absent."""
-    column = f"{metric}_p_holm"
-    if column not in family:
-        return float("nan")
-    cell = family[(family["layer_a"] == layer_a) & (family["layer_b"] == layer_b) & (family["rule"] == rule)
-                  & (family["direction"] == direction)]
-    return float(cell[column].iloc[0]) if len(cell) else float("nan")
-
-
-def _saturated(row) -> bool:
-    k = max(as_float(row.get("k_x")), as_float(row.get("k_y")))
-    n = as_float(row.get("n_pairs"))
-    return bool(np.isfinite(k) and np.isfinite(n) and k > 0 and n / k < SATURATION_RATIO)
-
-
-def _fmt(row) -> str:
-    if np.isfinite(row.get("ci_low", np.nan)) and np.isfinite(row.get("ci_high", np.nan)):
-        return f"{row['value']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-    return f"{row['value']:.3f}"
+                  alpha: float = ALPHA) -> pd.DataFrame:
+    """The verdict as a table: :func:`saesim.report.verdicts.verdict_frame`'s rows (one
+    :meth:`~saesim.report.verdicts.Verdict.row` per cell), the same decisions as :func:`verdict`."""
+    return verdict_frame(table, family=family, metrics=metrics, alpha=alpha)[1]
 
 
 # --------------------------------------------------------------------------- findings
@@ -220,6 +61,10 @@ def _fmt(row) -> str:
 
 FINDING_NAMES = {name: vocab.phrase("comparison", name) for name in ("full_space", "seed", "control", "control_all")}
 """How :func:`findings` names each comparison of :meth:`saesim.config.Profile.comparisons` (from :mod:`saesim.vocab`)."""
+
+
+NEAR_PEAK = 0.9
+"""The findings call a layer pair near the peak when its excess reaches this share of the largest."""
 
 
 def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.DataFrame | None = None,
@@ -231,7 +76,8 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
     frames : mapping of comparison name -> tidy grid table
         One rule and direction each; ``"full_space"`` must be present, the
         controls (``"seed"``, ``"control"``, ``"control_all"``) are used when
-        given. Holm-adjusted p-values (``<metric>_p_holm``) are used where present.
+        given. Each comparison's layer pairs are its Holm family
+        (:func:`saesim.compare.significance.above_null`, on the tail p-values).
     metric : str
         ``"rsa"``, ``"svcca"``, ``"svcca_authors_k"`` or ``"linear_cka"``.
     alpha : float
@@ -255,14 +101,15 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
     for name, frame in frames.items():
         if frame is None or frame.empty:
             continue
-        excess = frame[metric] - frame[f"{metric}_null_mean"]
-        p = frame[f"{metric}_p_holm"] if f"{metric}_p_holm" in frame else frame[f"{metric}_p"]
+        decided = above_null(frame, metric, alpha=alpha)
+        excess = decided["excess"]
         peak = frame.loc[excess.idxmax()]
         n_perm = int(frame["n_perm"].iloc[0]) if "n_perm" in frame and frame["n_perm"].notna().any() else None
         floor = 1.0 / (n_perm + 1) if n_perm else np.nan
         raw_p = frame[f"{metric}_p"]
         rows.append({"comparison": name, "what": FINDING_NAMES.get(name, name), "cells": len(frame),
-                     "cells_above_null": int(((p <= alpha) & (excess > 0)).sum()),
+                     "cells_above_null": int(decided["above"].sum()),
+                     "cells_near_peak": int((excess >= NEAR_PEAK * excess.max()).sum()) if excess.max() > 0 else 0,
                      "cells_beating_every_draw": int(((raw_p <= floor * (1 + 1e-9)) & (excess > 0)).sum())
                      if n_perm else np.nan,
                      "cells_z_above_3": int((frame[f"{metric}_z"] > 3).sum()), "n_perm": n_perm,
@@ -280,10 +127,10 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
         layers_a, layers_b = (list(x) for x in depth)
         ra = layers_a.index(main["peak_layer_a"]) / max(len(layers_a) - 1, 1)
         rb = layers_b.index(main["peak_layer_b"]) / max(len(layers_b) - 1, 1)
-        where = ("in the middle layers of both models" if 0 < ra < 1 and 0 < rb < 1 else
-                 "at the first or last layer of one model, not in the middle")
-        lines.append(f"The peak sits {where} (relative depth {ra:.2f} in A, {rb:.2f} in B); the paper reports a "
-                     f"middle-layer peak for Pythia (authors' finding).")
+        lines.append(f"The largest excess sits at relative depth {ra:.2f} in A and {rb:.2f} in B; "
+                     f"{int(main['cells_near_peak'])} of {int(main['cells'])} layer pairs reach at least "
+                     f"{NEAR_PEAK:.0%} of it. Where the peak lies is described, not tested (no interval is computed "
+                     f"for its position); the paper reports a middle-layer peak for Pythia (authors' finding).")
     main_frame = frames["full_space"].assign(_excess=lambda f: f[metric] - f[f"{metric}_null_mean"])
     for control in ("seed", "control", "control_all"):
         if control not in by.index:
@@ -325,21 +172,16 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
 
 
 def _significance(row, alpha: float) -> str:
-    """How many cells lie above their null, and whether the permutation count lets Holm say so at all."""
+    """How many cells lie above their null (:func:`saesim.compare.significance.above_null`), and how
+    many beat every permutation or have z > 3."""
     cells, above = int(row["cells"]), int(row["cells_above_null"])
-    text = f"{above} of {cells} layer pairs lie above their null (Holm over the grid, alpha {alpha:g})"
+    text = (f"{above} of {cells} layer pairs lie above their null (Holm over the {cells} layer pairs, "
+            f"alpha {alpha:g})")
     n_perm = row.get("n_perm")
     if n_perm is None or not np.isfinite(n_perm):
         return text
-    n_perm = int(n_perm)
-    every = int(row["cells_beating_every_draw"])
-    text += (f"; {every} beat every one of their {n_perm} permutations (the smallest p a permutation test can "
-             f"give, 1/{n_perm + 1}) and {int(row['cells_z_above_3'])} have z > 3")
-    if cells / (n_perm + 1) >= alpha:
-        needed = int(np.ceil(cells / alpha)) - 1
-        text += (f" — with {n_perm} permutations Holm over {cells} tests cannot reject at {alpha:g} whatever the "
-                 f"data (it needs at least {needed}; `saesim run --n-perm {needed}`)")
-    return text
+    return text + (f"; {int(row['cells_beating_every_draw'])} beat every one of their {int(n_perm)} permutations "
+                   f"and {int(row['cells_z_above_3'])} have z > 3")
 
 
 # --------------------------------------------------------------------------- the controls, raw and over the null

@@ -31,7 +31,7 @@ from saesim.compare.effects import as_float
 from saesim.compare.significance import ALPHA, above_null
 from saesim.vocab import column_label, label
 
-__all__ = ["BASELINES", "IDENTICAL_R", "PLACES", "SATURATION_RATIO", "SEED", "Verdict", "judge", "place",
+__all__ = ["BASELINES", "IDENTICAL_R", "NO_SCORE", "PLACES", "SATURATION_RATIO", "SEED", "Verdict", "judge", "place",
            "verdict_frame"]
 
 PLACES: tuple[str, ...] = ("above", "overlaps", "below")
@@ -41,6 +41,9 @@ BASELINES: dict[str, str] = {key: label("comparison", key) for key in ("control"
                                                                       "shuffle_null")}
 """The baselines a cross-model score has to clear, in the order the pages show them (labels from
 :mod:`saesim.vocab`)."""
+
+NO_SCORE = "no SAE score (too few pairs)"
+"""The verdict of a cell whose SAE pairs have no score."""
 
 SEED = "seed"
 """The comparison of two SAEs of model A: the reference, not a baseline."""
@@ -105,6 +108,8 @@ class Verdict:
         The seed control's effect over its own null (NaN when absent).
     seed_share : float
         ``effect / seed_effect`` where the seed effect is positive, else NaN.
+    seed_score : str
+        The seed control's score with its interval, formatted ("" when absent): shown for reference.
     notes : tuple of str
         Cautions about a baseline (a CCA score saturated by too few pairs per kept dimension; raw
         neurons of one model in both slots) and the baselines' own effects, for the sentence.
@@ -123,6 +128,7 @@ class Verdict:
     seed_effect: float = float("nan")
     seed_share: float = float("nan")
     notes: tuple[str, ...] = ()
+    seed_score: str = ""
 
     @property
     def cleared(self) -> list[str]:
@@ -159,7 +165,7 @@ class Verdict:
         against = [f"{where} {BASELINES[name]} {score}{' (point value; interval missing)' if approx else ''}"
                    for name, (where, score, approx) in self.places.items()]
         seed = ("" if not np.isfinite(self.seed_effect) else
-                f"; two SAEs of model A reach {_signed(self.seed_effect)} over their null"
+                f"; two SAEs of model A score {self.seed_score or 'n/a'}, {_signed(self.seed_effect)} over their null"
                 + (f", and this pair reaches {self.seed_share:.0%} of that" if np.isfinite(self.seed_share) else ""))
         notes = "".join(f" ({note})" for note in self.notes)
         return (head + (": " + "; ".join(against) if against else "") + seed + notes
@@ -171,6 +177,8 @@ class Verdict:
                "SAE score [CI]": self.score, "effect over null": self.effect, "p (Holm)": self.p_holm}
         for name, (where, score, approx) in self.places.items():
             out[BASELINES[name]] = f"{where}: {score}{'*' if approx else ''}"
+        if self.seed_score:
+            out[label("comparison", SEED)] = self.seed_score
         out[column_label("seed_share")] = self.seed_share
         out["verdict"] = self.summary()
         return out
@@ -226,9 +234,10 @@ def judge(group: pd.DataFrame, *, family: pd.DataFrame | None = None, alpha: flo
                          f"for {int(base['n_pairs'])} pairs, so its CCA score is near 1 by construction")
     seed = by.get(SEED)
     seed_effect = as_float(seed.get("effect")) if seed is not None else float("nan")
+    seed_score = _fmt(seed) if seed is not None and np.isfinite(as_float(seed.get("value"))) else ""
     share = effect / seed_effect if np.isfinite(seed_effect) and seed_effect > 0 and np.isfinite(effect) else np.nan
     return Verdict(int(la), int(lb), str(rule), str(direction), str(metric), _fmt(sae), effect, p_holm, above,
-                   places, seed_effect, float(share), tuple(notes))
+                   places, seed_effect, float(share), tuple(notes), seed_score)
 
 
 def _saturated(row) -> bool:
@@ -256,7 +265,7 @@ def verdict_frame(table: pd.DataFrame, *, family: pd.DataFrame | None = None, me
         verdict = judge(group, family=fam, alpha=alpha)
         if verdict is None:
             rows.append({"layer pair": f"A{la}–B{lb}", "rule": rule, "measure": metric,
-                         "verdict": "no SAE score (too few pairs)"})
+                         "verdict": NO_SCORE})
             continue
         verdicts.append(verdict)
         rows.append(verdict.row())

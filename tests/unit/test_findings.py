@@ -7,14 +7,14 @@ from saesim.report import prose
 
 
 def grid_records(excess, *, null=0.01, z=None, layers_a=(0, 1, 2), layers_b=(0, 1, 2)):
-    """A tidy grid with RSA = null + excess[i][j] and Holm p small where the excess is large."""
+    """A tidy grid with RSA = null + excess[i][j] and a tail p small where the excess is large."""
     rows = []
     for i, la in enumerate(layers_a):
         for j, lb in enumerate(layers_b):
             e = excess[i][j]
             rows.append({"layer_a": la, "layer_b": lb, "rsa": null + e, "rsa_null_mean": null,
                          "rsa_z": e / 0.005 if z is None else z, "rsa_p": 0.001 if e > 0.02 else 0.5,
-                         "rsa_p_holm": 0.009 if e > 0.02 else 1.0, "n_pairs": 500, "n_perm": 999})
+                         "rsa_p_tail": 1e-6 if e > 0.02 else 0.5, "n_pairs": 500, "n_perm": 999})
     return pd.DataFrame(rows)
 
 
@@ -30,7 +30,8 @@ class TestFindings:
         assert "7 of 9 layer pairs lie above their null" in text
         assert "7 beat every one of their 999 permutations" in text and "cannot reject" not in text
         assert "largest +0.090 at A layer 1 – B layer 1" in text
-        assert "in the middle layers of both models" in text
+        assert "relative depth 0.50 in A and 0.50 in B; 1 of 9 layer pairs reach at least 90% of it" in text
+        assert "described, not tested" in text
         assert "the agreement two SAEs of one model reach. The cross-model median excess is 15% of it." in text
         assert "The random model (authors') in A's place: 0 of 9 layer pairs lie above their null" in text
         assert "A against B exceeds it in 9 of the 9 layer pairs" in text
@@ -41,14 +42,17 @@ class TestFindings:
         main = grid_records([[0.09, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
         lines, _ = prose.findings({"full_space": main}, "rsa", depth=((0, 1, 2), (0, 1, 2)))
         assert "1 of 9 layer pairs lie above their null" in lines[0]
-        assert "not in the middle" in lines[1] and len(lines) == 2
+        assert "relative depth 0.00 in A and 0.00 in B" in lines[1] and len(lines) == 2
 
-    def test_says_when_holm_cannot_reject_with_so_few_permutations(self):
-        main = grid_records([[0.09, 0.05, 0.05]] * 3).assign(n_perm=100, rsa_p=1 / 101, rsa_p_holm=9 / 101)
+    def test_tail_p_values_let_holm_reject_beyond_the_permutation_floor(self):
+        """100 permutations: every permutation p is 1/101 and Holm over 9 could never reject; the tail
+        p-values (1e-6 here) let the cells that beat every draw be called above their null."""
+        main = grid_records([[0.09, 0.05, 0.05]] * 3).assign(n_perm=100, rsa_p=1 / 101)
         line = prose.findings({"full_space": main}, "rsa")[0][0]
-        assert "0 of 9 layer pairs lie above their null" in line
+        assert "9 of 9 layer pairs lie above their null (Holm over the 9 layer pairs, alpha 0.05)" in line
         assert "9 beat every one of their 100 permutations" in line
-        assert "Holm over 9 tests cannot reject at 0.05 whatever the data (it needs at least 179" in line
+        weak = main.assign(rsa_p_tail=1 / 101)  # no tail: the permutation floor
+        assert "0 of 9 layer pairs lie above their null" in prose.findings({"full_space": weak}, "rsa")[0][0]
 
     def test_needs_the_main_comparison(self):
         with pytest.raises(ValueError, match="`frames` needs the 'full_space' comparison"):

@@ -151,6 +151,13 @@ class TestManyToOne:
         assert numbers["best_many"] == pytest.approx(0.86) and numbers["best_one"] == pytest.approx(0.81)
         assert numbers["pairs_one"] == int(one["n_pairs"].median())
         assert numbers["svcca_excess_many"] == pytest.approx(one["svcca_excess"].median() + 0.05)
+        # above the null: Holm over each grid's 4 layer pairs on the tail p-values (RSA 0.001, 0.001, 0.04,
+        # 0.003 -> all; SVCCA 0.03, 0.001, 0.06, 0.002 -> the 2nd and 4th), and a positive excess
+        assert (numbers["n_cells_many"], numbers["n_cells_one"]) == (4, 4)
+        assert (numbers["rsa_above_many"], numbers["rsa_above_one"]) == (4, 4)
+        assert (numbers["svcca_above_many"], numbers["svcca_above_one"]) == (2, 2)
+        below = page_family(planted_grid(shift=-0.5))  # same p-values, every score under its null mean
+        assert pages.many_to_one_numbers(below, one)["rsa_above_many"] == 0
 
     def test_hub_null_table_rows_comparison_then_rule(self):
         grid = planted_grid()
@@ -159,9 +166,13 @@ class TestManyToOne:
         assert list(zip(table["comparison"], table["rule"]))[:4] == [("A against B", "many-to-1")] * 2 + [
             ("A against B", "mutual nearest neighbours")] * 2
         assert table["comparison"].iloc[4] == "two SAEs of model A"
-        rsa = table.iloc[0]
-        assert rsa["measure"] == "RSA" and rsa["cells"] == 4 and rsa["cells p ≤ 0.05"] == 3
-        assert rsa["median excess"] == pytest.approx((grid["rsa"] - grid["rsa_null_mean"]).median())
+        assert list(table.columns) == ["comparison", "rule", "measure", "null", "layer pairs",
+                                       "median effect over null", "median z", "raw p ≤ 0.05", "above null (Holm)"]
+        assert not any("BH" in c for c in table.columns)
+        rsa, svcca = table.iloc[0], table.iloc[1]
+        assert rsa["measure"] == "RSA" and rsa["layer pairs"] == 4 and rsa["raw p ≤ 0.05"] == 3
+        assert rsa["above null (Holm)"] == 4 and svcca["above null (Holm)"] == 2  # Holm over the 4 tail p-values
+        assert rsa["median effect over null"] == pytest.approx((grid["rsa"] - grid["rsa_null_mean"]).median())
 
     def test_rule_summary_best_rule_first(self):
         a, b = planted_grid(), planted_grid(shift=0.1).assign(rule="hungarian")
@@ -171,6 +182,9 @@ class TestManyToOne:
         assert summary.index[0] == ("1-1 (Hungarian)", "B picks A")
         assert summary.iloc[0]["mean SVCCA"] == pytest.approx(b["svcca"].mean())
         assert summary.iloc[1]["layer pairs with SVCCA p ≤ 0.05"] == 2 and "mean_svcca" not in summary
+        assert list(summary["layer pairs with SVCCA above null (Holm)"]) == [2, 2]  # Holm within each rule
+        below = planted_grid(shift=-0.5).assign(svcca_p_tail=1e-6)  # tiny p, but under the null mean
+        assert pages.rule_summary(below, [(0, 0)])[0]["layer pairs with SVCCA above null (Holm)"].iloc[0] == 0
 
 
 class TestFeatureCounts:
@@ -227,11 +241,38 @@ class TestSubspace:
         numbers = pages.subspace_numbers(frame, family, ["Time", "Nature"], layer_a=1, layer_b=1)
         assert numbers["n_scored"] == 4 and numbers["n_rows"] == 4 and numbers["n_enough"] == 2
         assert numbers["n_control"] == 2 and numbers["n_control_sig"] == 2 and numbers["n_sig"] == 2
-        assert numbers["control_reading"].startswith("The Control passes at 100% of its layer pairs and the "
-                                                     "concepts at 50%")
+        # Holm over the family's 4 tail p-values (Time 0.001 twice, Nature 0.05 twice): Time only
+        assert (numbers["n_sig_holm"], numbers["n_sig_rsa_holm"], numbers["n_subset_sig_holm"]) == (2, 2, 0)
+        assert family["svcca_p_holm"].tolist() == pytest.approx([0.004, 0.1, 0.004, 0.1])
+        # the Control judged apart: Holm over its own 2 layer pairs (0.002 each -> 0.004)
+        assert (numbers["n_control_above"], numbers["n_control_above_rsa"]) == (2, 2)
+        assert not any(k.endswith("_bh") for k in numbers)
+        assert numbers["control_reading"].startswith("At a raw p ≤ 0.05, the Control passes at 100% of its layer "
+                                                     "pairs and the concepts at 50%")
         assert numbers["top_text"].startswith("Time at A 1 – B 1 (31 pairs): 0.800 against a null mean of 0.500")
+        assert numbers["top_text"].endswith("Holm-adjusted p = 0.004 over the 4 concept subspaces)")
+        quiet = frame.assign(svcca_p=0.5)
+        reading = pages.subspace_numbers(quiet, concept_family(quiet, ["Time"]), ["Time"], layer_a=1,
+                                         layer_b=1)["control_reading"]
+        assert reading.endswith("neither the Control nor any concept subspace stands out from its shuffled null")
         assert numbers["k1_min"] == pytest.approx(0.85) and numbers["k1_null"] == pytest.approx(0.2)
         assert len(pages.control_subspace(frame)) == 2
+
+    def test_concept_pair_table_headers_from_vocab_and_holm_p(self):
+        from saesim import vocab
+        from saesim.report.tables import concept_family, with_effects
+
+        frame = with_effects(planted_subspace())
+        family = concept_family(frame, ["Time", "Nature"])
+        table = pages.concept_pair_table(frame, family, layer_a=1, layer_b=1)
+        assert list(table.columns) == [c for c in pages.CONCEPT_PAIR_COLUMNS if c != "skipped"]
+        assert table.columns[0] == vocab.column_label("n_pairs") == "pairs kept"
+        assert table.loc["Time", "pairs kept"] == 31 and table.loc["Control", "pairs kept"] == 51
+        assert table.loc["Time", "SVCCA p (Holm)"] == pytest.approx(0.004)
+        assert table.loc["Nature", "RSA p (Holm)"] == pytest.approx(0.1)
+        assert np.isnan(table.loc["Control", "SVCCA p (Holm)"])  # judged apart, not in the family
+        assert table.loc["Time", vocab.column_label("svcca_authors_k")] == pytest.approx(0.85)
+        assert not any("BH" in c for c in table.columns)
 
 
 class TestRobustnessAndFindings:
@@ -242,6 +283,15 @@ class TestRobustnessAndFindings:
         views = pages.verdict_views(verdicts)
         assert [(m, r) for m, r, _ in views] == [("SVCCA", "1-1 (first occurrence)"), ("RSA", "1-1 (first occurrence)")]
         assert views[0][2].loc["effect over null", "A1–B1"] == "-0.020"
+
+    def test_robustness_effects_read_the_family_decision(self):
+        grid = planted_grid()  # tail p of RSA: 0.001, 0.001, 0.04, 0.003 -> Holm 0.004, 0.004, 0.04, 0.006
+        sae = grid.iloc[[0, 2]].assign(rsa_ci_low=0.1, rsa_ci_high=0.4, rsa_effect=[0.19, 0.05], rsa_effect_z=2.0)
+        out = pages.robustness_effects(sae, grid, ["rsa"])
+        assert out.index.tolist() == [("A0–B0", "RSA"), ("A1–B0", "RSA")]
+        assert out["p (Holm)"].tolist() == pytest.approx([0.004, 0.04])
+        assert out["above null"].tolist() == ["yes", "yes"]
+        assert out.loc[("A0–B0", "RSA"), "score [95 % CI]"] == "0.200 [0.100, 0.400]"
 
     def test_findings_view_names_measures_and_peaks(self):
         table = pd.DataFrame({"comparison": ["full_space"], "what": ["A against B"], "cells": [4],

@@ -8,7 +8,7 @@ import pytest
 
 from saesim import vocab
 from saesim.experiments.baselines import control_comparison
-from saesim.report.prose import family_p_value, verdict, verdict_table
+from saesim.report.prose import verdict, verdict_table
 from tests.planted_layers import fake_record
 from tests.planted_layers import verdict_cell as cell
 
@@ -98,7 +98,8 @@ class TestVerdict:
         other_line, other_table = outputs(0.5)
         pd.testing.assert_frame_equal(same_table, other_table)  # the place is the same: below
         assert cell(same_table.iloc[0][column("raw_neuron")])[0] == "below"
-        assert same_line != other_line and same_line.startswith(other_line.split("; over their own nulls")[0])
+        assert same_line != other_line and same_line.split(" (")[0] == other_line.split(" (")[0]
+        assert len(same_line) > len(other_line)  # one note more: both slots run the same model
 
     def test_empty(self):
         assert verdict(pd.DataFrame()) == ["No comparisons to judge: the table is empty."]
@@ -110,8 +111,11 @@ class TestVerdict:
         control = pd.DataFrame([fake_record(0, 0, 0.4, 0.35, 0.45), fake_record(1, 1, 0.45, 0.40, 0.50)])
         raw = pd.DataFrame([fake_record(0, 0, 0.6, 0.55, 0.65), fake_record(1, 1, 0.7, 0.65, 0.75)])
         table = control_comparison(sae, seed=seed, control=control, raw=raw)
-        family = pd.DataFrame([dict(layer_a=0, layer_b=0, rule="first_index", direction="b_to_a", svcca_p_holm=0.01),
-                               dict(layer_a=1, layer_b=1, rule="first_index", direction="b_to_a", svcca_p_holm=0.2)])
+        # the page's family: the comparison's grid; its tail p-values, Holm-adjusted within rule and direction
+        family = pd.DataFrame([dict(layer_a=0, layer_b=0, rule="first_index", direction="b_to_a", svcca=0.8,
+                                    svcca_null_mean=0.3, svcca_p_tail=0.005),
+                               dict(layer_a=1, layer_b=1, rule="first_index", direction="b_to_a", svcca=0.5,
+                                    svcca_null_mean=0.3, svcca_p_tail=0.1)])
         out = verdict_table(table, family=family).set_index("layer pair")
         assert list(out.index) == ["A0–B0", "A1–B1"]
         assert (out["rule"] == "first_index").all() and (out["measure"] == "svcca").all()
@@ -122,21 +126,11 @@ class TestVerdict:
         assert cell(out.loc["A0–B0", column("control")]) == ("above", 0.4, 0.35, 0.45, False)
         assert cell(out.loc["A1–B1", column("raw_neuron")]) == ("below", 0.7, 0.65, 0.75, False)
         assert cell(out.loc["A1–B1", column("control")]) == ("overlaps", 0.45, 0.4, 0.5, False)
-        # the p-value is the page family's Holm-adjusted one, not the table's own
-        assert out.loc["A0–B0", P_HOLM] == 0.01 and out.loc["A1–B1", P_HOLM] == 0.2
+        # the p-value is the page family's Holm-adjusted one (2 x 0.005, then 0.1), not the table's own
+        assert out.loc["A0–B0", P_HOLM] == pytest.approx(0.01) and out.loc["A1–B1", P_HOLM] == pytest.approx(0.1)
         assert out[SEED_SHARE].tolist() == pytest.approx([(0.8 - 0.3) / (0.9 - 0.3), (0.5 - 0.3) / (0.9 - 0.3)])
         assert out[EFFECT].tolist() == pytest.approx([0.5, 0.2])
-        # 2 tests of 20 permutations: Holm's floor 2/21 is above 0.05, and the verdict gives those numbers
-        floor = family.assign(svcca_p=[1 / 21, 1 / 21], n_perm=20, svcca_p_holm=[2 / 21, 2 / 21])
-        out_floor = verdict_table(table, family=floor).set_index("layer pair")
-        assert out_floor[P_HOLM].tolist() == pytest.approx([2 / 21, 2 / 21])
-        assert {"2", "0.05", "20"} <= set(_NUMBER.findall(out_floor.loc["A0–B0", "verdict"]))
-        assert "20" not in _NUMBER.findall(out.loc["A0–B0", "verdict"])  # no floor without the permutation count
-
-
-class TestFamilyPValue:
-    def test_looks_up_the_cell_and_is_nan_when_absent(self):
-        family = pd.DataFrame([dict(layer_a=0, layer_b=1, rule="first_index", direction="b_to_a", svcca_p_holm=0.02)])
-        assert family_p_value(family, 0, 1, "first_index", "b_to_a", "svcca") == 0.02
-        assert np.isnan(family_p_value(family, 1, 1, "first_index", "b_to_a", "svcca"))
-        assert np.isnan(family_p_value(family, 0, 1, "first_index", "b_to_a", "rsa"))
+        # the cell not above its null says so first, with its adjusted p and the level
+        assert out.loc["A1–B1", "verdict"].startswith("not above its null")
+        assert {"0.1", "0.05"} <= set(_NUMBER.findall(out.loc["A1–B1", "verdict"]))
+        assert out.loc["A0–B0", "verdict"].startswith("above its null")
