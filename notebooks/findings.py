@@ -38,14 +38,24 @@ from IPython.display import HTML, Markdown, display
 from saesim.report import book, pages, prose, tables
 from saesim.config import load_profile
 from saesim.experiments.baselines import read_baselines
-from saesim.experiments.grid import adjust_pvalues
 
 prof = load_profile(profile)
 display(HTML(book.scope_note(prof, cache_dir=cache_dir)))
 grids = pages.comparison_grids(prof, "full_space", rules=[rule], directions=[direction], cache_dir=cache_dir,
                                results_dir=results_dir)
-frames = {name: adjust_pvalues(grid.frame) for name, grid in grids.items()}
+frames = {name: grid.frame for name, grid in grids.items()}
 baselines = read_baselines(Path(results_dir) if results_dir else Path(cache_dir or prof.cache_dir) / "results")
+
+# %% [markdown]
+# ## In short
+#
+# Effects over the null first, each read against what two SAEs of model A reach and against the
+# random-model controls; then what does not hold up. A layer pair is *above its null* under the
+# book's one test ({ref}`significance`).
+
+# %%
+display(Markdown("\n\n".join(prose.summary_lines(frames, [m for m in metrics if m in frames["full_space"]],
+                                                  alpha=alpha))))
 
 # %% [markdown]
 # ## How this comparison differs from the paper's
@@ -69,10 +79,10 @@ for metric in metrics:
 
 # %% [markdown]
 # The numbers behind the sentences: for each measure and comparison, the layer pairs above their
-# null after Holm's correction over that comparison's grid, the median and largest excess over
-# the null, and where the largest sits.
+# null (Holm over that comparison's layer pairs), the median and largest excess over the null, and
+# where the largest sits.
 
 # %%
 tables.page_style(pages.findings_view(summaries),
-                  f"Each comparison against its null ({rule}, {direction}; Holm over each comparison's grid at "
-                  f"{alpha:g}); peak: the layer pair with the largest excess")
+                  f"Each comparison against its null ({rule}, {direction}; Holm over each comparison's layer pairs "
+                  f"at {alpha:g}); peak: the layer pair with the largest excess")

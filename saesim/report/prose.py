@@ -26,6 +26,7 @@ __all__ = [
     "bulleted",
     "control_lines",
     "findings",
+    "summary_lines",
     "verdict",
     "verdict_table",
 ]
@@ -121,7 +122,7 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
     main = by.loc["full_space"]
     name = vocab.label("measure", metric, default=metric)
     lines = [f"{name}, A against B: {_significance(main, alpha)}; the median excess over the null is "
-             f"{main['median_excess']:+.3f}, the largest {main['max_excess']:+.3f} at A layer {main['peak_layer_a']} – "
+             f"{_signed(main['median_excess'])}, the largest {_signed(main['max_excess'])} at A layer {main['peak_layer_a']} – "
              f"B layer {main['peak_layer_b']} (z = {main['peak_z']:.1f})."]
     if depth is not None:
         layers_a, layers_b = (list(x) for x in depth)
@@ -141,7 +142,7 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
             diagonal = other[other["layer_a"] == other["layer_b"]]["_excess"]
             reference = float(diagonal.median()) if len(diagonal) else float("nan")
             share = main["median_excess"] / reference if reference > 0 else float("nan")
-            lines.append(f"Two SAEs of model A at the same layer exceed their null by a median {reference:+.3f}: "
+            lines.append(f"Two SAEs of model A at the same layer exceed their null by a median {_signed(reference)}: "
                          f"{vocab.SEED_REFERENCE}. The cross-model median excess is "
                          + (f"{share:.0%} of it." if np.isfinite(share) else
                             "not comparable (two SAEs of model A do not exceed their null)."))
@@ -149,13 +150,13 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
         merged = main_frame.merge(other, on=["layer_a", "layer_b"], suffixes=("", "_ctl"))
         wins = int((merged["_excess"] > merged["_excess_ctl"]).sum())
         lines.append(f"{FINDING_NAMES[control].capitalize()} in A's place: {_significance(row, alpha)}; median "
-                     f"excess {row['median_excess']:+.3f} "
-                     f"(largest {row['max_excess']:+.3f}, z = {row['peak_z']:.1f}); A against B exceeds it in {wins} "
+                     f"excess {_signed(row['median_excess'])} "
+                     f"(largest {_signed(row['max_excess'])}, z = {row['peak_z']:.1f}); A against B exceeds it in {wins} "
                      f"of the {len(merged)} layer pairs both cover.")
     if {"control", "control_all"} <= set(by.index):
         gap = by.loc["control", "median_excess"] - by.loc["control_all", "median_excess"]
         lines.append(f"Keeping the embeddings and norms (the authors' control) changes the control's median excess "
-                     f"by {gap:+.3f} against resampling every tensor: that much of a random model's similarity to "
+                     f"by {_signed(gap)} against resampling every tensor: that much of a random model's similarity to "
                      f"B comes from token-embedding structure alone.")
     if baselines is not None and not baselines.empty:
         sub = baselines[(baselines["metric"] == metric)]
@@ -166,8 +167,8 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
             beats = int((merged["ci_low"] > merged["ci_high_raw"]).sum())
             lines.append(f"Against the raw-neuron baseline (neurons paired directly, no SAE): the SAE pairs' interval "
                          f"lies wholly above the raw neurons' in {beats} of {len(merged)} baseline layer pairs; "
-                         f"median effects {merged['effect'].median():+.3f} (SAE) against "
-                         f"{merged['effect_raw'].median():+.3f} (raw).")
+                         f"median effects {_signed(merged['effect'].median())} (SAE) against "
+                         f"{_signed(merged['effect_raw'].median())} (raw).")
     return lines, table
 
 
@@ -233,7 +234,7 @@ def control_lines(frames, metrics=("svcca", "rsa")) -> tuple[list[str], dict]:
             gain_side = "above" if excess.median() > main_excess else "below"
             lines.append(f"{label[0].upper()}{label[1:]}: raw {display_name(metric)} {raw.min():.3f}–{raw.max():.3f} "
                          f"(median {raw.median():.3f}, {raw_side} {ours}'s {main_raw:.3f}); over its null a median "
-                         f"excess of {excess.median():+.3f}, {gain_side} {ours}'s {main_excess:+.3f}.")
+                         f"excess of {_signed(excess.median())}, {gain_side} {ours}'s {_signed(main_excess)}.")
     every = pd.concat(list(frames.values()), ignore_index=True)
     rho_n = rho_k = float("nan")
     if len(every) > 2:
@@ -251,3 +252,94 @@ def bulleted(lines, lead: str = "") -> str:
     if not lines:
         return ""
     return (f"{lead}\n\n" if lead else "") + "\n".join(f"- {line}" for line in lines)
+
+
+# --------------------------------------------------------------------------- the summary, findings first
+
+
+SUMMARY_METRICS = ("rsa", "svcca", "svcca_authors_k")
+"""The measures the summary leads with: RSA, corrected SVCCA and the authors' SVCCA (k = 1)."""
+
+WEAK_SHARE = 0.5
+"""A control whose median effect reaches this share of A against B's is said to be close to it."""
+
+
+def summary_lines(frames, metrics=SUMMARY_METRICS, *, alpha: float = ALPHA) -> list[str]:
+    """The book's findings in a few sentences, effects first, negative results in plain words.
+
+    For each measure: A against B's median effect over its null and its largest, how many layer
+    pairs lie above their null (:func:`saesim.compare.significance.above_null`), that effect as a
+    share of what two SAEs of model A reach at the same layer, and each random-model control's
+    median effect as a share of A against B's. Then what follows from those numbers: a measure
+    under which a random model comes close to the real one, cross-model agreement far below two
+    SAEs of one model, a measure with no layer pair above its null. Generated from the numbers
+    only.
+
+    Parameters
+    ----------
+    frames : mapping of comparison name -> tidy grid table (one rule and direction)
+        ``"full_space"`` and any of ``"seed"``, ``"control"``, ``"control_all"``.
+    metrics : sequence of str
+        Measures present in every frame.
+    alpha : float
+        The level of :func:`~saesim.compare.significance.above_null`.
+    """
+    if "full_space" not in frames:
+        raise ValueError("`frames` needs the 'full_space' comparison (A against B).")
+    lines, plain = [], []
+    for metric in metrics:
+        main = frames["full_space"]
+        if metric not in main:
+            continue
+        decided = above_null(main, metric, alpha=alpha)
+        effect = float(decided["excess"].median())
+        peak = main.loc[decided["excess"].idxmax()]
+        name = vocab.label("measure", metric, default=metric)
+        text = (f"**{name}**: A against B exceeds its null by a median {_signed(effect)} (largest "
+                f"{_signed(float(decided['excess'].max()))} at A{int(peak['layer_a'])}–B{int(peak['layer_b'])}); "
+                f"{int(decided['above'].sum())} of {len(main)} layer pairs lie above their null.")
+        seed = frames.get("seed")
+        if seed is not None and metric in seed:
+            same = seed[seed["layer_a"] == seed["layer_b"]]
+            reference = float((same[metric] - same[f"{metric}_null_mean"]).median()) if len(same) else float("nan")
+            if np.isfinite(reference) and reference > 0:
+                share = effect / reference
+                text += (f" That is {share:.0%} of what two SAEs of model A reach at the same layer "
+                         f"({_signed(reference)}).")
+                if share < WEAK_SHARE:
+                    plain.append(f"Under {name}, the two models agree far less than two SAEs of one model do "
+                                 f"({share:.0%} of their effect).")
+        for control in ("control", "control_all"):
+            frame = frames.get(control)
+            if frame is None or metric not in frame:
+                continue
+            other = float((frame[metric] - frame[f"{metric}_null_mean"]).median())
+            label = vocab.label("comparison", control)
+            cells = main[["layer_a", "layer_b"]].apply(tuple, axis=1).isin(
+                set(frame[["layer_a", "layer_b"]].apply(tuple, axis=1)))
+            same = float(decided["excess"][cells].median()) if cells.any() else float("nan")
+            if np.isfinite(same) and same > 0:
+                ratio = other / same
+                text += (f" The {label} reaches {_signed(other)}, {ratio:.0%} of A against B's {_signed(same)} on "
+                         f"the same {int(cells.sum())} layer pairs.")
+                if ratio >= WEAK_SHARE:
+                    plain.append(f"Under {name}, the {label} in A's place comes close to the real model "
+                                 f"({ratio:.0%} of its effect): the measure separates them poorly here.")
+            else:
+                text += f" The {label} reaches {_signed(other)}."
+        if not decided["above"].any():
+            plain.append(f"Under {name}, no layer pair lies above its null.")
+        lines.append(text)
+    if plain:
+        lines.append("**What does not hold up.** " + " ".join(plain))
+    else:
+        lines.append(f"**What does not hold up.** Nothing by these rules: under every measure some layer pair lies "
+                     f"above its null, no random model reaches {WEAK_SHARE:.0%} of A against B's effect, and A "
+                     f"against B reaches at least {WEAK_SHARE:.0%} of what two SAEs of one model do (where the "
+                     f"profile has these controls).")
+    return lines
+
+
+def _signed(x: float) -> str:
+    """``+0.039``; a value that rounds to 0 prints as ``0.000`` (never ``-0.000``)."""
+    return "0.000" if abs(x) < 5e-4 else f"{x:+.3f}"

@@ -35,7 +35,7 @@ class TestFindings:
         assert "the agreement two SAEs of one model reach. The cross-model median excess is 15% of it." in text
         assert "The random model (authors') in A's place: 0 of 9 layer pairs lie above their null" in text
         assert "A against B exceeds it in 9 of the 9 layer pairs" in text
-        assert "by +0.000 against resampling every tensor" in text
+        assert "by 0.000 against resampling every tensor" in text  # never a signed zero
         assert list(table["comparison"]) == ["full_space", "seed", "control", "control_all"]
 
     def test_an_edge_peak_and_no_controls_are_said_as_they_are(self):
@@ -57,3 +57,27 @@ class TestFindings:
     def test_needs_the_main_comparison(self):
         with pytest.raises(ValueError, match="`frames` needs the 'full_space' comparison"):
             prose.findings({"seed": grid_records([[0.0] * 3] * 3)})
+
+
+class TestSummary:
+    def test_effects_shares_and_what_does_not_hold_up(self):
+        main = grid_records([[0.04, 0.04, 0.04], [0.04, 0.04, 0.04], [0.04, 0.04, 0.08]])
+        seed = grid_records([[0.2, 0.0, 0.0], [0.0, 0.2, 0.0], [0.0, 0.0, 0.2]])
+        control = grid_records([[0.03, 0.03, 0.03]], layers_a=(2,))  # close to the real model on its cells
+        lines = prose.summary_lines({"full_space": main, "seed": seed, "control": control}, ["rsa"])
+        assert lines[0].startswith("**RSA**: A against B exceeds its null by a median +0.040 (largest +0.080 at "
+                                   "A2–B2); 9 of 9 layer pairs lie above their null.")
+        assert "That is 20% of what two SAEs of model A reach at the same layer (+0.200)." in lines[0]
+        # the control is compared on the layer pairs it covers (A2 against B0, B1, B2: median 0.04)
+        assert "reaches +0.030, 75% of A against B's +0.040 on the same 3 layer pairs" in lines[0]
+        assert lines[-1].startswith("**What does not hold up.**")
+        assert "agree far less than two SAEs of one model do (20% of their effect)" in lines[-1]
+        assert "comes close to the real model (75% of its effect)" in lines[-1]
+
+    def test_a_clean_result_says_nothing_fails_and_no_pair_above_is_said(self):
+        main = grid_records([[0.1] * 3] * 3)
+        seed = grid_records([[0.1, 0.0, 0.0], [0.0, 0.1, 0.0], [0.0, 0.0, 0.1]])
+        lines = prose.summary_lines({"full_space": main, "seed": seed}, ["rsa"])
+        assert "100% of what two SAEs" in lines[0] and "Nothing by these rules" in lines[-1]
+        flat = grid_records([[0.0] * 3] * 3)
+        assert "no layer pair lies above its null" in prose.summary_lines({"full_space": flat}, ["rsa"])[-1]
