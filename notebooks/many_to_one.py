@@ -54,15 +54,19 @@ labels = dict(label_a=many.label_a, label_b=many.label_b)
 display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 
 # %%
-# Multiple testing on this page: each grid (one comparison, one rule, every layer pair) is one family.
+# Multiple testing on this page: each grid (one comparison, one rule, one direction, every layer pair) is
+# one family; Holm adjusts the tail p-values over it.
 m, o = tables.page_family(many.frame), tables.page_family(one.frame)
 book.glue_fields(pages.many_to_one_numbers(m, o), prefix="mo_", rule=rule)
 
 # %% [markdown]
 # ## Many-to-1 before 1-1 (A6–A7)
 #
-# **Multiple testing on this page.** Each grid (one comparison under one rule, every layer pair)
-# is one family per measure; adjusted p-values (Benjamini–Hochberg, BH) are over that grid only.
+# **Multiple testing on this page.** Each grid (one comparison under one rule and direction, every
+# layer pair) is one family per measure. A layer pair is *above its null* when its p-value,
+# Holm-adjusted over that grid's layer pairs, is at most 0.05 and its score exceeds the null mean;
+# the p-values are the permutation ones, with a generalised-Pareto fit of the null's tail where too
+# few shuffles reach the score ({ref}`significance`).
 #
 # Effect first: under many-to-1 pairing, against the hub-preserving null, the largest RSA excess is
 # {glue:text}`mo_top_many:.3f` (A {glue:text}`mo_top_many_a` – B {glue:text}`mo_top_many_b`,
@@ -70,6 +74,10 @@ book.glue_fields(pages.many_to_one_numbers(m, o), prefix="mo_", rule=rule)
 # {glue:text}`mo_top_one:.3f` (A {glue:text}`mo_top_one_a` – B {glue:text}`mo_top_one_b`,
 # z = {glue:text}`mo_top_one_z:.1f`). The median corrected-SVCCA excess is
 # {glue:text}`mo_svcca_excess_many:.3f` many-to-1 and {glue:text}`mo_svcca_excess_one:.3f` 1-1.
+# Above their null after Holm: {glue:text}`mo_rsa_above_many` of {glue:text}`mo_n_cells_many`
+# layer pairs for RSA and {glue:text}`mo_svcca_above_many` for SVCCA many-to-1;
+# {glue:text}`mo_rsa_above_one` of {glue:text}`mo_n_cells_one` and {glue:text}`mo_svcca_above_one`
+# 1-1.
 
 # %%
 fig = plots.heatmap_panels(m, ["rsa_excess", "svcca_excess"], shared_scale=True, **labels)
@@ -109,16 +117,17 @@ hub_nulls = pages.hub_null_table({
                                   results_dir=results_dir, n_perm=n_perm, seed=seed, compat=compat)
     for which in ("many_to_one", rule)})
 book.glue_value("mo_hub_table_rows", len(hub_nulls))
-(hub_nulls.style.format({"median excess": "{:.3f}", "median z": "{:.1f}"}).hide(axis="index")
- .set_caption("Each comparison under many-to-1 (hub-preserving null) and 1-1 (row shuffle): median excess "
-              "over the null, median z, and cells with p ≤ 0.05, raw and BH-adjusted over that grid (one "
-              "family per row)"))
+(hub_nulls.style.format({vocab.column_label("median_excess"): "{:.3f}", "median z": "{:.1f}"}).hide(axis="index")
+ .set_caption("Each comparison under many-to-1 (hub-preserving null) and 1-1 (row shuffle): median effect "
+              "over the null, median z, layer pairs with a raw p ≤ 0.05 (descriptive) and layer pairs above "
+              "their null (Holm over that grid's layer pairs, one family per row)"))
 
 # %%
-fig = plots.heatmap_panels(m, ["svcca_null_mean", "svcca_p_bh", "rsa_null_mean", "rsa_p_bh"], **labels)
+fig = plots.heatmap_panels(m, ["svcca_null_mean", "svcca_p_holm", "rsa_null_mean", "rsa_p_holm"], **labels)
 book.show_figure(fig, "figA7_many_to_one_null_and_p",
-                 plots.caption(many.meta(), "Many-to-1 pairing: null means and p-values, BH-adjusted over the "
-                                            "grid, of SVCCA (a, b) and RSA (c, d) (appendix A7)"),
+                 plots.caption(many.meta(), f"Many-to-1 pairing: null means and p-values, Holm-adjusted over the "
+                                            f"grid's {len(m)} layer pairs, of SVCCA (a, b) and RSA (c, d) "
+                                            f"(appendix A7)"),
                  out_dir=figures_dir)
 
 # %%
@@ -176,7 +185,9 @@ summary, rule_numbers = pages.rule_summary(f, every.pairs)
 book.glue_fields(rule_numbers, prefix="mo_", rule_n_perm=every.settings.n_perm)
 tables.page_style(summary.style.format(precision=3).format("{:.1f}", subset=[vocab.column_label("median_pairs")]),
                   "Every pairing rule and direction over the layer pairs above: mean and largest paired SVCCA, mean "
-                  "RSA, median pairs kept and SVCCA p-values ≤ 0.05, best mean SVCCA first")
+                  "RSA, median pairs kept, layer pairs with a raw SVCCA p ≤ 0.05 (descriptive) and layer pairs whose "
+                  "SVCCA is above its null (Holm over the listed layer pairs of each rule and direction), best mean "
+                  "SVCCA first")
 
 # %%
 fig = Figure(figsize=(max(6.0, 0.35 * len(rules) * len(pair_names) + 3.0), 2.8 * len(directions)),

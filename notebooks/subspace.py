@@ -48,7 +48,7 @@ grid = book.grid_frame(profile, "subspace", rules=[rule], layers_a=layers_a, lay
 frame = tables.with_effects(grid.frame)
 concepts = [c for c in CONCEPTS if c in set(frame["concept"])]
 # One multiple-testing family on this page: every scored (layer pair, concept) subspace of the
-# real concepts; Holm and BH adjust over it (the Control subspace is judged apart).
+# real concepts; Holm adjusts the tail p-values over it (the Control subspace is judged apart).
 family = tables.concept_family(frame, concepts)
 labels = dict(label_a=grid.label_a, label_b=grid.label_b)
 meta = grid.meta(junk_filter=False, r_min=None, require_overlap=None, top_k=None)
@@ -64,10 +64,12 @@ book.glue_fields(pages.subspace_numbers(frame, family, concepts, layer_a=table_l
 
 # %% [markdown]
 # **Multiple testing on this page.** One family: the {glue:text}`ss_n_scored` scored (layer pair,
-# concept) subspaces of the eight concepts, for each measure. Wherever a p-value is counted or
-# drawn it is Benjamini–Hochberg (BH) adjusted over that family; the raw p-values stay in the
-# tables and the downloadable data. The unrelated-word Control subspace is a check of the method,
-# judged apart.
+# concept) subspaces of the eight concepts, for each measure. A subspace is *above its null* when
+# its p-value, Holm-adjusted over that family, is at most 0.05 and its score exceeds the null
+# mean; the p-values are the permutation ones, with a generalised-Pareto fit of the null's tail
+# where too few shuffles reach the score ({ref}`significance`). Raw p-values are quoted only as
+# descriptive counts and stay in the downloadable data. The unrelated-word Control subspace is a
+# check of the method, judged apart (its own layer pairs are its family).
 #
 # **Headlines need pairs.** A concept subspace is headlined only when it rests on at least
 # {glue:text}`ss_min_pairs` pairs ({glue:text}`ss_n_enough` of {glue:text}`ss_n_scored` do; the
@@ -80,9 +82,10 @@ book.glue_fields(pages.subspace_numbers(frame, family, concepts, layer_a=table_l
 # {glue:text}`ss_n_rows` (layer pair, concept) subspaces had enough members and pairs to be scored
 # (more than 2 of each). Among the headline-sized ones, the concept subspace whose corrected SVCCA
 # stands out most from its null (largest z): {glue:text}`ss_top_text`. For RSA:
-# {glue:text}`ss_top_rsa_text`. After BH adjustment,
-# {glue:text}`ss_n_sig_bh` subspaces pass at 0.05 for SVCCA (raw: {glue:text}`ss_n_sig`) and
-# {glue:text}`ss_n_sig_rsa_bh` for RSA (raw: {glue:text}`ss_n_sig_rsa`).
+# {glue:text}`ss_top_rsa_text`. After Holm adjustment over the family,
+# {glue:text}`ss_n_sig_holm` subspaces are above their null for SVCCA (raw p ≤ 0.05:
+# {glue:text}`ss_n_sig`) and {glue:text}`ss_n_sig_rsa_holm` for RSA (raw:
+# {glue:text}`ss_n_sig_rsa`).
 
 # %%
 for value, name, what in [
@@ -112,15 +115,16 @@ for value, name, what in [
 # %%
 tables.page_style(pages.concept_pair_table(frame, family, layer_a=table_layer_a, layer_b=table_layer_b),
                   f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs {grid.label_b} layer "
-                  f"{table_layer_b} (profile {grid.profile.name}). p (BH): adjusted over the page's family (blank "
-                  f"for the Control, judged apart; its raw p-values are in the Controls section); SVCCA k=1: the "
-                  f"authors' dimension rule, comparable with the paper's Table 1")
+                  f"{table_layer_b} (profile {grid.profile.name}). p (Holm): Holm-adjusted over the page's "
+                  f"family, the {len(family)} concept subspaces × layer pairs (blank for the Control, judged "
+                  f"apart; see the Controls section); SVCCA, k = 1 (authors'): the authors' dimension rule, "
+                  f"comparable with the paper's Table 1")
 
 # %% [markdown]
 # ## Raw scores, nulls and p-values (A9–A10)
 #
 # The paper's appendix figures: the raw SVCCA scores and their shuffled-null means on one colour
-# scale, the raw RSA scores, and the BH-adjusted p-values.
+# scale, the raw RSA scores, and the p-values Holm-adjusted over the page's family.
 
 # %%
 raw_limits = dict(vmin=float(min(family["svcca"].min(), family["svcca_null_mean"].min())),
@@ -131,13 +135,15 @@ for value, name, what, style in [
     ("svcca_null_mean", "figA9_concepts_svcca_null", "Mean corrected SVCCA of shuffled pairings in each concept "
                                                      "subspace, on the paired scores' colour scale (appendix A10)",
      raw_limits),
-    ("svcca_p_bh", "figA9_concepts_svcca_p", "SVCCA p-value of each concept subspace, BH-adjusted over the page's "
-                                             "family (appendix A9/A10)", {}),
+    ("svcca_p_holm", "figA9_concepts_svcca_p", f"SVCCA p-value of each concept subspace, Holm-adjusted over the "
+                                               f"page's family of {len(family)} concept subspaces × layer pairs "
+                                               f"(appendix A9/A10)", {}),
     ("rsa", "figA9_concepts_rsa", "Paired RSA of each concept subspace per layer pair (appendix A9/A10)", {}),
-    ("rsa_p_bh", "figA9_concepts_rsa_p", "RSA p-value of each concept subspace, BH-adjusted over the page's family "
-                                         "(appendix A9/A10)", {}),
+    ("rsa_p_holm", "figA9_concepts_rsa_p", f"RSA p-value of each concept subspace, Holm-adjusted over the page's "
+                                           f"family of {len(family)} concept subspaces × layer pairs (appendix "
+                                           f"A9/A10)", {}),
 ]:
-    fig = plots.concept_heatmap_grid(family if value.endswith("_bh") else frame, value, concepts=concepts,
+    fig = plots.concept_heatmap_grid(family if value.endswith("_holm") else frame, value, concepts=concepts,
                                      style=plots.HeatmapStyle(**style), **labels)
     book.show_figure(fig, name, plots.caption(meta, what + "; n = pairs in the cell; blank cells: too few members "
                                                            "or pairs"),
@@ -162,11 +168,14 @@ tables.page_style(keywords, "Appendix A11 analogue: the keywords of each concept
 # pairs (median {glue:text}`ss_control_pairs:.0f` pairs, more than most concepts) and has a raw
 # p ≤ 0.05 at {glue:text}`ss_n_control_sig` of them for SVCCA and {glue:text}`ss_n_control_sig_rsa`
 # for RSA, against {glue:text}`ss_n_sig` of {glue:text}`ss_n_scored` concept subspaces for SVCCA.
-# {glue:text}`ss_control_reading`. **Random subsets.** Each concept's score is
+# {glue:text}`ss_control_reading`. Judged as its own family (Holm over its
+# {glue:text}`ss_n_control` layer pairs), the Control is above its null at
+# {glue:text}`ss_n_control_above` of them for SVCCA and {glue:text}`ss_n_control_above_rsa` for
+# RSA. **Random subsets.** Each concept's score is
 # also compared with random subsets of the same size drawn from the global many-to-1 pairing
-# ("corr from full subsets", the arXiv version's second null); {glue:text}`ss_n_subset_sig_bh` of
-# {glue:text}`ss_n_scored` concept subspaces beat that null at 0.05 after BH (raw:
-# {glue:text}`ss_n_subset_sig`).
+# ("corr from full subsets", the arXiv version's second null); {glue:text}`ss_n_subset_sig_holm` of
+# {glue:text}`ss_n_scored` concept subspaces are above that null after Holm over the family (raw
+# p ≤ 0.05: {glue:text}`ss_n_subset_sig`).
 
 # %%
 control_effects = tables.with_effects(pages.control_subspace(frame))
@@ -180,12 +189,13 @@ if len(control_effects):
                      out_dir=figures_dir)
 
 # %%
-if "svcca_subset_p_bh" in family:
-    fig = plots.concept_heatmap_grid(family, "svcca_subset_p_bh", concepts=concepts,
-                                     title="SVCCA p, random-subset null (BH)", **labels)
+if "svcca_subset_p_holm" in family:
+    fig = plots.concept_heatmap_grid(family, "svcca_subset_p_holm", concepts=concepts,
+                                     title="SVCCA p, random-subset null (Holm)", **labels)
     book.show_figure(fig, "figA12_concepts_svcca_subset_p",
                      plots.caption(dict(meta, null_kind="random_subset"),
-                                   "SVCCA p-value of each concept subspace against random subsets of the global "
-                                   "pairing of the same size, BH-adjusted over the page's family (appendix A12); "
-                                   "n = pairs in the cell"),
+                                   f"SVCCA p-value of each concept subspace against random subsets of the global "
+                                   f"pairing of the same size, Holm-adjusted over the page's family of "
+                                   f"{len(family)} concept subspaces × layer pairs (appendix A12); n = pairs in "
+                                   f"the cell"),
                      out_dir=figures_dir)

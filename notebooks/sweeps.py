@@ -42,7 +42,7 @@ from saesim.experiments.bootstrap import row_documents
 from saesim.report.book import scope_note, show_figure
 from saesim.report.plots import plot_sweep, policy_label
 from saesim.config import load_profile
-from saesim.experiments.grid import adjust_pvalues, settings_from_profile
+from saesim.experiments.grid import settings_from_profile
 from saesim.extract.pipeline import load_layer
 
 prof = load_profile(profile)
@@ -111,13 +111,14 @@ show_figure(fig, "robustness_sweep_filters",
 budget = sweeps.kept_table(out, "sweep_token_budget", {**key, "fractions": fractions, "seed": seed},
                            lambda: sweeps.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions,
                                                              seed=seed))
-budget = adjust_pvalues(budget)  # the sweep's rows are one family
+# the sweep's budgets are one family: <metric>_p_holm is Holm over them (sweeps.sweep_token_budget)
 display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",
-                                                                                              f"{m}_p_bh",
+                                                                                              f"{m}_p_holm",
                                                                                               f"{m}_effect")]]
         .style.format(precision=3).hide(axis="index")
-        .set_caption(f"Scores, p-values (raw and BH-adjusted over the sweep's rows, one family) and effects on "
-                     f"nested shares of the documents, A{la}–B{lb}"))
+        .set_caption(f"Scores, raw permutation p-values, p-values Holm-adjusted over the sweep's {len(budget)} "
+                     f"budgets (one family; tail fit where few shuffles reach the score) and effects on nested "
+                     f"shares of the documents, A{la}–B{lb}"))
 fig = plot_sweep(budget, "fraction", metrics=tuple(metrics))
 show_figure(fig, "robustness_sweep_tokens",
             f"Scores (solid) and null means (dotted) on nested random shares of the documents; "

@@ -5,8 +5,11 @@ PWCCA beside it), the filters' strictness with every rule and direction
 (:func:`sweep_filters`) and the token budget (:func:`sweep_token_budget`).
 Every point runs through the grid's pipeline
 (:func:`saesim.experiments.grid.compare_best`) with its shuffled null, so a
-change of the score can be told from a change of its null.
-:func:`kept_table` keeps a sweep's table under a hash of its parameters.
+change of the score can be told from a change of its null. Every score carries its raw
+permutation p-value (``<metric>_p``) and the book's p-value (``<metric>_p_tail``,
+:mod:`saesim.compare.significance`); the token-budget sweep adds ``<metric>_p_holm``, Holm over
+its budgets (one family per rule and direction).
+:func:`kept_table` keeps a sweep's table under a hash of its parameters and :data:`SWEEP_VERSION`.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import pandas as pd
 from saesim.compare.bootstrap import document_groups, document_rows
 from saesim.compare.effects import effect_sizes
 from saesim.compare.match import RULES
+from saesim.compare.significance import holm_within_families
 from saesim.experiments.bootstrap import layer_best_partners
 from saesim.experiments.grid import CompareSettings, SaeLayer, compare_best
 from saesim.io import atomic_parquet
 
 __all__ = [
     "SVCCA_POLICIES",
+    "SWEEP_VERSION",
     "cached_top_k",
     "default_sweep_pair",
     "kept_table",
@@ -36,6 +41,10 @@ __all__ = [
 
 SVCCA_POLICIES = (0.5, 0.9, 0.99, 1, 10, 50, "ratio:10", "ratio:50")
 """Default dimension policies of :func:`sweep_svcca_dimension`."""
+
+SWEEP_VERSION = 2
+"""Bump when a sweep's rows change, so kept tables are recomputed (2: ``<metric>_p_tail`` beside
+every p-value, and the token budget's ``<metric>_p_holm``)."""
 
 
 def default_sweep_pair(profile) -> tuple[int, int]:
@@ -52,7 +61,7 @@ def kept_table(folder, name: str, key: dict, compute, *, latest: bool = True) ->
 
     For the sweeps chapter, whose sweeps take minutes: a rebuild with the same
     key (profile, settings, layer pair, sweep parameters) reads the parquet
-    file instead of recomputing; any change of the key recomputes. Written
+    file instead of recomputing; any change of the key or of :data:`SWEEP_VERSION` recomputes. Written
     atomically, so an interrupted sweep leaves nothing that looks finished.
     With ``latest`` (default) the table is also written to
     ``folder/<name>.parquet``, the copy of the last build that readers open.
@@ -60,7 +69,8 @@ def kept_table(folder, name: str, key: dict, compute, *, latest: bool = True) ->
     import hashlib
     from pathlib import Path
 
-    tag = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    versioned = {**key, "sweep_version": SWEEP_VERSION}
+    tag = hashlib.sha256(json.dumps(versioned, sort_keys=True, default=str).encode()).hexdigest()[:12]
     path = Path(folder) / "kept" / f"{name}_{tag}.parquet"
     table = None
     if path.exists():
@@ -102,6 +112,7 @@ def sweep_svcca_dimension(layer_a: SaeLayer, layer_b: SaeLayer, settings: Compar
 
 def _pwcca_with_policy(best, layer_a, layer_b, settings, policy) -> list[dict]:
     from saesim.compare.nulls import p_value, permutation_test
+    from saesim.compare.significance import tail_p_value
     from saesim.compare.stages import filtered_pairs
     from saesim.experiments import grid
 
@@ -118,7 +129,8 @@ def _pwcca_with_policy(best, layer_a, layer_b, settings, policy) -> list[dict]:
             test = permutation_test(x, y, "pwcca", n_perm=settings.n_perm, seed=settings.seed, variance=policy,
                                     **null)
             out.append({"pwcca": test.score, "pwcca_null_mean": test.null_mean, "pwcca_null_std": test.null_std,
-                        "pwcca_p": p_value(test.score, test.null), "pwcca_z": test.z,
+                        "pwcca_p": p_value(test.score, test.null),
+                        "pwcca_p_tail": tail_p_value(test.score, test.null), "pwcca_z": test.z,
                         "pwcca_k_x": test.observed.k_x, "pwcca_k_y": test.observed.k_y})
     return out
 
@@ -162,7 +174,10 @@ def sweep_token_budget(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: 
 
     The documents are shuffled once (``seed``) and the first ``fraction``
     of them kept, so each budget contains the smaller ones. Correlations,
-    pairing, filters, scores and nulls are recomputed at every budget.
+    pairing, filters, scores and nulls are recomputed at every budget. The
+    budgets of one rule and direction are one family: ``<metric>_p_holm`` is
+    Holm over them, on the tail p-values
+    (:func:`saesim.compare.significance.holm_within_families`).
     """
     order, starts, lengths = document_groups(row_doc, layer_a.codes.shape[0])
     docs = np.random.default_rng(seed).permutation(starts.size)
@@ -175,7 +190,8 @@ def sweep_token_budget(layer_a: SaeLayer, layer_b: SaeLayer, row_doc, settings: 
         sub_a, sub_b = replace(layer_a, codes=layer_a.codes[take]), replace(layer_b, codes=layer_b.codes[take])
         rows = compare_best(layer_best_partners(sub_a, sub_b, settings), sub_a, sub_b, settings)
         frames.append(pd.DataFrame(rows).assign(fraction=float(fraction), n_docs=n_docs))
-    return effect_sizes(pd.concat(frames, ignore_index=True))
+    table = pd.concat(frames, ignore_index=True)
+    return effect_sizes(holm_within_families(table, keys=("rule", "direction")))
 
 
 def cached_top_k(layer_a: SaeLayer, layer_b: SaeLayer) -> int:

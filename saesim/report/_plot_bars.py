@@ -300,16 +300,20 @@ def multiple_testing_cutoffs(p, *, alpha: float = 0.05) -> Cutoffs:
 
 def pvalue_histogram(frame: pd.DataFrame, columns: Sequence[str] | str, *, alpha: float = 0.05,
                      bins: int = 20, ncols: int = 3) -> Figure:
-    """Histograms of raw p-values over a grid, with the Holm and BH cut-offs drawn.
+    """Histograms of p-values over a grid, with the Holm cut-off drawn (the book's one procedure).
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        A grid table (``full_space.parquet``, ``subspace.parquet``).
+        A grid table (``full_space.parquet``, ``subspace.parquet``) holding one family: the cells
+        Holm adjusts over together (one comparison, rule and direction,
+        :func:`saesim.compare.significance.above_null`).
     columns : str or sequence of str
-        Raw p-value columns, one panel each (``["svcca_p", "rsa_p"]``).
+        Unadjusted p-value columns, one panel each: the book's p-values (``["svcca_p_tail",
+        "rsa_p_tail"]``, :mod:`saesim.compare.significance`) or the raw permutation ones
+        (``["svcca_p", "rsa_p"]``).
     alpha : float, default 0.05
-        Level of both procedures; an uncorrected line at ``alpha`` is drawn too.
+        Holm's family-wise level; an uncorrected line at ``alpha`` is drawn too.
     bins : int, default 20
         Bins on [0, 1].
     ncols : int, default 3
@@ -320,16 +324,15 @@ def pvalue_histogram(frame: pd.DataFrame, columns: Sequence[str] | str, *, alpha
 
     Notes
     -----
-    The p-values drawn are the raw ones. Each procedure is drawn as a vertical
-    line at its cut-off (:func:`multiple_testing_cutoffs`): the largest raw
-    p-value it rejects, so the bars left of the line are the rejected tests.
-    For BH this is where the sorted p-values last fall under the critical line
-    :math:`i\\alpha/m`; for Holm, where the step-down sequence
-    :math:`\\alpha/(m-i+1)` first fails. When a procedure rejects nothing the
-    line is drawn dotted at :math:`\\alpha/m`, the smallest threshold either
-    procedure uses (no p-value lies below it). The legend gives each cut-off
-    and its number of rejections out of m. Under the null, permutation
-    p-values are uniform; a spike at the left edge is the signal.
+    The p-values drawn are the unadjusted ones. Holm's step-down procedure, the only
+    multiple-testing procedure of the book (:data:`saesim.compare.significance.MULTIPLE_TESTING`),
+    is drawn as a vertical line at its cut-off (:func:`multiple_testing_cutoffs`): the largest
+    p-value it rejects, where the step-down sequence :math:`\\alpha/(m-i+1)` first fails, so the
+    bars left of the line are the rejected tests (the cells whose ``<metric>_p_holm`` is at most
+    ``alpha``). When it rejects nothing the line is drawn dotted at :math:`\\alpha/m`, its
+    smallest threshold (no p-value lies below it). The legend gives the cut-off and the number of
+    rejections out of m. Under the null, p-values are uniform; a spike at the left edge is the
+    signal.
     """
     columns = check_values(columns, name="columns")
     check_frame(frame, "frame", columns)
@@ -344,15 +347,14 @@ def pvalue_histogram(frame: pd.DataFrame, columns: Sequence[str] | str, *, alpha
         ax.hist(p, bins=np.linspace(0, 1, bins + 1), color="#3b0f70", alpha=0.85)
         ax.axvline(alpha, color="grey", linestyle="--", label=f"α = {alpha:g} (uncorrected, "
                                                                f"{int((p <= alpha).sum())}/{cut.m})")
-        for name, value, n, colour in (("BH", cut.bh, cut.n_bh, "#fc8961"),
-                                       ("Holm", cut.holm, cut.n_holm, "#b73779")):
-            if n:
-                ax.axvline(value, color=colour, label=f"{name} cut-off p ≤ {value:.3g} ({n}/{cut.m} rejected)")
-            else:
-                ax.axvline(alpha / max(cut.m, 1), color=colour, linestyle=":",
-                           label=f"{name}: none rejected (α/m = {alpha / max(cut.m, 1):.3g})")
+        if cut.n_holm:
+            ax.axvline(cut.holm, color="#b73779",
+                       label=f"Holm cut-off p ≤ {cut.holm:.3g} ({cut.n_holm}/{cut.m} rejected)")
+        else:
+            ax.axvline(alpha / max(cut.m, 1), color="#b73779", linestyle=":",
+                       label=f"Holm: none rejected (α/m = {alpha / max(cut.m, 1):.3g})")
         ax.set_xlim(0, 1)
-        ax.set_xlabel("raw p-value")
+        ax.set_xlabel("p-value (unadjusted)")
         ax.set_ylabel("number of tests")
         ax.set_title(panel_title(column))
         ax.legend(frameon=False, fontsize="x-small")

@@ -360,20 +360,22 @@ class TestMultipleTestingCutoffs:
 
 
 class TestPvalueHistogram:
-    def test_lines_at_the_cutoffs(self):
+    def test_lines_at_the_holm_cutoff_only(self):
         frame = pd.DataFrame({"svcca_p": [0.001, 0.002, 0.003, 0.04, 0.5, 0.9],
                               "rsa_p": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]})
         fig = pvalue_histogram(frame, ["svcca_p", "rsa_p"], alpha=0.05)
         left, right = panel_axes(fig)
         lines = {line.get_label().split(" ")[0]: line for line in left.get_lines()}
         cut = multiple_testing_cutoffs(frame.svcca_p)
-        assert lines["BH"].get_xdata()[0] == pytest.approx(cut.bh)
-        assert lines["Holm"].get_xdata()[0] == pytest.approx(cut.holm)
+        assert set(lines) == {"α", "Holm"}  # the book's one procedure: no BH line
+        assert lines["Holm"].get_xdata()[0] == pytest.approx(cut.holm) == 0.003
+        assert lines["Holm"].get_label() == "Holm cut-off p ≤ 0.003 (3/6 rejected)"
         assert sum(p.get_height() for p in left.patches) == 6
         assert left.get_title() == "SVCCA P-Values"
         right_labels = [line.get_label() for line in right.get_lines()]
-        assert any(label.startswith("BH: none rejected") for label in right_labels)
+        assert len(right_labels) == 2 and right_labels[1].startswith("Holm: none rejected")
         assert right.get_lines()[1].get_linestyle() == ":"
+        assert right.get_lines()[1].get_xdata()[0] == pytest.approx(0.05 / 6)
 
     def test_rejects_values_outside_unit_interval(self):
         with pytest.raises(ValueError, match="must hold p-values"):

@@ -55,6 +55,7 @@ class TestSweeps:
         n = table.loc[3, "n_pairs"]
         assert table.loc[3, "svcca_k_x"] == min(max(1, n // 10), 16)
         assert table["svcca_k_x"].iloc[0] <= table["svcca_k_x"].iloc[1]
+        assert (table["pwcca_p_tail"] <= table["pwcca_p"]).all()  # the book's p: never above the permutation p
 
     def test_filters_grid_and_kept_fraction(self, planted):
         a, b = layers_from(planted)
@@ -74,6 +75,12 @@ class TestSweeps:
         table = sweep_token_budget(a, b, row_doc, SETTINGS.replace(n_perm=20), fractions=(0.1, 0.5, 1.0))
         assert list(table["n_tokens"]) == [300, 1500, 3000]
         assert table["svcca_effect"].iloc[-1] > 0.2
+        # the budgets are one family: Holm over their tail p-values, no BH
+        from saesim.compare.multitest import holm
+
+        for metric in SETTINGS.metrics:
+            np.testing.assert_allclose(table[f"{metric}_p_holm"], holm(table[f"{metric}_p_tail"].to_numpy()))
+        assert not any(c.endswith("_p_bh") for c in table.columns)
 
 
 class TestKeptTable:
@@ -97,6 +104,13 @@ class TestKeptTable:
             path.write_bytes(b"truncated")
         assert kept_table(tmp_path, "sweep", {"pair": [3, 7]}, compute(7))["x"].tolist() == [7, 8]
         assert calls == [1, 5, 7]
+
+    def test_a_new_sweep_version_recomputes(self, tmp_path, monkeypatch):
+        from saesim.experiments import sweeps
+
+        kept_table(tmp_path, "sweep", {"pair": [3, 7]}, lambda: pd.DataFrame({"x": [1]}))
+        monkeypatch.setattr(sweeps, "SWEEP_VERSION", sweeps.SWEEP_VERSION + 1)
+        assert kept_table(tmp_path, "sweep", {"pair": [3, 7]}, lambda: pd.DataFrame({"x": [2]}))["x"].tolist() == [2]
 
 
 class TestCachedTopK:
