@@ -297,6 +297,12 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
         raise BookBuildError(f"executed notebooks {missing} are missing from {generated}; run "
                              f"`saesim book --profile {profile}` without --notebooks first.", result)
 
+    # The introduction's "In short", from the same tables the pages read (book/intro.md includes it).
+    from saesim.io import atomic_write_text
+    from saesim.report.pages import intro_summary
+
+    atomic_write_text(generated / "summary.md", intro_summary(prof, cache_dir=cache, results_dir=results))
+
     t0 = time.perf_counter()
     ensure_mathjax(generated / "_static" / "mathjax")
     ensure_plotly(generated / "_static")  # the explorer's map loads plotly.js from the site (no CDN)
@@ -328,6 +334,11 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
                              f"if any: {build_dir / 'html' / 'reports'}):\n{tail}", result)
     if progress:
         print(result.summary(), flush=True)
+        from saesim.report.lint import lint_book
+
+        defects = lint_book(build_dir / "html")
+        print(f"saesim book: {len(defects)} reader-facing defect(s) in the rendered pages (saesim.report.lint)"
+              + "".join(f"\n  {d}" for d in defects[:20]), flush=True)
     return result
 
 

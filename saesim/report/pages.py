@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,7 @@ __all__ = [
     "PAPER_TABLE_PAIRS",
     "ToyPairing",
     "comparison_grids",
+    "intro_summary",
     "concept_pair_table",
     "concept_table_pair",
     "control_panels",
@@ -266,6 +268,29 @@ def comparison_grids(profile, kind: str = "full_space", *, main=None, **grid_kwa
         else:
             out[name] = grid_frame(profile, kind, slots=slots, **grid_kwargs)
     return out
+
+
+def intro_summary(profile, *, cache_dir=None, results_dir=None, direction: str = "b_to_a") -> str:
+    """The introduction's "In short" (markdown): :func:`saesim.report.prose.summary_lines` of the
+    profile's main rule and ``direction``, from the grid tables ``saesim run`` wrote, with the
+    settings it was read under. A sentence saying how to compute them when they are missing."""
+    from saesim.config import Profile, load_profile
+    from saesim.experiments.grid import settings_from_profile
+    from saesim.report.prose import summary_lines
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    rule = settings_from_profile(prof).rules[0]
+    cache = Path(cache_dir) if cache_dir is not None else Path(prof.cache_dir)
+    results = Path(results_dir) if results_dir is not None else cache / "results"
+    if not (results / "full_space.parquet").is_file():
+        return (f"*No results yet for profile `{prof.name}`: run `saesim run --profile {prof.name}` and rebuild "
+                f"the book.*")
+    grids = comparison_grids(prof, "full_space", rules=[rule], directions=[direction], cache_dir=cache,
+                             results_dir=results)
+    lines = summary_lines({name: grid.frame for name, grid in grids.items()})
+    head = (f"From this build's own run (profile `{prof.name}`, {vocab.label('rule', rule, default=rule)}, "
+            f"{vocab.label('direction', direction, default=direction)}); {{doc}}`generated/findings` has the rest.")
+    return "\n\n".join([head, *lines]) + "\n"
 
 
 def control_panels(grids: Mapping) -> tuple[dict, list]:

@@ -333,3 +333,8 @@ class TestDrivers:
         assert pd.read_parquet(tmp_path / "sweep.parquet")["x"].tolist() == [1]
         kept_table(tmp_path, "other", {"k": 1}, lambda: pd.DataFrame({"x": [2]}), latest=False)
         assert not (tmp_path / "other.parquet").exists()
+
+
+def test_intro_summary_without_results_says_how_to_get_them(tiny_profile, tmp_path):
+    text = pages.intro_summary(tiny_profile, cache_dir=tmp_path, results_dir=tmp_path / "results")
+    assert text.startswith("*No results yet for profile `tiny`") and "saesim run --profile tiny" in text
