@@ -37,7 +37,7 @@ from _report import finish, header, timed  # noqa: E402
 from saesim.config import load_profile  # noqa: E402
 from saesim.compare.stages import filtered_pairs  # noqa: E402
 from saesim.experiments.grid import (  # noqa: E402
-    _metric_kwargs, cached_best_partners, run_grid, semantic_grid, settings_from_profile,
+    GridPlan, _metric_kwargs, cached_best_partners, run_grid, semantic_grid, settings_from_profile,
 )
 from saesim.extract.pipeline import load_layer  # noqa: E402
 
@@ -174,13 +174,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="saesim-bench-run-") as out:
         target = 0.0
         for name, slots in comparisons.items():
-            seconds, grid = timed(lambda: run_grid(profile, slots=slots, settings=settings, out=out, cache=args.cache,
-                                                   progress=False))
+            plan = GridPlan(slots=slots, progress=False)
+            seconds, grid = timed(lambda: run_grid(profile, plan=plan, settings=settings, out=out, cache=args.cache))
             results["stages"][name] = {"seconds": round(seconds, 1), "cells": len(grid.frame) // len(settings.rules),
                                        "records": len(grid.frame), "failed": len(grid.failed)}
             target += seconds if name == "full_space" else 0.0
-        seconds, grid = timed(lambda: semantic_grid(profile, settings=settings, out=out, cache=args.cache,
-                                                    progress=False))
+        seconds, grid = timed(lambda: semantic_grid(profile, plan=GridPlan(progress=False), settings=settings,
+                                                    out=out, cache=args.cache))
         results["stages"]["subspace"] = {"seconds": round(seconds, 1), "records": len(grid.frame),
                                          "failed": len(grid.failed)}
         target += seconds

@@ -220,7 +220,7 @@ def _register_run(subparsers) -> None:
 
 def _run_run(args) -> int:
     from saesim.config import load_profile
-    from saesim.experiments.grid import run_profile, settings_from_profile
+    from saesim.experiments.grid import GridPlan, run_profile, settings_from_profile
 
     if args.ray_address and args.executor != "ray":
         raise SystemExit("saesim run: error: --ray-address needs --executor ray")
@@ -236,9 +236,10 @@ def _run_run(args) -> int:
     if args.no_junk_filter:
         changes["junk_filter"] = False
     settings = settings_from_profile(profile, **changes)
-    results = run_profile(profile, cache=args.cache, out=args.out, settings=settings, control=not args.no_control,
-                          semantic=not args.no_semantic, executor=args.executor, n_workers=args.workers,
-                          ray_address=args.ray_address, progress=not args.no_progress)
+    plan = GridPlan(executor=args.executor, n_workers=args.workers, ray_address=args.ray_address,
+                    progress=not args.no_progress)
+    results = run_profile(profile, plan=plan, settings=settings, out=args.out, cache=args.cache,
+                          control=not args.no_control, semantic=not args.no_semantic)
     failed = 0
     for name, result in results.items():
         print(f"{name}: {result.summary()}")

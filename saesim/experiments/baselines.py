@@ -301,7 +301,7 @@ def control_comparison(sae: pd.DataFrame, *, control: pd.DataFrame | None = None
         are used where present.
     control : DataFrame, optional
         The same for model A against the re-randomised model's SAEs
-        (``run_grid(..., slots=("a", "control"))``), lined up on
+        (``run_grid(..., plan=GridPlan(slots=("a", "control")))``), lined up on
         ``(layer_a, layer_b, direction)`` and the rule when it has it (else
         its first rule, named in ``baseline_rule``).
     raw : DataFrame, optional

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -40,11 +41,14 @@ from saesim.compare.multitest import adjust_columns as adjust_pvalues
 from saesim.compare.nulls import p_value, permutation_tests
 from saesim.compare.significance import holm_within_families, tail_p_value
 from saesim.compare.stages import filtered_pairs
+from saesim.experiments.executors import EXECUTORS, run_cells
 from saesim.io import atomic_parquet, atomic_write_text, read_json_or_none, to_jsonable
+from saesim.validation import check_positive_int
 
 __all__ = [
     "GRID_COLUMNS",
     "CompareSettings",
+    "GridPlan",
     "GridResult",
     "SaeLayer",
     "adjust_pvalues",
@@ -306,51 +310,179 @@ class GridResult:
                 + (f" -> {self.path}" if self.path else ""))
 
 
-def run_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSettings | None = None,
-             slots=("a", "b"), out=None, cache=None, executor="local", n_workers=None, ray_address=None,
-             progress=True, pairs=None) -> GridResult:
+@dataclass(frozen=True)
+class GridPlan:
+    """Which cells of a grid to run, and how to run them (nothing here changes a result).
+
+    :class:`CompareSettings` says *what* each cell computes and is hashed into
+    the cells' cache keys; a plan only chooses the cells and the executor. A
+    cell computed under one plan is therefore reused under any other: its file
+    tag hashes the profile's key, the settings' key, the grid's kind and
+    :data:`CELL_VERSION`, never a field of the plan, and the executors give
+    identical records (:func:`saesim.experiments.executors.run_cells`).
+
+    Attributes
+    ----------
+    slots : (str, str), default ("a", "b")
+        Which models to compare: the slot whose latents are the partners and
+        the slot that picks; ("a", "control") compares against the SAEs of the
+        re-randomised model (see :meth:`saesim.config.Profile.comparisons`).
+    layers_a, layers_b : tuple of int, optional
+        Layers of each slot (default: the profile's); the grid is their product.
+    pairs : tuple of (int, int), optional
+        Explicit (layer of the first slot, layer of the second) cells instead
+        of a product; give either ``pairs`` or ``layers_a`` / ``layers_b``.
+    executor : {"serial", "local", "ray"}, default "local"
+        "serial" in this process, "local" in a pool of processes, "ray" as Ray
+        tasks (see :func:`saesim.experiments.executors.run_cells`).
+    n_workers : int, optional
+        Processes for "local", CPUs of a local Ray instance (default: all cores).
+    ray_address : str, optional
+        An existing Ray cluster, e.g. "ray://head:10001" (needs ``executor="ray"``;
+        default: start a local instance).
+    progress : bool, default True
+        Show a progress bar over the cells.
+
+    Raises
+    ------
+    ValueError
+        On an unknown executor, a count that is not a positive integer, pairs
+        that are not pairs of integers, or conflicting fields; the message
+        names the field and the fix.
+
+    Examples
+    --------
+    >>> plan = GridPlan(pairs=[(0, 0), (1, 1)], executor="serial")
+    >>> plan.pairs
+    ((0, 0), (1, 1))
+    >>> plan.replace(executor="local", n_workers=2).n_workers
+    2
+    """
+
+    slots: tuple[str, str] = ("a", "b")
+    layers_a: tuple[int, ...] | None = None
+    layers_b: tuple[int, ...] | None = None
+    pairs: tuple[tuple[int, int], ...] | None = None
+    executor: str = "local"
+    n_workers: int | None = None
+    ray_address: str | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        slots = tuple(self.slots) if isinstance(self.slots, (tuple, list)) else ()
+        if len(slots) != 2 or not all(isinstance(s, str) for s in slots):
+            raise ValueError(f"`slots` must be two slot names, e.g. ('a', 'b') or ('a', 'control'); "
+                             f"got {self.slots!r}.")
+        object.__setattr__(self, "slots", slots)
+        for name in ("layers_a", "layers_b"):
+            layers = getattr(self, name)
+            if layers is not None:
+                items = _items(layers)
+                if items is None or not items or not all(_is_layer(x) for x in items):
+                    raise ValueError(f"`{name}` must be a non-empty sequence of layer numbers (non-negative "
+                                     f"integers), e.g. (0, 1), or None for the profile's; got {layers!r}.")
+                object.__setattr__(self, name, tuple(int(x) for x in items))
+        if self.pairs is not None:
+            if self.layers_a is not None or self.layers_b is not None:
+                raise ValueError("give either `pairs` or `layers_a` / `layers_b`, not both "
+                                 "(pairs name their own layers).")
+            object.__setattr__(self, "pairs", _check_pairs(self.pairs))
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"`executor` must be one of {EXECUTORS}; got {self.executor!r}. Use 'serial' for "
+                             "this process, 'local' for a process pool or 'ray' for Ray tasks.")
+        if self.n_workers is not None:
+            object.__setattr__(self, "n_workers",
+                               check_positive_int(self.n_workers, "n_workers", fix="Pass None for all cores."))
+        if self.ray_address is not None and self.executor != "ray":
+            raise ValueError(f"`ray_address` needs executor='ray'; got executor={self.executor!r}. "
+                             "Pass executor='ray' or drop ray_address.")
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"`progress` must be True or False; got {self.progress!r}.")
+
+    def cells(self, profile) -> tuple[tuple[int, int], ...]:
+        """The (layer of the first slot, layer of the second) cells of this plan for ``profile``."""
+        if self.pairs is not None:
+            return self.pairs
+        slot_a, slot_b = self.slots
+        layers_a = profile.layers(slot_a) if self.layers_a is None else self.layers_a
+        layers_b = profile.layers(slot_b) if self.layers_b is None else self.layers_b
+        return tuple((int(la), int(lb)) for la in layers_a for lb in layers_b)
+
+    def replace(self, **changes) -> "GridPlan":
+        """A copy with ``changes`` applied (and validated again)."""
+        return replace(self, **changes)
+
+
+def _items(value) -> tuple | None:
+    """``value`` as a tuple if it is a sequence (not a string), else None."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return None
+    return tuple(value)
+
+
+def _is_layer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
+def _check_pairs(pairs) -> tuple[tuple[int, int], ...]:
+    """``pairs`` as distinct (int, int) pairs in their order, or a ValueError naming ``pairs``."""
+    example = "e.g. ((0, 0), (1, 1))"
+    items = _items(pairs)
+    if items is None:
+        raise ValueError(f"`pairs` must be a sequence of (layer_a, layer_b) pairs of integers, {example}; "
+                         f"got {pairs!r}.")
+    if not items:
+        raise ValueError("`pairs` is empty; give at least one (layer_a, layer_b) pair, or None for the product "
+                         "of layers_a and layers_b.")
+    out = []
+    for item in items:
+        pair_ = _items(item)
+        if pair_ is None or len(pair_) != 2 or not all(_is_layer(x) for x in pair_):
+            raise ValueError(f"`pairs` must hold (layer_a, layer_b) pairs of non-negative integers, {example}; "
+                             f"got {item!r}.")
+        out.append((int(pair_[0]), int(pair_[1])))
+    return tuple(dict.fromkeys(out))  # a cell named twice is run once
+
+
+def run_grid(profile, *, plan: GridPlan | None = None, settings: CompareSettings | None = None, out=None,
+             cache=None) -> GridResult:
     """The full-space layer grid of a profile: one cell per (layer of A, layer of B).
 
     Parameters
     ----------
     profile : Profile or str
         The profile (its layers, filters and nulls give the defaults).
-    layers_a, layers_b : sequence of int, optional
-        Layers to compare (default: the profile's).
+    plan : GridPlan, optional
+        Which cells (slots, layers or explicit pairs) and how they run
+        (executor, workers, progress bar); default ``GridPlan()``: A against B
+        over the profile's layers in local processes. Not part of any cache key.
     settings : CompareSettings, optional
-        Default: built from the profile (:func:`settings_from_profile`).
-    slots : (str, str), default ("a", "b")
-        Which models to compare; ("a", "control") compares against the
-        SAEs of the re-randomised model.
+        What each cell computes (hashed into the cells' keys). Default: built
+        from the profile (:func:`settings_from_profile`).
     out : path, optional
         Results folder: ``full_space.parquet`` and per-cell JSON files that
         make a rerun resume (default ``<cache>/results``).
     cache : path, optional
         Root of the artefact store holding the extracted layers.
-    executor, n_workers, ray_address
-        See :func:`saesim.experiments.executors.run_cells`.
-    pairs : sequence of (int, int), optional
-        Explicit (layer of A, layer of B) cells instead of the full product.
 
     Returns
     -------
     GridResult
     """
-    return _run_cells_grid("full_space", profile, layers_a, layers_b, settings, slots, out, cache,
-                           executor, n_workers, ray_address, progress, pairs)
+    return _run_cells_grid("full_space", profile, plan, settings, out, cache)
 
 
-def semantic_grid(profile, *, layers_a=None, layers_b=None, settings: CompareSettings | None = None,
-                  slots=("a", "b"), out=None, cache=None, executor="local", n_workers=None,
-                  ray_address=None, progress=True) -> GridResult:
-    """Concept subspaces for every layer pair (``subspace.parquet``); see :func:`run_grid`."""
-    return _run_cells_grid("subspace", profile, layers_a, layers_b, settings, slots, out, cache,
-                           executor, n_workers, ray_address, progress, None)
+def semantic_grid(profile, *, plan: GridPlan | None = None, settings: CompareSettings | None = None, out=None,
+                  cache=None) -> GridResult:
+    """Concept subspaces for every cell of ``plan`` (``subspace.parquet``); see :func:`run_grid`.
+
+    Only the first rule of ``settings`` is used.
+    """
+    return _run_cells_grid("subspace", profile, plan, settings, out, cache)
 
 
-def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | None = None, layers_a=None,
-                layers_b=None, control: bool = True, semantic: bool = True, executor="local", n_workers=None,
-                ray_address=None, progress=True) -> dict[str, GridResult]:
+def run_profile(profile, *, plan: GridPlan | None = None, settings: CompareSettings | None = None, out=None,
+                cache=None, control: bool = True, semantic: bool = True) -> dict[str, GridResult]:
     """Extraction (through the cache), the full-space grid, the control grids and the semantic grid.
 
     Returns the :class:`GridResult` of each grid, keyed by the names of
@@ -358,23 +490,33 @@ def run_profile(profile, *, cache=None, out=None, settings: CompareSettings | No
     and, when the profile defines them, "seed" (A against a second SAE set
     of A), "control" and "control_all" (the re-randomised copies of A in A's
     place against B) — each under every rule of the settings, and "subspace".
+
+    ``plan`` (see :class:`GridPlan`) runs every grid; its layers or pairs
+    choose the cells of the full-space and subspace grids, and each control
+    grid runs over its two slots' layers. Its ``slots`` must stay ("a", "b"):
+    every comparison names its own. ``control`` and ``semantic`` switch the
+    control grids and the subspace grid off.
     """
     from saesim.config import Profile, load_profile
     from saesim.extract.pipeline import extract
 
+    plan = GridPlan() if plan is None else plan
+    if plan.slots != ("a", "b"):
+        raise ValueError(f"run_profile runs every comparison of the profile with its own slots; leave "
+                         f"`plan.slots` at ('a', 'b') (got {plan.slots!r}), or call run_grid for one comparison.")
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
-    extract(profile, out=cache, progress=progress)
-    common = dict(settings=settings, out=out, cache=cache, executor=executor, n_workers=n_workers,
-                  ray_address=ray_address, progress=progress)
-    results = {"full_space": run_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)}
+    extract(profile, out=cache, progress=plan.progress)
+    settings = settings or settings_from_profile(profile)
+    common = dict(settings=settings, out=out, cache=cache)
+    results = {"full_space": run_grid(profile, plan=plan, **common)}
     if control:
-        base = settings or settings_from_profile(profile)
+        every_layer = plan.replace(layers_a=None, layers_b=None, pairs=None)
         for name, slots in profile.comparisons().items():
             if name == "full_space":
                 continue
-            results[name] = run_grid(profile, slots=slots, **{**common, "settings": base})
+            results[name] = run_grid(profile, plan=every_layer.replace(slots=slots), **common)
     if semantic:
-        results["subspace"] = semantic_grid(profile, layers_a=layers_a, layers_b=layers_b, **common)
+        results["subspace"] = semantic_grid(profile, plan=plan, **common)
     return results
 
 
@@ -402,26 +544,23 @@ def settings_from_profile(profile, **changes) -> CompareSettings:
 # --------------------------------------------------------------------------- helpers
 
 
-def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cache, executor, n_workers,
-                    ray_address, progress, pairs) -> GridResult:
+def _run_cells_grid(kind, profile, plan, settings, out, cache) -> GridResult:
     from saesim.config import Profile, load_profile
-    from saesim.experiments.executors import run_cells
 
+    plan = GridPlan() if plan is None else plan
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     settings = settings or settings_from_profile(profile)
     if kind == "subspace":
         settings = settings.replace(rules=settings.rules[:1])
+    slots = plan.slots
     slot_a, slot_b = slots
-    layers_a = tuple(profile.layers(slot_a) if layers_a is None else layers_a)
-    layers_b = tuple(profile.layers(slot_b) if layers_b is None else layers_b)
     cache = Path(cache) if cache is not None else Path(profile.cache_dir)
     out = Path(out) if out is not None else cache / "results"
     cell_dir = out / "cells" / kind
     cell_dir.mkdir(parents=True, exist_ok=True)
-    tag = hashlib.sha256(f"{profile.key()}|{settings.key()}|{kind}|{CELL_VERSION}".encode()).hexdigest()[:12]
+    tag = _cell_tag(profile, settings, kind)
     cells, records, reused = [], [], 0
-    pairs = [(la, lb) for la in layers_a for lb in layers_b] if pairs is None else list(pairs)
-    for la, lb in pairs:
+    for la, lb in plan.cells(profile):
         path = cell_dir / f"{slot_a}{la}_{slot_b}{lb}_{tag}.json"
         kept = read_json_or_none(path)
         if kept is not None:
@@ -429,8 +568,8 @@ def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cac
             reused += 1
             continue
         cells.append((kind, profile, slot_a, la, slot_b, lb, settings, str(cache), str(path)))
-    outcomes = run_cells(_grid_cell, cells, executor=executor, n_workers=n_workers, ray_address=ray_address,
-                         progress=progress, description=f"{kind} cells")
+    outcomes = run_cells(_grid_cell, cells, executor=plan.executor, n_workers=plan.n_workers,
+                         ray_address=plan.ray_address, progress=plan.progress, description=f"{kind} cells")
     failed = {}
     for outcome in outcomes:
         if outcome.ok:
@@ -451,6 +590,11 @@ def _run_cells_grid(kind, profile, layers_a, layers_b, settings, slots, out, cac
     path = out / (f"{kind}.parquet" if slots == ("a", "b") else f"{kind}_{slot_a}_vs_{slot_b}.parquet")
     atomic_parquet(frame, path)
     return GridResult(frame=frame, path=path, computed=len(outcomes) - len(failed), reused=reused, failed=failed)
+
+
+def _cell_tag(profile, settings: CompareSettings, kind: str) -> str:
+    """The tag in a cell's file name: what the cell's records depend on, and nothing of the plan."""
+    return hashlib.sha256(f"{profile.key()}|{settings.key()}|{kind}|{CELL_VERSION}".encode()).hexdigest()[:12]
 
 
 def _grid_cell(cell) -> list[dict]:

@@ -137,7 +137,7 @@ def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None
     import pandas as pd
 
     from saesim.config import Profile, load_profile
-    from saesim.experiments.grid import run_grid, semantic_grid, settings_from_profile
+    from saesim.experiments.grid import GridPlan, run_grid, semantic_grid, settings_from_profile
 
     if kind not in ("full_space", "subspace"):
         raise ValueError(f"`kind` must be 'full_space' or 'subspace'; got {kind!r}.")
@@ -167,12 +167,12 @@ def grid_frame(profile, kind: str = "full_space", *, rules: Sequence[str] | None
         if rows is not None:
             return GridTable(rows, str(table), settings, profile, tuple(slots), pairs, _fvu_flags(profile, slots, cache))
     out = results / "custom" / settings.key()
-    if kind == "subspace":
-        result = semantic_grid(profile, layers_a=layers_a, layers_b=layers_b, settings=settings, slots=tuple(slots),
-                               out=out, cache=cache, executor=executor, progress=False)
+    if pairs is not None:
+        plan = GridPlan(slots=tuple(slots), pairs=pairs, executor=executor, progress=False)
     else:
-        result = run_grid(profile, layers_a=layers_a, layers_b=layers_b, settings=settings, slots=tuple(slots),
-                          out=out, cache=cache, executor=executor, progress=False, pairs=pairs)
+        plan = GridPlan(slots=tuple(slots), layers_a=layers_a, layers_b=layers_b, executor=executor, progress=False)
+    grid = semantic_grid if kind == "subspace" else run_grid
+    result = grid(profile, plan=plan, settings=settings, out=out, cache=cache)
     if result.failed:
         first = next(iter(result.failed.items()))
         raise RuntimeError(f"{len(result.failed)} {kind} cells failed, e.g. {first[0]}:\n{first[1]}")

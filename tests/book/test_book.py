@@ -182,7 +182,8 @@ class TestGridFramePairs:
         fake.to_parquet(tmp_path / "full_space.parquet")
         calls = []
 
-        def run_grid(profile, *, pairs=None, settings=None, out=None, **kw):
+        def run_grid(profile, *, plan=None, settings=None, out=None, **kw):
+            pairs = plan.pairs
             calls.append(pairs)
             frame = pd.DataFrame([{"layer_a": la, "layer_b": lb, "rule": r, "direction": d, "compat": False,
                                    "n_perm": settings.n_perm, "seed": settings.seed}
@@ -258,12 +259,12 @@ class TestMathjax:
 def tiny_results(tmp_path_factory):
     """The tiny profile extracted and run (every rule, both directions), as `saesim run` would."""
     from saesim.config import load_profile
-    from saesim.experiments.grid import run_profile, settings_from_profile
+    from saesim.experiments.grid import GridPlan, run_profile, settings_from_profile
 
     cache = tmp_path_factory.mktemp("book_cache")
     profile = load_profile("tiny")
     settings = settings_from_profile(profile, rules=ALL_RULES, directions=("b_to_a", "a_to_b"))
-    results = run_profile(profile, cache=cache, settings=settings, executor="serial", progress=False)
+    results = run_profile(profile, plan=GridPlan(executor="serial", progress=False), settings=settings, cache=cache)
     assert not any(r.failed for r in results.values())
     return cache
 

@@ -7,15 +7,17 @@ import pytest
 from saesim.compare.multitest import holm
 from saesim.compare.effects import effect_sizes
 from saesim.compare.geometry import MEASURES
-from saesim.experiments.grid import GRID_COLUMNS, METRICS, MIN_SUBSPACE, CompareSettings, run_grid, semantic_grid
+from saesim.experiments.grid import (GRID_COLUMNS, METRICS, MIN_SUBSPACE, CompareSettings, GridPlan, run_grid,
+                                     semantic_grid)
 
 SETTINGS = CompareSettings(rules=("first_index", "many_to_one", "hungarian"), n_perm=30, seed=0)
+SERIAL = GridPlan(executor="serial", progress=False)
 
 
 @pytest.fixture(scope="module")
 def serial_grid(tiny_profile, tiny_extraction, session_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("grid_serial")
-    return run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=out, executor="serial", progress=False)
+    return run_grid(tiny_profile, plan=SERIAL, settings=SETTINGS, cache=session_cache, out=out)
 
 
 class TestRunGrid:
@@ -73,44 +75,108 @@ class TestRunGrid:
         assert (frame["svcca_authors_k_k_x"] == 1).all() and (frame["svcca_authors_k_k_y"] == 1).all()
 
     def test_two_processes_equal_one(self, serial_grid, tiny_profile, session_cache, tmp_path):
-        local = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="local",
-                         n_workers=2, progress=False)
+        local = run_grid(tiny_profile, plan=SERIAL.replace(executor="local", n_workers=2), settings=SETTINGS,
+                         cache=session_cache, out=tmp_path)
         pd.testing.assert_frame_equal(local.frame, serial_grid.frame)
+        # the plan is not in the cells' keys: the same cell files as the serial run's
+        names = sorted(p.name for p in (tmp_path / "cells" / "full_space").glob("*.json"))
+        assert names == sorted(p.name for p in (serial_grid.path.parent / "cells" / "full_space").glob("*.json"))
 
     def test_resume_reuses_cells_and_recomputes_missing(self, tiny_profile, session_cache, tmp_path):
-        first = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="serial",
-                         progress=False)
+        first = run_grid(tiny_profile, plan=SERIAL, settings=SETTINGS, cache=session_cache, out=tmp_path)
         cells = sorted((tmp_path / "cells" / "full_space").glob("*.json"))
         cells[0].unlink()  # as if the run had been interrupted before this cell
         cells[1].write_text("{not json")  # a damaged cell is recomputed, not trusted
-        again = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="serial",
-                         progress=False)
+        again = run_grid(tiny_profile, plan=SERIAL, settings=SETTINGS, cache=session_cache, out=tmp_path)
         assert (again.reused, again.computed) == (len(cells) - 2, 2)
         pd.testing.assert_frame_equal(again.frame, first.frame)
 
     def test_other_settings_are_not_reused(self, tiny_profile, session_cache, tmp_path):
-        run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="serial", progress=False)
-        other = run_grid(tiny_profile, settings=SETTINGS.replace(seed=1), cache=session_cache, out=tmp_path,
-                         executor="serial", progress=False)
+        run_grid(tiny_profile, plan=SERIAL, settings=SETTINGS, cache=session_cache, out=tmp_path)
+        other = run_grid(tiny_profile, plan=SERIAL, settings=SETTINGS.replace(seed=1), cache=session_cache,
+                         out=tmp_path)
         assert other.reused == 0
 
     def test_failed_cell_is_reported_and_others_kept(self, tiny_profile, session_cache, tmp_path):
         bad = tiny_profile.layers("b")[-1] + 5  # a layer that was never extracted
-        result = run_grid(tiny_profile, layers_b=(tiny_profile.layers("b")[0], bad), settings=SETTINGS,
-                          cache=session_cache, out=tmp_path, executor="serial", progress=False)
+        plan = SERIAL.replace(layers_b=(tiny_profile.layers("b")[0], bad))
+        result = run_grid(tiny_profile, plan=plan, settings=SETTINGS, cache=session_cache, out=tmp_path)
         assert len(result.failed) == len(tiny_profile.layers("a"))
         assert set(result.frame["layer_b"]) == {tiny_profile.layers("b")[0]}
 
     @pytest.mark.slow
     def test_ray_equals_serial(self, serial_grid, tiny_profile, session_cache, tmp_path):
-        ray_grid = run_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="ray",
-                            n_workers=2, progress=False)
+        ray_grid = run_grid(tiny_profile, plan=SERIAL.replace(executor="ray", n_workers=2), settings=SETTINGS,
+                            cache=session_cache, out=tmp_path)
         pd.testing.assert_frame_equal(ray_grid.frame, serial_grid.frame)
 
 
+class TestGridPlan:
+    """A plan chooses the cells and how they run; neither the records nor the cells' files depend on it."""
+
+    def test_frame_equals_every_cell_scored_on_its_own(self, serial_grid, tiny_profile, session_cache):
+        """What the grid is: each cell of the profile's layers_a × layers_b through compare_pair, in order."""
+        from saesim.experiments.grid import compare_pair
+        from saesim.extract.pipeline import load_layer
+        from saesim.io import to_jsonable
+
+        records = []
+        for la in tiny_profile.layers("a"):
+            for lb in tiny_profile.layers("b"):
+                a = load_layer(tiny_profile, "a", la, out=session_cache).to_sae_layer()
+                b = load_layer(tiny_profile, "b", lb, out=session_cache).to_sae_layer()
+                records += [to_jsonable(r) for r in compare_pair(a, b, SETTINGS)]
+        expected = pd.DataFrame.from_records(records).sort_values(["layer_a", "layer_b", "direction", "rule"],
+                                                                  kind="stable").reset_index(drop=True)
+        pd.testing.assert_frame_equal(serial_grid.frame[list(expected.columns)], expected)
+        assert serial_grid.frame[["profile", "slot_a", "slot_b"]].drop_duplicates().values.tolist() == [
+            [tiny_profile.name, "a", "b"]]
+
+    def test_cell_tags_ignore_executor_workers_and_progress(self, serial_grid, tiny_profile, session_cache,
+                                                            tmp_path):
+        import hashlib
+        import shutil
+
+        from saesim.experiments.grid import CELL_VERSION
+
+        shutil.copytree(serial_grid.path.parent / "cells", tmp_path / "cells")
+        n_cells = len(tiny_profile.layers("a")) * len(tiny_profile.layers("b"))
+        for plan in (None, GridPlan(executor="local", n_workers=2, progress=True), SERIAL.replace(progress=True),
+                     GridPlan(executor="ray", n_workers=1, progress=False)):
+            result = run_grid(tiny_profile, plan=plan, settings=SETTINGS, cache=session_cache, out=tmp_path)
+            assert (result.reused, result.computed) == (n_cells, 0), plan
+            pd.testing.assert_frame_equal(result.frame, serial_grid.frame)
+        # the tag hashes the profile, the settings, the kind and CELL_VERSION, and nothing else
+        key = f"{tiny_profile.key()}|{SETTINGS.key()}|full_space|{CELL_VERSION}"
+        tag = hashlib.sha256(key.encode()).hexdigest()[:12]
+        names = {p.name for p in (tmp_path / "cells" / "full_space").glob("*.json")}
+        assert names == {f"a{la}_b{lb}_{tag}.json" for la in tiny_profile.layers("a")
+                         for lb in tiny_profile.layers("b")}
+
+    def test_pairs_run_only_their_cells_with_the_grids_records(self, serial_grid, tiny_profile, session_cache,
+                                                               tmp_path):
+        import shutil
+
+        la, lb = tiny_profile.layers("a")[-1], tiny_profile.layers("b")[0]
+        plan = SERIAL.replace(pairs=[(la, lb)])
+        fresh = run_grid(tiny_profile, plan=plan, settings=SETTINGS, cache=session_cache, out=tmp_path / "fresh")
+        shutil.copytree(serial_grid.path.parent / "cells", tmp_path / "kept" / "cells")
+        reused = run_grid(tiny_profile, plan=plan, settings=SETTINGS, cache=session_cache, out=tmp_path / "kept")
+        assert (fresh.computed, fresh.reused, reused.computed, reused.reused) == (1, 0, 0, 1)
+        whole = serial_grid.frame
+        cell = whole[(whole["layer_a"] == la) & (whole["layer_b"] == lb)].reset_index(drop=True)
+        for result in (fresh, reused):
+            pd.testing.assert_frame_equal(result.frame[list(GRID_COLUMNS)], cell[list(GRID_COLUMNS)])
+
+    def test_run_profile_keeps_each_comparisons_slots(self, tiny_profile):
+        from saesim.experiments.grid import run_profile
+
+        with pytest.raises(ValueError, match=r"leave `plan.slots` at \('a', 'b'\)"):
+            run_profile(tiny_profile, plan=GridPlan(slots=("a", "control")))
+
+
 def test_semantic_grid(tiny_profile, tiny_extraction, session_cache, tmp_path):
-    result = semantic_grid(tiny_profile, settings=SETTINGS, cache=session_cache, out=tmp_path, executor="serial",
-                           progress=False)
+    result = semantic_grid(tiny_profile, plan=SERIAL, settings=SETTINGS, cache=session_cache, out=tmp_path)
     frame = result.frame
     assert {"concept", "n_members_a", "n_members_b", "n_pairs", "skipped"} <= set(frame.columns)
     assert set(frame["concept"]) >= {"Time", "Nature", "Control"}
