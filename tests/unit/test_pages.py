@@ -338,3 +338,12 @@ class TestDrivers:
 def test_intro_summary_without_results_says_how_to_get_them(tiny_profile, tmp_path):
     text = pages.intro_summary(tiny_profile, cache_dir=tmp_path, results_dir=tmp_path / "results")
     assert text.startswith("*No results yet for profile `tiny`") and "saesim run --profile tiny" in text
+
+
+def test_tail_calibration_is_near_the_level_and_deterministic():
+    first = pages.tail_calibration(100, reps=200, seed=1)
+    assert first.equals(pages.tail_calibration(100, reps=200, seed=1))
+    assert first["null"].nunique() == 3 and set(first["level"]) == {0.05, 0.01}
+    at05 = first[first["level"] == 0.05]
+    assert ((at05["tail p ≤ level"] > 0.01) & (at05["tail p ≤ level"] < 0.1)).all()
+    assert (first["tail p ≤ level"] >= first["permutation p ≤ level"]).all()  # tail p never above permutation p
