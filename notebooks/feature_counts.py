@@ -149,5 +149,6 @@ book.glue_value("fc_n_kept", outcome_counts.get("kept", 0))
 book.glue_value("fc_n_junk", outcome_counts.get("removed: junk / shared-token filter", 0))
 display(tables.page_style(pd.Series(outcome_counts, name="many-to-1 pairs").to_frame(),
                           "Many-to-1 pairs by what the filters did with them"))
-with pd.option_context("display.max_colwidth", 120):
-    display(examples.set_index(["outcome", "A latent", "B latent"]))
+display(tables.page_style(examples.set_index(["outcome", "A latent", "B latent"]),
+                          "Pairs of each outcome, best-correlated first: their correlation r and each latent's "
+                          "top contexts and tokens"))

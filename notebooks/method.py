@@ -228,5 +228,5 @@ book.glue_value("n_grid_columns", len(GRID_COLUMNS))
 columns = pd.DataFrame({"column": list(GRID_COLUMNS),
                         "what it holds": [plots.panel_title(c) if plots.panel_title(c) != c else ""
                                           for c in GRID_COLUMNS]})
-display(columns.style.hide(axis="index").set_caption(f"The {len(GRID_COLUMNS)} stable columns of "
-                                                     f"full_space.parquet"))
+display(tables.page_style(columns.style.format(lambda name: f"<code>{name}</code>", subset=["column"])
+                          .hide(axis="index"), f"The {len(GRID_COLUMNS)} stable columns of full_space.parquet"))

@@ -14,7 +14,7 @@
 profile = "offline"
 cache_dir = None
 results_dir = None
-layer_pairs = None  # list of [layer_a, layer_b]; default: A's first, middle and last layer, B's at the same depth
+layer_pairs = None  # list of [A layer, B layer]; default: A's first, middle and last layer, B's at the same depth
 rule = None  # default: the profile's rule
 direction = "b_to_a"
 metrics = ["svcca", "rsa"]

@@ -14,7 +14,7 @@
 profile = "offline"
 cache_dir = None
 results_dir = None
-sweep_pair = None  # [layer_a, layer_b] of every sweep; default: the middle diagonal pair of the robustness chapter
+sweep_pair = None  # [A layer, B layer] of every sweep; default: the middle diagonal pair of the robustness chapter
 rule = None  # default: the profile's rule
 direction = "b_to_a"
 metrics = ["svcca", "rsa"]
@@ -41,6 +41,7 @@ from saesim.experiments import sweeps
 from saesim.experiments.bootstrap import row_documents
 from saesim.report.book import scope_note, show_figure
 from saesim.report.plots import plot_sweep, policy_label
+from saesim.report.tables import labelled
 from saesim.config import load_profile
 from saesim.experiments.grid import settings_from_profile
 from saesim.extract.pipeline import load_layer
@@ -73,10 +74,9 @@ display(Markdown(f"Profile `{prof.name}`. Every sweep below runs on one layer pa
 key = {"profile": prof.key(), "settings": sweep_settings.key(), "pair": [la, lb]}
 dimension = sweeps.kept_table(out, "sweep_svcca_dimension", key,
                               lambda: sweeps.sweep_svcca_dimension(a, b, sweep_settings))
-display(dimension[["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect",
-                   "pwcca", "pwcca_null_mean"]].assign(policy=lambda t: t["policy"].map(policy_label))
-        .style.format(precision=3).hide(axis="index")
-        .set_caption(f"SVCCA and PWCCA under each dimension policy, A{la}–B{lb}"))
+display(labelled(dimension.assign(policy=lambda t: t["policy"].map(policy_label)),
+                 ["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect", "pwcca",
+                  "pwcca_null_mean"], f"SVCCA and PWCCA under each dimension policy, A{la}–B{lb}"))
 fig = plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
 show_figure(fig, "robustness_sweep_dimension",
             f"SVCCA and PWCCA (points) and their shuffled-null means (dashes) under each dimension policy: "
@@ -112,13 +112,11 @@ budget = sweeps.kept_table(out, "sweep_token_budget", {**key, "fractions": fract
                            lambda: sweeps.sweep_token_budget(a, b, row_doc, sweep_settings, fractions=fractions,
                                                              seed=seed))
 # the sweep's budgets are one family: <metric>_p_holm is Holm over them (sweeps.sweep_token_budget)
-display(budget[["fraction", "n_docs", "n_tokens", "n_pairs"] + [c for m in metrics for c in (m, f"{m}_p",
-                                                                                              f"{m}_p_holm",
-                                                                                              f"{m}_effect")]]
-        .style.format(precision=3).hide(axis="index")
-        .set_caption(f"Scores, raw permutation p-values, p-values Holm-adjusted over the sweep's {len(budget)} "
-                     f"budgets (one family; tail fit where few shuffles reach the score) and effects on nested "
-                     f"shares of the documents, A{la}–B{lb}"))
+display(labelled(budget, ["fraction", "n_docs", "n_tokens", "n_pairs"]
+                 + [c for m in metrics for c in (m, f"{m}_p", f"{m}_p_holm", f"{m}_effect")],
+                 f"Scores, raw permutation p-values, p-values Holm-adjusted over the sweep's {len(budget)} "
+                 f"budgets (one family; tail fit where few shuffles reach the score) and effects on nested "
+                 f"shares of the documents, A{la}–B{lb}"))
 fig = plot_sweep(budget, "fraction", metrics=tuple(metrics))
 show_figure(fig, "robustness_sweep_tokens",
             f"Scores (solid) and null means (dotted) on nested random shares of the documents; "

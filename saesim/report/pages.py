@@ -707,7 +707,8 @@ def robustness_effects(sae: pd.DataFrame, family: pd.DataFrame, metrics: Sequenc
             above = ("yes" if bool(hit["above"].iloc[0]) else "no") if len(hit) else ""
             rows.append({"layer pair": f"A{r['layer_a']}–B{r['layer_b']}", "measure": _measure(m),
                          vocab.column_label("n_pairs"): int(r["n_pairs"]),
-                         "score [95 % CI]": f"{r[m]:.3f} [{r[f'{m}_ci_low']:.3f}, {r[f'{m}_ci_high']:.3f}]",
+                         "score [95 % CI]": f"{fmt_number(r[m])} [{fmt_number(r[f'{m}_ci_low'])}, "
+                                            f"{fmt_number(r[f'{m}_ci_high'])}]",
                          vocab.column_label("null_mean"): r[f"{m}_null_mean"],
                          vocab.column_label("effect"): r[f"{m}_effect"], "z": r[f"{m}_effect_z"],
                          vocab.column_label("p_holm"): p_holm, "above null": above})

@@ -181,19 +181,19 @@ _TABLE_COLS = ["concept", "n_pairs", "svcca", "svcca_null_mean", "svcca_p", "rsa
 
 _META = {
     "fig3": dict(profile="pythia", source="authors' paper, Fig. 3",
-                 text="Fig. 3: paired SVCCA (a) and RSA (b), Pythia-70m layers 1-5 (layer_a) vs Pythia-160m "
-                      "layers 1-11 (layer_b), full SAE space, 1-1 pairing. Settings: many-to-1 max-correlation "
+                 text="Fig. 3: paired SVCCA (a) and RSA (b), Pythia-70m layers 1-5 (model A) vs Pythia-160m "
+                      "layers 1-11 (model B), full SAE space, 1-1 pairing. Settings: many-to-1 max-correlation "
                       "pairing, then junk-token filter, top-5 token-set overlap, first-occurrence 1-1, r > 0.1; "
                       "SVCCA/RSA on paired decoder rows; null = 20 row shuffles. Figure number: medium "
                       "confidence; values: high (notebook pythia_heatmap_paired_scores_1_1.ipynb). 3 dp."),
     "fig4": dict(profile="gemma", source="authors' paper, Fig. 4",
-                 text="Fig. 4: paired SVCCA and RSA, Gemma-1-2B layers {6,10,12,17} (layer_a) vs Gemma-2-2B "
-                      "layers {2,6,10,14,18,22} (layer_b), full SAE space, 1-1 pairing. Settings as Fig. 3; "
+                 text="Fig. 4: paired SVCCA and RSA, Gemma-1-2B layers {6,10,12,17} (model A) vs Gemma-2-2B "
+                      "layers {2,6,10,14,18,22} (model B), full SAE space, 1-1 pairing. Settings as Fig. 3; "
                       "junk list includes <pad>; null = 10 shuffles. Figure number: medium; values: high "
                       "(notebook gemma_heatmap_paired_scoress_1_1.ipynb). 3 dp."),
     "table1": dict(profile="pythia", layers=(3, 5),
                    source="authors' paper, Table 1",
-                   text="Table 1: semantic subspaces, Pythia-70m L3 (layer_a) vs Pythia-160m L5 (layer_b), 1-1. "
+                   text="Table 1: semantic subspaces, Pythia-70m L3 (model A) vs Pythia-160m L5 (model B), 1-1. "
                         "Concept membership by keyword; pairing restricted to concept members, first-occurrence "
                         "1-1; no junk filter, no r > 0.1 cut; null = 100 shuffles if > 100 pairs else 1000; "
                         "p = mean(null >= observed). Table number high, layer pair medium, values high for the "
@@ -201,13 +201,13 @@ _META = {
                         "(Countries 0.72, People/Roles 0.50): the paper may show a subset or a re-run."),
     "table2": dict(profile="gemma", layers=(12, 14),
                    source="authors' paper, Table 2",
-                   text="Table 2: semantic subspaces, Gemma-1-2B L12 (layer_a) vs Gemma-2-2B L14 (layer_b), 1-1. "
+                   text="Table 2: semantic subspaces, Gemma-1-2B L12 (model A) vs Gemma-2-2B L14 (model B), 1-1. "
                         "Scheme as Table 1; 150 documents x 150 tokens; eight concepts (Biology included). "
                         "Table number medium, layer pair LOW (candidate chosen at the Fig. 4 peak), values high "
                         "for the notebook run (loop_semantic_spaces_gemma.ipynb)."),
     "A1": dict(profile="pythia", source="authors' paper, appendix A1",
                text="A1: Pythia 1-1 SVCCA null means ('Mean Rand SVCCA Scores') and p-values, Pythia-70m "
-                    "layers 1-5 (layer_a) vs Pythia-160m layers 1-11 (layer_b); the nulls behind Fig. 3 "
+                    "layers 1-5 (model A) vs Pythia-160m layers 1-11 (model B); the nulls behind Fig. 3 "
                     "(20 unseeded row shuffles; expect about +/-0.005 run to run). p = 0 everywhere except "
                     "(70m L4, 160m L1) = 0.2 and (70m L5, 160m L1) = 0.5. Confidence medium."),
 }

@@ -45,6 +45,7 @@ __all__ = [
     "concept_table",
     "counts_table",
     "display_name",
+    "labelled",
     "layer_table",
     "comparison_style",
     "comparison_table",
@@ -109,14 +110,16 @@ def layer_table(frame: pd.DataFrame, value: str, *, rows: str = "layer_b", cols:
     >>> frame = pd.DataFrame({"layer_a": [1, 1, 2, 2], "layer_b": [1, 2, 1, 2],
     ...                       "svcca": [0.1, 0.2, 0.3, 0.4]})
     >>> layer_table(frame, "svcca", fmt=".2f")  # doctest: +NORMALIZE_WHITESPACE
-    layer_a     1     2
-    layer_b
+    A layer     1     2
+    B layer
     2        0.20  0.40
     1        0.10  0.30
     """
     grid = pivot_grid(frame, value, rows=rows, cols=cols)
     if fmt is not None:
         grid = grid.astype(object).map(lambda v: format_cell(v, fmt))
+    grid.index.name = vocab.column_label(rows, default=rows)
+    grid.columns.name = vocab.column_label(cols, default=cols)
     return grid
 
 
@@ -209,6 +212,7 @@ def counts_table(frame: pd.DataFrame) -> pd.DataFrame:
         with np.errstate(divide="ignore", invalid="ignore"):
             kept = 100.0 * rows["n_pairs"].to_numpy(dtype=float) / rows[denominator].to_numpy(dtype=float)
         out["kept %"] = np.where(np.isfinite(kept), kept, np.nan)
+    out.index.names = [vocab.column_label(k, default=k) for k in keys]
     return out
 
 
@@ -333,21 +337,36 @@ PAGE_TABLE_STYLES = [
 """CSS of every table on the book's pages: padded cells (numbers never run together), scrolling when wide."""
 
 
-def page_style(table, caption: str | None = None, *, precision: int = 3):
-    """A table as the book shows it: ``precision`` decimals, padded cells, a caption, scrolling when wide.
+def page_style(table, caption: str | None = None, *, precision: int = 3, name: str | None = None):
+    """A table as the book shows it: ``precision`` decimals, padded cells, a numbered caption with a
+    stable anchor, scrolling when wide.
 
     Parameters
     ----------
     table : pandas.DataFrame or pandas.io.formats.style.Styler
     caption : str, optional
-        E.g. ``"Table 1 analogue: ..."``.
+        E.g. ``"Appendix A4 analogue: ..."``; shown after the label "Table N".
     precision : int, default 3
         Decimals of floating-point cells (a Styler keeps its own formats).
+    name : str, optional
+        The table's stable name (a letter, then letters, digits, ``_``, ``-``). Default: the
+        caption's first six words as a slug (:func:`saesim.report.citable.table_slug`,
+        ``"appendix-a4-analogue-latents-and-pairs"``), ``-2``, ``-3``, ... appended when the page
+        already has a table of that name.
 
     Returns
     -------
     pandas.io.formats.style.Styler
+
+    Notes
+    -----
+    The ``<table>``'s HTML id is ``T_<name>`` (the Styler's uuid, so its CSS stays scoped to it):
+    ``full_space.html#T_<name>`` cites it in every build. "Table N" numbers the page's tables in the
+    order the page styles them (:func:`saesim.report.citable.table_anchor`; one kernel per page),
+    and links to the anchor. A Styler already styled here keeps its name and number.
     """
+    from saesim.report.citable import table_anchor
+
     if isinstance(table, pd.DataFrame):
         number = f".{precision}f"
         styler = table.style.format(lambda v: format_cell(v, number) if isinstance(v, (float, np.floating)) else v,
@@ -357,7 +376,17 @@ def page_style(table, caption: str | None = None, *, precision: int = 3):
     _no_negative_zero(styler)
     styler = styler.set_table_attributes('class="dataframe saesim-table"').set_table_styles(PAGE_TABLE_STYLES,
                                                                                           overwrite=False)
-    return styler.set_caption(caption) if caption else styler
+    previous = getattr(styler, "_saesim_table", None)
+    tid, n = previous if previous is not None and name in (None, previous[0]) else table_anchor(name, caption)
+    styler._saesim_table = (tid, n)
+    styler.set_uuid(tid)
+    styler.cell_ids = False  # ids only on cells that carry a style: the table's id is the anchor
+    previous_caption = getattr(styler, "_saesim_caption", None)
+    text = caption if caption else previous_caption
+    styler._saesim_caption = text
+    label = (f'<span class="caption-number saesim-table-number"><a class="saesim-table-label" href="#T_{tid}" '
+             f'title="Stable anchor of this table: #T_{tid}">Table {n}</a>.</span>')
+    return styler.set_caption(f"{label} {text}" if text else label)
 
 
 _NEGATIVE_ZERO = re.compile(r"^([-\u2212])(0(?:\.0+)?)(%?)$")
@@ -386,6 +415,14 @@ def _no_negative_zero(styler) -> None:
         funcs[key] = wrap(func)
     if default is not None:
         funcs.default_factory = lambda: wrap(default())
+
+
+def labelled(frame: pd.DataFrame, columns: Sequence[str], caption: str | None = None, *, precision: int = 3):
+    """``frame[columns]`` as the book shows it: headers from :func:`saesim.vocab.column_label`
+    (a name it does not know is kept), numbers rounded to ``precision`` (never ``-0.000``), no index."""
+    check_frame(frame, "frame", list(columns))
+    shown = frame[list(columns)].rename(columns=lambda c: vocab.column_label(c, default=c))
+    return page_style(shown, caption, precision=precision).hide(axis="index")
 
 
 def styled(table: pd.DataFrame, *, fmt: str = "{:.3f}", cmap: str = "magma", vmin=None, vmax=None):

@@ -29,6 +29,7 @@ import pandas as pd
 
 from saesim.compare.effects import as_float
 from saesim.compare.significance import ALPHA, above_null
+from saesim.report.frames import fmt_number
 from saesim.vocab import column_label, label
 
 __all__ = ["BASELINES", "IDENTICAL_R", "NO_SCORE", "PLACES", "SATURATION_RATIO", "SEED", "Verdict", "judge", "place",
@@ -82,8 +83,8 @@ def place(sae, base) -> tuple[str, bool]:
 
 def _fmt(row) -> str:
     value, low, high = as_float(row.get("value")), as_float(row.get("ci_low")), as_float(row.get("ci_high"))
-    text = f"{value:.3f}"
-    return f"{text} [{low:.3f}, {high:.3f}]" if np.isfinite(low) and np.isfinite(high) else text
+    text = fmt_number(value)
+    return f"{text} [{fmt_number(low)}, {fmt_number(high)}]" if np.isfinite(low) and np.isfinite(high) else text
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class TestLayerTable:
         table = layer_table(grid_frame(layers_b=(1, 2, 3)), "svcca")
         assert table.index.tolist() == [3, 2, 1]
         assert table.columns.tolist() == [1, 2, 3]
-        assert table.index.name == "layer_b" and table.columns.name == "layer_a"
+        assert table.index.name == "B layer" and table.columns.name == "A layer"  # human names (saesim.vocab)
 
     def test_cells_hold_their_pair(self):
         table = layer_table(grid_frame(), "svcca")
@@ -152,13 +152,13 @@ class TestCountsTable:
 
     def test_index_sorted_and_includes_rule_when_several(self):
         table = counts_table(self.frame())
-        assert table.index.names == ["layer_a", "layer_b", "rule"]
+        assert table.index.names == ["A layer", "B layer", "rule"]
         assert table.index.tolist()[:3] == [(1, 1, "first_index"), (1, 1, "many_to_one"), (1, 2, "first_index")]
 
     def test_single_rule_not_in_index(self):
         frame = self.frame()
         table = counts_table(frame[frame.rule == "first_index"])
-        assert table.index.names == ["layer_a", "layer_b"]
+        assert table.index.names == ["A layer", "B layer"]
         assert table.loc[(2, 1), "pairs kept"] == 100
 
     def test_kept_percent_of_choosers(self):
