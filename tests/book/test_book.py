@@ -312,6 +312,18 @@ class TestTinyBook:
             assert "cdn.jsdelivr" not in text and "unpkg.com" not in text and "cdnjs" not in text, page
         assert (built.html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()
 
+    def test_no_reader_facing_defects(self, built):
+        """Raw column names, printed paths, -0.000, unformatted floats and nan in the reader's text
+        (saesim.report.lint): none on any page of the tiny book."""
+        from saesim.report.lint import lint_book
+
+        defects = lint_book(built.html_dir)
+        assert not defects, "\n".join(map(str, defects[:30]))
+
+    def test_intro_leads_with_the_summary_of_this_build(self, built):
+        intro = (built.html_dir / "book" / "intro.html").read_text()
+        assert "In short" in intro and "What does not hold up." in intro and "layer pairs lie above their null" in intro
+
     def test_rerun_with_other_parameters_changes_figures_and_glued_numbers(self, built, tiny_results, tmp_path):
         generated = built.root / "book" / "generated"
         params = {"profile": "tiny", "cache_dir": str(tiny_results), "results_dir": str(tiny_results / "results")}
@@ -376,15 +388,21 @@ class TestTinyBook:
         assert glued(built.root / "book" / "generated" / "full_space.ipynb")["fs_rule"] == "'first_index'"
 
 
-@pytest.mark.slow
-def test_every_page_loads_in_a_real_browser(built):
+@pytest.fixture(scope="module")
+def site_reports(built):
+    """Every page of the tiny book opened in headless Chromium (:func:`tests.book.browser.check_site`)."""
     from tests.book import browser
 
     if not browser.chromium_available():
         pytest.skip("chromium is not installed; run .ci/install_chromium.sh")
     # served under /saesim/ (a project page's sub-path); no page may show where it was built
-    reports = browser.check_site(built.html_dir, machine_paths=(str(ROOT), str(built.root), str(built.html_dir),
-                                                                str(built.root.parent)))
+    return browser.check_site(built.html_dir, machine_paths=(str(ROOT), str(built.root), str(built.html_dir),
+                                                             str(built.root.parent)))
+
+
+@pytest.mark.slow
+def test_every_page_loads_in_a_real_browser(site_reports):
+    reports = site_reports
     assert len(reports) >= len(build.NOTEBOOKS) + 2
     problems = [p for r in reports for p in r.problems]
     assert not problems, "\n".join(problems)
@@ -394,6 +412,20 @@ def test_every_page_loads_in_a_real_browser(built):
     assert search and search[0].search_results > 0, "the site's search works under the sub-path"
     method = next(r for r in reports if r.path.endswith("method.html"))
     assert method.math and method.typeset, "MathJax typeset the method page's math"
+
+
+@pytest.mark.slow
+def test_no_table_is_wider_than_the_column(site_reports):
+    """Every table shown on every page fits the content column in a 1280 px window, without scrolling sideways."""
+    from tests.book import browser
+
+    tables = [t for r in site_reports for t in r.tables]
+    explorer = next(r for r in site_reports if r.path.endswith("explorer.html"))
+    assert any(t["name"].startswith("Pairs of A") for t in explorer.tables), explorer.tables
+    assert len(tables) >= len(build.NOTEBOOKS)
+    wide = [w for r in site_reports for w in r.wide_tables]
+    assert not wide, (f"{len(wide)} of {len(tables)} tables are wider than the content column at "
+                      f"{browser.TABLE_WINDOW_PX} px:\n" + "\n".join(wide))
 
 
 @pytest.mark.slow
@@ -490,3 +522,9 @@ class TestPageHelpers:
         assert _png_width(tmp_path / "tiny_fig.png") >= book.MIN_FIGURE_PX
         text = shown[0].data
         assert ":width: 100%" in text and "saesim" in text and "commit" in text
+        # the stable name is the citable handle under the caption (saesim.report.sphinxext makes it the anchor)
+        assert ":name: tiny-fig\n" in text and "\n\nCite as: {saesim-cite}`tiny_fig`\n:::" in text
+        bad = plt.figure()
+        with pytest.raises(ValueError, match="start with a letter"):
+            book.show_figure(bad, "tiny fig", "A caption.", out_dir=tmp_path)
+        plt.close(bad)
