@@ -3,7 +3,8 @@
 A result that a rerun reads back (a grid cell's JSON, a grid's parquet, a figure) is written to a
 temporary sibling and moved into place with :func:`os.replace`, so a reader never sees a
 half-written file and an interrupted run leaves nothing that looks finished; on failure the
-temporary file is removed. :func:`to_jsonable` turns numpy scalars and arrays into the plain Python
+temporary file is removed. A folder (a tokenizer, an SAE, unpacked assets) is built the same way in a
+temporary sibling folder by :func:`atomic_folder`. :func:`to_jsonable` turns numpy scalars and arrays into the plain Python
 values :mod:`json` writes.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +22,7 @@ from pathlib import Path, PurePath
 import numpy as np
 
 __all__ = [
+    "atomic_folder",
     "atomic_parquet",
     "atomic_path",
     "atomic_write_bytes",
@@ -53,6 +57,40 @@ def atomic_path(path) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_folder(path) -> Iterator[Path]:
+    """A fresh, empty temporary folder beside ``path`` to fill; it replaces ``path`` on success, is removed on failure.
+
+    The parent folder is created. The temporary folder (``.<name>.<pid>.<random>.tmp``) is unique
+    per process and call. On success an earlier folder at ``path`` is first moved aside (and then
+    removed), so ``path`` holds either the old folder or the new one, never a mix.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "tokenizer"
+    >>> with atomic_folder(target) as tmp:
+    ...     _ = (tmp / "vocab.json").write_text("{}")
+    >>> sorted(p.name for p in target.iterdir())
+    ['vocab.json']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

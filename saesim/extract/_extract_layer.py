@@ -30,6 +30,7 @@ from saesim.extract._extract_keys import (
 from saesim.extract._extract_records import FvuWarning, LayerSummary
 from saesim.extract.cache import ArtefactStore
 from saesim.extract.data import TokenGrid
+from saesim.io import atomic_write_text
 
 logger = logging.getLogger("saesim.extract.pipeline")  # the extraction logs under one name, as before the split
 
@@ -125,9 +126,7 @@ def _finish_train_report(train_report: dict, path: Path, sae, acts: np.ndarray, 
 
     n = int(train_report["n_tokens"])
     report = {**train_report, **code_stats(sae, acts[:n], codes[:n])}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=float))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(report, indent=1, default=float))
     return report
 
 

@@ -29,6 +29,7 @@ from saesim.extract._extract_layer import check_width, ensure_tiny_saes, neighbo
 from saesim.extract._extract_records import ExtractSummary, LayerSummary
 from saesim.extract.cache import ArtefactStore
 from saesim.extract.data import TokenGrid, load_texts, require_hub
+from saesim.io import atomic_write_text
 
 logger = logging.getLogger("saesim.extract.pipeline")  # the extraction logs under one name, as before the split
 
@@ -231,8 +232,6 @@ def _write_report(summary: ExtractSummary, profile: Profile, root: Path) -> None
             "layers": [dict(layer.row(), train=layer.train) for layer in summary.layers],
         }
         path = root / f"extract-{profile.name}.json"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1, default=float))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(payload, indent=1, default=float))
     except OSError as exc:  # the report is a convenience; the store holds the data
         logger.warning("could not write the extraction report: %s", exc)

@@ -25,6 +25,8 @@ import shutil
 import struct
 from pathlib import Path
 
+from saesim.io import atomic_write_text
+
 MANIFEST = "saesim_files.manifest"
 """Name of the manifest file saesim writes last into every folder it makes."""
 
@@ -86,9 +88,7 @@ def write_manifest(folder: str | os.PathLike, *, extra: dict | None = None,
         rel = path.relative_to(folder).as_posix()
         files[rel] = {"size": stat.st_size, "sha256": known.get(rel) or sha256_file(path), "mtime_ns": stat.st_mtime_ns}
     manifest = {"version": MANIFEST_VERSION, "files": files, **(extra or {})}
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, folder / MANIFEST)
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 
 

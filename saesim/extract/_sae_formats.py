@@ -13,9 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
-import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -24,6 +21,7 @@ import numpy as np
 
 from saesim.extract._integrity import write_manifest
 from saesim.extract._sae_weights import SaeFormatError, SaeNormalisationWarning, SaeWeights
+from saesim.io import atomic_folder
 
 __all__ = [
     "import_sparsify",
@@ -137,26 +135,6 @@ def weights_from_saelens(sae, *, hook: str | None = None, sae_id: str = "", sour
     )
 
 
-@contextlib.contextmanager
-def _atomic_dir(target: Path):
-    """Yield a temporary sibling folder; on success it replaces ``target``."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}."))
-    try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".old-{target.name}.{os.getpid()}.{time.monotonic_ns()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def save_sparsify(weights_or_sae, directory: str | os.PathLike) -> Path:
     """Write an SAE in sparsify's on-disk format (``cfg.json`` + ``sae.safetensors``).
 
@@ -203,7 +181,7 @@ def save_sparsify(weights_or_sae, directory: str | os.PathLike) -> Path:
         if not hasattr(sae, "save_to_disk"):
             raise TypeError(f"`weights_or_sae` must be SaeWeights or a sparsify.Sae; got {type(sae).__name__}.")
     directory = Path(directory)
-    with _atomic_dir(directory) as tmp:
+    with atomic_folder(directory) as tmp:
         sae.save_to_disk(tmp)
         write_manifest(tmp, extra={"writer": "saesim.extract.saes.save_sparsify"})
     return directory
@@ -279,7 +257,7 @@ def save_saelens(
         sae = StandardSAE(StandardSAEConfig(**common))
     sae.load_state_dict(state)
     directory = Path(directory)
-    with _atomic_dir(directory) as tmp:
+    with atomic_folder(directory) as tmp:
         sae.save_model(tmp)
         write_manifest(tmp, extra={"writer": "saesim.extract.saes.save_saelens"})
     return directory

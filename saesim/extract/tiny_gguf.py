@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from saesim.io import atomic_folder, atomic_path
 
 FAMILIES = ("gemma3", "llama")
 QTYPES = ("F32", "Q8_0")
@@ -257,7 +257,7 @@ def write_tiny_gguf(folder: str | os.PathLike, family: str, *, seed: int = 0, qt
     Returns
     -------
     Path
-        The GGUF file, written atomically (temp file in ``folder``, then ``os.replace``). The HF
+        The GGUF file, written atomically (:func:`saesim.io.atomic_path`). The HF
         reference (``save_pretrained`` + ``tokenizer.json``) goes to ``reference_dir(folder, family,
         seed=seed)``; load it with ``tiny_reference``.
     """
@@ -274,10 +274,8 @@ def write_tiny_gguf(folder: str | os.PathLike, family: str, *, seed: int = 0, qt
     filename, _ = _names(family, seed, qtype)
     c = model.config
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        w = gguf.GGUFWriter(tmp, family)
+    with atomic_path(folder / filename) as tmp:
+        w = gguf.GGUFWriter(str(tmp), family)
         w.add_name(f"tiny {family} s{seed}")
         w.add_file_type(int(gguf.LlamaFileType.ALL_F32 if qtype == "F32" else gguf.LlamaFileType.MOSTLY_Q8_0))
         w.add_context_length(c.max_position_embeddings)
@@ -322,10 +320,6 @@ def write_tiny_gguf(folder: str | os.PathLike, family: str, *, seed: int = 0, qt
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-        os.replace(tmp, folder / filename)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     _save_reference(model, vocab["reference"], reference_dir(folder, family, seed=seed))
     return folder / filename
 
@@ -336,16 +330,9 @@ def reference_dir(folder: str | os.PathLike, family: str, *, seed: int = 0) -> P
 
 
 def _save_reference(model, tokenizer, target: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save(str(tmp / "tokenizer.json"))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def tiny_reference(folder: str | os.PathLike, family: str, *, seed: int = 0):

@@ -10,6 +10,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from saesim.io import atomic_folder, atomic_path
+
 __all__ = [
     "MATHJAX_ENTRY",
     "MATHJAX_INTEGRITY",
@@ -43,8 +45,6 @@ def ensure_plotly(static_dir) -> Path:
     no script from another host; returns the file's path.
     """
     import plotly
-
-    from saesim.io import atomic_path
 
     source = Path(plotly.__file__).parent / "package_data" / PLOTLY_FILE
     target = Path(static_dir) / PLOTLY_FILE
@@ -89,10 +89,7 @@ def ensure_mathjax(target, *, vendor=None, version: str = MATHJAX_VERSION, integ
         if not _integrity_ok(tarball, integrity):
             tarball.unlink(missing_ok=True)
             raise RuntimeError(f"mathjax-{version}.tgz does not match the pinned integrity {integrity}; refusing it.")
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    with tarfile.open(tarball, "r:gz") as archive:
+    with atomic_folder(target) as tmp, tarfile.open(tarball, "r:gz") as archive:
         members = [m for m in archive.getmembers() if m.name.startswith("package/es5/") and m.isfile()]
         for member in members:
             member.name = member.name[len("package/es5/"):]
@@ -100,10 +97,7 @@ def ensure_mathjax(target, *, vendor=None, version: str = MATHJAX_VERSION, integ
         licence = archive.extractfile("package/LICENSE")
         if licence is not None:
             (tmp / "LICENSE").write_bytes(licence.read())
-    (tmp / ".version").write_text(version)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+        (tmp / ".version").write_text(version)
     return entry
 
 

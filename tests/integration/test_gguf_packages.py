@@ -10,9 +10,9 @@ from importlib import metadata
 import numpy as np
 import pytest
 
+import saesim.io
 from saesim.config import ModelSpec
 from saesim.errors import ModelPackageError
-from saesim.extract import gguf
 from saesim.extract.gguf import GGUF_MODELS, GgufModel, assemble_parts, gguf_path
 from saesim.extract.tiny_gguf import write_tiny_gguf
 
@@ -74,10 +74,10 @@ class TestAssembly:
             calls.append(dst)
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(gguf.os, "replace", crash)
+        monkeypatch.setattr(saesim.io.os, "replace", crash)  # assemble_parts moves the file with saesim.io
         with pytest.raises(KeyboardInterrupt):
             gguf_path(tiny_llama, tmp_path)
-        monkeypatch.setattr(gguf.os, "replace", real)
+        monkeypatch.setattr(saesim.io.os, "replace", real)
         folder = tmp_path / "models" / f"tiny-llama-split-{tiny_llama.sha256[:12]}"
         assert calls and not any(folder.iterdir())
 

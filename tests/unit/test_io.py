@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saesim.io import atomic_parquet, atomic_path, atomic_write_bytes, atomic_write_text, read_json_or_none, to_jsonable
+from saesim.io import (
+    atomic_folder,
+    atomic_parquet,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_json_or_none,
+    to_jsonable,
+)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -60,6 +68,33 @@ class TestAtomicWrites:
         back = pd.read_parquet(target)
         pd.testing.assert_frame_equal(back, frame.reset_index(drop=True))
         assert leftovers(tmp_path) == []
+
+
+class TestAtomicFolder:
+    def test_folder_lands_whole_and_replaces_the_old_one(self, tmp_path):
+        target = tmp_path / "models" / "tokenizer"
+        with atomic_folder(target) as tmp:
+            assert tmp.is_dir() and not any(tmp.iterdir()) and tmp.parent == target.parent
+            (tmp / "old.json").write_text("1")
+        with atomic_folder(target) as tmp:
+            (tmp / "vocab.json").write_text("{}")
+            (tmp / "sub").mkdir()
+            (tmp / "sub" / "merges.txt").write_text("a b")
+            assert (target / "old.json").read_text() == "1"  # the old folder stays until the new one is done
+        assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [
+            "sub", "sub/merges.txt", "vocab.json"]
+        assert sorted(p.name for p in target.parent.iterdir()) == ["tokenizer"]
+
+    def test_failure_removes_the_temporary_folder_and_keeps_the_old_one(self, tmp_path):
+        target = tmp_path / "sae"
+        target.mkdir()
+        (target / "cfg.json").write_text("old")
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_folder(target) as tmp:
+                (tmp / "cfg.json").write_text("half")
+                raise KeyboardInterrupt
+        assert (target / "cfg.json").read_text() == "old"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["sae"]
 
 
 class TestReadJson:
