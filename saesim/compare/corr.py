@@ -52,6 +52,19 @@ import numpy as np
 import scipy.sparse as sp
 
 from saesim.validation import check_codes, check_positive_int, check_same_rows
+from saesim.compare._corr_kernels import (
+    canonical_csr,
+    dead_tolerance,
+    merge_top_m,
+    r_bins,
+    segment_ids,
+    segment_top_m,
+    sparse_scales,
+    top_m_unsorted,
+    work_blocks,
+)
+from saesim.compare._corr_kernels import r_bins as _r_bins  # noqa: F401  (old name, used by tests)
+from saesim.compare._corr_kernels import top_m_unsorted as _top_m_unsorted  # noqa: F401  (old name, used by tests)
 
 __all__ = [
     "AUTHORS_EPS",
@@ -214,7 +227,7 @@ class CoactivationCorrelation:
         """Best partners (r > 0 only) and top-m candidates in both directions."""
         check_positive_int(m, "m", fix=f"Pass the candidates per latent, e.g. m={DEFAULT_TOP_M}.")
         n_b, n_a = self.r_by_b.shape
-        segment = _segment_ids(self.r_by_b.indptr)
+        segment = segment_ids(self.r_by_b.indptr)
         keep = self.r_by_b.data > 0
         keep &= ~self.dead_a[self.r_by_b.indices]
         keep &= ~self.dead_b[segment]
@@ -222,10 +235,10 @@ class CoactivationCorrelation:
         np.cumsum(np.bincount(segment[keep], minlength=n_b), out=indptr[1:])
         positive = sp.csr_matrix((self.r_by_b.data[keep], self.r_by_b.indices[keep], indptr), shape=(n_b, n_a))
         del segment, keep
-        top_index, top_r = _segment_top_m(positive.indptr, positive.indices, positive.data, m)
+        top_index, top_r = segment_top_m(positive.indptr, positive.indices, positive.data, m)
         by_a = positive.T.tocsr()  # (n_a, n_b), column indices sorted by construction
         del positive
-        top_index_a, top_r_a = _segment_top_m(by_a.indptr, by_a.indices, by_a.data, m)
+        top_index_a, top_r_a = segment_top_m(by_a.indptr, by_a.indices, by_a.data, m)
         return BestPartners(
             index=top_index[:, 0].copy(),
             r=top_r[:, 0].copy(),
@@ -331,13 +344,13 @@ class CoactivationMoments:
         n = float(self.n_tokens_)
         ss_a = np.maximum(self.sumsq_a_ - self.sum_a_**2 / n, 0.0)
         ss_b = np.maximum(self.sumsq_b_ - self.sum_b_**2 / n, 0.0)
-        dead_a = ss_a <= _dead_tolerance(self.sumsq_a_)
-        dead_b = ss_b <= _dead_tolerance(self.sumsq_b_)
+        dead_a = ss_a <= dead_tolerance(self.sumsq_a_)
+        dead_b = ss_b <= dead_tolerance(self.sumsq_b_)
         cross = self.cross_
         cross.sum_duplicates()
         cross.sort_indices()
         a_of = cross.indices
-        b_of = _segment_ids(cross.indptr)
+        b_of = segment_ids(cross.indptr)
         # r = (M - s_a s_b / T) / sqrt(SS_a SS_b), computed in place on one copy of M.
         r = cross.data - self.sum_a_[a_of] * (self.sum_b_ / n)[b_of]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -492,150 +505,6 @@ def _as_nonnegative_csr(codes, *, name: str) -> sp.csr_matrix:
     return codes.astype(np.float64)
 
 
-def _dead_tolerance(sumsq: np.ndarray) -> np.ndarray:
-    """Sum of squared deviations at or below which a latent counts as dead."""
-    return 1e-12 * np.maximum(sumsq, 1e-300)
-
-
-def _segment_ids(indptr: np.ndarray) -> np.ndarray:
-    """Segment (row) number of every stored entry of a compressed matrix (int32)."""
-    n_segments = indptr.shape[0] - 1
-    return np.repeat(np.arange(n_segments, dtype=np.int32), np.diff(indptr))
-
-
-def _segment_top_m(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, m: int):
-    """Top-m (index, value) per compressed segment, value descending, ties to lower index.
-
-    ``indices`` must be sorted within each segment. Runs m passes of a
-    segment-wise maximum, each O(nnz); no global sort.
-    """
-    n_segments = indptr.shape[0] - 1
-    top_index = np.full((n_segments, m), -1, dtype=np.int64)
-    top_value = np.full((n_segments, m), np.nan)
-    lengths = np.diff(indptr)
-    nonempty = np.flatnonzero(lengths > 0)
-    if nonempty.size == 0:
-        return top_index, top_value
-    segment_of = _segment_ids(indptr)
-    remaining = values.astype(np.float64, copy=True)
-    for slot in range(m):
-        seg_max = np.maximum.reduceat(remaining, indptr[nonempty])
-        full_max = np.full(n_segments, -np.inf)
-        full_max[nonempty] = seg_max
-        hits = np.flatnonzero((remaining == full_max[segment_of]) & np.isfinite(remaining))
-        if hits.size == 0:
-            break
-        hit_segments = segment_of[hits]
-        first = np.ones(hits.size, dtype=bool)
-        first[1:] = hit_segments[1:] != hit_segments[:-1]
-        chosen = hits[first]
-        top_index[segment_of[chosen], slot] = indices[chosen]
-        top_value[segment_of[chosen], slot] = remaining[chosen]
-        remaining[chosen] = -np.inf
-    return top_index, top_value
-
-
-def _canonical_csr(codes) -> sp.csr_matrix:
-    """fp64 CSR without duplicate entries (the caller's arrays are never modified)."""
-    codes = sp.csr_matrix(codes, dtype=np.float64)
-    if not codes.has_canonical_format:
-        codes = codes.copy()
-        codes.sum_duplicates()
-    return codes
-
-
-def _sparse_scales(codes: sp.csr_matrix):
-    """Per-latent ``(sum, 1/sqrt(SS) with 0 for dead, dead)`` of non-negative CSR codes (fp64)."""
-    n_tokens, n_latents = codes.shape
-    sums = np.bincount(codes.indices, weights=codes.data, minlength=n_latents)
-    sumsq = np.bincount(codes.indices, weights=codes.data * codes.data, minlength=n_latents)
-    ss = np.maximum(sumsq - sums**2 / n_tokens, 0.0)
-    dead = ss <= _dead_tolerance(sumsq)
-    inv_norm = np.zeros(n_latents)
-    np.divide(1.0, np.sqrt(ss), out=inv_norm, where=~dead)
-    return sums, inv_norm, dead
-
-
-def _work_blocks(codes_a: sp.csr_matrix, codes_b: sp.csr_matrix, block_size: int | None) -> np.ndarray:
-    """Boundaries of blocks of B latents: ``block_size`` latents, or ~DEFAULT_BLOCK_WORK products each."""
-    n_b = codes_b.shape[1]
-    if n_b == 0:
-        return np.zeros(1, dtype=np.int64)
-    if block_size is not None:
-        return np.append(np.arange(0, n_b, block_size), n_b)
-    # products of B latent j: sum over the tokens it fires on of A's active count there
-    per_token = np.diff(codes_a.indptr).astype(np.float64)
-    work = np.bincount(codes_b.indices, weights=np.repeat(per_token, np.diff(codes_b.indptr)), minlength=n_b)
-    cum = np.cumsum(work)
-    n_blocks = max(1, int(np.ceil(cum[-1] / DEFAULT_BLOCK_WORK)))
-    cuts = np.searchsorted(cum, np.arange(1, n_blocks) * (cum[-1] / n_blocks), side="right")
-    return np.unique(np.concatenate([[0], cuts, [n_b]]))
-
-
-def _r_bins(r: np.ndarray, n_bins: int) -> np.ndarray:
-    """``ceil(r * n_bins)`` clamped to [0, n_bins] (intp): 0 exactly when r <= 0, non-decreasing in r."""
-    bins = np.multiply(r, n_bins)
-    np.ceil(bins, out=bins)
-    np.fmax(bins, 0.0, out=bins)  # fmax also maps a nan to 0 (no partner)
-    np.minimum(bins, n_bins, out=bins)
-    return bins.astype(np.intp)
-
-
-def _top_m_unsorted(segment, index, value, bins, n_segments: int, m: int, n_bins: int, *, indptr=None):
-    """Exact top-m ``(index, value)`` per segment among entries with ``bins >= 1``, in any order.
-
-    Value descending, ties to the lower index (indices distinct within a segment);
-    padded with -1 / nan. ``bins`` is a non-decreasing function of ``value`` in
-    [0, n_bins]. When there are many entries, a per-segment histogram of ``bins``
-    gives the bin of each segment's m-th largest value; entries below it cannot be
-    in the top m and are dropped before the (small) sort. With ``indptr`` the
-    segments are contiguous runs (``segment`` is then ignored and may be None).
-    """
-    top_index = np.full((n_segments, m), -1, dtype=np.int64)
-    top_value = np.full((n_segments, m), np.nan)
-    counts = None if indptr is None else np.diff(indptr)
-    if value.size > n_segments * (n_bins + 1) // 8:
-        if counts is None:
-            key = np.multiply(segment, n_bins + 1, dtype=np.intp)
-        else:
-            key = np.repeat(np.arange(0, n_segments * (n_bins + 1), n_bins + 1, dtype=np.intp), counts)
-        key += bins
-        hist = np.bincount(key, minlength=n_segments * (n_bins + 1))
-        del key
-        at_least = np.cumsum(hist.reshape(n_segments, n_bins + 1)[:, :0:-1], axis=1)  # [:, c]: bins >= n_bins - c
-        floor_bin = n_bins - np.argmax(at_least >= m, axis=1)
-        floor_bin[at_least[:, -1] < m] = 1  # fewer than m positive entries: keep them all
-        keep = np.flatnonzero(bins >= (floor_bin[segment] if counts is None else np.repeat(floor_bin, counts)))
-    else:
-        keep = np.flatnonzero(bins >= 1)
-    if keep.size == 0:
-        return top_index, top_value
-    segment = segment[keep] if counts is None else np.searchsorted(indptr, keep, side="right") - 1
-    index, value = index[keep], value[keep]
-    order = np.lexsort((index, -value, segment))
-    segment, index, value = segment[order], index[order], value[order]
-    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
-    rank = np.arange(segment.size) - np.repeat(starts, np.diff(np.r_[starts, segment.size]))
-    chosen = rank < m
-    top_index[segment[chosen], rank[chosen]] = index[chosen]
-    top_value[segment[chosen], rank[chosen]] = value[chosen]
-    return top_index, top_value
-
-
-def _merge_top_m(run_index, run_value, new_index, new_value, rows) -> None:
-    """Merge sorted top-m lists into the running ones (in place) for ``rows``.
-
-    Every running entry has a lower index than every new one, so a stable sort
-    with the running entries first sends ties to the lower index.
-    """
-    m = run_index.shape[1]
-    index = np.concatenate([run_index[rows], new_index[rows]], axis=1)
-    value = np.concatenate([run_value[rows], new_value[rows]], axis=1)
-    order = np.argsort(np.where(index >= 0, -value, np.inf), axis=1, kind="stable")[:, :m]
-    run_index[rows] = np.take_along_axis(index, order, axis=1)
-    run_value[rows] = np.take_along_axis(value, order, axis=1)
-
-
 def _sparse_best_partners(codes_a, codes_b, *, m: int, block_size: int | None, chunk_rows: int) -> BestPartners:
     """Sparse path: scaled co-firing products in blocks of B latents, exact top-m both ways.
 
@@ -646,18 +515,18 @@ def _sparse_best_partners(codes_a, codes_b, *, m: int, block_size: int | None, c
     current m-th value (blocks go in B order, so ties keep the earlier one).
     Dead latents have u = 0 and s u = 0, so all their r are 0: never a partner.
     """
-    a, b = _canonical_csr(codes_a), _canonical_csr(codes_b)
+    a, b = canonical_csr(codes_a), canonical_csr(codes_b)
     n_tokens, n_a = a.shape
     n_b = b.shape[1]
-    sum_a, inv_a, dead_a = _sparse_scales(a)
-    sum_b, inv_b, dead_b = _sparse_scales(b)
+    sum_a, inv_a, dead_a = sparse_scales(a)
+    sum_b, inv_b, dead_b = sparse_scales(b)
     shift_a = sum_a * inv_a  # s_i u_i
     shift_b = sum_b / n_tokens * inv_b  # s_j v_j / T
     a_scaled = sp.csr_matrix((a.data * inv_a[a.indices], a.indices, a.indptr), shape=a.shape)
     b_scaled = sp.csr_matrix((b.data * inv_b[b.indices], b.indices, b.indptr), shape=b.shape)
     chunks = [(a_scaled[lo:lo + chunk_rows], b_scaled[lo:lo + chunk_rows].T.tocsr())
               for lo in range(0, n_tokens, chunk_rows)]
-    bounds = _work_blocks(a, b, block_size)
+    bounds = work_blocks(a, b, block_size, DEFAULT_BLOCK_WORK)
     del a, b, a_scaled, b_scaled
     coarse = _R_BINS // 16  # A side: fewer segments' worth of bins per block
     top_index = np.full((n_b, m), -1, dtype=np.int64)
@@ -674,18 +543,18 @@ def _sparse_best_partners(codes_a, codes_b, *, m: int, block_size: int | None, c
         r = cross.data
         r -= shift_a[a_of] * np.repeat(shift_b[lo:hi], np.diff(cross.indptr))
         np.minimum(r, 1.0, out=r)
-        bins = _r_bins(r, _R_BINS)
-        top_index[lo:hi], top_r[lo:hi] = _top_m_unsorted(
+        bins = r_bins(r, _R_BINS)
+        top_index[lo:hi], top_r[lo:hi] = top_m_unsorted(
             None, a_of, r, bins, hi - lo, m, _R_BINS, indptr=cross.indptr
         )
         enter = np.flatnonzero(r > beat_a[a_of])
         if enter.size:
             b_of = np.searchsorted(cross.indptr, enter, side="right") - 1 + lo
-            new_index, new_r = _top_m_unsorted(
+            new_index, new_r = top_m_unsorted(
                 a_of[enter], b_of, r[enter], (bins[enter] + 15) // 16, n_a, m, coarse
             )
             touched = np.flatnonzero(new_index[:, 0] >= 0)
-            _merge_top_m(top_index_a, top_r_a, new_index, new_r, touched)
+            merge_top_m(top_index_a, top_r_a, new_index, new_r, touched)
             full = top_index_a[touched, -1] >= 0
             beat_a[touched[full]] = top_r_a[touched[full], -1]
     return BestPartners(
