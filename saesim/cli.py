@@ -277,19 +277,26 @@ def _register_book(subparsers) -> None:
                         help="notebooks executed side by side, each in its own kernel (default: 2, 1 on one core)")
     parser.add_argument("--no-execute", action="store_true", help="only rebuild the HTML from executed notebooks")
     parser.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    parser.add_argument("--site-url", metavar="URL",
+                        help="where the site will be served (https://host/path), for the figures' citable handles "
+                             "and canonical links (default: $SAESIM_SITE_URL, else html.baseurl of _config.yml; "
+                             "none: handles relative to the site root)")
     parser.set_defaults(func=_run_book)
 
 
 def _run_book(args) -> int:
     from saesim.report.build import BookBuildError, build_book, parse_parameters
+    from saesim.report.citable import site_url
 
     try:
         parameters = parse_parameters(args.parameter)
+        site = site_url(args.site_url)
     except ValueError as exc:
         raise SystemExit(f"saesim book: error: {exc}") from None
     try:
         build_book(args.profile, cache=args.cache, results=args.results, notebooks=args.notebooks,
-                   parameters=parameters, strict=not args.no_strict, execute=not args.no_execute, jobs=args.jobs)
+                   parameters=parameters, strict=not args.no_strict, execute=not args.no_execute, jobs=args.jobs,
+                   site_url=site)
     except BookBuildError as exc:
         print(f"saesim book: error: {exc}", file=sys.stderr)
         return 1

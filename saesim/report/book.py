@@ -159,7 +159,11 @@ def show_figure(fig, name: str, caption: str, *, out_dir=FIGURES, label: str | N
     its full-size file, so a click opens it), the reference label ``label``
     (default: ``name`` with ``_`` -> ``-``), the caption, the build line
     (:func:`build_info`: saesim version, commit and build date) and download
-    links to the three files.
+    links to the three files. Under the caption, ``Cite as:`` shows the figure's handle
+    (``{saesim-cite}`name```, :mod:`saesim.report.sphinxext`): the page's address with
+    ``name`` as anchor; ``name`` is the figure's HTML id whatever number Sphinx gives it
+    (:mod:`saesim.report.citable`), so ``name`` must be a valid id (a letter, then letters,
+    digits, ``_`` and ``-``).
 
     The files are written by :func:`saesim.report.plots.save_figure` at a resolution
     that makes the PNG at least :data:`MIN_FIGURE_PX` pixels wide, and carry
@@ -170,8 +174,10 @@ def show_figure(fig, name: str, caption: str, *, out_dir=FIGURES, label: str | N
     """
     from IPython.display import Markdown, display
 
+    from saesim.report.citable import check_stable_name
     from saesim.report.plots import save_figure
 
+    check_stable_name(name, "name")
     info = build_info()
     text = _md_escape(" ".join(caption.strip().split()))
     plain = " ".join(caption.strip().split())
@@ -184,7 +190,8 @@ def show_figure(fig, name: str, caption: str, *, out_dir=FIGURES, label: str | N
     links = ", ".join(f"{{download}}`{ext.upper()} <{(rel / f'{name}.{ext}').as_posix()}>`" for ext in written)
     markdown = (f":::{{figure}} {(rel / f'{name}.png').as_posix()}\n:name: {label}\n"
                 f":alt: {_escape(alt or plain.split('. ')[0])}\n:width: {width or '100%'}\n\n"
-                f"{text} {_md_escape(info.line())}. Files: {links} (`{name}`).\n:::\n")
+                f"{text} {_md_escape(info.line())}. Files: {links} (`{name}`).\n\n"
+                f"Cite as: {{saesim-cite}}`{name}`\n:::\n")
     display(Markdown(markdown))
 
 

@@ -14,7 +14,11 @@
    (:mod:`saesim.report.assets`: a pinned, integrity-checked MathJax 3 from
    the npm registry, plotly.js and the favicon; the pages never load a CDN);
 4. ``jupyter-book build . -W -n --keep-going`` renders the site (notebooks are
-   rendered, never re-executed: ``execute_notebooks: "off"``).
+   rendered, never re-executed: ``execute_notebooks: "off"``), with the site's
+   address, if any (``site_url``, else ``$SAESIM_SITE_URL``), handed to Sphinx as
+   ``$SAESIM_SITE_URL`` (:mod:`saesim.report.sphinxext` makes it ``html_baseurl``): the
+   figures' citable handles and the canonical links use it
+   (:mod:`saesim.report.citable`).
 
 What the notebooks themselves call (figures, glued numbers, the parameters
 table, the experiment tables) is :mod:`saesim.report.book`.
@@ -135,6 +139,8 @@ class BookResult:
     build_ok : bool
     build_log : Path or None
         The Jupyter Book output (stdout and stderr).
+    site_url : str
+        The site's address handed to the build (``""``: none; handles are relative to the site's root).
     """
 
     profile: str
@@ -146,6 +152,7 @@ class BookResult:
     build_ok: bool = False
     build_log: Path | None = None
     timings: dict = field(default_factory=dict)
+    site_url: str = ""
 
     @property
     def index(self) -> Path:
@@ -162,6 +169,7 @@ class BookResult:
             lines.append(f"  {run.name:<15} {'ok' if run.ok else 'FAILED':<6} {run.seconds:7.1f} s  {run.executed}")
         lines.append(f"  jupyter-book    {'ok' if self.build_ok else 'FAILED':<6} {self.build_seconds:7.1f} s"
                      + (f"  log: {self.build_log}" if self.build_log else ""))
+        lines.append(f"  site address    {self.site_url or '(none: citable handles are relative to the site root)'}")
         return "\n".join(lines)
 
 
@@ -171,7 +179,7 @@ class BookResult:
 def build_book(profile: str = "offline", *, cache=None, results=None, notebooks: Sequence[str] | None = None,
                parameters: Mapping | None = None, build_dir="_build", strict: bool = True, root=None,
                execute: bool = True, timeout: int = CELL_TIMEOUT, progress: bool = True,
-               jobs: int | None = None) -> BookResult:
+               jobs: int | None = None, site_url: str | None = None) -> BookResult:
     """Execute the notebooks with papermill and build the site with Jupyter Book.
 
     Parameters
@@ -211,6 +219,12 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
         the notebooks already started finish and the first failure in
         build order is reported. Side by side, each kernel gets
         ``cpu_count // jobs`` BLAS/torch threads (:func:`kernel_threads`).
+    site_url : str, optional
+        Where the site will be served (``https://host/path``), for the figures' citable handles
+        (``<site_url>/book/generated/<page>.html#<figure name>``) and Sphinx's ``html_baseurl``.
+        Default ``$SAESIM_SITE_URL``, else ``html.baseurl`` of ``_config.yml``; with none the
+        handles are paths relative to the site's root. Checked before anything runs
+        (:func:`saesim.report.citable.site_url`).
 
     Returns
     -------
@@ -225,8 +239,11 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
         ``<build_dir>/html/reports``).
     """
     from saesim.config import load_profile
+    from saesim.report.citable import SITE_URL_ENV
+    from saesim.report.citable import site_url as check_site_url
 
     started = time.perf_counter()
+    site = check_site_url(site_url)  # a bad address fails before the notebooks run
     root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     root = root.resolve()
     build_dir = Path(build_dir)
@@ -321,13 +338,14 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
     if strict:
         command += ["-W", "-n", "--keep-going"]
     env = _kernel_env()
+    env[SITE_URL_ENV] = site  # "" lets _config.yml's html.baseurl stand
     proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     build_seconds = time.perf_counter() - t0
     timings["jupyter-book"] = build_seconds
     result = BookResult(profile=str(profile), root=root, html_dir=build_dir / "html", notebooks=tuple(runs),
                         build_seconds=build_seconds, total_seconds=time.perf_counter() - started,
-                        build_ok=proc.returncode == 0, build_log=log, timings=timings)
+                        build_ok=proc.returncode == 0, build_log=log, timings=timings, site_url=site)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise BookBuildError(f"jupyter-book build exited {proc.returncode} (log: {log}; execution reports, "
