@@ -29,8 +29,10 @@ seed = 0
 # themselves, for one layer pair: each latent of B with the latent of A it chose, their correlation,
 # their top tokens and context windows, how often they fire, the concepts they belong to, and which
 # filter kept or dropped the pair and why. Type a token into the search box to find the latents that
-# fire on it; the box under each column filters that column (e.g. `stage`). Every script on the page
-# is served from this site.
+# fire on it; the box under each column filters that column (e.g. `stage`). The table shows the latents,
+# r, their top tokens and the stage with its reason; **Columns** shows the rest (rank by r, context
+# windows, firing rates, concepts, links) and **Download CSV** saves every column of the rows that match
+# the search. Every script on the page is served from this site.
 
 # %%
 from pathlib import Path
@@ -43,6 +45,9 @@ from saesim.config import load_profile
 from saesim.experiments.grid import cached_best_partners, settings_from_profile
 from saesim.extract.pipeline import load_layer
 from saesim.report.tables import page_style
+from saesim.vocab import column_label, label
+
+WRAP_HEADERS = [{"selector": "th", "props": "white-space: normal;"}]  # headers wrap: the table fits the page
 
 prof = load_profile(profile)
 cache = Path(cache_dir) if cache_dir else Path(prof.cache_dir)
@@ -112,8 +117,16 @@ if prof.seed_control is not None:
     floor = explore.seed_floor(prof, rule=rule, cache_dir=cache, results_dir=results)
     view, numbers = pages.seed_floor_view(floor)
     glue_fields(numbers, prefix="ex_")
-    display(page_style(view, "Per A layer: B latents paired across models against the same fraction for two SAEs of "
-                             "model A, and the seed control's shared fractions (blank: no seed SAE at that layer)"))
+    view = view.assign(rule=[label("rule", r) for r in view["rule"]]).rename(
+        columns=lambda c: column_label(c, default=c))
+    shown = [column_label("layer_a"), column_label("layer_b"),
+             *(c for c in pages.SEED_FLOOR_COLUMNS.values() if c in view)]
+    display(page_style(view[shown], "Per A layer: B latents paired across models against the same fraction for two "
+                                    "SAEs of model A, and the seed control's shared fractions (blank: no seed SAE at "
+                                    "that layer)").set_table_styles(WRAP_HEADERS, overwrite=False).hide(axis="index"))
+    every = page_style(view, "The same with every column: the rule and the counts of shared latents")
+    display(HTML("<details><summary>Every column (the rule, counts of shared latents)</summary>"
+                 + every.set_table_styles(WRAP_HEADERS, overwrite=False).hide(axis="index").to_html() + "</details>"))
     seed_layers = set(prof.layers("seed"))
     if la in seed_layers:
         data_s = load_layer(prof, "seed", la, out=cache)

@@ -171,6 +171,15 @@ COLUMNS: dict[str, str] = {
     "shared_dec_enc": "shared (decoder and encoder)", "chance_pw_mcc": "PW-MCC by chance",
     "chance_shared_dec": "shared by chance", "act_mcc": "activation MCC", "shared_act": "shared by activation",
     "partner": "partner SAE",
+    # the explorer's pair table (saesim.report.explore.pair_table; its frame is keyed by these names)
+    "A latent": "A latent", "B latent": "B latent", "r": "r", "r rank": "rank by r", "stage": "stage",
+    "why": "why dropped", "A top tokens": "A top tokens", "B top tokens": "B top tokens",
+    "A contexts": "A contexts", "B contexts": "B contexts", "A freq": "A firing rate (%)",
+    "B freq": "B firing rate (%)", "A concepts": "A concepts", "B concepts": "B concepts",
+    "links": "Neuronpedia",
+    # the explorer's seed floor (saesim.report.explore.seed_floor; its fractions are headed in report.pages)
+    "seed_n_shared": "shared latents, cos >= 0.7", "seed_n_shared_r": "shared latents, r >= 0.7",
+    "seed_n_x": "A latents", "seed_n_y": "seed SAE latents",
 }
 """Bare tidy-table column -> header. Measure columns and ``<measure>_<suffix>`` go through
 :data:`TERMS` and :data:`SUFFIXES` instead; a column that names a comparison (a table pivoted

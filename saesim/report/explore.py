@@ -30,7 +30,10 @@ The presentation helpers (:func:`show_table`, :func:`map_html`,
 :func:`saesim.report.assets.ensure_plotly`) keep every script on the site itself: the table is
 ``itables`` in its offline mode (the DataTables bundle inlined in the page)
 and the map is plotly with ``plotly.min.js`` served from the book's
-``_static`` folder — no CDN.
+``_static`` folder — no CDN. The table fits the page's column
+(:func:`table_view`, :func:`table_options`): its informative columns are
+shown, rounded and wrapped, the rest sit behind a "Columns" button and in a
+CSV download.
 
 References
 ----------
@@ -53,12 +56,15 @@ import numpy as np
 from saesim.report._explorer import DEFAULT_MAX_ROWS
 from saesim.report.explore_map import DecoderMap, decoder_map, map_figure, map_html, plotly_bytes
 from saesim.report.explore_seeds import SHARED_COSINE, SeedStabilityResult, ZeroDirectionWarning, seed_stability
-from saesim.report.explore_table import STAGES, PairTable, neuronpedia_id, neuronpedia_url, pair_table, show_table
+from saesim.report.explore_table import (CLIPPED, STAGES, TABLE_COLUMNS, PairTable, neuronpedia_id, neuronpedia_url,
+                                         pair_table, show_table, table_options, table_view)
 
 __all__ = [
+    "CLIPPED",
     "DEFAULT_MAX_ROWS",
     "SHARED_COSINE",
     "STAGES",
+    "TABLE_COLUMNS",
     "DecoderMap",
     "PairTable",
     "SeedStabilityResult",
@@ -74,6 +80,8 @@ __all__ = [
     "plotly_bytes",
     "show_table",
     "strongest_pair",
+    "table_options",
+    "table_view",
 ]
 
 

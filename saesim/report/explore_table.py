@@ -19,7 +19,8 @@ from saesim.compare.match import pair
 from saesim.report._explorer import DEFAULT_MAX_ROWS, validate_positive_int
 from saesim.validation import check_same_rows
 
-__all__ = ["NEURONPEDIA", "STAGES", "PairTable", "neuronpedia_id", "neuronpedia_url", "pair_table", "show_table"]
+__all__ = ["CLIPPED", "NEURONPEDIA", "STAGES", "TABLE_COLUMNS", "PairTable", "neuronpedia_id", "neuronpedia_url",
+           "pair_table", "show_table", "table_options", "table_view"]
 
 STAGES: tuple[str, ...] = ("kept", "junk/overlap", "1-1", "r cut", "no partner")
 """The outcome of each row of :func:`pair_table`, in the paper's order of filters."""
@@ -328,16 +329,183 @@ def neuronpedia_url(np_id: str | None, latent: int) -> str | None:
 
 # --------------------------------------------------------------------------- the interactive table
 
+TABLE_COLUMNS: tuple[str, ...] = ("A latent", "B latent", "r", "A top tokens", "B top tokens", "stage")
+"""Columns of :func:`pair_table` that :func:`show_table` shows by default, in this order (the stage
+cell also shows ``why``); the others stay in the page behind its "Columns" button and in its CSV."""
+
+R_DECIMALS = 3
+"""Decimals of r (and of any other float column) in the displayed table."""
+
+CLIPPED: tuple[str, ...] = ("why", "A top tokens", "B top tokens", "A contexts", "B contexts", "A concepts",
+                            "B concepts")
+"""Long-text columns: wrapped, cut after :data:`CLIP_LINES` lines with an ellipsis, the full text on hover."""
+
+CLIP_LINES = 3
+
+COLUMN_WIDTHS: dict[str, str] = {"A latent": "9%", "B latent": "9%", "r": "8%", "A top tokens": "24%",
+                                 "B top tokens": "24%", "stage": "26%"}
+"""Widths of the columns shown by default, shares of the page's column."""
+
+_PERCENT_COLUMNS = ("A freq", "B freq")  # fractions of tokens, shown in % (their headers say so)
+_LATENT_COLUMNS = ("A latent", "B latent")  # -1: no partner, shown blank
+
+_CLIP_RENDER = (
+    "function (data, type, row, meta) { if (type !== 'display' || data === null || data === '') return data; "
+    "var s = String(data); return '<div class=\"saesim-clip\" title=\"' + s.replace(/\"/g, '&quot;') + '\">' + s "
+    "+ '</div>'; }")
+_STAGE_RENDER = (
+    "function (data, type, row, meta) {{ if (type !== 'display') return data; var why = {why}; "
+    "if (why === null || why === undefined || why === '') return '<b>' + data + '</b>'; var s = String(why); "
+    "return '<div class=\"saesim-clip\" title=\"' + s.replace(/\"/g, '&quot;') + '\"><b>' + data + "
+    "'</b> <span class=\"saesim-why\">' + s + '</span></div>'; }}")
+
+
+def table_view(frame, *, columns=None):
+    """The table :func:`show_table` displays: the shown columns first, numbers rounded, headers from the vocabulary.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`pair_table`'s ``frame`` (or any table).
+    columns : sequence of str, optional
+        Columns shown by default, in order. Default: :data:`TABLE_COLUMNS`
+        that ``frame`` has, or every column when it has none of them.
+
+    Returns
+    -------
+    view : pandas.DataFrame
+        The shown columns, then the others in ``frame``'s order, renamed by
+        :func:`saesim.vocab.column_label` (a column it does not know keeps
+        its name). r and other floats have :data:`R_DECIMALS` decimals,
+        firing rates are in % with three significant digits, a missing value
+        or a missing partner (latent -1) is blank.
+    n_shown : int
+        The first ``n_shown`` columns of ``view`` are shown; the rest start hidden.
+
+    Raises
+    ------
+    ValueError
+        A column of ``columns`` that ``frame`` lacks.
+    """
+    import pandas as pd
+
+    from saesim import vocab
+
+    order, n_shown = _column_order(frame, columns)
+    view = pd.DataFrame(index=frame.index)
+    for name in order:
+        view[vocab.column_label(name, default=name)] = _display_column(name, frame[name])
+    return view.reset_index(drop=True), n_shown
+
+
+def _column_order(frame, columns) -> tuple[list, int]:
+    """``frame``'s columns, the shown ones first, and how many are shown."""
+    if columns is None:
+        columns = [c for c in TABLE_COLUMNS if c in frame.columns] or list(frame.columns)
+    columns = list(columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"`columns` names {missing}, which the table lacks; it has {list(frame.columns)}.")
+    return columns + [c for c in frame.columns if c not in columns], len(columns)
+
+
+def _display_column(name: str, values) -> list:
+    from saesim.report.frames import format_cell
+
+    if name in _LATENT_COLUMNS:
+        return ["" if _missing(v) or int(v) < 0 else str(int(v)) for v in values]
+    if name in _PERCENT_COLUMNS:
+        return ["" if _missing(v) else _significant(100 * float(v)) for v in values]
+    if values.dtype.kind == "f":
+        return [format_cell(float(v), f".{R_DECIMALS}f") for v in values]
+    if values.dtype.kind in "iu" or str(values.dtype) in ("Int64", "Int32"):
+        return ["" if _missing(v) else str(int(v)) for v in values]
+    return ["" if _missing(v) else v for v in values]
+
+
+def _missing(value) -> bool:
+    import pandas as pd
+
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not np.isfinite(value))
+
+
+def _significant(x: float, digits: int = 3) -> str:
+    """``x`` with ``digits`` significant digits, never in exponent form (``0.00156``, ``12.3``, ``0``)."""
+    if x == 0:
+        return "0"
+    return np.format_float_positional(x, precision=digits, unique=False, fractional=False, trim="-")
+
+
+def table_options(columns, n_shown: int, *, table_id: str) -> dict:
+    """The DataTables options of :func:`show_table` for a :func:`table_view` with ``columns`` (its original names).
+
+    The first ``n_shown`` columns visible, the rest hidden (a "Columns"
+    button shows them; "Download CSV" saves every column of the rows that
+    match the search). Long-text columns (:data:`CLIPPED`) are cut after
+    :data:`CLIP_LINES` lines with their full text on hover; the stage cell
+    adds the reason (``why``). No horizontal scrolling: the table is as
+    wide as the page's column, its cells wrap.
+    """
+    columns = list(columns)
+    defs = []
+    hidden = list(range(n_shown, len(columns)))
+    if hidden:
+        defs.append({"targets": hidden, "visible": False})
+    clipped = [i for i, c in enumerate(columns) if c in CLIPPED]
+    if clipped:
+        defs.append({"targets": clipped, "render": _js_function(_CLIP_RENDER)})
+    for i, c in enumerate(columns[:n_shown]):
+        if c in COLUMN_WIDTHS:
+            defs.append({"targets": [i], "width": COLUMN_WIDTHS[c]})
+    if "stage" in columns:
+        why = f"row[{columns.index('why')}]" if "why" in columns else "null"
+        defs.append({"targets": [columns.index("stage")], "render": _js_function(_STAGE_RENDER.format(why=why))})
+    return {
+        "columnDefs": defs,
+        "autoWidth": False,
+        "classes": "display compact saesim-explorer",
+        "style": {"width": "100%", "margin": "0", "table-layout": "auto", "caption-side": "top"},
+        "css": _table_css(table_id),
+        "buttons": [{"extend": "colvis", "text": "Columns", "postfixButtons": ["colvisRestore"]},
+                    {"extend": "csvHtml5", "text": "Download CSV", "filename": table_id,
+                     "exportOptions": {"orthogonal": "export"}}],
+        "layout": {"top2Start": "buttons", "topStart": "pageLength", "topEnd": "search", "bottomStart": "info",
+                   "bottomEnd": "paging"},
+    }
+
+
+def _js_function(code: str):
+    from itables import JavascriptFunction
+
+    return JavascriptFunction(code)
+
+
+def _table_css(table_id: str) -> str:
+    t = f"table#{table_id}"
+    return "\n".join([
+        f"{t} {{ font-size: 0.85em; }}",
+        f"{t} th, {t} td {{ white-space: normal; overflow-wrap: break-word; vertical-align: top; }}",
+        f"{t} .saesim-clip {{ display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: {CLIP_LINES}; "
+        f"line-clamp: {CLIP_LINES}; overflow: hidden; overflow-wrap: anywhere; }}",
+        f"{t} .saesim-why {{ opacity: 0.7; }}",
+        f"{t} tfoot input {{ width: 100%; min-width: 0; box-sizing: border-box; }}",
+        f"#{table_id}_wrapper .dt-layout-table {{ overflow-x: auto; }}",  # only when a reader shows every column
+    ])
+
 
 def show_table(frame, *, caption: str = "", table_id: str = "explorer-table", html_columns=(),
-               init: bool = True) -> int:
+               init: bool = True, columns=None) -> int:
     """Display ``frame`` as an interactive DataTable, offline (itables' bundle inlined in the page).
 
-    Sortable columns, one search box over every column, and a filter box
-    under each column (e.g. the ``stage`` column). Cells of ``html_columns``
-    are rendered as HTML (links); all others are escaped. ``init`` displays
-    the DataTables bundle first (once per page: pass False for a second
-    table). Returns the bytes of HTML displayed.
+    The table fits the page's column: the informative columns (``columns``,
+    default :data:`TABLE_COLUMNS`) are shown, wrapped and rounded
+    (:func:`table_view`); the others are hidden behind a "Columns" button
+    and saved with "Download CSV" (:func:`table_options`). Sortable columns,
+    one search box over every column (hidden ones included), and a filter
+    box under each column (e.g. the ``stage`` column). Cells of
+    ``html_columns`` are rendered as HTML (links); all others are escaped.
+    ``init`` displays the DataTables bundle first (once per page: pass False
+    for a second table). Returns the bytes of HTML displayed.
     """
     import itables
     from IPython.display import HTML, display
@@ -347,16 +515,16 @@ def show_table(frame, *, caption: str = "", table_id: str = "explorer-table", ht
     if init:
         itables.init_notebook_mode(all_interactive=False, connected=False)
         size += len(generate_init_offline_itables_html(itables.options.dt_bundle).encode())
-    html = set(html_columns)
-    frame = frame.copy()
-    for column in frame.columns:
-        if column not in html and frame[column].dtype == object:
-            frame[column] = [_html_escape(str(v)) for v in frame[column]]
-    fragment = itables.to_html_datatable(frame, caption=caption or None, table_id=table_id, allow_html=True,
+    view, n_shown = table_view(frame, columns=columns)
+    names, _ = _column_order(frame, columns)
+    html = {view.columns[names.index(c)] for c in html_columns if c in names}
+    for column in view.columns:
+        if column not in html and view[column].dtype == object:
+            view[column] = [_html_escape(str(v)) for v in view[column]]
+    fragment = itables.to_html_datatable(view, caption=caption or None, table_id=table_id, allow_html=True,
                                          maxBytes=0, column_filters="footer", order=[],
-                                         lengthMenu=[10, 25, 100, 500], pageLength=10, classes="display compact nowrap",
-                                         scrollX=True,  # every column, scrolled sideways in the page width
-                                         showIndex=False, connected=False)
+                                         lengthMenu=[10, 25, 100, 500], pageLength=10, showIndex=False,
+                                         connected=False, **table_options(names, n_shown, table_id=table_id))
     display(HTML(fragment))
     return size + len(fragment.encode())
 

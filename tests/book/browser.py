@@ -4,8 +4,11 @@
 Debian's ``chromium`` and reports, per page: images that did not load
 (``naturalWidth == 0``), console errors and uncaught exceptions, failed
 requests, requests to any other host (a CDN), and internal links whose target
-file or ``#fragment`` does not exist. The DevTools websocket is spoken with
-tornado's client (already installed with Jupyter), so nothing new is needed.
+file or ``#fragment`` does not exist. It also measures every table shown on
+the page in a :data:`TABLE_WINDOW_PX` wide window against the page's content
+column (``PageReport.tables``; ``wide_tables`` lists those wider than the
+column, scrolling included). The DevTools websocket is spoken with tornado's
+client (already installed with Jupyter), so nothing new is needed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ MIN_DISPLAY_PX = 600
 """Smallest displayed width of a figure image in a 1400 px wide window."""
 NO_BUILD_LINE = ("index.html", "genindex.html", "search.html")  # the redirect and the generated index and search pages
 """Pages without a body of their own (the root redirect, the generated index): no build line expected."""
+TABLE_WINDOW_PX = 1280
+"""Window width at which tables are measured against the content column (about 690 px there)."""
 PAGE_TIMEOUT = 60.0
 SETTLE = 1.5
 """Seconds to wait after the load event (MathJax typesetting, lazy images)."""
@@ -65,6 +70,30 @@ _COLLECT = r"""
 })()
 """
 
+_TABLE_WIDTHS = r"""
+(() => {
+  const column = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const style = getComputedStyle(column);
+  const limit = column.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const headings = Array.from(column.querySelectorAll('h1, h2, h3'));
+  // shown only: not in a closed <details> (content-visibility) nor display: none
+  const shown = t => t.checkVisibility ? t.checkVisibility({contentVisibilityAuto: true, visibilityProperty: true})
+                                       : t.getClientRects().length > 0;
+  const tables = Array.from(column.querySelectorAll('table')).filter(shown);
+  return JSON.stringify(tables.map(t => {
+    const caption = t.querySelector('caption');
+    let name = caption ? caption.innerText.trim() : '';
+    if (!name) {
+      const before = headings.filter(h => h.compareDocumentPosition(t) & Node.DOCUMENT_POSITION_FOLLOWING);
+      const heading = before.length ? before[before.length - 1].innerText.replace(/[#\s]+$/, '').trim() : '';
+      name = (t.id ? '#' + t.id + ' ' : '') + (heading ? `(under "${heading}")` : '(no caption)');
+    }
+    return {name: name.slice(0, 120), scroll: t.scrollWidth, shown: Math.round(t.getBoundingClientRect().width),
+            column: Math.round(limit)};
+  }));
+})()
+"""
+
 GLUE_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(?:glue_value|glue_fields|glue)\(.*$|^\s*(?:from\s+\S+\s+)?import\s.*$|^\s*#.*$|^\s*$")
 
 
@@ -88,7 +117,15 @@ class PageReport:
     missing_build_line: list = field(default_factory=list)
     broken_downloads: list = field(default_factory=list)
     search_results: int = -1
+    tables: list = field(default_factory=list)
     text: str = field(default="", repr=False)
+
+    @property
+    def wide_tables(self) -> list[str]:
+        """Tables wider than the content column at :data:`TABLE_WINDOW_PX` (their ``scrollWidth``: a table
+        that scrolls sideways counts), as ``"page: caption (table N px, column M px)"``."""
+        return [f"{self.path}: {t['name']!r} (table {t['scroll']} px, shown {t['shown']} px, column {t['column']} px)"
+                for t in self.tables if t["scroll"] > t["column"] + 1]
 
     @property
     def problems(self) -> list[str]:
@@ -265,6 +302,7 @@ async def _check_all(base: str, port: int, html_dir: Path, targets) -> list[Page
             await cdp.drain(SETTLE)
             result = await cdp.call("Runtime.evaluate", expression=_COLLECT, returnByValue=True)
             info = json.loads(result["result"]["value"])
+            info["tables"] = await _measure_tables(cdp)
         finally:
             conn.close()
             urllib.request.urlopen(f"http://127.0.0.1:{port}/json/close/{target['id']}", timeout=10).close()
@@ -272,8 +310,19 @@ async def _check_all(base: str, port: int, html_dir: Path, targets) -> list[Page
     return reports
 
 
+async def _measure_tables(cdp) -> list[dict]:
+    """Every shown table's width against the content column, in a :data:`TABLE_WINDOW_PX` wide window."""
+    await cdp.call("Emulation.setDeviceMetricsOverride", width=TABLE_WINDOW_PX, height=1000, deviceScaleFactor=1,
+                   mobile=False)
+    await cdp.drain(0.5)  # the layout settles (DataTables redraws on resize)
+    result = await cdp.call("Runtime.evaluate", expression=_TABLE_WIDTHS, returnByValue=True)
+    await cdp.call("Emulation.clearDeviceMetricsOverride")
+    return json.loads(result["result"]["value"])
+
+
 def _report(rel, base, html_dir, events, info) -> PageReport:
-    report = PageReport(path=rel, images=[i["src"] for i in info["imgs"]], math=info["math"], typeset=info["typeset"])
+    report = PageReport(path=rel, images=[i["src"] for i in info["imgs"]], math=info["math"], typeset=info["typeset"],
+                        tables=info.get("tables", []))
     report.broken_images = [i["src"] for i in info["imgs"] if not i["ok"]]
     host = urllib.parse.urlparse(base).netloc
     for event in events:

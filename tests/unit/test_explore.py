@@ -250,6 +250,91 @@ class TestPairTable:
             explore.pair_table(a, b, CompareSettings(), k=0)
 
 
+class TestTableView:
+    """The explorer's displayed table: the informative columns first, numbers rounded, headers from the vocabulary."""
+
+    def _frame(self):
+        _, a, b = _layers()
+        return explore.pair_table(a, b, CompareSettings(n_perm=2), max_rows=None,
+                                  neuronpedia_b="gemma-2-2b/12-gemmascope-res-16k").frame
+
+    def test_every_pair_table_column_has_a_header_in_the_vocabulary(self):
+        from saesim import vocab
+
+        for column in self._frame().columns:
+            assert column in vocab.COLUMNS, column
+        assert set(explore.TABLE_COLUMNS) <= set(self._frame().columns)
+
+    def test_informative_columns_first_the_rest_after_them(self):
+        from saesim import vocab
+
+        frame = self._frame()
+        view, n_shown = explore.table_view(frame)
+        assert n_shown == len(explore.TABLE_COLUMNS) == 6
+        assert list(view.columns[:n_shown]) == [vocab.column_label(c) for c in explore.TABLE_COLUMNS]
+        assert list(view.columns[:n_shown]) == ["A latent", "B latent", "r", "A top tokens", "B top tokens", "stage"]
+        rest = [c for c in frame.columns if c not in explore.TABLE_COLUMNS]
+        assert list(view.columns[n_shown:]) == [vocab.column_label(c) for c in rest]
+        assert "why dropped" in view.columns and "A firing rate (%)" in view.columns
+        assert len(view) == len(frame)
+
+    def test_numbers_are_rounded_and_missing_values_blank(self):
+        frame = pd.DataFrame({"A latent": [3, -1], "B latent": [7, 8], "r": [0.941954, np.nan],
+                              "r rank": pd.array([1, pd.NA], dtype="Int64"), "stage": ["kept", "no partner"],
+                              "why": ["", "never fires"], "A top tokens": ["'a'", ""], "B top tokens": ["'b'", "'c'"],
+                              "A freq": [0.0123456, np.nan], "B freq": [1.5625e-5, 0.0], "other": [-1e-9, 2.0]})
+        view, n_shown = explore.table_view(frame)
+        assert list(view["r"]) == ["0.942", ""]
+        assert list(view["A latent"]) == ["3", ""] and list(view["B latent"]) == ["7", "8"]
+        assert list(view["rank by r"]) == ["1", ""]
+        assert list(view["A firing rate (%)"]) == ["1.23", ""]
+        assert list(view["B firing rate (%)"]) == ["0.00156", "0"]
+        assert list(view["other"]) == ["0.000", "2.000"]  # any other float: 3 decimals, no "-0.000"
+
+    def test_chosen_columns_and_a_frame_without_the_pair_columns(self):
+        frame = self._frame()
+        view, n_shown = explore.table_view(frame, columns=["r", "stage"])
+        assert n_shown == 2 and list(view.columns[:2]) == ["r", "stage"]
+        plain = pd.DataFrame({"x": [1.23456], "y": ["a"]})
+        view, n_shown = explore.table_view(plain)
+        assert n_shown == 2 and list(view.columns) == ["x", "y"] and view["x"][0] == "1.235"
+        with pytest.raises(ValueError, match="`columns` names \\['nope'\\]"):
+            explore.table_view(frame, columns=["r", "nope"])
+
+    def test_options_hide_the_rest_clip_long_text_and_never_scroll_sideways(self):
+        frame = self._frame()
+        view, n_shown = explore.table_view(frame)
+        names = list(explore.TABLE_COLUMNS) + [c for c in frame.columns if c not in explore.TABLE_COLUMNS]
+        opts = explore.table_options(names, n_shown, table_id="pairs-table")
+        hidden = [d for d in opts["columnDefs"] if d.get("visible") is False]
+        assert hidden == [{"targets": list(range(6, len(names))), "visible": False}]
+        widths = {names[d["targets"][0]]: d["width"] for d in opts["columnDefs"] if "width" in d}
+        assert set(widths) == set(explore.TABLE_COLUMNS) and sum(float(w[:-1]) for w in widths.values()) <= 100
+        clipped = next(d for d in opts["columnDefs"] if "saesim-clip" in d.get("render", "") and "why" not in
+                       d["render"].split("var s")[0])
+        assert sorted(names[i] for i in clipped["targets"]) == sorted(explore.CLIPPED)
+        stage = next(d for d in opts["columnDefs"] if d["targets"] == [names.index("stage")] and "render" in d)
+        assert f"row[{names.index('why')}]" in stage["render"]
+        assert "scrollX" not in opts and "nowrap" not in opts["classes"] and opts["style"]["width"] == "100%"
+        assert "white-space: normal" in opts["css"] and "-webkit-line-clamp" in opts["css"]
+        kinds = [b["extend"] for b in opts["buttons"]]
+        assert kinds == ["colvis", "csvHtml5"] and "buttons" in opts["layout"].values()
+        assert opts["buttons"][1]["exportOptions"] == {"orthogonal": "export"}  # raw values, every column
+
+    def test_show_table_embeds_rounded_values_and_no_full_precision_r(self, monkeypatch):
+        shown = []
+        monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj.data))
+        frame = self._frame()
+        size = explore.show_table(frame, table_id="pairs-table", html_columns=["links"], init=False)
+        html = shown[0]
+        assert size == len(html.encode())
+        r = frame["r"].dropna().iloc[0]
+        assert f"{r:.3f}" in html and repr(float(r)) not in html
+        assert '"visible": false' in html and "colvis" in html and "csvHtml5" in html
+        assert "scrollX" not in html and "nowrap" not in html
+        assert "https://www.neuronpedia.org/" in html  # the links column stays HTML
+
+
 # --------------------------------------------------------------------------- decoder map
 
 
