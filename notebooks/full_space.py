@@ -229,7 +229,7 @@ book.show_figure(fig, "fig_svcca_corrected_vs_authors_k",
                  out_dir=figures_dir)
 
 # %%
-pages.svcca_modes_table(frame)
+tables.page_style(pages.svcca_modes_table(frame, dims_short))
 
 # %% [markdown]
 # (full-space-controls)=

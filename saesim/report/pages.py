@@ -225,26 +225,29 @@ def svcca_modes_numbers(frame: pd.DataFrame, *, compat: bool, source: str = "the
         "n_differ": int(((scored["svcca"] - scored["svcca_authors_k"]).abs() > 0.01).sum()),
         "modes_note": ("This page ran with compat=True, so its SVCCA already keeps the authors' k and the two "
                        "columns coincide." if compat else
-                       "Everywhere else on this page SVCCA is the corrected one (99 % variance)."),
+                       "Everywhere else on this page SVCCA is the corrected one (the run's dimension rule above)."),
     }
 
 
-def svcca_modes_table(frame: pd.DataFrame):
-    """SVCCA per layer pair under both dimension rules, with k on each side, null mean and p (a captioned Styler)."""
-    indexed = frame.set_index(["layer_a", "layer_b"])
+def svcca_modes_table(frame: pd.DataFrame, corrected: str = "corrected"):
+    """SVCCA per layer pair under both dimension rules, with k on each side, null mean and permutation p
+    (a captioned Styler). ``corrected`` names the run's dimension rule (e.g.
+    :func:`saesim.report.plots.policy_label` of its setting), so the header says what was computed."""
+    indexed = frame.set_index(["layer_a", "layer_b"]).rename_axis([vocab.column_label("layer_a"),
+                                                                   vocab.column_label("layer_b")])
     shown = ["SVCCA", "null mean", "p", "k A", "k B"]
     modes = pd.concat({
         "pairs": indexed[["n_pairs"]].set_axis(["n"], axis=1),
-        "99 % variance": indexed[["svcca", "svcca_null_mean", "svcca_p", "svcca_k_x", "svcca_k_y"]]
+        corrected: indexed[["svcca", "svcca_null_mean", "svcca_p", "svcca_k_x", "svcca_k_y"]]
         .set_axis(shown, axis=1),
-        "authors' k": indexed[["svcca_authors_k", "svcca_authors_k_null_mean", "svcca_authors_k_p",
-                               "svcca_authors_k_k_x", "svcca_authors_k_k_y"]].set_axis(shown, axis=1),
+        "authors' k = 1": indexed[["svcca_authors_k", "svcca_authors_k_null_mean", "svcca_authors_k_p",
+                                   "svcca_authors_k_k_x", "svcca_authors_k_k_y"]].set_axis(shown, axis=1),
     }, axis=1).sort_index(ascending=[True, False])
-    counts = [("pairs", "n")] + [(mode, k) for mode in ("99 % variance", "authors' k") for k in ("k A", "k B")]
+    counts = [("pairs", "n")] + [(mode, k) for mode in (corrected, "authors' k = 1") for k in ("k A", "k B")]
     return (modes.style.format("{:.3f}", na_rep="").format("{:.0f}", na_rep="", subset=counts)
-            .set_caption("SVCCA per layer pair with the components kept on each side (k A, k B), its shuffled-null "
-                         "mean and p-value, under the corrected dimension rule (99 % variance) and the authors' "
-                         "(k = 1); same pairs and same shuffles for both"))
+            .set_caption(f"SVCCA per layer pair with the components kept on each side (k A, k B), its shuffled-null "
+                         f"mean and permutation p-value, under the run's dimension rule ({corrected}) and the "
+                         f"authors' (k = 1); same pairs and same shuffles for both"))
 
 
 def _measure(metric: str) -> str:

@@ -106,8 +106,10 @@ class TestFullSpace:
         assert "coincide" in pages.svcca_modes_numbers(frame, compat=True)["modes_note"]
         with pytest.raises(RuntimeError, match=r"saesim run --profile tiny"):
             pages.svcca_modes_numbers(frame.drop(columns="svcca_authors_k_z"), compat=False, profile="tiny")
-        styler = pages.svcca_modes_table(frame)
-        assert styler.data.shape == (4, 11) and ("authors' k", "k A") in styler.data.columns
+        styler = pages.svcca_modes_table(frame, "k=n/10")
+        assert styler.data.shape == (4, 11) and ("authors' k = 1", "k A") in styler.data.columns
+        assert ("k=n/10", "SVCCA") in styler.data.columns  # the run's rule names the header, not a fixed "99 %"
+        assert list(styler.data.index.names) == ["A layer", "B layer"]
 
     def test_control_lines_quote_the_medians_and_scipy_spearman(self):
         main = page_family(planted_grid())
