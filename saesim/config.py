@@ -35,7 +35,16 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from saesim.validation import check_positive_int
+from saesim._sae_spec import (
+    Device,
+    SaeBudget,
+    SaeSpec,
+    SaeTrainingPlan,
+    sae_training_plan,
+    torch_sees_cuda,
+)
+from saesim.errors import ProfileError
+from saesim.validation import check_positive_fields
 
 __all__ = [
     "DataSpec",
@@ -60,8 +69,6 @@ Which = Literal["a", "b", "seed", "control", "control_all"]
 SLOTS = ("a", "b", "seed", "control", "control_all")
 """Every slot, in extraction order."""
 
-SaeSource = Literal["sparsify", "saelens", "train"]
-Codes = Literal["sae", "relu_preact"]
 ModelSource = Literal["hf", "minilm_package", "mpnet_package", "gguf_package", "tiny", "random_copy"]
 BaseSource = Literal["hf", "minilm_package", "mpnet_package", "gguf_package", "tiny"]
 Family = Literal["bert", "mpnet", "gpt_neox", "gemma", "gemma2", "gemma3", "llama"]
@@ -73,235 +80,9 @@ DocUnit = Literal["paragraph", "article"]
 Junk = Literal["corrected", "authors_pythia", "authors_gemma", "authors_early"]
 PairRule = Literal["many_to_one", "first_index", "max_corr", "mutual", "hungarian"]
 NullKind = Literal["shuffle", "random_subset", "random_pairs"]
-Device = Literal["auto", "cpu", "cuda", "mps"]
-SaeDevice = Literal["auto", "cpu", "cuda"]
-
-
-class ProfileError(ValueError):
-    """A profile file or override is invalid (unknown key, bad value or type)."""
 
 
 # --------------------------------------------------------------------------- specs
-
-
-@dataclass(frozen=True)
-class SaeBudget:
-    """What a saesim-trained SAE trains on when it trains on a GPU (``sae.gpu_budget``).
-
-    Attributes
-    ----------
-    train_tokens : int, "all" or None
-        Cap on the training tokens, as ``sae.train_tokens`` (the first N kept
-        tokens; the later ones are the held-out set). ``"all"``: every kept
-        token (no held-out set). None: ``sae.train_tokens``.
-    epochs : int or None
-        Passes over them; None: ``sae.epochs``.
-    """
-
-    train_tokens: int | Literal["all"] | None = None
-    epochs: int | None = None
-
-    def __post_init__(self):
-        _check_positive(self, ("epochs",), optional=True)
-        if self.train_tokens != "all":
-            _check_positive(self, ("train_tokens",), optional=True)
-
-
-@dataclass(frozen=True)
-class SaeSpec:
-    """Where the SAEs of one model come from and how to read their codes.
-
-    Attributes
-    ----------
-    source : {"sparsify", "saelens", "train"}
-        ``"sparsify"``: EleutherAI sparsify format (``cfg.json`` +
-        ``sae.safetensors`` per hook, on disk or a hub repo). ``"saelens"``: a
-        SAELens release/id or a local SAELens folder. ``"train"``: TopK SAEs
-        trained by saesim on the captured activations, saved in sparsify format
-        under the cache and loaded back through the sparsify loader.
-    location : str
-        Hub repo (sparsify), SAELens release name, or a local directory — a
-        relative path is taken relative to the run's cache root, an absolute
-        path as is. For ``"train"`` the folder (under the cache root) that
-        receives the trained SAEs.
-    sae_id : str
-        Template of the SAE's id inside ``location``, with ``{layer}``; e.g.
-        ``"layers.{layer}"`` (sparsify) or ``"layer_{layer}/width_16k/canonical"``
-        (SAELens). The folder name of a trained or local SAE.
-    hook : str
-        Template, with ``{layer}``, of the hook point whose activations the SAE
-        reads: sparsify ``"layers.{layer}"`` (output of block L), a module path
-        such as ``"encoder.layer.{layer}"``, or TransformerLens/SAELens
-        ``"blocks.{layer}.hook_resid_post"`` (also output of block L).
-    codes : {"sae", "relu_preact"}
-        ``"sae"``: the SAE's real codes (TopK / JumpReLU). ``"relu_preact"``:
-        ReLU of the encoder pre-activation, what the authors used for sparsify
-        SAEs (compat only).
-    num_latents : int or None
-        Width. Required for ``"train"``; for loaded SAEs a check (None: any).
-    k : int or None
-        Active latents per token of a TopK SAE. Required for ``"train"``.
-    seed : int
-        Seed of training (``"train"``), so two sets differ only by seed/width.
-    epochs : int
-        Training epochs over the captured tokens (``"train"``).
-    train_tokens : int or None
-        Cap on the tokens used to train (None: every kept token).
-    batch_size : int
-        Tokens per encode / training batch.
-    lr : float or None
-        Learning rate of training (``"train"``); None: sparsify's default for
-        the width (:func:`saesim.extract.saes.default_lr`).
-    device : {"auto", "cpu", "cuda"}
-        Where ``"train"`` SAEs train. ``"auto"``: CUDA when torch sees a GPU,
-        unless the profile's ``device`` is ``"cpu"``; ``"cuda"`` without a GPU
-        is an error. Not part of any cache key (see :func:`sae_training_plan`).
-    gpu_budget : SaeBudget or None
-        Training tokens and epochs used instead of ``train_tokens`` and
-        ``epochs`` when the SAE trains on CUDA; None: the same budget as on
-        the CPU. The budget used is part of the training key.
-    """
-
-    source: SaeSource = "sparsify"
-    location: str = ""
-    sae_id: str = "layers.{layer}"
-    hook: str = "layers.{layer}"
-    codes: Codes = "sae"
-    num_latents: int | None = None
-    k: int | None = None
-    seed: int = 0
-    epochs: int = 1
-    train_tokens: int | None = None
-    batch_size: int = 4096
-    lr: float | None = None
-    device: SaeDevice = "auto"
-    gpu_budget: SaeBudget | None = None
-
-    def __post_init__(self):
-        for name in ("sae_id", "hook"):
-            value = getattr(self, name)
-            if "{layer}" not in value:
-                raise ProfileError(
-                    f"`{name}` must contain the placeholder '{{layer}}'; got {value!r} "
-                    f"(e.g. 'layers.{{layer}}')."
-                )
-        if self.source == "train" and (self.num_latents is None or self.k is None):
-            raise ProfileError(
-                "`source` is 'train' but `num_latents` or `k` is missing; "
-                "set both (e.g. num_latents: 4096, k: 32)."
-            )
-        _check_positive(self, ("epochs", "batch_size"))
-        _check_positive(self, ("num_latents", "k", "train_tokens"), optional=True)
-        if isinstance(self.lr, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                object.__setattr__(self, "lr", float(self.lr))
-            except ValueError:
-                pass
-        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
-                                    or not 0 < self.lr < 1):
-            raise ProfileError(f"`sae.lr` must be a learning rate in (0, 1) or null (the width's default); "
-                               f"got {self.lr!r}.")
-
-    def hook_for(self, layer: int) -> str:
-        """The hook name of ``layer`` (the ``hook`` template filled in)."""
-        return self.hook.format(layer=int(layer))
-
-    def id_for(self, layer: int) -> str:
-        """The SAE id of ``layer`` (the ``sae_id`` template filled in)."""
-        return self.sae_id.format(layer=int(layer))
-
-
-@dataclass(frozen=True)
-class SaeTrainingPlan:
-    """Where a saesim-trained SAE trains and on how much: the answer of :func:`sae_training_plan`.
-
-    Attributes
-    ----------
-    device : {"cpu", "cuda"}
-        The torch device of training.
-    train_tokens : int or None
-        Cap on the training tokens (the first N kept tokens); None: every kept token.
-    epochs : int
-        Passes over them.
-    budget_field : str
-        The profile field the budget came from, for messages: ``"sae"`` (``sae.train_tokens``,
-        ``sae.epochs``) or ``"sae.gpu_budget"``.
-    """
-
-    device: Literal["cpu", "cuda"]
-    train_tokens: int | None
-    epochs: int
-    budget_field: str = "sae"
-
-
-def sae_training_plan(sae: SaeSpec, *, cuda_available: bool, profile_device: Device = "auto") -> SaeTrainingPlan:
-    """Decide where an SAE trains and its budget (tokens, epochs), from its settings and whether CUDA is present.
-
-    The device: ``sae.device`` ``"cpu"`` or ``"cuda"`` as given; ``"auto"``
-    is CUDA when ``cuda_available``, except that a profile pinned to the
-    CPU (``profile_device="cpu"``, e.g. ``tiny``) trains there too. The
-    budget: ``sae.gpu_budget`` on CUDA when it is set (a None field of it
-    keeps the CPU's value), else ``sae.train_tokens`` and ``sae.epochs``.
-
-    Only the budget enters the SAE's cache key
-    (:func:`saesim.extract._extract_keys.training_key`), not the device: the
-    same budget on the CPU and on a GPU is the same recipe (init drawn on the
-    CPU, same batch order), so a cached SAE is reused whichever device made
-    it. The weights are not bit-identical across devices: float reductions
-    run in another order, and sparsify's forward runs under bf16 autocast on
-    GPUs that support it.
-
-    Parameters
-    ----------
-    sae : SaeSpec
-    cuda_available : bool
-        Whether torch sees a CUDA device (:func:`torch_sees_cuda`); a
-        parameter so the rule is tested without a GPU.
-    profile_device : {"auto", "cpu", "cuda", "mps"}, default "auto"
-        The profile's ``device`` (of the forward passes).
-
-    Returns
-    -------
-    SaeTrainingPlan
-
-    Raises
-    ------
-    ProfileError
-        ``sae.device`` is ``"cuda"`` but ``cuda_available`` is False.
-
-    Examples
-    --------
-    >>> sae = SaeSpec(source="train", num_latents=64, k=4, epochs=2, gpu_budget=SaeBudget(epochs=8))
-    >>> sae_training_plan(sae, cuda_available=False)
-    SaeTrainingPlan(device='cpu', train_tokens=None, epochs=2, budget_field='sae')
-    >>> sae_training_plan(sae, cuda_available=True).epochs
-    8
-    """
-    if sae.device == "cuda" and not cuda_available:
-        raise ProfileError(
-            "`sae.device` is 'cuda' but torch sees no CUDA device; set sae.device to 'auto' (the GPU when "
-            "present, else the CPU) or 'cpu' (e.g. --set model_a.sae.device=auto), or install a CUDA build "
-            "of torch."
-        )
-    if sae.device == "auto":
-        device = "cuda" if cuda_available and profile_device != "cpu" else "cpu"
-    else:
-        device = sae.device
-    budget = sae.gpu_budget
-    if device != "cuda" or budget is None:
-        return SaeTrainingPlan(device=device, train_tokens=sae.train_tokens, epochs=sae.epochs)
-    tokens = sae.train_tokens if budget.train_tokens is None else budget.train_tokens
-    return SaeTrainingPlan(
-        device=device, train_tokens=None if tokens == "all" else tokens,
-        epochs=sae.epochs if budget.epochs is None else budget.epochs, budget_field="sae.gpu_budget",
-    )
-
-
-def torch_sees_cuda() -> bool:
-    """``torch.cuda.is_available()``, torch imported on the first call (for :func:`sae_training_plan`)."""
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 @dataclass(frozen=True)
@@ -370,7 +151,7 @@ class ModelSpec:
     sae: SaeSpec = field(default_factory=SaeSpec)
 
     def __post_init__(self):
-        _check_positive(self, ("batch_size",))
+        check_positive_fields(self, ("batch_size",))
         if self.backend == "transformer_lens" and self.family in ("bert", "mpnet"):
             raise ProfileError(
                 "`backend` 'transformer_lens' is supported for the causal families only; "
@@ -449,7 +230,7 @@ class DataSpec:
     min_aligned: float = 0.8
 
     def __post_init__(self):
-        _check_positive(self, ("n_docs", "max_length"))
+        check_positive_fields(self, ("n_docs", "max_length"))
         if not 0.0 <= float(self.min_aligned) <= 1.0:
             raise ProfileError(f"`data.min_aligned` must be a fraction in [0, 1]; got {self.min_aligned!r}.")
         if self.min_words < 0:
@@ -475,7 +256,7 @@ class LabelSpec:
     right: int = 2
 
     def __post_init__(self):
-        _check_positive(self, ("k",))
+        check_positive_fields(self, ("k",))
         if self.left < 0 or self.right < 1:
             raise ProfileError(f"`left` must be >= 0 and `right` >= 1; got {self.left}, {self.right}.")
 
@@ -519,7 +300,7 @@ class FilterSpec:
     svcca_dims: str | int | float = "ratio:10"
 
     def __post_init__(self):
-        _check_positive(self, ("top_k",))
+        check_positive_fields(self, ("top_k",))
         dims = self.svcca_dims
         valid = (isinstance(dims, str) and dims.startswith("ratio:") and _is_positive_number(dims[6:])) or (
             isinstance(dims, int) and dims >= 1) or (isinstance(dims, float) and 0.0 < dims <= 1.0)
@@ -549,7 +330,7 @@ class NullSpec:
     seed: int = 0
 
     def __post_init__(self):
-        _check_positive(self, ("n_perm",))
+        check_positive_fields(self, ("n_perm",))
 
 
 @dataclass(frozen=True)
@@ -973,15 +754,3 @@ def _is_positive_number(text: str) -> bool:
         return float(text) > 0
     except ValueError:
         return False
-
-
-def _check_positive(obj, names, *, prefix: str = "", optional: bool = False) -> None:
-    """Check positive-int fields with :func:`saesim.validation.check_positive_int`, raising ProfileError."""
-    for name in names:
-        value = getattr(obj, name)
-        if value is None and optional:
-            continue
-        try:
-            check_positive_int(value, f"{prefix}{name}")
-        except ValueError as exc:  # NotAnIntegerError is a ValueError too
-            raise ProfileError(str(exc)) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["HookError", "HubUnavailableError", "ModelPackageError"]
+__all__ = ["HookError", "HubUnavailableError", "ModelPackageError", "ProfileError"]
 
 
 class ModelPackageError(RuntimeError):
@@ -15,3 +15,7 @@ class HookError(ValueError):
 
 class HubUnavailableError(RuntimeError):
     """Something (a corpus, a model or an SAE) needs the Hugging Face hub, and it is switched off or unreachable."""
+
+
+class ProfileError(ValueError):
+    """A profile file or override is invalid (unknown key, bad value or type)."""

@@ -7,6 +7,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from saesim.errors import ProfileError
+
 SeedLike = int | np.random.Generator | None
 
 
@@ -75,6 +77,37 @@ def check_positive_int(value, name: str, *, minimum: int = 1, fix: str = "") -> 
     if value < minimum:
         raise ValueError(f"`{name}` must be {expected}; got {value!r}.{tail}")
     return int(value)
+
+
+def check_positive_fields(obj, names, *, optional: bool = False) -> None:
+    """Check that the fields ``names`` of a profile dataclass are positive integers, raising ProfileError.
+
+    Each field goes through :func:`check_positive_int` under its own name; the
+    error is re-raised as :class:`saesim.errors.ProfileError`, so a bad profile
+    value fails like any other.
+
+    Parameters
+    ----------
+    obj : object
+        The dataclass instance (e.g. a :class:`saesim.config.DataSpec` in its ``__post_init__``).
+    names : iterable of str
+        The attribute names to check.
+    optional : bool, default False
+        Whether None passes (a field whose None means "no cap" or "any").
+
+    Raises
+    ------
+    ProfileError
+        A field is not an integer, or is below 1; the message names the field.
+    """
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        try:
+            check_positive_int(value, name)
+        except ValueError as exc:  # NotAnIntegerError is a ValueError too
+            raise ProfileError(str(exc)) from None
 
 
 def as_generator(seed: SeedLike, *, name: str = "seed") -> np.random.Generator:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "saesim"
-BASE = {"config", "errors", "io", "validation", "profiles", "vocab"}
+BASE = {"config", "_sae_spec", "errors", "io", "validation", "profiles", "vocab"}
 RANK = {"base": 0, "compare": 1, "extract": 2, "experiments": 3, "report": 4, "cli": 5}
 
 
