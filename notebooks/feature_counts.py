@@ -41,7 +41,6 @@ figures_dir = "figures"
 # %%
 import pandas as pd
 from IPython.display import HTML, display
-from matplotlib.figure import Figure
 
 from saesim.report import book, pages, plots, tables
 from saesim.experiments.grid import cached_best_partners
@@ -76,8 +75,7 @@ book.glue_fields(pages.feature_count_numbers(hubs, data_a, data_b, frame, layer_
 # paper's Pythia notebooks found one "period/newline" hub with 13,839 partners.)
 
 # %%
-fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-plots.hub_histogram(hubs.counts, ax=fig.subplots(), label=f"{grid.label_a} L{layer_a} latents")
+fig = plots.hub_histogram(hubs.counts, label=f"{grid.label_a} L{layer_a} latents").figure
 book.show_figure(fig, "fig_hub_histogram",
                  plots.caption(cell, "How many B latents choose each A latent as their best partner "
                                      "(many-to-1, before any filter), log-log"),
@@ -96,9 +94,8 @@ tables.page_style(pages.hub_table(hubs, data_a.contexts, n=10),
 # on {glue:text}`fc_median_freq_a:.4f` of the tokens.
 
 # %%
-fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-plots.frequency_histogram({f"{grid.label_a} L{layer_a}": activation_frequency(data_a.codes),
-                           f"{grid.label_b} L{layer_b}": activation_frequency(data_b.codes)}, ax=fig.subplots())
+fig = plots.frequency_histogram({f"{grid.label_a} L{layer_a}": activation_frequency(data_a.codes),
+                                 f"{grid.label_b} L{layer_b}": activation_frequency(data_b.codes)}).figure
 book.show_figure(fig, "fig_activation_frequency",
                  plots.caption(cell, "Fraction of tokens on which each latent fires"),
                  out_dir=figures_dir)
@@ -114,25 +111,14 @@ tables.page_style(pages.dead_latents(frame, grid.label_a, grid.label_b),
 # {glue:text}`fc_kept_max:.1f` % of the choosing latents.
 
 # %%
-counts = tables.counts_table(frame)
-stages = ["choosers", "with partner", "after junk filter", "after 1-1", "pairs kept"]
-fig = Figure(figsize=(7, 3.8), layout="constrained")
-ax = fig.subplots()
-for (la, lb), row in counts.iterrows():
-    ax.plot(range(len(stages)), [100.0 * row[s] / row["choosers"] for s in stages], marker="o",
-            label=f"A{la}·B{lb}", alpha=0.8)
-ax.set_xticks(range(len(stages)), stages, rotation=15)
-ax.set_ylabel("% of choosing latents")
-ax.set_title("Pairs left after each filter stage")
-if len(counts) <= 12:
-    ax.legend(frameon=False, fontsize="small", ncols=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+fig = plots.filter_stages(frame)
 book.show_figure(fig, "fig_filter_stages",
                  plots.caption(grid.meta(), "Percentage of the choosing latents left after each stage of the "
                                             "pipeline, one line per layer pair"),
                  out_dir=figures_dir)
 
 # %%
-tables.page_style(counts, "Pairs left after each filter stage, per layer pair")
+tables.page_style(tables.counts_table(frame), "Pairs left after each filter stage, per layer pair")
 
 # %% [markdown]
 # ## Paired latents and their top contexts, kept and removed

@@ -39,7 +39,6 @@ figures_dir = "figures"
 
 # %%
 from IPython.display import HTML, Markdown, display
-from matplotlib.figure import Figure
 
 from saesim.report import book, pages, plots, prose, tables
 
@@ -163,11 +162,8 @@ tables.page_style(tables.counts_table(frame), "Appendix A4 analogue: latents and
 # ## Paired versus shuffled, one A layer against every B layer (A8)
 
 # %%
-fig = Figure(figsize=(11, 3.8), layout="constrained")
-ax_svcca, ax_rsa = fig.subplots(1, 2)
 bar_a = bar_layer_a if bar_layer_a is not None else pages.peak_pair(frame, by="svcca")[0]
-plots.paired_vs_null_bars(frame, "svcca", layer_a=bar_layer_a, ax=ax_svcca, **labels)
-plots.paired_vs_null_bars(frame, "rsa", layer_a=bar_a, ax=ax_rsa, **labels)
+fig = plots.paired_vs_null_panels(frame, ["svcca", "rsa"], layer_a=bar_a, **labels)
 book.show_figure(fig, "figA8_paired_vs_null_bars",
                  plots.caption(grid.meta(layers_a=[bar_a]), "Paired score vs the shuffled-pairing null "
                                                             "(mean ± sd) for one A layer against every B layer: "

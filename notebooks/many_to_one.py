@@ -41,7 +41,6 @@ figures_dir = "figures"
 
 # %%
 from IPython.display import HTML, display
-from matplotlib.figure import Figure
 
 from saesim import vocab
 from saesim.report import book, pages, plots, tables
@@ -146,13 +145,7 @@ tables.page_style(tables.counts_table(m), "Appendix A6/A7 count table analogue: 
 # ## Many-to-1 and 1-1 side by side
 
 # %%
-# a 2 x 2 grid: four panels in one row leave each cell too narrow for its number
-fig = Figure(figsize=(12, 2 * (0.55 * m["layer_b"].nunique() + 2.0)), layout="constrained")
-axes = fig.subplots(2, 2).ravel()
-for ax, (frame, title) in zip(axes, [(m, "SVCCA, many-to-1"), (o, f"SVCCA, 1-1 ({rule})"),
-                                     (m, "RSA, many-to-1"), (o, f"RSA, 1-1 ({rule})")]):
-    value = "svcca" if title.startswith("SVCCA") else "rsa"
-    plots.layer_heatmap(frame, value, ax=ax, title=title, style=plots.shared_style([m, o], value), **labels)
+fig = plots.rule_heatmaps([("many_to_one", m), (rule, o)], ["svcca", "rsa"], **labels)
 book.show_figure(fig, "fig_many_to_one_vs_one_to_one",
                  plots.caption(one.meta(rule=f"many_to_one / {rule}",
                                         null_kind="hub partners permuted (many-to-1) / shuffled pairings (1-1)"),
@@ -190,26 +183,7 @@ tables.page_style(summary.style.format(precision=3).format("{:.1f}", subset=[voc
                   "SVCCA first")
 
 # %%
-fig = Figure(figsize=(max(6.0, 0.35 * len(rules) * len(pair_names) + 3.0), 2.8 * len(directions)),
-             layout="constrained")
-axes = fig.subplots(len(directions), 1, squeeze=False, sharey=True)
-width = 0.8 / len(rules)
-for i, d in enumerate(directions):
-    ax = axes[i][0]
-    for j, r in enumerate(rules):
-        sub = f[(f["rule"] == r) & (f["direction"] == d)].set_index(["layer_a", "layer_b"])
-        at = [k + (j - (len(rules) - 1) / 2) * width for k in range(len(pair_names))]
-        score = [float(sub["svcca"].get(p, float("nan"))) for p in every.pairs]
-        null = [float(sub["svcca_null_mean"].get(p, float("nan"))) for p in every.pairs]
-        ax.bar(at, score, width=width, label=r, color=f"C{j}")
-        ax.scatter(at, null, marker="_", s=120, color="black", zorder=3,
-                   label="null mean" if j == 0 else None)
-    ax.set_xticks(range(len(pair_names)))
-    ax.set_xticklabels(pair_names)
-    ax.set_xlabel(f"layer pair ({many.label_a} – {many.label_b})")
-    ax.set_ylabel("paired SVCCA")
-    ax.set_title(f"direction {d}")
-axes[0][0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+fig = plots.rule_bars(f, pairs=every.pairs, rules=rules, directions=directions, metric="svcca", **labels)
 book.show_figure(fig, "fig_rules_directions_svcca",
                  plots.caption(every.meta(), f"Paired SVCCA (bars) and its null mean (black "
                                              f"ticks) for every pairing rule ({', '.join(rules)}) and direction "

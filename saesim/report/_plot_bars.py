@@ -1,4 +1,5 @@
-"""Bars and histograms: paired scores beside their nulls, hubs, activation frequencies, p-values with their cut-offs.
+"""Bars, histograms and lines: paired scores beside their nulls (per layer pair, per pairing rule), hubs,
+activation frequencies, the pairs left after each filter stage, p-values with their cut-offs.
 
 Private to :mod:`saesim.report`; import the public names from :mod:`saesim.report.plots`.
 
@@ -22,10 +23,22 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from saesim import vocab
 from saesim.compare.multitest import n_rejected
 from saesim.report._plot_style import check_1d, check_ncols, check_values, new_figure, panel_grid, panel_title, wrap
 from saesim.report.frames import check_frame, check_unique
-from saesim.report.tables import display_name
+from saesim.report.tables import counts_table, display_name
+
+FILTER_STAGES: tuple[str, ...] = ("n_choosers", "n_with_partner", "n_after_junk", "n_after_1to1", "n_pairs")
+"""Count columns drawn by :func:`filter_stages`, in pipeline order (x ticks headed by
+:func:`saesim.vocab.column_label`: choosers, with partner, after junk filter, after 1-1, pairs kept)."""
+
+PAGE_PANEL_SIZE = (5.5, 3.8)
+"""Size (inches) of the figure :func:`hub_histogram` and :func:`frequency_histogram` draw when not
+given ``ax``: the book's (take it with ``.figure``)."""
+
+MAX_LEGEND_LINES = 12
+"""Most lines :func:`filter_stages` names in a legend (more would hide the plot)."""
 
 
 def paired_vs_null_bars(frame: pd.DataFrame, metric: str, *, layer_a=None, ax: Axes | None = None,
@@ -54,10 +67,7 @@ def paired_vs_null_bars(frame: pd.DataFrame, metric: str, *, layer_a=None, ax: A
     check_frame(frame, "frame", ["layer_a", "layer_b", metric, null_column])
     check_unique(frame, ["layer_a", "layer_b"], "frame")
     if layer_a is None:
-        scores = pd.to_numeric(frame[metric], errors="coerce")
-        if not scores.notna().any():
-            raise ValueError(f"Column `{metric}` has no finite value; pass `layer_a` explicitly.")
-        layer_a = frame.loc[scores.idxmax(), "layer_a"]
+        layer_a = _best_layer_a(frame, metric)
     rows = frame[frame["layer_a"] == layer_a]
     if rows.empty:
         raise ValueError(f"`frame` has no rows for layer_a={layer_a!r}; layers present: "
@@ -81,6 +91,132 @@ def paired_vs_null_bars(frame: pd.DataFrame, metric: str, *, layer_a=None, ax: A
     # below the axes, never over the bars
     ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
     return ax
+
+
+def paired_vs_null_panels(frame: pd.DataFrame, metrics: Sequence[str] | str = ("svcca", "rsa"), *,
+                          layer_a=None, label_a: str = "model A", label_b: str = "model B") -> Figure:
+    """:func:`paired_vs_null_bars` of several measures side by side, for one A layer (A8).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``full_space.parquet`` restricted to one rule and direction.
+    metrics : str or sequence of str, default ``("svcca", "rsa")``
+        One panel each, left to right; each needs ``<metric>`` and ``<metric>_null_mean``.
+    layer_a : optional
+        The A layer of every panel; by default the one holding the highest score of the
+        first metric.
+    label_a, label_b : str
+        Model names used in the titles and axis labels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per metric, 5.5 × 3.8 in each.
+    """
+    metrics = check_values(metrics, name="metrics")
+    check_frame(frame, "frame", ["layer_a", "layer_b", *metrics])
+    if layer_a is None:
+        layer_a = _best_layer_a(frame, metrics[0])
+    fig = new_figure(5.5 * len(metrics), 3.8)
+    for ax, metric in zip(np.atleast_1d(fig.subplots(1, len(metrics))), metrics):
+        paired_vs_null_bars(frame, metric, layer_a=layer_a, ax=ax, label_a=label_a, label_b=label_b)
+    return fig
+
+
+def rule_bars(frame: pd.DataFrame, *, pairs: Sequence | None = None, rules: Sequence[str] | None = None,
+              directions: Sequence[str] | None = None, metric: str = "svcca", label_a: str = "model A",
+              label_b: str = "model B") -> Figure:
+    """Paired score (bars) and its null mean (black ticks) of every pairing rule, one panel per direction.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``full_space.parquet`` rows of several rules and directions: columns ``rule``,
+        ``direction``, ``layer_a``, ``layer_b``, ``<metric>`` and ``<metric>_null_mean``, one
+        row per (rule, direction, layer pair).
+    pairs : sequence of (A layer, B layer), optional
+        The layer pairs on the x axis, in order (a pair missing from a rule's rows leaves a
+        gap); by default every pair of ``frame``, sorted.
+    rules, directions : sequence of str, optional
+        Bar groups (one colour per rule, legend from :func:`saesim.vocab.label`) and panels
+        (top to bottom); by default those of ``frame`` in order of appearance.
+    metric : str, default ``"svcca"``
+    label_a, label_b : str
+        Model names of the x axis label.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per direction, sharing the y axis; in each, one bar per (layer pair, rule)
+        and the null mean of each bar as a black tick; the legend sits right of the top panel.
+    """
+    null_column = f"{metric}_null_mean"
+    check_frame(frame, "frame", ["rule", "direction", "layer_a", "layer_b", metric, null_column])
+    check_unique(frame, ["rule", "direction", "layer_a", "layer_b"], "frame")
+    rules = list(frame["rule"].unique()) if rules is None else list(rules)
+    directions = list(frame["direction"].unique()) if directions is None else list(directions)
+    pairs = (sorted(set(zip(frame["layer_a"], frame["layer_b"]))) if pairs is None
+             else [tuple(p) for p in pairs])
+    for name, given in (("rules", rules), ("directions", directions), ("pairs", pairs)):
+        if not given:
+            raise ValueError(f"`{name}` is empty; give at least one (or rows in `frame`).")
+    names = [f"A{la}–B{lb}" for la, lb in pairs]
+    fig = new_figure(max(6.0, 0.35 * len(rules) * len(pairs) + 3.0), 2.8 * len(directions))
+    axes = fig.subplots(len(directions), 1, squeeze=False, sharey=True)[:, 0]
+    width = 0.8 / len(rules)
+    measure = vocab.label("measure", metric, default=display_name(metric))
+    for ax, direction in zip(axes, directions):
+        for j, rule in enumerate(rules):
+            sub = frame[(frame["rule"] == rule) & (frame["direction"] == direction)].set_index(["layer_a", "layer_b"])
+            at = np.arange(len(pairs)) + (j - (len(rules) - 1) / 2) * width
+            score = [float(sub[metric].get(p, np.nan)) for p in pairs]
+            null = [float(sub[null_column].get(p, np.nan)) for p in pairs]
+            ax.bar(at, score, width=width, label=vocab.label("rule", rule, default=rule), color=f"C{j}")
+            ax.scatter(at, null, marker="_", s=120, color="black", zorder=3, label="null mean" if j == 0 else None)
+        ax.set_xticks(range(len(pairs)), names)
+        ax.set_xlabel(f"layer pair ({label_a} – {label_b})")
+        ax.set_ylabel(f"paired {measure}")
+        ax.set_title(f"direction: {vocab.label('direction', direction, default=direction)}")
+    axes[0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def filter_stages(frame: pd.DataFrame) -> Figure:
+    """Percentage of the choosing latents left after each filter stage, one line per layer pair.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``full_space.parquet`` (any subset of its rows) with the counts of
+        :data:`FILTER_STAGES`; the lines are the rows of
+        :func:`saesim.report.tables.counts_table` (sorted by A layer, then B layer).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per row, labelled ``A<layer>·B<layer>`` (plus rule and direction when the
+        frame holds several), at ``100 * stage / choosers`` for each stage; a legend right of
+        the axes when there are at most :data:`MAX_LEGEND_LINES` lines. A row with no
+        chooser draws no point.
+    """
+    check_frame(frame, "frame", ["layer_a", "layer_b", *FILTER_STAGES])
+    counts = counts_table(frame)
+    stages = [display_name(stage) for stage in FILTER_STAGES]
+    fig = new_figure(7.0, 3.8)
+    ax = fig.subplots()
+    x = np.arange(len(stages))
+    for key, row in counts.iterrows():
+        values = pd.to_numeric(row[stages], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            percent = np.where(values[0] > 0, 100.0 * values / values[0], np.nan)
+        ax.plot(x, percent, marker="o", label=_row_label(key), alpha=0.8)
+    ax.set_xticks(x, stages, rotation=15)
+    ax.set_ylabel("% of choosing latents")
+    ax.set_title("Pairs left after each filter stage")
+    if 0 < len(counts) <= MAX_LEGEND_LINES:
+        ax.legend(frameon=False, fontsize="small", ncols=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
 
 
 def control_bars(trained: pd.DataFrame, control: pd.DataFrame, metric: str, *, ax: Axes | None = None,
@@ -148,6 +284,7 @@ def hub_histogram(counts, *, ax: Axes | None = None, log: bool = True, bins: int
         (:func:`saesim.compare.match.hub_counts`). Latents chosen by nobody (0) are
         counted in the legend, not drawn.
     ax : matplotlib.axes.Axes, optional
+        Where to draw; a new :data:`PAGE_PANEL_SIZE` figure when omitted (its ``.figure``).
     log : bool, default True
         Log-spaced bins and log axes (the counts are heavy-tailed: one hub can
         take thousands of partners).
@@ -165,7 +302,7 @@ def hub_histogram(counts, *, ax: Axes | None = None, log: bool = True, bins: int
                          f"{counts.min():g}.")
     chosen = counts[counts > 0]
     if ax is None:
-        ax = new_figure(5.0, 3.6).subplots()
+        ax = new_figure(*PAGE_PANEL_SIZE).subplots()
     if chosen.size:
         edges = (np.unique(np.geomspace(1, chosen.max() + 1, bins + 1).round())
                  if log and chosen.max() > 1 else bins)
@@ -195,6 +332,7 @@ def frequency_histogram(freq, *, ax: Axes | None = None, log: bool = True, bins:
         (``{"model A": fa, "model B": fb}``). Dead latents (frequency 0) cannot
         sit on a log axis: they are counted in the legend.
     ax : matplotlib.axes.Axes, optional
+        Where to draw; a new :data:`PAGE_PANEL_SIZE` figure when omitted (its ``.figure``).
     log : bool, default True
         Log-spaced bins and log x axis.
     bins : int, default 50
@@ -213,7 +351,7 @@ def frequency_histogram(freq, *, ax: Axes | None = None, log: bool = True, bins:
                              f"[{np.nanmin(values):g}, {np.nanmax(values):g}] (divide counts by n_tokens).")
     live = np.concatenate([v[v > 0] for v in series.values()]) if series else np.array([])
     if ax is None:
-        ax = new_figure(5.0, 3.6).subplots()
+        ax = new_figure(*PAGE_PANEL_SIZE).subplots()
     if live.size:
         low, high = live.min(), live.max()
         edges = np.geomspace(low, high * (1 + 1e-9), bins + 1) if log and high > low else bins
@@ -359,3 +497,18 @@ def pvalue_histogram(frame: pd.DataFrame, columns: Sequence[str] | str, *, alpha
         ax.set_title(panel_title(column))
         ax.legend(frameon=False, fontsize="x-small")
     return fig
+
+
+def _best_layer_a(frame: pd.DataFrame, metric: str):
+    """The A layer of the row with the highest ``metric``."""
+    scores = pd.to_numeric(frame[metric], errors="coerce")
+    if not scores.notna().any():
+        raise ValueError(f"Column `{metric}` has no finite value; pass `layer_a` explicitly.")
+    return frame.loc[scores.idxmax(), "layer_a"]
+
+
+def _row_label(key) -> str:
+    """``A<layer>·B<layer>`` of a :func:`counts_table` index entry, its rule and direction after it."""
+    layer_a, layer_b, *rest = key
+    words = [vocab.label("rule", v, default=None) or vocab.label("direction", v, default=str(v)) for v in rest]
+    return ", ".join([f"A{layer_a}·B{layer_b}", *words])

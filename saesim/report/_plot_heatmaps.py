@@ -1,4 +1,4 @@
-"""Layer × layer heatmaps in the paper's style: one panel, panels side by side, one panel per concept.
+"""Layer × layer heatmaps in the paper's style: one panel, panels side by side, one panel per rule or concept.
 
 Private to :mod:`saesim.report`; import the public names from :mod:`saesim.report.plots`.
 """
@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from saesim import vocab
 from saesim.report._plot_scale import (
     ColourScale,
     HeatmapStyle,
@@ -274,6 +275,50 @@ def comparison_heatmaps(panels: Sequence[tuple[str, pd.DataFrame, str, str]], va
         grid = pivot_grid(frame, value, rows="layer_b", cols="layer_a")
         draw_panel(ax, frame, value, grid, title, scale, style, rows="layer_b", cols="layer_a", counts=None,
                    label_a=label_x, label_b=label_y)
+    return fig
+
+
+def rule_heatmaps(frames: Mapping[str, pd.DataFrame] | Sequence[tuple[str, pd.DataFrame]],
+                  values: Sequence[str] | str = ("svcca", "rsa"), *, label_a: str = "model A",
+                  label_b: str = "model B") -> Figure:
+    """The same layer grid under several pairing rules: one row of panels per value, one column per rule.
+
+    Many-to-1 and 1-1 side by side: each row is one column of the tidy table (``"svcca"``,
+    ``"rsa"``) on one colour scale over every rule (:func:`shared_style`), so a cell reads
+    against the same cell under the other rule. Two rules and two values make a 2 × 2 grid, not
+    one row of four, which would leave each cell too narrow for its number.
+
+    Parameters
+    ----------
+    frames : mapping or sequence of (rule, frame)
+        One tidy table per pairing rule (each of one rule and direction; columns ``layer_a``,
+        ``layer_b`` and every value), left to right; the rule key (``"many_to_one"``,
+        ``"first_index"``, ...) names its panels through :func:`saesim.vocab.label`.
+    values : str or sequence of str, default ``("svcca", "rsa")``
+        One row each, top to bottom.
+    label_a, label_b : str
+        Model names for the axis labels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Panels :func:`layer_heatmap` titled ``"<value>, <rule>"`` (``"SVCCA, many-to-1"``), in
+        row order; 6 in wide per rule and ``0.55 in`` per B layer (+ 2 in) high per value.
+    """
+    values = check_values(values)
+    panels = list(frames.items()) if isinstance(frames, Mapping) else [tuple(p) for p in frames]
+    if not panels:
+        raise ValueError("`frames` is empty; give at least one (rule, frame).")
+    for rule, frame in panels:
+        check_frame(frame, f"frame of {rule!r}", ["layer_a", "layer_b", *values])
+    n_b = max(frame["layer_b"].nunique() for _, frame in panels)
+    fig = new_figure(6.0 * len(panels), len(values) * (0.55 * n_b + 2.0))
+    axes = fig.subplots(len(values), len(panels), squeeze=False)
+    for row, value in zip(axes, values):
+        style = shared_style([frame for _, frame in panels], value)
+        for ax, (rule, frame) in zip(row, panels):
+            title = f"{vocab.column_label(value, default=value)}, {vocab.label('rule', rule, default=rule)}"
+            layer_heatmap(frame, value, ax=ax, title=title, style=style, label_a=label_a, label_b=label_b)
     return fig
 
 

@@ -30,7 +30,9 @@ Fig. 1 (method)                :func:`method_diagram`
 Fig. 2 (toy pairing)           :func:`toy_pairing_figure`
 Figs. 3-4, A1-A7               :func:`heatmap_panels` / :func:`layer_heatmap`
                                (settings: :class:`HeatmapStyle`)
-A8 (bar plot)                  :func:`paired_vs_null_bars`
+A8 (bar plot)                  :func:`paired_vs_null_bars`, :func:`paired_vs_null_panels`
+A6-A7 beside 1-1, every rule   :func:`rule_heatmaps`, :func:`rule_bars`
+filter stages (A4/A6 counts)   :func:`filter_stages`
 A9-A10 (concept heatmaps)      :func:`concept_heatmap_grid`
 hubs, frequencies, p-values    :func:`hub_histogram`, :func:`frequency_histogram`,
                                :func:`pvalue_histogram`
@@ -47,9 +49,10 @@ modules of :mod:`saesim.report`, one job each (import from here, not there):
   :func:`panel_style`), :func:`panel_axes`, figure grids and the annotated
   cell grid every heatmap draws;
 * ``_plot_heatmaps`` — :func:`layer_heatmap`, :func:`heatmap_panels`,
-  :func:`comparison_heatmaps`, :func:`concept_heatmap_grid`,
+  :func:`comparison_heatmaps`, :func:`rule_heatmaps`, :func:`concept_heatmap_grid`,
   :func:`shared_style`, :func:`constant_text`;
-* ``_plot_bars`` — :func:`paired_vs_null_bars`, :func:`control_bars`,
+* ``_plot_bars`` — :func:`paired_vs_null_bars`, :func:`paired_vs_null_panels`,
+  :func:`rule_bars`, :func:`control_bars`, :func:`filter_stages`,
   :func:`hub_histogram`, :func:`frequency_histogram`,
   :func:`multiple_testing_cutoffs`, :func:`pvalue_histogram`;
 * ``_plot_schematics`` — :func:`method_diagram`, :func:`toy_pairing_figure`;
@@ -71,13 +74,18 @@ Soc. B 57 (1995), 289-300.
 from __future__ import annotations
 
 from saesim.report._plot_bars import (
+    FILTER_STAGES,
+    PAGE_PANEL_SIZE,
     Cutoffs,
     control_bars,
+    filter_stages,
     frequency_histogram,
     hub_histogram,
     multiple_testing_cutoffs,
     paired_vs_null_bars,
+    paired_vs_null_panels,
     pvalue_histogram,
+    rule_bars,
 )
 from saesim.report._plot_captions import caption, dims_words
 from saesim.report._plot_heatmaps import (
@@ -89,6 +97,7 @@ from saesim.report._plot_heatmaps import (
     constant_text,
     heatmap_panels,
     layer_heatmap,
+    rule_heatmaps,
     shared_style,
 )
 from saesim.report._plot_save import FIGURE_NAMES, SAVE_DPI, SAVE_FORMATS, save_figure
@@ -103,6 +112,8 @@ __all__ = [
     "ANNOT_KWS",
     "CONSTANT_LABEL",
     "FIGURE_NAMES",
+    "FILTER_STAGES",
+    "PAGE_PANEL_SIZE",
     "HeatmapStyle",
     "SAVE_FORMATS",
     "Cutoffs",
@@ -111,6 +122,7 @@ __all__ = [
     "constant_text",
     "constant_value",
     "control_bars",
+    "filter_stages",
     "frequency_histogram",
     "comparison_heatmaps",
     "heatmap_panels",
@@ -119,6 +131,7 @@ __all__ = [
     "method_diagram",
     "multiple_testing_cutoffs",
     "paired_vs_null_bars",
+    "paired_vs_null_panels",
     "panel_axes",
     "plot_baselines",
     "plot_sweep",
@@ -126,6 +139,8 @@ __all__ = [
     "panel_style",
     "panel_title",
     "pvalue_histogram",
+    "rule_bars",
+    "rule_heatmaps",
     "save_figure",
     "shared_style",
     "toy_pairing_figure",

@@ -4,9 +4,12 @@ House rule 12 (a notebook holds parameters, one library call per figure, table
 or block of numbers, and draws): no notebook cell computes statistics (scipy,
 rank correlations), writes a table (``to_parquet`` and friends: the drivers
 write their own), prints (a printed line is a path or a raw name on the page),
-or glues numbers line by line (:func:`saesim.report.book.glue_fields` glues a
-page's numbers in one call). Every page opens with its title, and every name
-its prose quotes is glued.
+glues numbers line by line (:func:`saesim.report.book.glue_fields` glues a
+page's numbers in one call) or builds a figure by hand (matplotlib imported,
+``Figure(...)``, ``.subplots()``, ``ax.plot``/``ax.set_title`` and friends, or a
+plotting function pointed at axes of its own with ``ax=``: each figure is one
+documented, tested function of :mod:`saesim.report.plots`). Every page opens
+with its title, and every name its prose quotes is glued.
 """
 
 from __future__ import annotations
@@ -32,6 +35,19 @@ WRITES = {"to_parquet", "to_csv", "to_json", "to_pickle", "write_text", "write_b
           "dump"}
 """Calls that write files: the drivers (saesim.experiments) write their own tables."""
 
+PLOTTING_MODULES = {"matplotlib", "seaborn", "pylab"}
+"""Modules a notebook never imports: its figures come whole from saesim.report.plots."""
+
+BUILDS_FIGURE = {"Figure", "figure", "subplots", "subplot", "subplot_mosaic", "add_subplot", "add_axes",
+                 "add_gridspec", "twinx", "twiny"}
+"""Calls that make a figure or axes by hand."""
+
+DRAWS = {"plot", "bar", "barh", "scatter", "hist", "imshow", "pcolormesh", "errorbar", "fill_between",
+         "axhline", "axvline", "annotate", "heatmap", "legend", "suptitle", "set_title", "set_xlabel",
+         "set_ylabel", "set_xticks", "set_yticks", "set_xticklabels", "set_yticklabels", "set_xlim", "set_ylim",
+         "set_xscale", "set_yscale", "tick_params", "tight_layout"}
+"""Calls that draw on or dress axes: a figure's content and labels, which belong in saesim.report.plots."""
+
 MAX_GLUE_RUN = 3
 """Most consecutive ``glue_value`` statements a cell may hold (more: one ``glue_fields`` call)."""
 
@@ -55,12 +71,21 @@ def problems(source: str) -> list[str]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
             found += [f"imports {m}" for m in modules if m.split(".")[0] in {"scipy", "sklearn", "statsmodels"}]
+            found += [f"imports {m} (figures come whole from saesim.report.plots)" for m in modules
+                      if m.split(".")[0] in PLOTTING_MODULES]
         elif isinstance(node, ast.Call):
             name = _called(node)
             if name in STATISTICS:
                 found.append(f"computes statistics ({name})")
             elif name in WRITES:
                 found.append(f"writes a file ({name})")
+            elif name in BUILDS_FIGURE:
+                found.append(f"builds a figure by hand ({name}; one saesim.report.plots call per figure)")
+            elif name in DRAWS:
+                found.append(f"draws by hand ({name}; one saesim.report.plots call per figure)")
+            elif any(k.arg == "ax" for k in node.keywords):
+                found.append(f"assembles a figure from panels ({name}(ax=...); one saesim.report.plots call "
+                             f"per figure)")
             elif name == "print":
                 found.append("prints (show results with display/Markdown; never a path)")
             elif name == "open" and any(isinstance(a, ast.Constant) and isinstance(a.value, str) and
@@ -98,6 +123,48 @@ def test_the_rules_catch_what_the_notebooks_used_to_do():
     assert problems("for k, v in glue.items():\n    book.glue_value(k, v)") == [
         "glues values in a loop (use glue_fields)"]
     assert problems('book.glue_value("a", 1)\nbook.glue_value("b", 2)\nbook.glue_fields(numbers, prefix="x_")') == []
+
+
+FIGURES_BUILT_BY_HAND = {
+    "filter stages (feature_counts)": """
+counts = tables.counts_table(frame)
+fig = Figure(figsize=(7, 3.8), layout="constrained")
+ax = fig.subplots()
+for (la, lb), row in counts.iterrows():
+    ax.plot(range(5), [100.0 * row[s] / row["choosers"] for s in stages], marker="o", label=f"A{la}·B{lb}")
+ax.set_xticks(range(5), stages, rotation=15)
+ax.set_ylabel("% of choosing latents")
+""",
+    "hub histogram (feature_counts)": """
+fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+plots.hub_histogram(hubs.counts, ax=fig.subplots(), label="A latents")
+""",
+    "2 x 2 heatmaps (many_to_one)": """
+axes = fig.subplots(2, 2).ravel()
+for ax, (frame, title) in zip(axes, panels):
+    plots.layer_heatmap(frame, "svcca", ax=ax, title=title, style=plots.shared_style([m, o], "svcca"))
+""",
+    "rules bar chart (many_to_one)": """
+for j, r in enumerate(rules):
+    ax.bar(at, score, width=width, label=r, color=f"C{j}")
+    ax.scatter(at, null, marker="_", s=120, color="black", zorder=3)
+axes[0][0].legend(fontsize="small")
+""",
+    "pyplot": "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nplt.show()",
+    "the Figure import": "from matplotlib.figure import Figure",
+}
+"""Cells the notebooks used to hold (issue #20), each drawing a figure by hand."""
+
+
+@pytest.mark.parametrize("source", FIGURES_BUILT_BY_HAND.values(), ids=FIGURES_BUILT_BY_HAND)
+def test_the_rules_catch_a_figure_built_by_hand(source):
+    assert any("figure" in problem or "draws" in problem or "plots" in problem for problem in problems(source))
+
+
+def test_one_plots_call_per_figure_passes():
+    assert problems('fig = plots.filter_stages(frame)\nbook.show_figure(fig, "fig_filter_stages", caption)') == []
+    assert problems('fig = plots.hub_histogram(hubs.counts, label="A").figure\nbook.show_figure(fig, "x", c)') == []
+    assert problems("from saesim.report import book, plots") == []
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)

@@ -17,6 +17,7 @@ from saesim.report.plots import (
     caption,
     concept_heatmap_grid,
     control_bars,
+    filter_stages,
     frequency_histogram,
     heatmap_panels,
     hub_histogram,
@@ -24,10 +25,13 @@ from saesim.report.plots import (
     method_diagram,
     multiple_testing_cutoffs,
     paired_vs_null_bars,
+    paired_vs_null_panels,
     panel_axes,
     panel_style,
     panel_title,
     pvalue_histogram,
+    rule_bars,
+    rule_heatmaps,
     save_figure,
     toy_pairing_figure,
 )
@@ -504,3 +508,138 @@ class TestControlBars:
     def test_no_shared_same_layer_row_is_an_error(self):
         with pytest.raises(ValueError, match="share no same-layer row"):
             control_bars(grid_frame(layers_a=(1,), layers_b=(2,)), grid_frame(layers_a=(1,), layers_b=(1,)), "svcca")
+
+
+def stage_frame():
+    """Two layer pairs whose counts fall by known fractions at each filter stage."""
+    return pd.DataFrame([
+        {"layer_a": 2, "layer_b": 1, "n_latents_b": 300, "n_choosers": 200, "n_with_partner": 150,
+         "n_after_junk": 100, "n_after_1to1": 50, "n_pairs": 20},
+        {"layer_a": 1, "layer_b": 3, "n_latents_b": 300, "n_choosers": 100, "n_with_partner": 100,
+         "n_after_junk": 80, "n_after_1to1": 40, "n_pairs": 10},
+    ])
+
+
+class TestFilterStages:
+    def test_one_line_per_layer_pair_at_stage_over_choosers(self):
+        fig = filter_stages(stage_frame())
+        assert isinstance(fig, Figure)
+        (ax,) = fig.axes
+        lines = ax.get_lines()
+        # counts_table order: A layer, then B layer
+        assert [line.get_label() for line in lines] == ["A1·B3", "A2·B1"]
+        np.testing.assert_allclose(lines[0].get_ydata(), [100, 100, 80, 40, 10])
+        np.testing.assert_allclose(lines[1].get_ydata(), 100 * np.array([200, 150, 100, 50, 20]) / 200)
+        np.testing.assert_array_equal(lines[0].get_xdata(), np.arange(5))
+        assert [t.get_text() for t in ax.get_xticklabels()] == [
+            "choosers", "with partner", "after junk filter", "after 1-1", "pairs kept"]
+        assert ax.get_ylabel() == "% of choosing latents"
+        assert ax.get_title() == "Pairs left after each filter stage"
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["A1·B3", "A2·B1"]
+
+    def test_no_legend_past_twelve_lines_and_no_point_without_choosers(self):
+        rows = [{"layer_a": a, "layer_b": 0, "n_choosers": a, "n_with_partner": a, "n_after_junk": a,
+                 "n_after_1to1": a, "n_pairs": a} for a in range(13)]
+        (ax,) = filter_stages(pd.DataFrame(rows)).axes
+        assert len(ax.get_lines()) == 13 and ax.get_legend() is None
+        assert np.isnan(ax.get_lines()[0].get_ydata()).all()
+
+    def test_needs_every_stage(self):
+        with pytest.raises(ValueError, match="n_after_1to1"):
+            filter_stages(stage_frame().drop(columns="n_after_1to1"))
+
+
+def rules_frame():
+    """Two rules × two directions × two layer pairs; svcca = 0.1 * rule + 0.01 * direction + 0.001 * a."""
+    rows = []
+    for i, rule in enumerate(["first_index", "many_to_one"]):
+        for j, direction in enumerate(["b_to_a", "a_to_b"]):
+            for a in (1, 2):
+                rows.append({"rule": rule, "direction": direction, "layer_a": a, "layer_b": a,
+                             "svcca": 0.1 * (i + 1) + 0.01 * j + 0.001 * a, "svcca_null_mean": 0.002 * a})
+    return pd.DataFrame(rows)
+
+
+class TestRuleBars:
+    def test_one_panel_per_direction_one_bar_group_per_rule(self):
+        frame = rules_frame()
+        fig = rule_bars(frame, pairs=[(1, 1), (2, 2)], rules=["many_to_one", "first_index"],
+                        directions=["b_to_a", "a_to_b"], label_a="Pythia", label_b="Gemma")
+        assert len(fig.axes) == 2
+        for ax, (j, direction) in zip(fig.axes, enumerate(["b_to_a", "a_to_b"])):
+            bars = bar_containers(ax)
+            assert len(bars) == 2 and all(len(b) == 2 for b in bars)
+            heights = [[round(p.get_height(), 6) for p in b] for b in bars]
+            assert heights == [[round(0.2 + 0.01 * j + 0.001 * a, 6) for a in (1, 2)],
+                               [round(0.1 + 0.01 * j + 0.001 * a, 6) for a in (1, 2)]]
+            ticks = [c.get_offsets()[:, 1].tolist() for c in ax.collections]
+            np.testing.assert_allclose(ticks, [[0.002, 0.004]] * 2)
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["A1–B1", "A2–B2"]
+            assert ax.get_xlabel() == "layer pair (Pythia – Gemma)"
+            assert ax.get_ylabel() == "paired SVCCA"
+        assert fig.axes[0].get_title() == "direction: B picks A"
+        legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert legend == ["null mean", "many-to-1", "1-1 (first occurrence)"]
+        assert fig.axes[1].get_legend() is None
+
+    def test_defaults_and_a_missing_pair_leaves_a_gap(self):
+        frame = rules_frame()
+        frame = frame[~((frame.rule == "many_to_one") & (frame.layer_a == 2))]
+        fig = rule_bars(frame)
+        ax = fig.axes[0]
+        first, many = bar_containers(ax)
+        assert first.get_label() == "1-1 (first occurrence)"
+        assert np.isnan(many.patches[1].get_height())
+
+    def test_needs_one_row_per_cell(self):
+        with pytest.raises(ValueError):
+            rule_bars(pd.concat([rules_frame(), rules_frame()]))
+
+
+class TestPairedVsNullPanels:
+    def test_one_panel_per_metric_at_one_a_layer(self):
+        frame = grid_frame().assign(rsa_null_mean=0.001)
+        fig = paired_vs_null_panels(frame, ["svcca", "rsa"], layer_a=2, label_a="A", label_b="B")
+        assert len(fig.axes) == 2 and tuple(fig.get_size_inches()) == (11.0, 3.8)
+        rows = frame[frame.layer_a == 2].sort_values("layer_b")
+        for ax, metric in zip(fig.axes, ["svcca", "rsa"]):
+            paired, null = bar_containers(ax)
+            np.testing.assert_allclose([b.get_height() for b in paired], rows[metric])
+            np.testing.assert_allclose([b.get_height() for b in null], rows[f"{metric}_null_mean"])
+            assert "layer 2" in ax.get_title()
+        assert [ax.get_ylabel() for ax in fig.axes] == ["SVCCA", "RSA"]
+
+    def test_default_layer_is_the_best_of_the_first_metric(self):
+        frame = grid_frame().assign(rsa_null_mean=0.001, rsa=lambda f: -f.svcca)
+        fig = paired_vs_null_panels(frame)
+        assert all("layer 3" in ax.get_title() for ax in fig.axes)
+
+
+class TestRuleHeatmaps:
+    def test_rows_are_values_columns_are_rules_on_one_scale_per_value(self):
+        many, one = grid_frame(), grid_frame().assign(svcca=lambda f: f.svcca / 2, rsa=lambda f: f.rsa / 4)
+        fig = rule_heatmaps([("many_to_one", many), ("max_corr", one)], ["svcca", "rsa"], label_a="P", label_b="G")
+        axes = panel_axes(fig)
+        assert [ax.get_title() for ax in axes] == ["SVCCA, many-to-1", "SVCCA, 1-1 (best correlation)",
+                                                   "RSA, many-to-1", "RSA, 1-1 (best correlation)"]
+        for ax, frame, value in zip(axes, [many, one, many, one], ["svcca", "svcca", "rsa", "rsa"]):
+            cells = cell_annotations(ax)
+            assert len(cells) == len(frame)
+            row = frame[(frame.layer_a == 3) & (frame.layer_b == 4)].iloc[0]
+            assert cells[("4", "3")].get_text() == f"{row[value]:.3f}"
+            assert ax.get_xlabel() == "P layer" and ax.get_ylabel() == "G layer"
+        for top, bottom in [(axes[0], axes[1]), (axes[2], axes[3])]:
+            assert heatmap_mesh(top).get_clim() == heatmap_mesh(bottom).get_clim()
+        assert heatmap_mesh(axes[0]).get_clim() != heatmap_mesh(axes[2]).get_clim()
+        assert tuple(fig.get_size_inches()) == pytest.approx((12.0, 2 * (0.55 * 3 + 2.0)))
+
+    def test_a_mapping_and_a_missing_column(self):
+        assert len(panel_axes(rule_heatmaps({"many_to_one": grid_frame()}, "svcca"))) == 1
+        with pytest.raises(ValueError, match="rsa_excess"):
+            rule_heatmaps({"many_to_one": grid_frame()}, ["rsa_excess"])
+
+
+class TestPageSizedHistograms:
+    def test_without_ax_the_figure_is_the_pages(self):
+        assert tuple(hub_histogram(np.array([1, 2, 3])).figure.get_size_inches()) == (5.5, 3.8)
+        assert tuple(frequency_histogram(np.array([0.1, 0.2])).figure.get_size_inches()) == (5.5, 3.8)
