@@ -40,7 +40,6 @@ from saesim.config import load_profile
 from saesim.experiments.baselines import read_baselines
 
 prof = load_profile(profile)
-display(HTML(book.scope_note(prof, cache_dir=cache_dir)))
 grids = pages.comparison_grids(prof, "full_space", rules=[rule], directions=[direction], cache_dir=cache_dir,
                                results_dir=results_dir)
 frames = {name: grid.frame for name, grid in grids.items()}
@@ -56,6 +55,12 @@ baselines = read_baselines(Path(results_dir) if results_dir else Path(cache_dir 
 # %%
 display(Markdown("\n\n".join(prose.summary_lines(frames, [m for m in metrics if m in frames["full_space"]],
                                                   alpha=alpha))))
+
+# %% [markdown]
+# ## Scope of this run
+
+# %%
+display(HTML(book.scope_note(prof, cache_dir=cache_dir)))
 
 # %% [markdown]
 # ## How this comparison differs from the paper's

@@ -40,6 +40,7 @@ figures_dir = "figures"
 # %%
 from IPython.display import HTML, Markdown, display
 
+from saesim import vocab
 from saesim.report import book, pages, plots, prose, tables
 
 grid = book.grid_frame(profile, "full_space", rules=[rule], directions=[direction], layers_a=layers_a,
@@ -52,7 +53,8 @@ display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 
 # %%
 dims, dims_short = plots.dims_words(grid.settings.svcca_variance), plots.policy_label(grid.settings.svcca_variance)
-book.glue_fields(pages.full_space_numbers(frame), prefix="fs_", profile=grid.profile.name, rule=rule, dims=dims)
+book.glue_fields(pages.full_space_numbers(frame), prefix="fs_", profile=grid.profile.name,
+                 rule=vocab.label("rule", rule, default=rule), dims=dims)
 
 # %% [markdown]
 # ## Effect over the null first (Figs. 3–4)

@@ -97,7 +97,8 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
         parts.append("Mode: authors-compatible (compat=True: SVCCA with k = 1, p = #(null ≥ score)/R)"
                      if _truthy(settings["compat"]) else
                      f"Mode: corrected (compat=False: SVCCA keeping {dims_words(settings.get('svcca_dims', 'ratio:10'))}, "
-                     "p = (1 + #(null ≥ score))/(1 + R))")
+                     "p = (1 + #(null ≥ score))/(1 + R), or the null's fitted upper tail where fewer than 10 "
+                     "draws reach the score)")
     return ". ".join(parts) + "."
 
 

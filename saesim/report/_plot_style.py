@@ -41,13 +41,17 @@ def panel_style(value: str) -> HeatmapStyle:
     HeatmapStyle
         ``center=0`` for an excess over the null (``*_excess``) and z-scores (``*_z``): 0 is
         the null level, shown white; ``include=0`` for p-values (``*_p``, ``*_p_holm``,
-        ``*_p_bh``) and correlation columns, whose scale starts at 0; ``fmt="d"`` for counts
+        ``*_p_tail``; two significant digits) and correlation columns, whose scale starts at 0; ``fmt="d"`` for counts
         (``n_*``, ``dead_*``); no option otherwise. Colour limits always come from the data
         (:class:`HeatmapStyle`), never from a fixed number that the data may pass.
     """
     if value.endswith("_excess") or value.endswith("_z"):
         return HeatmapStyle(center=0.0)
-    if re.search(r"_p(_holm|_bh)?$", value) or value in _CORRELATION_COLUMNS:
+    if re.search(r"_p(_holm|_bh|_tail)?$", value):
+        # p-values span orders of magnitude once the tail fit resolves them: two significant digits
+        # ("0.003", "1.8e-17"), never a column of "0.000"
+        return HeatmapStyle(include=0.0, fmt=".2g")
+    if value in _CORRELATION_COLUMNS:
         return HeatmapStyle(include=0.0)
     if value.startswith("n_") or value.startswith("dead_"):
         return HeatmapStyle(fmt="d")

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from saesim import vocab
 from saesim.report.grid_data import GridTable, grid_frame
 
 __all__ = [
@@ -529,7 +530,8 @@ def scope_note(profile, *, cache_dir=None, slots=None) -> str:
         flag = (f"; <b>above the {HELDOUT_FVU_TARGET:.2f} target at layer"
                 f"{'s' if len(flagged) > 1 else ''} {', '.join(str(int(x)) for x in flagged['layer'])}</b>"
                 if len(flagged) else "")
-        lines.append(f"{html.escape(spec.label)} ({slot}): {int(rows['n_latents'].iloc[0])} latents, "
+        lines.append(f"{html.escape(spec.label)} ({html.escape(vocab.label('slot', slot, default=slot))}): "
+                     f"{int(rows['n_latents'].iloc[0])} latents, "
                      + (f"trained on {train:,} tokens, " if train else "")
                      + f"{fvu}, dead {100 * rows['dead_fraction'].max():.1f} % at most{flag}.")
     if "seed" in profile.slots:

@@ -172,7 +172,7 @@ def full_space_numbers(frame: pd.DataFrame) -> dict:
         "n_cells": len(frame),
         "top_rsa_excess": float(top_rsa["rsa_excess"]), "top_rsa_a": int(top_rsa["layer_a"]),
         "top_rsa_b": int(top_rsa["layer_b"]), "top_rsa_z": float(top_rsa["rsa_z"]), "top_rsa": float(top_rsa["rsa"]),
-        "top_rsa_null": float(top_rsa["rsa_null_mean"]),
+        "top_rsa_null": round(float(top_rsa["rsa_null_mean"]), 3) + 0.0,  # near 0: never "-0.000"
         "top_svcca_excess": float(top_svcca["svcca_excess"]), "top_svcca_a": int(top_svcca["layer_a"]),
         "top_svcca_b": int(top_svcca["layer_b"]), "top_svcca_z": float(top_svcca["svcca_z"]),
         "top_k1": float(top_k1["svcca_authors_k"]), "top_k1_a": int(top_k1["layer_a"]),

@@ -330,11 +330,15 @@ def side_by_side(ours: pd.DataFrame, authors, *, source: str = AUTHORS_SOURCE, o
 
 PAGE_TABLE_STYLES = [
     {"selector": "", "props": "display: block; overflow-x: auto; max-width: 100%; border-collapse: collapse;"},
-    {"selector": "th, td", "props": "padding: 0.2em 0.6em; text-align: right; white-space: nowrap;"},
+    {"selector": "th, td", "props": "padding: 0.2em 0.6em; text-align: right; white-space: normal;"},
+    {"selector": "th", "props": "vertical-align: bottom; min-width: 3.5em;"},
+    {"selector": "td", "props": "max-width: 22em; overflow-wrap: anywhere;"},
     {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
                                      "max-width: 42em;"},
 ]
-"""CSS of every table on the book's pages: padded cells (numbers never run together), scrolling when wide."""
+"""CSS of every table on the book's pages: padded cells (numbers never run together), headers and long text
+cells that wrap (a text cell at most 22em wide) so that a table fits the page's column where its columns
+allow, scrolling sideways only when they do not."""
 
 
 def page_style(table, caption: str | None = None, *, precision: int = 3, name: str | None = None):
@@ -371,6 +375,9 @@ def page_style(table, caption: str | None = None, *, precision: int = 3, name: s
         number = f".{precision}f"
         styler = table.style.format(lambda v: format_cell(v, number) if isinstance(v, (float, np.floating)) else v,
                                     na_rep="")
+        counts = [c for c in table.columns if _whole_numbers(table[c])]
+        if counts:  # counts stored as floats (a column with blanks): whole numbers, not "4096.000"
+            styler = styler.format(lambda v: format_cell(v, "d"), subset=counts, na_rep="")
     else:
         styler = table
     _no_negative_zero(styler)
@@ -387,6 +394,15 @@ def page_style(table, caption: str | None = None, *, precision: int = 3, name: s
     label = (f'<span class="caption-number saesim-table-number"><a class="saesim-table-label" href="#T_{tid}" '
              f'title="Stable anchor of this table: #T_{tid}">Table {n}</a>.</span>')
     return styler.set_caption(f"{label} {text}" if text else label)
+
+
+def _whole_numbers(column: pd.Series) -> bool:
+    """A float column whose finite values are all whole numbers of magnitude >= 2 (counts, widths)."""
+    if not pd.api.types.is_float_dtype(column):
+        return False
+    values = column.to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    return bool(values.size) and bool(np.all(values == np.round(values))) and bool(np.all(np.abs(values) >= 2))
 
 
 _NEGATIVE_ZERO = re.compile(r"^([-\u2212])(0(?:\.0+)?)(%?)$")

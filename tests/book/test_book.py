@@ -423,9 +423,25 @@ def test_no_table_is_wider_than_the_column(site_reports):
     explorer = next(r for r in site_reports if r.path.endswith("explorer.html"))
     assert any(t["name"].startswith("Pairs of A") for t in explorer.tables), explorer.tables
     assert len(tables) >= len(build.NOTEBOOKS)
-    wide = [w for r in site_reports for w in r.wide_tables]
-    assert not wide, (f"{len(wide)} of {len(tables)} tables are wider than the content column at "
-                      f"{browser.TABLE_WINDOW_PX} px:\n" + "\n".join(wide))
+    wide = {(r.path.rsplit("/", 1)[-1], t["name"][:KNOWN_WIDE_PREFIX]): t["scroll"]
+            for r in site_reports for t in r.tables if t["scroll"] > t["column"] + 1}
+    assert not [k for k in wide if k[0] == "explorer.html"], wide
+    # A ratchet: the tables still wider than the column (they scroll in their own box) are listed
+    # with the width measured when they were listed; a new wide table, a listed one grown by more
+    # than 10 %, or a listed one that now fits (drop it from the list) fails.
+    new = {k: v for k, v in wide.items() if k not in KNOWN_WIDE}
+    grown = {k: (v, KNOWN_WIDE[k]) for k, v in wide.items() if k in KNOWN_WIDE and v > 1.1 * KNOWN_WIDE[k]}
+    fixed = sorted(set(KNOWN_WIDE) - set(wide))
+    assert not new and not grown and not fixed, (
+        f"{len(wide)} of {len(tables)} tables are wider than the content column at {browser.TABLE_WINDOW_PX} px; "
+        f"new: {new}; grown (now, listed): {grown}; now fitting (drop from KNOWN_WIDE): {fixed}")
+
+
+KNOWN_WIDE_PREFIX = 40
+"""Characters of a table's caption that name it in :data:`KNOWN_WIDE`."""
+
+KNOWN_WIDE: dict[tuple[str, str], int] = {}
+"""(page, caption prefix) -> scroll width in px of the tiny book's tables still wider than the column."""
 
 
 @pytest.mark.slow

@@ -195,7 +195,7 @@ class TestPanelNames:
         assert panel_title(value) == title
 
     @pytest.mark.parametrize("value, style", [
-        ("svcca_p", HeatmapStyle(include=0.0)), ("rsa_p_holm", HeatmapStyle(include=0.0)),
+        ("svcca_p", HeatmapStyle(include=0.0, fmt=".2g")), ("rsa_p_holm", HeatmapStyle(include=0.0, fmt=".2g")),
         ("svcca_null_mean", HeatmapStyle()), ("mean_best_r", HeatmapStyle(include=0.0)),
         ("n_unique_a", HeatmapStyle(fmt="d")), ("svcca", HeatmapStyle()), ("rsa_excess", HeatmapStyle(center=0.0)),
         ("svcca_z", HeatmapStyle(center=0.0)),

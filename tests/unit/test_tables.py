@@ -290,3 +290,10 @@ class TestComparisonTable:
         assert "-0.000" not in page_style(frame).to_html()
         html = page_style(frame.style.format({"a": "{:.1%}"})).to_html()
         assert "-0.0%" not in html and "-25.0%" in html
+
+
+def test_page_style_prints_counts_stored_as_floats_as_whole_numbers():
+    frame = pd.DataFrame({"latents": [4096.0, np.nan, 62.0], "score": [0.5, 1.0, 0.25]})
+    html = page_style(frame).to_html()
+    assert "4096.000" not in html and ">4096<" in html and ">62<" in html
+    assert "0.500" in html and "1.000" in html  # a score column with a whole value stays a score
