@@ -383,14 +383,14 @@ def page_style(table, caption: str | None = None, *, precision: int = 3, name: s
     _no_negative_zero(styler)
     styler = styler.set_table_attributes('class="dataframe saesim-table"').set_table_styles(PAGE_TABLE_STYLES,
                                                                                           overwrite=False)
+    previous_caption = getattr(styler, "_saesim_caption", None)
+    text = caption or previous_caption or getattr(styler, "caption", None)  # a caption the Styler already had
+    styler._saesim_caption = text
     previous = getattr(styler, "_saesim_table", None)
-    tid, n = previous if previous is not None and name in (None, previous[0]) else table_anchor(name, caption)
+    tid, n = previous if previous is not None and name in (None, previous[0]) else table_anchor(name, text)
     styler._saesim_table = (tid, n)
     styler.set_uuid(tid)
     styler.cell_ids = False  # ids only on cells that carry a style: the table's id is the anchor
-    previous_caption = getattr(styler, "_saesim_caption", None)
-    text = caption if caption else previous_caption
-    styler._saesim_caption = text
     label = (f'<span class="caption-number saesim-table-number"><a class="saesim-table-label" href="#T_{tid}" '
              f'title="Stable anchor of this table: #T_{tid}">Table {n}</a>.</span>')
     return styler.set_caption(f"{label} {text}" if text else label)
