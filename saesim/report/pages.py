@@ -635,7 +635,8 @@ def explorer_intro(table, cell, *, profile: str, label_a: str, label_b: str, lay
     counts = ", ".join(f"{n} {s}" for s, n in table.stage_counts.items() if n)
     text = (f"Profile `{profile}`: A = {label_a}, layer {layer_a}; B = {label_b}, layer {layer_b} "
             f"(`layer_a`, `layer_b`; by default the pair whose RSA most exceeds its shuffled null: RSA "
-            f"{cell['rsa']:.3f} against a null mean of {cell['rsa_null_mean']:.3f}). Rule `{rule}`, direction "
+            f"{fmt_number(cell['rsa'])} against a null mean of {fmt_number(cell['rsa_null_mean'])}). Rule `{rule}`, "
+            f"direction "
             f"`{direction}`, r > {r_min:g}. One row per {'B' if direction == 'b_to_a' else 'A'} latent "
             f"({table.n_rows} rows): {counts}. The table holds the {len(table.frame)} rows with the highest r "
             f"(`max_rows`); {table.n_left_out} rows with lower r are left out.")
