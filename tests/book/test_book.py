@@ -336,7 +336,8 @@ class TestTinyBook:
                                     {**params, "rule": "hungarian", "layers_a": [1]})
         assert run.ok, run.error
         after = glued(out)
-        assert before["fs_rule"] == "'first_index'" and after["fs_rule"] == "'hungarian'"
+        # the rule is glued by its label (saesim.vocab), not its key
+        assert before["fs_rule"] == "'1-1 (first occurrence)'" and after["fs_rule"] == "'1-1 (Hungarian)'"
         assert int(before["fs_n_cells"]) == 4 and int(after["fs_n_cells"]) == 2
         assert after["fs_best_svcca_a"] == "1"
         png_after = (out.parent / "figures" / "fig3_full_space_svcca_rsa.png").read_bytes()
