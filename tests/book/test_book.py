@@ -388,7 +388,7 @@ class TestTinyBook:
         report = built.root / "book" / "generated" / "_reports"
         assert (report / "full_space.ipynb").is_file() and "no_such_rule" in (report / "full_space.log").read_text()
         # the last good page is kept
-        assert glued(built.root / "book" / "generated" / "full_space.ipynb")["fs_rule"] == "'first_index'"
+        assert glued(built.root / "book" / "generated" / "full_space.ipynb")["fs_rule"] == "'1-1 (first occurrence)'"
 
 
 @pytest.fixture(scope="module")
