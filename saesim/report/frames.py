@@ -91,6 +91,11 @@ def fmt_number(value, fmt: str = ".3f") -> str:
     return text
 
 
+def fmt_signed(value: float) -> str:
+    """A signed effect to 3 decimals (``+0.039``); one that rounds to 0 prints as ``0.000``, unsigned."""
+    return "0.000" if abs(value) < 5e-4 else f"{value:+.3f}"
+
+
 def format_cell(value, fmt: str) -> str:
     """:func:`fmt_number`; ``""`` for a missing or non-finite value, floats rounded for an ``"d"`` format."""
     if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)) or value is pd.NA:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from saesim import vocab
 from saesim.compare.significance import ALPHA, above_null
+from saesim.report.frames import fmt_signed
 from saesim.report.verdicts import IDENTICAL_R, NO_SCORE, SATURATION_RATIO, verdict_frame
 
 __all__ = [
@@ -122,7 +123,7 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
     main = by.loc["full_space"]
     name = vocab.label("measure", metric, default=metric)
     lines = [f"{name}, A against B: {_significance(main, alpha)}; the median excess over the null is "
-             f"{_signed(main['median_excess'])}, the largest {_signed(main['max_excess'])} at A layer {main['peak_layer_a']} – "
+             f"{fmt_signed(main['median_excess'])}, the largest {fmt_signed(main['max_excess'])} at A layer {main['peak_layer_a']} – "
              f"B layer {main['peak_layer_b']} (z = {main['peak_z']:.1f})."]
     if depth is not None:
         layers_a, layers_b = (list(x) for x in depth)
@@ -142,7 +143,7 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
             diagonal = other[other["layer_a"] == other["layer_b"]]["_excess"]
             reference = float(diagonal.median()) if len(diagonal) else float("nan")
             share = main["median_excess"] / reference if reference > 0 else float("nan")
-            lines.append(f"Two SAEs of model A at the same layer exceed their null by a median {_signed(reference)}: "
+            lines.append(f"Two SAEs of model A at the same layer exceed their null by a median {fmt_signed(reference)}: "
                          f"{vocab.SEED_REFERENCE}. The cross-model median excess is "
                          + (f"{share:.0%} of it." if np.isfinite(share) else
                             "not comparable (two SAEs of model A do not exceed their null)."))
@@ -150,13 +151,13 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
         merged = main_frame.merge(other, on=["layer_a", "layer_b"], suffixes=("", "_ctl"))
         wins = int((merged["_excess"] > merged["_excess_ctl"]).sum())
         lines.append(f"{FINDING_NAMES[control].capitalize()} in A's place: {_significance(row, alpha)}; median "
-                     f"excess {_signed(row['median_excess'])} "
-                     f"(largest {_signed(row['max_excess'])}, z = {row['peak_z']:.1f}); A against B exceeds it in {wins} "
+                     f"excess {fmt_signed(row['median_excess'])} "
+                     f"(largest {fmt_signed(row['max_excess'])}, z = {row['peak_z']:.1f}); A against B exceeds it in {wins} "
                      f"of the {len(merged)} layer pairs both cover.")
     if {"control", "control_all"} <= set(by.index):
         gap = by.loc["control", "median_excess"] - by.loc["control_all", "median_excess"]
         lines.append(f"Keeping the embeddings and norms (the authors' control) changes the control's median excess "
-                     f"by {_signed(gap)} against resampling every tensor: that much of a random model's similarity to "
+                     f"by {fmt_signed(gap)} against resampling every tensor: that much of a random model's similarity to "
                      f"B comes from token-embedding structure alone.")
     if baselines is not None and not baselines.empty:
         sub = baselines[(baselines["metric"] == metric)]
@@ -167,8 +168,8 @@ def findings(frames, metric: str = "rsa", *, alpha: float = 0.05, baselines: pd.
             beats = int((merged["ci_low"] > merged["ci_high_raw"]).sum())
             lines.append(f"Against the raw-neuron baseline (neurons paired directly, no SAE): the SAE pairs' interval "
                          f"lies wholly above the raw neurons' in {beats} of {len(merged)} baseline layer pairs; "
-                         f"median effects {_signed(merged['effect'].median())} (SAE) against "
-                         f"{_signed(merged['effect_raw'].median())} (raw).")
+                         f"median effects {fmt_signed(merged['effect'].median())} (SAE) against "
+                         f"{fmt_signed(merged['effect_raw'].median())} (raw).")
     return lines, table
 
 
@@ -234,7 +235,7 @@ def control_lines(frames, metrics=("svcca", "rsa")) -> tuple[list[str], dict]:
             gain_side = "above" if excess.median() > main_excess else "below"
             lines.append(f"{label[0].upper()}{label[1:]}: raw {display_name(metric)} {raw.min():.3f}–{raw.max():.3f} "
                          f"(median {raw.median():.3f}, {raw_side} {ours}'s {main_raw:.3f}); over its null a median "
-                         f"excess of {_signed(excess.median())}, {gain_side} {ours}'s {_signed(main_excess)}.")
+                         f"excess of {fmt_signed(excess.median())}, {gain_side} {ours}'s {fmt_signed(main_excess)}.")
     every = pd.concat(list(frames.values()), ignore_index=True)
     rho_n = rho_k = float("nan")
     if len(every) > 2:
@@ -295,8 +296,8 @@ def summary_lines(frames, metrics=SUMMARY_METRICS, *, alpha: float = ALPHA) -> l
         effect = float(decided["excess"].median())
         peak = main.loc[decided["excess"].idxmax()]
         name = vocab.label("measure", metric, default=metric)
-        text = (f"**{name}**: A against B exceeds its null by a median {_signed(effect)} (largest "
-                f"{_signed(float(decided['excess'].max()))} at A{int(peak['layer_a'])}–B{int(peak['layer_b'])}); "
+        text = (f"**{name}**: A against B exceeds its null by a median {fmt_signed(effect)} (largest "
+                f"{fmt_signed(float(decided['excess'].max()))} at A{int(peak['layer_a'])}–B{int(peak['layer_b'])}); "
                 f"{int(decided['above'].sum())} of {len(main)} layer pairs lie above their null.")
         seed = frames.get("seed")
         if seed is not None and metric in seed:
@@ -305,7 +306,7 @@ def summary_lines(frames, metrics=SUMMARY_METRICS, *, alpha: float = ALPHA) -> l
             if np.isfinite(reference) and reference > 0:
                 share = effect / reference
                 text += (f" That is {share:.0%} of what two SAEs of model A reach at the same layer "
-                         f"({_signed(reference)}).")
+                         f"({fmt_signed(reference)}).")
                 if share < WEAK_SHARE:
                     plain.append(f"Under {name}, the two models agree far less than two SAEs of one model do "
                                  f"({share:.0%} of their effect).")
@@ -320,13 +321,13 @@ def summary_lines(frames, metrics=SUMMARY_METRICS, *, alpha: float = ALPHA) -> l
             same = float(decided["excess"][cells].median()) if cells.any() else float("nan")
             if np.isfinite(same) and same > 0:
                 ratio = other / same
-                text += (f" The {label} reaches {_signed(other)}, {ratio:.0%} of A against B's {_signed(same)} on "
+                text += (f" The {label} reaches {fmt_signed(other)}, {ratio:.0%} of A against B's {fmt_signed(same)} on "
                          f"the same {int(cells.sum())} layer pairs.")
                 if ratio >= WEAK_SHARE:
                     plain.append(f"Under {name}, the {label} in A's place comes close to the real model "
                                  f"({ratio:.0%} of its effect): the measure separates them poorly here.")
             else:
-                text += f" The {label} reaches {_signed(other)}."
+                text += f" The {label} reaches {fmt_signed(other)}."
         if not decided["above"].any():
             plain.append(f"Under {name}, no layer pair lies above its null.")
         lines.append(text)
@@ -338,8 +339,3 @@ def summary_lines(frames, metrics=SUMMARY_METRICS, *, alpha: float = ALPHA) -> l
                      f"against B reaches at least {WEAK_SHARE:.0%} of what two SAEs of one model do (where the "
                      f"profile has these controls).")
     return lines
-
-
-def _signed(x: float) -> str:
-    """``+0.039``; a value that rounds to 0 prints as ``0.000`` (never ``-0.000``)."""
-    return "0.000" if abs(x) < 5e-4 else f"{x:+.3f}"

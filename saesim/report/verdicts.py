@@ -29,7 +29,7 @@ import pandas as pd
 
 from saesim.compare.effects import as_float
 from saesim.compare.significance import ALPHA, above_null
-from saesim.report.frames import fmt_number
+from saesim.report.frames import fmt_number, fmt_signed
 from saesim.vocab import column_label, label
 
 __all__ = ["BASELINES", "IDENTICAL_R", "NO_SCORE", "PLACES", "SATURATION_RATIO", "SEED", "Verdict", "judge", "place",
@@ -162,11 +162,11 @@ class Verdict:
     def words(self, alpha: float = ALPHA) -> str:
         """One sentence for the page."""
         head = (f"Layers A{self.layer_a}–B{self.layer_b}, {self.metric} ({self.rule}, {self.direction}): SAE score "
-                f"{self.score}, {_signed(self.effect)} over its shuffled null")
+                f"{self.score}, {fmt_signed(self.effect)} over its shuffled null")
         against = [f"{where} {BASELINES[name]} {score}{' (point value; interval missing)' if approx else ''}"
                    for name, (where, score, approx) in self.places.items()]
         seed = ("" if not np.isfinite(self.seed_effect) else
-                f"; two SAEs of model A score {self.seed_score or 'n/a'}, {_signed(self.seed_effect)} over their null"
+                f"; two SAEs of model A score {self.seed_score or 'n/a'}, {fmt_signed(self.seed_effect)} over their null"
                 + (f", and this pair reaches {self.seed_share:.0%} of that" if np.isfinite(self.seed_share) else ""))
         notes = "".join(f" ({note})" for note in self.notes)
         return (head + (": " + "; ".join(against) if against else "") + seed + notes
@@ -187,11 +187,6 @@ class Verdict:
 
 def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
-
-
-def _signed(x: float) -> str:
-    x = 0.0 if abs(x) < 5e-4 else x
-    return f"{x:+.3f}"
 
 
 def judge(group: pd.DataFrame, *, family: pd.DataFrame | None = None, alpha: float = ALPHA) -> Verdict | None:
@@ -226,7 +221,7 @@ def judge(group: pd.DataFrame, *, family: pd.DataFrame | None = None, alpha: flo
         where, approx = place(sae, base)
         places[name] = (where, _fmt(base), approx)
         if name != "shuffle_null" and np.isfinite(as_float(base.get("effect"))):
-            notes.append(f"{BASELINES[name]} {_signed(as_float(base['effect']))} over its own null")
+            notes.append(f"{BASELINES[name]} {fmt_signed(as_float(base['effect']))} over its own null")
         if name == "raw_neuron" and as_float(base.get("mean_r")) >= IDENTICAL_R:
             notes.append("the raw neurons pair with mean r ≈ 1: both slots run the same model, so they are "
                          "not a bar to clear")
