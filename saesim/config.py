@@ -385,6 +385,10 @@ class Profile:
         The profile downloads models/SAEs/data from the Hugging Face hub.
     needs_gpu : bool
         The profile is impractical without a GPU (a warning on CPU).
+    steering_concepts : tuple of str
+        Concepts of the steering-transfer chapter: keyword lists of the concept chapter and/or
+        contrastive pairs (see :data:`saesim.experiments.steering.CONTRASTS`); a profile with
+        little text picks concepts its text holds.
     """
 
     name: str
@@ -409,6 +413,7 @@ class Profile:
     seed: int = 0
     needs_hub: bool = False
     needs_gpu: bool = False
+    steering_concepts: tuple[str, ...] = ("MonthNames", "Sentiment")
 
     def __post_init__(self):
         for name in ("layers_a", "layers_b", "layers_control", "layers_seed", "layers_control_all"):
