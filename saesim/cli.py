@@ -209,6 +209,8 @@ def _register_run(subparsers) -> None:
     parser.add_argument("--top-k", type=_positive_int, metavar="K", help="top tokens compared by the filter (paper: 5)")
     parser.add_argument("--no-control", action="store_true", help="skip the control grids (SAE seed, random models)")
     parser.add_argument("--no-semantic", action="store_true", help="skip the concept subspaces")
+    parser.add_argument("--no-steering", action="store_true",
+                        help="skip the steering-transfer stage (causal models only; a few minutes on the CPU)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="serial (this process), local (a process per core) or ray")
     parser.add_argument("--workers", type=_positive_int, metavar="N", help="processes / Ray CPUs (default: all cores)")
@@ -246,6 +248,14 @@ def _run_run(args) -> int:
         for cell, error in result.failed.items():
             print(f"  failed cell {cell}: {error.strip().splitlines()[-1]}", file=sys.stderr)
         failed += len(result.failed)
+    if not args.no_steering:
+        from saesim.experiments.steering import run_steering, steering_applies, steering_line
+
+        why_not = steering_applies(profile)
+        if why_not:
+            print(f"steering transfer: skipped ({why_not})")
+        else:
+            print(steering_line(run_steering(profile, cache=args.cache, out=args.out, progress=not args.no_progress)))
     if "seed" in profile.slots:  # the SAE-quality table every page's scope box reads (cached)
         from saesim.experiments.sae_quality import quality_text, sae_quality_table
 

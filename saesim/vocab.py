@@ -114,6 +114,22 @@ _SLOTS = {
     "control_all": _COMPARISONS["control_all"],
 }
 
+_STEERING_MAPS = {
+    "native": Term("B's own vector", "B's own steering vector (the same recipe run in B)"),
+    "procrustes": Term("Procrustes, paired decoder rows", "an orthogonal map fitted on the paired decoder rows"),
+    "lstsq": Term("least squares, paired decoder rows", "a ridge least-squares map fitted on the paired decoder rows"),
+    "activation": Term("least squares, token activations",
+                       "a ridge least-squares map fitted on the aligned token activations"),
+    "shuffled": Term("Procrustes, shuffled pairings", "an orthogonal map fitted on shuffled pairings"),
+    "random_orthogonal": Term("random orthogonal map", "a random orthogonal map"),
+    "random_vector": Term("random vector in B", "a random direction of B's residual stream"),
+}
+
+_RECIPES = {
+    "mean_diff": Term("mean difference", "the mean activation of the concept's tokens minus that of the rest"),
+    "decoder_sum": Term("decoder sum", "the sum of the decoder rows of the latents assigned to the concept"),
+}
+
 TERMS: dict[str, dict[str, Term]] = {
     "comparison": _COMPARISONS,
     "rule": _RULES,
@@ -121,6 +137,8 @@ TERMS: dict[str, dict[str, Term]] = {
     "null": _NULLS,
     "measure": _MEASURES,
     "slot": _SLOTS,
+    "steering_map": _STEERING_MAPS,
+    "recipe": _RECIPES,
 }
 """Kind -> key -> :class:`Term`. The keys are the values stored in tidy tables and settings."""
 
@@ -180,6 +198,11 @@ COLUMNS: dict[str, str] = {
     # the explorer's seed floor (saesim.report.explore.seed_floor; its fractions are headed in report.pages)
     "seed_n_shared": "shared latents, cos >= 0.7", "seed_n_shared_r": "shared latents, r >= 0.7",
     "seed_n_x": "A latents", "seed_n_y": "seed SAE latents",
+    # steering transfer (saesim.experiments.steering; its "effect" column is shown as steer_effect)
+    "recipe": "recipe", "map": "map", "alpha": "scale (x residual norm)", "steer_effect": "effect on B (nats)",
+    "side_effect": "side effect (KL, nats)", "efficiency": "transfer efficiency",
+    "native_effect": "B's own vector's effect (nats)", "null_median": "shuffled-pairing null (median)",
+    "n_concept_rows": "concept tokens (held-in)", "n_prompts": "prompts", "prompt_keywords": "keywords in prompts",
 }
 """Bare tidy-table column -> header. Measure columns and ``<measure>_<suffix>`` go through
 :data:`TERMS` and :data:`SUFFIXES` instead; a column that names a comparison (a table pivoted

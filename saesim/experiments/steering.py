@@ -56,9 +56,14 @@ __all__ = [
     "CONTRASTS",
     "STEERING_COLUMNS",
     "SteeringSettings",
+    "headline_cells",
     "matched_depth_pairs",
+    "pooled_test",
     "run_steering",
+    "steering_applies",
     "steering_concepts",
+    "steering_line",
+    "steering_meta",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,6 +88,8 @@ HEADLINE_RECIPE = "mean_diff"
 HEADLINE_MAP = "procrustes"
 NATIVE = "native"
 CACHE_VERSION = 1
+FIT_DOCS, PROMPTS, PROMPT_TOKENS = 120, 12, 20
+"""Defaults of the held-in documents, prompts and prompt length on a large enough grid."""
 MIN_CONCEPT_ROWS = 5
 """Held-in tokens a concept needs on each side (concept and contrast) to get a steering vector."""
 
@@ -136,9 +143,9 @@ class SteeringSettings:
     concepts: tuple[str, ...] | None = None
     alphas: tuple[float, ...] = (0.25, 0.5)
     reference_alpha: float = 0.25
-    n_fit_docs: int = 120
-    n_prompts: int = 12
-    prompt_tokens: int = 20
+    n_fit_docs: int | None = None
+    n_prompts: int | None = None
+    prompt_tokens: int | None = None
     n_null: int = 19
     n_random: int = 2
     n_boot: int = 1000
@@ -146,7 +153,8 @@ class SteeringSettings:
 
     def __post_init__(self):
         for name in ("n_fit_docs", "n_prompts", "prompt_tokens", "n_null", "n_random", "n_boot"):
-            check_positive_int(getattr(self, name), name=f"`{name}`")
+            if getattr(self, name) is not None or name in ("n_null", "n_random", "n_boot"):
+                check_positive_int(getattr(self, name), name=f"`{name}`")
         if self.concepts is not None:
             steering_concepts(self.concepts)
             object.__setattr__(self, "concepts", tuple(self.concepts))
@@ -162,6 +170,13 @@ class SteeringSettings:
 
     def replace(self, **changes) -> "SteeringSettings":
         return replace(self, **changes)
+
+    @classmethod
+    def from_parameters(cls, **values) -> "SteeringSettings":
+        """Settings from notebook parameters: ``None`` keeps a field's default, lists become tuples."""
+        given = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
+                 for k, v in values.items() if v is not None}
+        return cls(**given)
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -220,6 +235,7 @@ def run_steering(profile, settings: SteeringSettings | None = None, *, cache=Non
     settings = settings or SteeringSettings()
     if settings.concepts is None:
         settings = settings.replace(concepts=tuple(profile.steering_concepts))
+    settings = _sized(settings, profile, cache)
     cache = Path(cache) if cache is not None else Path(profile.cache_dir)
     out = Path(out) if out is not None else cache / "results"
     comparisons = profile.comparisons()
@@ -258,6 +274,68 @@ def run_steering(profile, settings: SteeringSettings | None = None, *, cache=Non
     return table
 
 
+def steering_applies(profile) -> str:
+    """Why the stage cannot run on ``profile`` ("" when it can): it steers causal language models."""
+    from saesim.config import Profile, load_profile
+    from saesim.extract.models import ENCODER_FAMILIES
+
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    encoders = sorted({profile.model(s).model for s in ("a", "b") if profile.model(s).family in ENCODER_FAMILIES})
+    if encoders:
+        return (f"{', '.join(encoders)} {'is a' if len(encoders) == 1 else 'are'} bidirectional encoder"
+                f"{'' if len(encoders) == 1 else 's'} with no next-token prediction to steer")
+    return ""
+
+
+def headline_cells(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
+    """One row per (comparison, layer pair, concept): the headline recipe and map.
+
+    Columns of the table (less the per-scale ones) plus ``native_effect`` (B's own vector's
+    effect at ``reference_alpha``) and ``null_median`` (median efficiency of the shuffled-pairing
+    draws).
+    """
+    keys = ["comparison", "layer_a", "layer_b", "concept"]
+    ref = float(reference_alpha)
+    head = table[(table["recipe"] == HEADLINE_RECIPE) & (table["map"] == HEADLINE_MAP)]
+    head = head.drop_duplicates(keys).drop(columns=["alpha", "effect", "side_effect", "draw"])
+    native = table[(table["recipe"] == HEADLINE_RECIPE) & (table["map"] == NATIVE) & (table["alpha"] == ref)]
+    null = table[(table["recipe"] == HEADLINE_RECIPE) & (table["map"] == "shuffled")]
+    null = null.drop_duplicates([*keys, "draw"]).groupby(keys)["efficiency"].median().rename("null_median")
+    head = head.merge(native[[*keys, "effect"]].rename(columns={"effect": "native_effect"}), on=keys, how="left")
+    return head.merge(null.reset_index(), on=keys, how="left").reset_index(drop=True)
+
+
+def pooled_test(table: pd.DataFrame, comparison: str) -> dict:
+    """One test per comparison: the median headline efficiency over its cells against the same median
+    of each shuffled-pairing draw (draw i of every cell together). No multiplicity; its smallest
+    possible p is ``1 / (n_null + 1)``.
+
+    Returns
+    -------
+    dict
+        ``median`` (observed), ``null`` (array of draw medians), ``p`` (:func:`tail_p_value`),
+        ``n_cells``.
+    """
+    sub = table[(table["comparison"] == comparison) & (table["recipe"] == HEADLINE_RECIPE)]
+    keys = ["layer_a", "layer_b", "concept"]
+    observed = sub[sub["map"] == HEADLINE_MAP].drop_duplicates(keys)["efficiency"]
+    draws = sub[sub["map"] == "shuffled"].drop_duplicates([*keys, "draw"])
+    null = draws.groupby("draw")["efficiency"].median().to_numpy()
+    median = float(np.nanmedian(observed)) if observed.notna().any() else float("nan")
+    p = tail_p_value(median, null) if np.isfinite(median) and null.size else float("nan")
+    return {"median": median, "null": null, "p": float(p), "n_cells": int(observed.notna().sum())}
+
+
+def steering_line(table: pd.DataFrame) -> str:
+    """One line for the command line: the median headline efficiency of each comparison and its pooled p."""
+    parts = []
+    for comparison in dict.fromkeys(table["comparison"]):
+        test = pooled_test(table, comparison)
+        parts.append(f"{comparison} median efficiency {test['median']:.2f} over {test['n_cells']} cells "
+                     f"(shuffled-pairing null median {np.median(test['null']):.2f}, p {test['p']:.3g})")
+    return "steering transfer: " + "; ".join(parts) if parts else "steering transfer: no cell had enough concept tokens"
+
+
 def steering_meta(profile, *, cache=None, out=None) -> dict:
     """What :func:`run_steering` recorded beside its table (key, seconds, settings, continuations)."""
     from saesim.config import Profile, load_profile
@@ -283,6 +361,18 @@ def _plan(profile, settings, comparisons) -> dict:
             pairs = settings.pairs
         plan[name] = ((src, dst), pairs)
     return plan
+
+
+def _sized(settings: SteeringSettings, profile, cache) -> SteeringSettings:
+    """Fill the text budget left at None from the size of the profile's token grid."""
+    from saesim.extract.pipeline import load_grid
+
+    grid = load_grid(profile, out=cache)
+    n_docs, width = grid.n_docs, grid.shape[1]
+    fit = settings.n_fit_docs or max(1, min(FIT_DOCS, n_docs // 2))
+    prompts = settings.n_prompts or max(1, min(PROMPTS, (n_docs - fit) // 4))
+    tokens = settings.prompt_tokens or max(2, min(PROMPT_TOKENS, width // 2))
+    return settings.replace(n_fit_docs=fit, n_prompts=prompts, prompt_tokens=tokens)
 
 
 def _depth_span(profile, slot: str) -> int:
@@ -421,10 +511,11 @@ def _score(labels, res, settings, common, rng) -> list[dict]:
     index = {label: i for i, label in enumerate(labels)}
     n_prompts = effect.shape[2]
     boots = rng.integers(0, n_prompts, size=(settings.n_boot, n_prompts))
+    means = effect.mean(axis=2), side.mean(axis=2)
+    boot_means = effect[:, :, boots].mean(axis=3), side[:, :, boots].mean(axis=3)  # (V, A, n_boot)
 
-    def efficiency(i, native, prompts=None):
-        sel = slice(None) if prompts is None else prompts
-        e, s = effect[:, :, sel].mean(axis=2), side[:, :, sel].mean(axis=2)
+    def efficiency(i, native, b=None):
+        e, s = means if b is None else (boot_means[0][:, :, b], boot_means[1][:, :, b])
         return transfer_efficiency(e[i], s[i], e[native], s[native], s[native, ref])
 
     nulls = {recipe: np.array([efficiency(index[k], index[(recipe, NATIVE, 0)])
@@ -435,7 +526,7 @@ def _score(labels, res, settings, common, rng) -> list[dict]:
         recipe, map_name, draw = label
         native = index[(recipe, NATIVE, 0)]
         eff = efficiency(index[label], native)
-        boot = np.array([efficiency(index[label], native, b) for b in boots]) if map_name in (
+        boot = np.array([efficiency(index[label], native, b) for b in range(len(boots))]) if map_name in (
             HEADLINE_MAP, "lstsq", "activation", NATIVE) and draw == 0 else np.array([])
         boot = boot[np.isfinite(boot)]
         null = nulls.get(recipe, np.array([]))

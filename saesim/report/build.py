@@ -63,8 +63,8 @@ __all__ = [
     "parse_parameters",
 ]
 
-NOTEBOOKS: tuple[str, ...] = ("method", "full_space", "subspace", "many_to_one", "feature_counts", "robustness",
-                              "sweeps", "explorer", "findings", "reproducing")
+NOTEBOOKS: tuple[str, ...] = ("method", "full_space", "steering", "subspace", "many_to_one", "feature_counts",
+                              "robustness", "sweeps", "explorer", "findings", "reproducing")
 """Notebook sources (``notebooks/<name>.py``) in build order."""
 
 GENERATED = Path("book") / "generated"

@@ -1,0 +1,247 @@
+"""The steering-transfer chapter's numbers, prose, tables and figures, from ``steering_transfer.parquet``.
+
+Nothing here runs a model: the table comes from :func:`saesim.experiments.steering.run_steering`.
+The figures are drawn in :mod:`saesim.report._plot_steering` and re-exported here
+(:func:`steering_depth`, :func:`steering_curves`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from saesim import vocab
+from saesim.compare.significance import ALPHA
+from saesim.experiments.steering import HEADLINE_MAP, HEADLINE_RECIPE, headline_cells, pooled_test
+from saesim.report._plot_steering import steering_curves, steering_depth, steering_method_diagram
+from saesim.report.frames import fmt_number
+
+__all__ = [
+    "SteeringNumbers",
+    "alphas_text",
+    "measure_label",
+    "resolved_settings",
+    "cells_with_null_band",
+    "curve_panels",
+    "examples_table",
+    "similarity_of_pairs",
+    "steering_curves",
+    "steering_depth",
+    "steering_lines",
+    "steering_method_diagram",
+    "steering_numbers",
+    "steering_table",
+]
+
+
+def resolved_settings(meta: dict):
+    """The :class:`~saesim.experiments.steering.SteeringSettings` the stored table was computed with."""
+    from saesim.experiments.steering import SteeringSettings
+
+    return SteeringSettings.from_parameters(**meta["settings"])
+
+
+def alphas_text(settings) -> str:
+    """The scales as a caption lists them (``0.25, 0.5``)."""
+    return ", ".join(f"{a:g}" for a in settings.alphas)
+
+
+def measure_label(measure: str) -> str:
+    return vocab.label("measure", measure)
+
+
+def cells_with_null_band(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
+    """:func:`headline_cells` plus ``null_low``/``null_high``: the shuffled draws' 5th and 95th percentiles."""
+    cells = headline_cells(table, reference_alpha)
+    keys = ["comparison", "layer_a", "layer_b", "concept"]
+    draws = table[(table["recipe"] == HEADLINE_RECIPE) & (table["map"] == "shuffled")].drop_duplicates([*keys, "draw"])
+    band = draws.groupby(keys)["efficiency"].agg(null_low=lambda e: np.nanquantile(e, 0.05),
+                                                 null_high=lambda e: np.nanquantile(e, 0.95)).reset_index()
+    return cells.merge(band, on=keys, how="left")
+
+
+def similarity_of_pairs(frame: pd.DataFrame, rule: str, measure: str = "rsa") -> pd.Series:
+    """The main grid's effect over null of ``measure`` under ``rule``, indexed by (layer_a, layer_b)."""
+    sub = frame[frame["rule"] == rule]
+    return (sub[measure] - sub[f"{measure}_null_mean"]).set_axis(pd.MultiIndex.from_arrays(
+        [sub["layer_a"], sub["layer_b"]]))
+
+
+@dataclass(frozen=True)
+class SteeringNumbers:
+    """What the chapter's prose quotes (glued as ``st_<field>``)."""
+
+    n_cells: int
+    n_pairs: int
+    concepts: str
+    median_efficiency: float
+    null_median: float
+    pooled_p: float
+    n_null: int
+    activation_median: float
+    lstsq_median: float
+    decoder_median: float
+    best_pair: str
+    best_concept: str
+    best_efficiency: float
+    best_ci: str
+    best_p_holm: float
+    worst_pair: str
+    worst_concept: str
+    worst_efficiency: float
+    worst_ci: str
+    n_above: int
+    control_median: float
+    control_p: float
+    seed_median: float
+    depth_rho: float
+    depth_rho_p: float
+    depth_n: int
+    native_weak: int
+    seconds: float
+
+
+def steering_numbers(table: pd.DataFrame, meta: dict, similarity: pd.Series | None = None,
+                     *, alpha: float = ALPHA) -> SteeringNumbers:
+    """The chapter's numbers (see :class:`SteeringNumbers`)."""
+    settings = meta["settings"]
+    cells = headline_cells(table, settings["reference_alpha"])
+    main = cells[cells["comparison"] == vocab.MAIN_COMPARISON]
+    keys = ["layer_a", "layer_b", "concept"]
+
+    def median_of(map_name, recipe=HEADLINE_RECIPE):
+        sub = table[(table["comparison"] == vocab.MAIN_COMPARISON) & (table["map"] == map_name)
+                    & (table["recipe"] == recipe)].drop_duplicates(keys)
+        return float(np.nanmedian(sub["efficiency"])) if sub["efficiency"].notna().any() else float("nan")
+
+    test = pooled_test(table, vocab.MAIN_COMPARISON)
+    ranked = main.dropna(subset=["efficiency"]).sort_values("efficiency")
+    best = ranked.iloc[-1] if len(ranked) else None
+    worst = ranked.iloc[0] if len(ranked) else None
+    comparisons = set(table["comparison"])
+    control = pooled_test(table, "control") if "control" in comparisons else {"median": np.nan, "p": np.nan}
+    seed = pooled_test(table, "seed") if "seed" in comparisons else {"median": np.nan}
+    rho, rho_p, depth_n = np.nan, np.nan, 0
+    if similarity is not None and len(main):
+        per_pair = main.groupby(["layer_a", "layer_b"])["efficiency"].mean()
+        sim = pd.Series([similarity.get(p, np.nan) for p in per_pair.index], index=per_pair.index)
+        ok = per_pair.notna() & sim.notna()
+        depth_n = int(ok.sum())
+        if depth_n >= 3:
+            rho, rho_p = spearmanr(per_pair[ok], sim[ok])
+
+    def pair(row):
+        return f"A{int(row['layer_a'])}–B{int(row['layer_b'])}"
+
+    def ci(row):
+        return (f"{fmt_number(row['ci_low'], '.2f')} to {fmt_number(row['ci_high'], '.2f')}"
+                if np.isfinite(row["ci_low"]) else "not defined")
+
+    return SteeringNumbers(
+        n_cells=int(len(main)), n_pairs=int(main[["layer_a", "layer_b"]].drop_duplicates().shape[0]),
+        concepts=", ".join(dict.fromkeys(main["concept"])),
+        median_efficiency=test["median"], null_median=float(np.median(test["null"])) if len(test["null"]) else np.nan,
+        pooled_p=test["p"], n_null=int(settings["n_null"]),
+        activation_median=median_of("activation"), lstsq_median=median_of("lstsq"),
+        decoder_median=median_of(HEADLINE_MAP, "decoder_sum"),
+        best_pair=pair(best) if best is not None else "none", best_concept=best["concept"] if best is not None else "",
+        best_efficiency=float(best["efficiency"]) if best is not None else np.nan,
+        best_ci=ci(best) if best is not None else "not defined",
+        best_p_holm=float(best["p_holm"]) if best is not None else np.nan,
+        worst_pair=pair(worst) if worst is not None else "none",
+        worst_concept=worst["concept"] if worst is not None else "",
+        worst_efficiency=float(worst["efficiency"]) if worst is not None else np.nan,
+        worst_ci=ci(worst) if worst is not None else "not defined",
+        n_above=int((main["p_holm"] <= alpha).sum()),
+        control_median=float(control["median"]), control_p=float(control["p"]), seed_median=float(seed["median"]),
+        depth_rho=float(rho), depth_rho_p=float(rho_p), depth_n=depth_n,
+        native_weak=int((main["native_effect"] <= 0).sum()), seconds=float(meta.get("seconds", np.nan)),
+    )
+
+
+def steering_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str = "model B",
+                   alpha: float = ALPHA) -> list[str]:
+    """The chapter's answer in sentences, each following from the numbers (including a "no")."""
+    if n.n_cells == 0:
+        return ["No layer pair had enough held-in tokens of any concept to build a steering vector; this run "
+                "cannot answer the question."]
+    lines = []
+    verdict = ("transfers better than the shuffled-pairing null" if n.pooled_p <= alpha
+               else "does not transfer measurably better than the shuffled-pairing null")
+    lines.append(
+        f"**Overall, a steering vector carried from {label_a} to {label_b} through the paired SAE decoder rows "
+        f"{verdict}:** the median transfer efficiency over {n.n_cells} cells ({n.n_pairs} layer pairs × concepts "
+        f"{n.concepts}) is {fmt_number(n.median_efficiency, '.2f')} of what {label_b}'s own vector does at the same "
+        f"side effect, against a median of {fmt_number(n.null_median, '.2f')} for maps fitted on shuffled pairings "
+        f"(one pooled test over the cells, p = {fmt_number(n.pooled_p, '.3f')}; with {n.n_null} shuffled draws no "
+        f"p can be below {fmt_number(1 / (n.n_null + 1), '.3f')}).")
+    lines.append(
+        f"Cell by cell, {n.n_above} of {n.n_cells} are above the null after Holm over the cells. The best is "
+        f"{n.best_pair} ({n.best_concept}): efficiency {fmt_number(n.best_efficiency, '.2f')} (95 % interval over "
+        f"prompts {n.best_ci}); the worst is {n.worst_pair} ({n.worst_concept}): "
+        f"{fmt_number(n.worst_efficiency, '.2f')} ({n.worst_ci}).")
+    lines.append(
+        f"The map fitted on the token activations themselves (the activation-level reference) reaches a median "
+        f"efficiency of {fmt_number(n.activation_median, '.2f')}; least squares on the paired decoder rows "
+        f"{fmt_number(n.lstsq_median, '.2f')}; the decoder-sum recipe through the Procrustes map "
+        f"{fmt_number(n.decoder_median, '.2f')}.")
+    if np.isfinite(n.control_median):
+        lines.append(
+            f"The re-randomised {label_a}'s SAEs, mapped the same way, give a median efficiency of "
+            f"{fmt_number(n.control_median, '.2f')} (pooled p = {fmt_number(n.control_p, '.3f')}): "
+            + ("as high as the real model's, so the real model's transfer is not evidence of shared features."
+               if n.control_median >= n.median_efficiency else "below the real model's."))
+    if np.isfinite(n.depth_rho):
+        follows = "follows" if n.depth_rho_p <= alpha and n.depth_rho > 0 else "does not measurably follow"
+        lines.append(
+            f"Across the {n.depth_n} layer pairs, transfer {follows} the similarity of the paired features "
+            f"(Spearman ρ = {fmt_number(n.depth_rho, '.2f')}, p = {fmt_number(n.depth_rho_p, '.2f')}; with so few "
+            "pairs only a strong rank agreement could show).")
+    if n.native_weak:
+        lines.append(f"In {n.native_weak} cell(s) {label_b}'s own vector does not raise its keywords at the reference "
+                     "scale, so efficiency is not defined there.")
+    return lines
+
+
+def steering_table(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
+    """The efficiencies of every comparison's cells with intervals and p-values, labelled for the page."""
+    cells = headline_cells(table, reference_alpha)
+    out = pd.DataFrame({
+        vocab.column_label("comparison"): [vocab.label("comparison", c) for c in cells["comparison"]],
+        "layer pair": [f"A{a}–B{b}" for a, b in zip(cells["layer_a"], cells["layer_b"])],
+        vocab.column_label("concept"): cells["concept"],
+        vocab.column_label("efficiency"): cells["efficiency"],
+        "95 % interval": [f"{fmt_number(lo, '.2f')} to {fmt_number(hi, '.2f')}" if np.isfinite(lo) else ""
+                          for lo, hi in zip(cells["ci_low"], cells["ci_high"])],
+        vocab.column_label("null_median"): cells["null_median"],
+        vocab.column_label("p"): cells["p"],
+        vocab.column_label("p_holm"): cells["p_holm"],
+        vocab.column_label("native_effect"): cells["native_effect"],
+        vocab.column_label("n_pairs"): cells["n_pairs"],
+    })
+    return out
+
+
+def curve_panels(table: pd.DataFrame, reference_alpha: float, n: int = 2) -> list[tuple]:
+    """The main comparison's best cell of each of the first ``n`` concepts (by headline efficiency)."""
+    cells = headline_cells(table, reference_alpha)
+    main = cells[cells["comparison"] == vocab.MAIN_COMPARISON].dropna(subset=["efficiency"])
+    out = []
+    for concept in list(dict.fromkeys(main["concept"]))[:n]:
+        row = main[main["concept"] == concept].sort_values("efficiency").iloc[-1]
+        out.append((row["comparison"], int(row["layer_a"]), int(row["layer_b"]), concept))
+    return out
+
+
+def examples_table(meta: dict) -> pd.DataFrame:
+    """The greedy continuations the stage recorded (one prompt; illustration, not evidence)."""
+    rows = meta.get("examples", [])
+    if not rows:
+        return pd.DataFrame(columns=["vector", "continuation"])
+    frame = pd.DataFrame(rows)
+    return pd.DataFrame({"vector": [vocab.label("steering_map", v) if v != "unsteered" else "unsteered"
+                                    for v in frame["vector"]],
+                         "continuation": frame["continuation"].str.replace("\n", " ⏎ ")})
