@@ -48,9 +48,10 @@ baselines = read_baselines(Path(results_dir) if results_dir else Path(cache_dir 
 # %% [markdown]
 # ## In short
 #
-# Effects over the null first, each read against what two SAEs of model A reach and against the
-# random-model controls; then what does not hold up. A layer pair is *above its null* under the
-# book's one test ({ref}`significance`).
+# {term}`Effects over the null <effect over null>` first, each read against what
+# {term}`two SAEs of model A` reach and against the {term}`random-model controls <re-randomised controls>`;
+# then what does not hold up. A layer pair is {term}`above its null` under the book's one test
+# ({ref}`significance`); the {ref}`glossary` defines every term.
 
 # %%
 display(Markdown("\n\n".join(prose.summary_lines(frames, [m for m in metrics if m in frames["full_space"]],
@@ -84,7 +85,8 @@ for metric in metrics:
 
 # %% [markdown]
 # The numbers behind the sentences: for each measure and comparison, the layer pairs above their
-# null (Holm over that comparison's layer pairs), the median and largest excess over the null, and
+# null ({term}`Holm` over that comparison's layer pairs), the median and largest
+# {term}`excess over the null <excess over null>`, and
 # where the largest sits.
 
 # %%

@@ -33,9 +33,10 @@ figures_dir = "figures"
 #
 # Every SAE latent of model B is paired with the latent of model A whose activations correlate
 # best with it over the same tokens; the pairs go through the filters (non-concept tokens, shared
-# top token, 1-1, r > 0.1), and the paired decoder rows are compared with SVCCA and RSA, each
-# judged against shuffled pairings. This page is the paper's **Fig. 3** (Pythia) / **Fig. 4**
-# (Gemma) and appendix **A1–A5** and **A8** for the profile it was executed on.
+# top token, 1-1, r > 0.1), and the paired decoder rows are compared with {term}`SVCCA` and
+# {term}`RSA`, each judged against shuffled pairings (the {term}`shuffled null`). This page is the
+# paper's **Fig. 3** (Pythia) / **Fig. 4** (Gemma) and appendix **A1–A5** and **A8** for the
+# profile it was executed on. The {ref}`glossary` defines every measure, test and pairing rule.
 
 # %%
 from IPython.display import HTML, Markdown, display
@@ -59,14 +60,15 @@ book.glue_fields(pages.full_space_numbers(frame), prefix="fs_", profile=grid.pro
 # %% [markdown]
 # ## Effect over the null first (Figs. 3–4)
 #
-# On profile **{glue:text}`fs_profile`** with the **{glue:text}`fs_rule`** pairing rule, the layer
+# On profile **{glue:text}`fs_profile`** with the **{glue:text}`fs_rule`** pairing rule ({ref}`glossary`), the layer
 # pair whose paired RSA rises most above its null is A layer {glue:text}`fs_top_rsa_a` – B layer
 # {glue:text}`fs_top_rsa_b`: RSA {glue:text}`fs_top_rsa:.3f` against a null mean of
-# {glue:text}`fs_top_rsa_null:.3f`, an excess of {glue:text}`fs_top_rsa_excess:.3f`
-# (z = {glue:text}`fs_top_rsa_z:.1f`). For corrected SVCCA the largest excess is
+# {glue:text}`fs_top_rsa_null:.3f`, an {term}`excess <excess over null>` of {glue:text}`fs_top_rsa_excess:.3f`
+# ({term}`z` = {glue:text}`fs_top_rsa_z:.1f`). For corrected SVCCA the largest excess is
 # {glue:text}`fs_top_svcca_excess:.3f` (A {glue:text}`fs_top_svcca_a` – B {glue:text}`fs_top_svcca_b`,
-# z = {glue:text}`fs_top_svcca_z:.1f`). Compared like with like, the authors' one-component SVCCA
-# (k = 1) peaks at {glue:text}`fs_top_k1:.3f` (A {glue:text}`fs_top_k1_a` – B {glue:text}`fs_top_k1_b`,
+# z = {glue:text}`fs_top_svcca_z:.1f`). Compared like with like, the
+# {term}`authors' one-component SVCCA <SVCCA, k = 1 (authors')>` (k = 1) peaks at
+# {glue:text}`fs_top_k1:.3f` (A {glue:text}`fs_top_k1_a` – B {glue:text}`fs_top_k1_b`,
 # null {glue:text}`fs_top_k1_null:.3f`); the paper's k = 1 peaks are 0.678 (Pythia) and 0.584 (Gemma),
 # authors' numbers, see {doc}`reproducing`.
 
@@ -100,10 +102,11 @@ tables.page_style(tables.layer_table(frame, "rsa", fmt=".3f"),
 # ## Nulls and p-values (A1, A2, A5)
 #
 # **Is a layer pair above its null?** One family per measure: the {glue:text}`fs_n_cells` layer
-# pairs of the grid above (one rule, one direction). A pair is above its null when its p-value,
-# Holm-adjusted over that family, is at most 0.05 and its score exceeds the null mean; the
+# pairs of the grid above (one rule, one direction). A pair is {term}`above its null` when its p-value,
+# {term}`Holm`-adjusted over that {term}`family`, is at most 0.05 and its score exceeds the null mean; the
 # p-value is the permutation one where at least ten of the {glue:text}`fs_n_perm` shuffles reach
-# the score and a generalised Pareto fit to the null's upper tail otherwise ({ref}`significance`),
+# the score and a generalised Pareto fit to the null's upper tail otherwise (the {term}`tail p-value`,
+# {ref}`significance`),
 # since no permutation p-value can go below 1/({glue:text}`fs_n_perm` + 1) =
 # {glue:text}`fs_perm_floor:.4f`.
 #
@@ -188,7 +191,8 @@ book.show_figure(fig, "fig_full_space_linear_cka",
 # ## Corrected and authors' SVCCA side by side
 #
 # SVCCA keeps, on each side, the leading principal components of the paired decoder rows and
-# correlates the two reduced sets. The corrected SVCCA keeps {glue:text}`fs_dims`; the authors' rule (`top_k_pca_comps`) keeps a single one for unit-norm decoder
+# correlates the two reduced sets. The corrected {term}`SVCCA` keeps {glue:text}`fs_dims`; the authors' rule
+# (`top_k_pca_comps`) keeps a single one for unit-norm decoder
 # rows, so their SVCCA is the correlation of the two first principal components. Every row of the
 # table carries both, computed on **the same pairs** and judged against **the same shuffles**:
 # only the dimension rule differs.
@@ -236,9 +240,10 @@ tables.page_style(pages.svcca_modes_table(frame, dims_short))
 # A raw score means little without its null, and the null means little without controls. Each
 # panel below shows the paired score **minus its shuffled-null mean** on one colour scale (0 =
 # null level, white):
-# the main comparison; two SAE sets of *one* model (the seed/width noise floor: what SAE training
-# noise alone leaves shared); and the SAEs of re-randomised copies of model A in A's place, once as
-# the authors built it (every tensor but the embeddings and norms resampled, so token-embedding
+# the main comparison; two SAE sets of *one* model (the {term}`seed control`: the agreement two
+# SAEs of one model reach, the reference the cross-model score is read against); and the SAEs of
+# {term}`re-randomised copies of model A <re-randomised controls>` in A's place, once as the
+# authors built it (every tensor but the embeddings and norms resampled, so token-embedding
 # structure survives) and once with every tensor resampled.
 
 # %%

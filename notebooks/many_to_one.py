@@ -32,12 +32,14 @@ figures_dir = "figures"
 # (many-to-one)=
 # # Many-to-1 pairing and the other pairing rules
 #
-# Before the 1-1 step, many B latents may pick the same A latent (a "hub"). The paper shows this
-# many-to-1 pairing in its appendix (**A6** Pythia, **A7** Gemma), beside the 1-1 results of the
-# main text. This page shows it, the two side by side, and every other pairing rule (mutual
-# nearest neighbours, Hungarian optimal assignment, keeping the best-correlated chooser) against
-# the paper's first-occurrence rule, in both directions (each B latent choosing an A latent, as
-# the paper, and the reverse).
+# Before the 1-1 step, many B latents may pick the same A latent (a {term}`hub`). The paper shows
+# this {term}`many-to-1` pairing in its appendix (**A6** Pythia, **A7** Gemma), beside the 1-1
+# results of the main text. This page shows it, the two side by side, and every other pairing rule
+# ({term}`mutual nearest neighbours`, {term}`Hungarian optimal assignment <1-1 (Hungarian)>`,
+# {term}`keeping the best-correlated chooser <1-1 (best correlation)>`) against the paper's
+# {term}`first-occurrence rule <1-1 (first occurrence)>`, in both directions
+# ({term}`each B latent choosing an A latent <B picks A>`, as the paper, and
+# {term}`the reverse <A picks B>`). The {ref}`glossary` defines each rule.
 
 # %%
 from IPython.display import HTML, display

@@ -29,7 +29,8 @@ figures_dir = "figures"
 # share a top token, an A latent chosen by several B latents is kept once ("1-1"), and the
 # correlation must exceed 0.1. The decoder rows of the paired latents, one pair per row, form two
 # point clouds whose geometry is compared with rotation-invariant measures; each score is judged
-# against the same measure on shuffled pairings.
+# against the same measure on shuffled pairings. Every measure, test, control and pairing rule the
+# book names is defined in the {ref}`glossary`.
 #
 # ## Fig. 1: the pipeline
 
@@ -99,10 +100,10 @@ else:
 #
 # A latent is worth pairing across models only if it is a reproducible feature of its layer, not an
 # accident of one training run. Every SAE below is scored on tokens it was not trained on (held-out
-# FVU: the fraction of the activations' variance its reconstruction leaves unexplained), by its
+# {term}`FVU`: the fraction of the activations' variance its reconstruction leaves unexplained), by its
 # dead latents and mean L0, and — where model A's layer has a second SAE that differs by seed only —
 # by how many latents the two SAEs share: the decoder rows are matched one to one (Hungarian, on
-# cosine), PW-MCC is the mean cosine of the matched pairs, and a latent is shared when its match
+# cosine), {term}`PW-MCC` is the mean cosine of the matched pairs, and a latent is shared when its match
 # reaches cosine 0.7 (with the encoder rows too, the stricter criterion of Paulo & Belrose). Random
 # unit directions of the same shapes give the chance level.
 
@@ -161,20 +162,22 @@ book.show_figure(fig, "fig2_toy_pairing",
 # Let $X, Y \in \mathbb{R}^{n \times d}$ hold the decoder rows of the $n$ pairs (row $i$ of $X$
 # and row $i$ of $Y$ are paired latents).
 #
-# **SVCCA.** Each side is centred and reduced by SVD to its top $k$ directions,
+# **{term}`SVCCA`.** Each side is centred and reduced by SVD to its top $k$ directions,
 # $X' = X V_X^{(k_X)}$, $Y' = Y V_Y^{(k_Y)}$; canonical correlation analysis of $X'$ and $Y'$ gives
 # correlations $\rho_1 \ge \dots \ge \rho_{\min(k_X, k_Y)}$ and
 #
 # $$\mathrm{SVCCA}(X, Y) = \frac{1}{\min(k_X, k_Y)} \sum_{i} \rho_i .$$
 #
 # How many directions each side keeps is the profile's dimension rule; this build's is
-# {glue:text}`svcca_rule`. The authors' code keeps $k = 1$ (`compat=True`); the book shows both
+# {glue:text}`svcca_rule`. The authors' code keeps $k = 1$ ({term}`SVCCA, k = 1 (authors')`,
+# `compat=True`); the book shows both
 # where they differ ({ref}`svcca-modes`).
 #
-# **RSA.** With $D_X$ the matrix of pairwise distances between the rows of $X$ (and $D_Y$ alike),
-# RSA is the Spearman correlation of the upper triangles of $D_X$ and $D_Y$.
+# **{term}`RSA`.** With $S_X$ the matrix of Pearson correlations between the rows of $X$ (and $S_Y$
+# alike), RSA is the Spearman correlation of the upper triangles of $S_X$ and $S_Y$.
 #
-# **Null and p-value.** The rows of $Y$ are shuffled $R$ times, giving null scores $s_1, \dots,
+# **{term}`Null <shuffled null>` and {term}`p-value <permutation p-value>`.** The rows of $Y$ are
+# shuffled $R$ times, giving null scores $s_1, \dots,
 # s_R$; the permutation p-value is $p = \left(1 + \#\{s_r \ge s\}\right) / (1 + R)$, the authors'
 # $\#\{s_r \ge s\}/R$.
 
@@ -183,22 +186,23 @@ book.show_figure(fig, "fig2_toy_pairing",
 # ## Is a score above its null? One test for the whole book
 #
 # This build draws R = {glue:text}`sig_n_perm` shuffles per null, so no permutation p-value is
-# below 1/(R + 1) = {glue:text}`sig_floor:.4f`, and Holm's correction over the
+# below 1/(R + 1) = {glue:text}`sig_floor:.4f`, and {term}`Holm's correction <Holm>` over the
 # {glue:text}`sig_family` layer pairs of a grid could never reject at 0.05, however far the score
 # lies from its null (it would need R ≥ {glue:text}`sig_needed`). Every page therefore uses one
 # test:
 #
-# - **the p-value**: the permutation p-value where at least ten shuffles reach the score;
+# - **the {term}`tail p-value`**: the permutation p-value where at least ten shuffles reach the score;
 #   otherwise a generalised Pareto distribution fitted by maximum likelihood to the upper tail of
 #   the null draws (the top quarter, at most 250, lowered ten at a time until a Cramér–von Mises
 #   test accepts the fit), $p = (N_\mathrm{tail}/R)\,\bar F_\mathrm{GPD}(s - t)$ (Knijnenburg et
 #   al. 2009). A fitted shape below 0 describes a bounded tail, which a few dozen draws place too
 #   low; the exponential tail (shape 0) over the top 25 draws stands in for it, which errs towards
 #   larger p. The tail p-value never exceeds the permutation one;
-# - **the family**: one claim, one family — the layer pairs of one comparison's grid under one
+# - **the {term}`family`**: one claim, one family — the layer pairs of one comparison's grid under one
 #   measure, one pairing rule and one direction (a concept page: its concepts × layer pairs);
-# - **the procedure**: Holm's step-down correction within the family (family-wise error 0.05);
-# - **the decision**: a cell is *above its null* when its Holm-adjusted p-value is at most 0.05 and
+# - **the procedure**: {term}`Holm`'s step-down correction within the family (family-wise error 0.05;
+#   not {term}`BH`);
+# - **the decision**: a cell is {term}`above its null` when its Holm-adjusted p-value is at most 0.05 and
 #   its score exceeds the null mean (`saesim.compare.significance.above_null`, which every page
 #   calls).
 #

@@ -29,13 +29,15 @@ executor = "local"  # the SAE and control bootstraps: "local" (a process per cor
 #
 # A paired similarity score says little on its own: with corrected SVCCA on decoder rows the
 # shuffled-pairing null is itself high. This chapter puts, for each layer pair,
-# the SAE score next to its controls — **two SAEs of model A** at the same layer, differing by
-# seed (the agreement two SAEs of one model reach: the reference the cross-model score is read
-# against, reported as a share of its effect, not a baseline to beat), the **random-model controls**
-# (SAEs of re-randomised copies of model A in A's place: the authors' variant, which keeps the
-# embeddings and norms, and one with every tensor resampled), the **raw-neuron baseline** (residual
-# neurons paired directly, no SAE; MLP output-projection rows scored, as the authors' "compare LLMs"
-# runs), and the **null** — with bootstrap confidence intervals over documents. The verdict at the
+# the SAE score next to its controls — **{term}`two SAEs of model A`** at the same layer, differing
+# by seed (the agreement two SAEs of one model reach: the reference the cross-model score is read
+# against, reported as a share of its effect, not a baseline to beat), the
+# **{term}`random-model controls <re-randomised controls>`** (SAEs of re-randomised copies of model
+# A in A's place: the authors' variant, which keeps the embeddings and norms, and one with every
+# tensor resampled), the **{term}`raw-neuron baseline`** (residual neurons paired directly, no SAE;
+# MLP output-projection rows scored, as the authors' "compare LLMs" runs), and the
+# **{term}`null`** — with {term}`bootstrap confidence intervals <bootstrap interval>` over
+# documents. The verdict at the
 # end is generated from the numbers; the next chapter, {doc}`sweeps`, varies the choices reviewers
 # questioned.
 

@@ -34,7 +34,8 @@ figures_dir = "figures"
 # the keyword is a word of the context window. Pairing is searched among the members only and
 # made 1-1; there is no junk filter and no correlation cut (as in the paper). This page is the
 # paper's **Tables 1–2**, the concept heatmaps **A9–A10**, the keyword lists **A11**, and the
-# controls of the arXiv version (**A12**): an unrelated-keyword subspace and a random-subset null.
+# controls of the arXiv version (**A12**): an unrelated-keyword subspace and a
+# {term}`random-subset null`. The {ref}`glossary` defines every measure and test.
 
 # %%
 import pandas as pd

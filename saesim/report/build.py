@@ -10,7 +10,9 @@
    ``python3`` kernelspec; jupyter_client starts it with ``sys.executable``);
    the first failing notebook stops the build and leaves its executed copy
    and its traceback in ``book/generated/_reports/``;
-3. the site's assets are put in ``book/generated/_static``
+3. the introduction's summary and the glossary (:mod:`saesim.report.glossary`, naming the
+   profile's SVCCA dimension policy) are written to ``book/generated``; the site's assets are put
+   in ``book/generated/_static``
    (:mod:`saesim.report.assets`: a pinned, integrity-checked MathJax 3 from
    the npm registry, plotly.js and the favicon; the pages never load a CDN);
 4. ``jupyter-book build . -W -n --keep-going`` renders the site (notebooks are
@@ -319,6 +321,10 @@ def build_book(profile: str = "offline", *, cache=None, results=None, notebooks:
     from saesim.report.pages import intro_summary
 
     atomic_write_text(generated / "summary.md", intro_summary(prof, cache_dir=cache, results_dir=results))
+    # The glossary the pages link to ({term} roles), naming this run's SVCCA dimension policy.
+    from saesim.report.glossary import glossary_markdown
+
+    atomic_write_text(generated / "glossary.md", glossary_markdown(prof.filters.svcca_dims))
 
     t0 = time.perf_counter()
     ensure_mathjax(generated / "_static" / "mathjax")

@@ -374,6 +374,31 @@ class TestTinyBook:
         assert int(values["fs_authors_k_max"]) == 1
         assert int(values["fs_k_x_median"]) > 1
 
+    def test_the_glossary_is_built_and_the_pages_link_to_it(self, built):
+        from bs4 import BeautifulSoup
+
+        from saesim import vocab
+        from saesim.report import glossary
+
+        page = BeautifulSoup((built.html_dir / "book" / "glossary.html").read_text(), "html.parser")
+        def term_text(dt):  # the heading without its permalink, typographic quotes undone
+            return re.sub(r"\s*[#¶]$", "", dt.get_text(" ", strip=True)).replace("\u2019", "'")
+
+        defined = {dt.get("id"): term_text(dt) for dt in page.select("dl.glossary dt")}
+        names = {text.lower() for text in defined.values()}
+        for kind in glossary.VOCAB_KINDS:  # every rule, measure, direction, comparison and null label
+            assert not [t.label for t in vocab.TERMS[kind].values() if t.label.lower() not in names], kind
+        for term in ("fvu", "pwcca", "holm", "bh", "tail p-value", "excess over null", "seed control",
+                     "re-randomised controls"):
+            assert term in names, term
+        svcca = next(dt for dt in page.select("dl.glossary dt") if term_text(dt) == "SVCCA")
+        assert "at most one dimension per 10 distinct rows" in svcca.find_next_sibling("dd").get_text()  # this build's
+        for name in ("method", "full_space", "findings", "many_to_one", "subspace", "robustness"):
+            html = BeautifulSoup((built.html_dir / "book" / "generated" / f"{name}.html").read_text(), "html.parser")
+            links = [a["href"] for a in html.select("a.reference.internal") if "glossary.html#term-" in a["href"]]
+            assert links, f"{name}: no link to a glossary term"
+            assert all(link.split("#", 1)[1] in defined for link in links), (name, links)
+
     @pytest.mark.parametrize("jobs", [1, 2])
     def test_failing_notebook_stops_the_build_and_leaves_a_report(self, built, tiny_results, jobs):
         with pytest.raises(build.BookBuildError, match="notebook `full_space` failed") as info:
