@@ -55,7 +55,8 @@ display(HTML(book.scope_note(profile, cache_dir=cache_dir)))
 # %%
 dims, dims_short = plots.dims_words(grid.settings.svcca_variance), plots.policy_label(grid.settings.svcca_variance)
 book.glue_fields(pages.full_space_numbers(frame), prefix="fs_", profile=grid.profile.name,
-                 rule=vocab.label("rule", rule, default=rule), dims=dims)
+                 rule=vocab.label("rule", rule, default=rule), dims=dims,
+                 k_with_n=plots.dims_with_pairs(grid.settings.svcca_variance))
 
 # %% [markdown]
 # ## Effect over the null first (Figs. 3–4)
@@ -275,8 +276,8 @@ display(Markdown(prose.bulleted(lines, lead="**Raw scores against effects.** A r
 # **Nulls move with n and k.** Over the {glue:text}`fs_null_cells` cells of every comparison, the
 # corrected-SVCCA null mean ranges {glue:text}`fs_null_min:.3f`–{glue:text}`fs_null_max:.3f`; its
 # Spearman correlation with the number of pairs is {glue:text}`fs_null_rho_n:.2f` and with the kept
-# dimension k is {glue:text}`fs_null_rho_k:.2f` (with at most one dimension per ten distinct rows, k grows
-# with n). A score is read against the null of its own cell, never against another cell's.
+# dimension k is {glue:text}`fs_null_rho_k:.2f` ({glue:text}`fs_k_with_n`). A score is read against
+# the null of its own cell, never against another cell's.
 #
 # The same numbers as a table: for every comparison and layer pair, the score, its null mean, the
 # effect over the null, z, the p-value Holm-adjusted over that comparison's layer pairs and whether

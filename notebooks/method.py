@@ -127,7 +127,7 @@ display(tables.page_style(tables.quality_view(quality), tables.quality_caption(q
 # computed on both orders. The live reordering gives B rows {glue:text}`toy_order` (1-based), the
 # same order as the paper's `m2_rearranged`: {glue:text}`toy_matches`. RSA
 # {glue:text}`toy_rsa_moves` from {glue:text}`toy_rsa_unpaired:.3f` unpaired to
-# {glue:text}`toy_rsa_paired:.3f` paired. The corrected SVCCA (keeping 99 % of the variance)
+# {glue:text}`toy_rsa_paired:.3f` paired. The corrected SVCCA (keeping {glue:text}`toy_svcca_dims`)
 # {glue:text}`toy_svcca_moves` from {glue:text}`toy_svcca_unpaired:.3f` to
 # {glue:text}`toy_svcca_paired:.3f`: with four rows in three dimensions, CCA can align almost any
 # two point clouds, so on a toy this small SVCCA says little either way; the one-component SVCCA
@@ -142,7 +142,7 @@ m2_paper = np.array([[6.48, 7.44, 5.36], [5.78, 2.22, 4.54], [0.55, 6.13, 3.56],
 
 # each A row takes the B row whose entries correlate best; every measure scores both orders
 toy = pages.toy_pairing(m1, m2)
-book.glue_fields(toy.numbers(paper_order=m2_paper), prefix="toy_")
+book.glue_fields(toy.numbers(paper_order=m2_paper), prefix="toy_", svcca_dims=plots.dims_words(toy.svcca_dims))
 display(toy.correlation_frame().style.format("{:.2f}").set_caption("Pearson correlation of the rows of m1 and m2"))
 display(toy.scores_frame().style.format("{:.3f}")
         .set_caption("Similarity of m1 with m2 as given (unpaired) and with m2's rows reordered (paired)"))
@@ -153,7 +153,7 @@ fig = plots.toy_pairing_figure(m1, m2, toy.rearranged, {k: {m: s for m, s in v.i
 book.show_figure(fig, "fig2_toy_pairing",
                  "Toy example (the paper's Fig. 2, data from the authors' fig_2_metrics.py): model A's matrix m1, "
                  "model B's m2, and m2 with its rows reordered by their best-correlated row of m1; the titles give "
-                 "SVCCA (keeping 99 % of the variance) and RSA of m1 against each, computed live.",
+                 f"SVCCA (keeping {plots.dims_words(toy.svcca_dims)}) and RSA of m1 against each, computed live.",
                  out_dir=figures_dir)
 
 # %% [markdown]

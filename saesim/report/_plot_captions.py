@@ -96,8 +96,10 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
     if settings.get("compat") is not None:
         parts.append("Mode: authors-compatible (compat=True: SVCCA with k = 1, p = #(null ≥ score)/R)"
                      if _truthy(settings["compat"]) else
-                     f"Mode: corrected (compat=False: SVCCA keeping {dims_words(settings.get('svcca_dims', 'ratio:10'))}, "
-                     "p = (1 + #(null ≥ score))/(1 + R), or the null's fitted upper tail where fewer than 10 "
+                     "Mode: corrected (compat=False: "
+                     + (f"SVCCA keeping {dims_words(settings['svcca_dims'])}, " if settings.get("svcca_dims") is not None
+                        else "")
+                     + "p = (1 + #(null ≥ score))/(1 + R), or the null's fitted upper tail where fewer than 10 "
                      "draws reach the score)")
     return ". ".join(parts) + "."
 
@@ -110,6 +112,17 @@ def dims_words(policy) -> str:
     if isinstance(policy, int) or text.isdigit():
         return f"{int(float(text))} dimensions"
     return f"{100 * float(text):g}% of the variance"
+
+
+def dims_with_pairs(policy) -> str:
+    """How the kept SVCCA dimension k follows the number of pairs n under ``policy``, for a sentence
+    ("with at most one dimension per 10 distinct rows a side, k grows with n")."""
+    text = str(policy)
+    if text.startswith("ratio:"):
+        return f"with {dims_words(policy)}, k grows with n"
+    if isinstance(policy, int) or text.isdigit():
+        return f"with {dims_words(policy)} kept, k is fixed whatever n"
+    return f"keeping {dims_words(policy)}, k follows how the rows spread, and so n"
 
 
 def _check_mapping(value, name: str) -> Mapping:

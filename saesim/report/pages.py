@@ -104,15 +104,25 @@ class ToyPairing:
     rearranged: np.ndarray
     scores: dict
 
-    MEASURES = {"SVCCA": ("svcca", {}), "SVCCA (k = 1, authors')": ("svcca", {"compat": True}), "RSA": ("rsa", {}),
-                "linear CKA": ("linear_cka", {})}
+    MEASURES = {vocab.label("measure", key): (measure, options) for key, measure, options in (
+        ("svcca", "svcca", {}), ("svcca_authors_k", "svcca", {"compat": True}), ("rsa", "rsa", {}),
+        ("linear_cka", "linear_cka", {}))}
+
+    @property
+    def svcca_dims(self):
+        """The dimension policy of the toy's corrected SVCCA: the library's default variance fraction
+        (:data:`saesim.compare.geometry.DEFAULT_VARIANCE`), not the run's profile."""
+        from saesim.compare.geometry import DEFAULT_VARIANCE
+
+        return DEFAULT_VARIANCE
 
     def numbers(self, paper_order=None) -> dict:
         """The numbers the method page quotes: the order (1-based), whether it is the paper's, each score, its move."""
         out = {"order": ", ".join(str(i + 1) for i in self.order)}
         if paper_order is not None:
             out["matches"] = "yes" if np.allclose(self.rearranged, paper_order) else "no"
-        for key, measure in (("rsa", "RSA"), ("svcca", "SVCCA"), ("svcca1", "SVCCA (k = 1, authors')")):
+        for key, measure in (("rsa", "rsa"), ("svcca", "svcca"), ("svcca1", "svcca_authors_k")):
+            measure = vocab.label("measure", measure)
             before, after = self.scores["unpaired"][measure], self.scores["paired"][measure]
             out[f"{key}_unpaired"] = before
             out[f"{key}_paired"] = after

@@ -57,7 +57,7 @@ modules of :mod:`saesim.report`, one job each (import from here, not there):
   :func:`multiple_testing_cutoffs`, :func:`pvalue_histogram`;
 * ``_plot_schematics`` — :func:`method_diagram`, :func:`toy_pairing_figure`;
 * ``_plot_save`` — :func:`save_figure` and :data:`FIGURE_NAMES`;
-* ``_plot_captions`` — :func:`caption`, :func:`dims_words`.
+* ``_plot_captions`` — :func:`caption`, :func:`dims_words`, :func:`dims_with_pairs`.
 
 References
 ----------
@@ -87,7 +87,7 @@ from saesim.report._plot_bars import (
     pvalue_histogram,
     rule_bars,
 )
-from saesim.report._plot_captions import caption, dims_words
+from saesim.report._plot_captions import caption, dims_with_pairs, dims_words
 from saesim.report._plot_heatmaps import (
     CONSTANT_LABEL,
     MIN_TEXT_PX,
@@ -108,6 +108,7 @@ from saesim.report._plot_style import ANNOT_KWS, panel_axes, panel_style, panel_
 from saesim.report.plots_robust import plot_baselines, plot_sweep, policy_label
 
 __all__ = [
+    "dims_with_pairs",
     "dims_words",
     "ANNOT_KWS",
     "CONSTANT_LABEL",

@@ -399,6 +399,34 @@ class TestTinyBook:
             assert links, f"{name}: no link to a glossary term"
             assert all(link.split("#", 1)[1] in defined for link in links), (name, links)
 
+    def test_captions_and_method_sentences_follow_the_svcca_dimension_policy(self, built, tiny_results, tmp_path):
+        """The method and full-space pages under another `filters.svcca_dims` name that policy, and only it."""
+        import yaml
+
+        profile = yaml.safe_load((ROOT / "saesim" / "profiles" / "tiny.yaml").read_text())
+        profile["filters"]["svcca_dims"] = 0.99
+        path = tmp_path / "tiny_variance.yaml"
+        path.write_text(yaml.safe_dump(profile))
+        params = {"profile": str(path), "cache_dir": str(tiny_results), "results_dir": str(tiny_results / "results")}
+        ratio = ("per 10 distinct rows", "k=n/10", "ten distinct rows")
+        variance = ("99% of the variance", "99% var")
+        for name in ("method", "full_space"):
+            out = tmp_path / "variance" / f"{name}.ipynb"
+            run = build.execute_notebook(ROOT / "notebooks" / f"{name}.py", out, params)
+            assert run.ok, run.error
+            default, other = _page_text(built.root / "book" / "generated" / f"{name}.ipynb"), _page_text(out)
+            assert ratio[0] in default and variance[0] in other
+            assert not [w for w in ratio if w in other], f"{name} names the default policy under 0.99"
+            if name == "full_space":
+                assert not [w for w in variance if w in default], "full_space names 99 % under ratio:10"
+                assert "(k=n/10)" in default and "(99% var)" in other  # the SVCCA modes table's caption
+                for text, words in ((default, ratio[0]), (other, variance[0])):
+                    caption = next(part for part in text.split(":::{figure} ")[1:]
+                                   if part.startswith("figures/fig_svcca_corrected_vs_authors_k.png"))
+                    assert f"Paired SVCCA keeping {'at most one dimension' if words == ratio[0] else '99%'}" in caption
+                    assert words in caption
+        assert glued(tmp_path / "variance" / "method.ipynb")["svcca_rule"] == "'SVCCA keeping 99% of the variance'"
+
     @pytest.mark.parametrize("jobs", [1, 2])
     def test_failing_notebook_stops_the_build_and_leaves_a_report(self, built, tiny_results, jobs):
         with pytest.raises(build.BookBuildError, match="notebook `full_space` failed") as info:
@@ -504,6 +532,19 @@ def test_explorer_searches_hovers_and_stays_offline(built):
     assert "_static/plotly.min.js" in html and (built.html_dir / "_static" / "plotly.min.js").is_file()
     values = glued(built.root / "book" / "generated" / "explorer.ipynb")
     assert int(values["ex_n_rows"]) > 0 and float(values["ex_page_mb"]) < 10
+
+
+def _page_text(path) -> str:
+    """What a reader of an executed notebook sees as text: its markdown cells and every text output."""
+    parts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            parts.append(cell.source)
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts += [v for k, v in output.get("data", {}).items() if k.startswith(("text/", "application/papermill"))
+                      and isinstance(v, str)]
+    return "\n".join(parts)
 
 
 def test_glue_values_are_plain_python():

@@ -233,3 +233,41 @@ def test_the_pages_numbers_hold_every_name_their_prose_quotes():
     ss = pages.subspace_numbers(sub, concept_family(sub, ["Time"]), ["Time"], layer_a=0, layer_b=0)
     names, _ = _glued_statically(ROOT / "notebooks" / "subspace.py")
     assert _markdown_glue_names(ROOT / "notebooks" / "subspace.py") - names - {f"ss_{k}" for k in ss} == set()
+
+
+FIXED_POLICY = re.compile(r"99\s?%|\b0\.99\b|per (?:ten|10) distinct|\bratio:\d|k\s?=\s?n\s?/\s?\d|one (?:dimension|"
+                          r"component) per (?:ten|10)", re.IGNORECASE)
+"""Words that name one SVCCA dimension policy (the profile's ``filters.svcca_dims``): a page reads the
+policy from the run's settings (:func:`saesim.report.plots.dims_words`, ``policy_label``), never types it."""
+
+
+def _text_of(path: Path) -> str:
+    """Every markdown cell and every string literal of the code cells of a notebook source."""
+    parts = []
+    for cell in _cells(path):
+        if cell.cell_type == "markdown":
+            parts.append(cell.source)
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            parts.append(cell.source)
+            continue
+        parts += [node.value for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+def test_no_page_types_an_svcca_dimension_policy(path):
+    """A caption or method sentence that names a fixed policy ("99 % of the variance", "one per ten distinct
+    rows") would be wrong on a build under another ``svcca_dims``; the words come from the settings."""
+    found = sorted({m.group(0) for m in FIXED_POLICY.finditer(_text_of(path))})
+    assert not found, f"{path.name} names an SVCCA dimension policy in its text: {found}"
+
+
+def test_the_policy_check_sees_a_typed_policy():
+    assert FIXED_POLICY.search("The corrected SVCCA (keeping 99 % of the variance)")
+    assert FIXED_POLICY.search("with at most one dimension per ten distinct rows, k grows")
+    assert FIXED_POLICY.search('titles=["Paired SVCCA, k=n/10"]')
+    assert not FIXED_POLICY.search("The authors' code keeps $k = 1$; the corrected SVCCA keeps {glue:text}`fs_dims`")
