@@ -118,7 +118,7 @@ book.show_figure(fig, "fig_filter_stages",
                  out_dir=figures_dir)
 
 # %%
-tables.page_style(tables.counts_table(frame), "Pairs left after each filter stage, per layer pair")
+tables.counts_view(frame, "Pairs left after each filter stage, per layer pair")
 
 # %% [markdown]
 # ## Paired latents and their top contexts, kept and removed
@@ -135,6 +135,7 @@ book.glue_value("fc_n_kept", outcome_counts.get("kept", 0))
 book.glue_value("fc_n_junk", outcome_counts.get("removed: junk / shared-token filter", 0))
 display(tables.page_style(pd.Series(outcome_counts, name="many-to-1 pairs").to_frame(),
                           "Many-to-1 pairs by what the filters did with them"))
-display(tables.page_style(examples.set_index(["outcome", "A latent", "B latent"]),
-                          "Pairs of each outcome, best-correlated first: their correlation r and each latent's "
-                          "top contexts and tokens"))
+display(tables.split_table(examples.set_index(["outcome", "A latent", "B latent"]),
+                           ["r", "A top tokens", "B top tokens"],
+                           "Pairs of each outcome, best-correlated first: their correlation r and each latent's "
+                           "top tokens (their contexts one click away)"))

@@ -35,7 +35,8 @@ from pathlib import Path
 
 from IPython.display import HTML, Markdown, display
 
-from saesim.report import book, pages, prose, tables
+from saesim import vocab
+from saesim.report import book, pages, prose
 from saesim.config import load_profile
 from saesim.experiments.baselines import read_baselines
 
@@ -90,6 +91,6 @@ for metric in metrics:
 # where the largest sits.
 
 # %%
-tables.page_style(pages.findings_view(summaries),
-                  f"Each comparison against its null ({rule}, {direction}; Holm over each comparison's layer pairs "
-                  f"at {alpha:g}); peak: the layer pair with the largest excess")
+pages.findings_view(summaries, f"Each comparison against its null ({vocab.label('rule', rule, default=rule)}, "
+                               f"{vocab.label('direction', direction, default=direction)}; Holm over each "
+                               f"comparison's layer pairs at {alpha:g}); peak: the layer pair with the largest excess")

@@ -162,7 +162,7 @@ book.show_figure(fig, "figA4_pairs_kept",
                  out_dir=figures_dir)
 
 # %%
-tables.page_style(tables.counts_table(frame), "Appendix A4 analogue: latents and pairs at each filter stage")
+tables.counts_view(frame, "Appendix A4 analogue: latents and pairs at each filter stage")
 
 # %% [markdown]
 # ## Paired versus shuffled, one A layer against every B layer (A8)
@@ -232,7 +232,7 @@ book.show_figure(fig, "fig_svcca_corrected_vs_authors_k",
                  out_dir=figures_dir)
 
 # %%
-tables.page_style(pages.svcca_modes_table(frame, dims_short))
+pages.svcca_modes_table(frame, dims_short)
 
 # %% [markdown]
 # (full-space-controls)=

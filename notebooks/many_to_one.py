@@ -140,8 +140,7 @@ book.show_figure(fig, "figA6_many_to_one_correlation_counts",
                  out_dir=figures_dir)
 
 # %%
-tables.page_style(tables.counts_table(m), "Appendix A6/A7 count table analogue: pairs left after each filter, "
-                                          "many-to-1, per layer pair")
+tables.counts_view(m, "Appendix A6/A7 count table analogue: pairs left after each filter, many-to-1, per layer pair")
 
 # %% [markdown]
 # ## Many-to-1 and 1-1 side by side
@@ -178,11 +177,12 @@ f = every.frame
 pair_names = [f"A{la}–B{lb}" for la, lb in every.pairs]
 summary, rule_numbers = pages.rule_summary(f, every.pairs)
 book.glue_fields(rule_numbers, prefix="mo_", rule_n_perm=every.settings.n_perm)
-tables.page_style(summary.style.format(precision=3).format("{:.1f}", subset=[vocab.column_label("median_pairs")]),
-                  "Every pairing rule and direction over the layer pairs above: mean and largest paired SVCCA, mean "
-                  "RSA, median pairs kept, layer pairs with a raw SVCCA p ≤ 0.05 (descriptive) and layer pairs whose "
-                  "SVCCA is above its null (Holm over the listed layer pairs of each rule and direction), best mean "
-                  "SVCCA first")
+tables.split_table(summary, [c for c in summary if c != vocab.column_label("svcca_p_le_05")],
+                   "Every pairing rule and direction over the layer pairs above: mean and largest paired SVCCA, "
+                   "mean RSA, median pairs kept and layer pairs whose SVCCA is above its null (Holm over the listed "
+                   "layer pairs of each rule and direction), best mean SVCCA first; the layer pairs with a raw "
+                   "SVCCA p ≤ 0.05 (descriptive) one click away",
+                   formats={vocab.column_label("median_pairs"): ".1f"})
 
 # %%
 fig = plots.rule_bars(f, pairs=every.pairs, rules=rules, directions=directions, metric="svcca", **labels)

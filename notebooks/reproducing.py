@@ -115,10 +115,22 @@ def note(item):
 
 
 def styled(table, caption):
-    """Scores to three decimals, pair counts as integers."""
-    counts = [c for c in table.columns if str(c).startswith(tables.display_name("n_pairs")) and "Δ" not in str(c)]
-    return tables.page_style(table.style.format("{:.3f}", na_rep="").format("{:.0f}", na_rep="", subset=counts),
-                             caption)
+    """Scores to three decimals, pair counts as integers. A table of the authors' numbers only says so once,
+    above its columns; beside ours, the pairs kept and the scores are shown (the null means, p-values and
+    differences one click away)."""
+    tag = f" ({tables.AUTHORS_SOURCE})"
+    formats = {c: ".0f" for c in table.columns
+               if str(c).startswith(tables.display_name("n_pairs")) and "Δ" not in str(c)}
+    if all(str(c).endswith(tag) for c in table.columns):
+        table = table.set_axis(pd.MultiIndex.from_tuples([(tables.AUTHORS_SOURCE, str(c)[: -len(tag)])
+                                                          for c in table.columns]), axis=1)
+        formats = {(tables.AUTHORS_SOURCE, str(c)[: -len(tag)]): f for c, f in formats.items()}
+        return tables.page_style(table, caption, formats=formats)
+    main = tuple(tables.display_name(v) + " (" for v in ("n_pairs", "svcca", "rsa"))
+    shown = [c for c in table.columns if str(c).startswith(main) and "Δ" not in str(c)]
+    if len(shown) < len(table.columns) and shown:
+        return tables.split_table(table, shown, caption, formats=formats)
+    return tables.page_style(table, caption, formats=formats)
 
 
 def compare_full_space(item, name):

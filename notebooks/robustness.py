@@ -88,7 +88,7 @@ for metric in metrics:
                 f"reference), against the random-model controls and the raw-neuron baseline (points, with "
                 f"{n_boot}-resample bootstrap 95 % intervals over documents, percentile intervals recentred on the "
                 f"full-sample score), and the shuffled-pairing null (grey band: mean ± 1.96 sd; line: mean), per "
-                f"layer pair. Profile {prof.name}, rule {rule}, direction {direction}.")
+                f"layer pair. Profile {prof.name}, {vocab.label('rule', rule)}, {vocab.label('direction', direction)}.")
 
 # %%
 # The page's families: A against B's grid, one per rule and direction (its layer pairs), per measure.
@@ -98,7 +98,8 @@ n_family = len(grid[(grid["rule"] == rule) & (grid["direction"] == direction)])
 display(page_style(pages.robustness_effects(frames["sae"], grid, metrics),
                    f"SAE pairs per baseline layer pair: score with its {n_boot}-resample bootstrap interval, null "
                    f"mean, effect over the null, its z, its p-value Holm-adjusted over the {n_family} layer pairs of "
-                   f"A against B's grid ({rule}, {direction}), and whether the pair lies above its null"))
+                   f"A against B's grid ({vocab.label('rule', rule)}, {vocab.label('direction', direction)}), and "
+                   f"whether the pair lies above its null"))
 
 # %% [markdown]
 # ## Is each layer pair above its null?
@@ -116,7 +117,8 @@ family = grid[(grid["rule"] == rule) & (grid["direction"] == direction)]
 fig = pvalue_histogram(family, [f"{m}_p_tail" for m in metrics if f"{m}_p_tail" in family], alpha=alpha)
 show_figure(fig, "robustness_pvalues",
             f"The book's p-values (permutation, tail fit where few of the {int(family['n_perm'].iloc[0])} shuffles "
-            f"reach the score) of the {len(family)} layer pairs of the {prof.name} grid ({rule}, {direction}), "
+            f"reach the score) of the {len(family)} layer pairs of the {prof.name} grid ({vocab.label('rule', rule)}, "
+            f"{vocab.label('direction', direction)}), "
             f"with Holm's cut-off at {alpha}.")
 
 # %% [markdown]
@@ -126,9 +128,10 @@ show_figure(fig, "robustness_pvalues",
 verdicts = verdict_table(table, family=grid, alpha=alpha)  # decisions: saesim.report.verdicts
 wrap = [{"selector": "td", "props": "white-space: normal; min-width: 7.5em; text-align: left;"}]
 for measure, rule_name, view in pages.verdict_views(verdicts):
-    display(page_style(view, f"Verdict for {measure} ({rule_name}, {direction}) at each baseline layer "
-                             f"pair: the SAE score [bootstrap 95 % interval], its effect over the shuffled null, "
-                             f"its p-value Holm-adjusted over the {n_family} layer pairs of A against B's grid, "
+    display(page_style(view, f"Verdict for {measure} ({rule_name}, {vocab.label('direction', direction)}) at each "
+                             f"baseline layer pair: the SAE score [bootstrap 95 % interval], its effect over the "
+                             f"shuffled null, its p-value Holm-adjusted over the {n_family} layer pairs of A against "
+                             f"B's grid, "
                              f"and where it stands against each baseline ('above' / 'below': its interval lies "
                              f"wholly above / below the baseline's, 'overlaps' otherwise; * a point used for a "
                              f"missing interval); two SAEs of model A are shown for reference, and the share is "

@@ -114,12 +114,13 @@ for value, name, what in [
 # with those.
 
 # %%
-tables.page_style(pages.concept_pair_table(frame, family, layer_a=table_layer_a, layer_b=table_layer_b),
-                  f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs {grid.label_b} layer "
-                  f"{table_layer_b} (profile {grid.profile.name}). p (Holm): Holm-adjusted over the page's "
-                  f"family, the {len(family)} concept subspaces × layer pairs (blank for the Control, judged "
-                  f"apart; see the Controls section); SVCCA, k = 1 (authors'): the authors' dimension rule, "
-                  f"comparable with the paper's Table 1")
+concept_view = pages.concept_pair_table(frame, family, layer_a=table_layer_a, layer_b=table_layer_b)
+tables.split_table(concept_view, [c for c in concept_view if c not in pages.CONCEPT_PAIR_ONE_CLICK],
+                   f"Table 1 analogue: every concept at {grid.label_a} layer {table_layer_a} vs {grid.label_b} layer "
+                   f"{table_layer_b} (profile {grid.profile.name}). p (Holm): Holm-adjusted over the page's "
+                   f"family, the {len(family)} concept subspaces × layer pairs (blank for the Control, judged "
+                   f"apart; see the Controls section). One click away: SVCCA, k = 1 (authors'), the authors' "
+                   f"dimension rule, comparable with the paper's Table 1")
 
 # %% [markdown]
 # ## Raw scores, nulls and p-values (A9–A10)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from IPython.display import HTML, Markdown, display
 
+from saesim import vocab
 from saesim.experiments import sweeps
 from saesim.experiments.bootstrap import row_documents
 from saesim.report.book import scope_note, show_figure
@@ -76,13 +77,15 @@ dimension = sweeps.kept_table(out, "sweep_svcca_dimension", key,
                               lambda: sweeps.sweep_svcca_dimension(a, b, sweep_settings))
 display(labelled(dimension.assign(policy=lambda t: t["policy"].map(policy_label)),
                  ["policy", "n_pairs", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect", "pwcca",
-                  "pwcca_null_mean"], f"SVCCA and PWCCA under each dimension policy, A{la}–B{lb}"))
+                  "pwcca_null_mean"], f"SVCCA and PWCCA under each dimension policy, A{la}–B{lb} (pairs kept and the "
+                                      f"PWCCA null mean one click away)",
+                 shown=["policy", "svcca_k_x", "svcca_k_y", "svcca", "svcca_null_mean", "svcca_effect", "pwcca"]))
 fig = plot_sweep(dimension, "policy", metrics=("svcca", "pwcca"))
 show_figure(fig, "robustness_sweep_dimension",
             f"SVCCA and PWCCA (points) and their shuffled-null means (dashes) under each dimension policy: "
             f"a share of the variance kept, a fixed number of components k, or k = n/R components for n pairs; "
             f"the policies are categories, so the points are not joined; layers A{la}–B{lb}, rule "
-            f"{rule}, direction {direction}, {sweep_n_perm} shuffles.")
+            f"{vocab.label('rule', rule)}, {vocab.label('direction', direction)}, {sweep_n_perm} shuffles.")
 
 # %% [markdown]
 # ## Filters, pairing rule and direction
@@ -114,10 +117,13 @@ budget = sweeps.kept_table(out, "sweep_token_budget", {**key, "fractions": fract
 # the sweep's budgets are one family: <metric>_p_holm is Holm over them (sweeps.sweep_token_budget)
 display(labelled(budget, ["fraction", "n_docs", "n_tokens", "n_pairs"]
                  + [c for m in metrics for c in (m, f"{m}_p", f"{m}_p_holm", f"{m}_effect")],
-                 f"Scores, raw permutation p-values, p-values Holm-adjusted over the sweep's {len(budget)} "
-                 f"budgets (one family; tail fit where few shuffles reach the score) and effects on nested "
-                 f"shares of the documents, A{la}–B{lb}"))
+                 f"Effects over the null and p-values Holm-adjusted over the sweep's {len(budget)} budgets (one "
+                 f"family; tail fit where few shuffles reach the score) on nested shares of the documents, "
+                 f"A{la}–B{lb}; the shares, raw scores and raw permutation p-values one click away",
+                 shown=["n_docs", "n_tokens", "n_pairs"]
+                 + [c for m in metrics for c in (f"{m}_effect", f"{m}_p_holm")]))
 fig = plot_sweep(budget, "fraction", metrics=tuple(metrics))
 show_figure(fig, "robustness_sweep_tokens",
             f"Scores (solid) and null means (dotted) on nested random shares of the documents; "
-            f"layers A{la}–B{lb}, rule {rule}, direction {direction}, {sweep_n_perm} shuffles.")
+            f"layers A{la}–B{lb}, {vocab.label('rule', rule)}, {vocab.label('direction', direction)}, "
+            f"{sweep_n_perm} shuffles.")

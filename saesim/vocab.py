@@ -159,7 +159,7 @@ COLUMNS: dict[str, str] = {
     "null_kind": "null", "n_perm": "permutations", "seed": "seed", "subset_null_draws": "random-subset draws",
     "svcca_policy": "SVCCA dimension policy", "policy": "SVCCA dimension policy", "r_min": "r cut",
     "top_k": "top tokens per latent", "junk_filter": "junk filter", "junk_list": "junk list",
-    "require_overlap": "shared top token required",
+    "require_overlap": "shared top token required", "n_docs": "documents", "fraction": "share of the documents",
     # counts, in pipeline order
     "n_tokens": "tokens", "n_latents_a": "A latents", "n_latents_b": "B latents", "dead_a": "dead A latents",
     "dead_b": "dead B latents", "n_choosers": "choosers", "n_with_partner": "with partner",

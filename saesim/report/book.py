@@ -84,7 +84,8 @@ def pair_examples(layer_a, layer_b, settings, *, n: int = 3, seed: int = 0, k: i
     Notes
     -----
     The outcomes follow the paper's order of filters: ``removed: junk /
-    shared-token filter``, ``removed: 1-1``, ``removed: r <= r_min`` and
+    shared-token filter``, ``removed: <the rule's label>`` (``removed: 1-1 (first occurrence)``),
+    ``removed: r <= r_min`` and
     ``kept``. Reviewers asked whether the pairs the filters drop hold
     meaningful features: their contexts are shown next to the kept ones.
     """
@@ -113,13 +114,14 @@ def pair_examples(layer_a, layer_b, settings, *, n: int = 3, seed: int = 0, k: i
         elif (a, b) not in junk_ok:
             outcome.append("removed: junk / shared-token filter")
         elif (a, b) not in dedup_ok or rule in PAIR_FIRST_RULES:
-            outcome.append(f"removed: 1-1 ({rule})")
+            outcome.append(f"removed: {vocab.label('rule', rule, default=rule)}")
         else:
             outcome.append(f"removed: r <= {settings.r_min:g}")
     table = pd.DataFrame({"outcome": outcome, "latent_a": every.a, "latent_b": every.b, "r": every.r})
     counts = table["outcome"].value_counts().to_dict()
     rows = []
-    order = ["kept", "removed: junk / shared-token filter", f"removed: 1-1 ({rule})", f"removed: r <= {settings.r_min:g}"]
+    order = ["kept", "removed: junk / shared-token filter", f"removed: {vocab.label('rule', rule, default=rule)}",
+             f"removed: r <= {settings.r_min:g}"]
     for name in order:
         chosen = table[table["outcome"] == name].sort_values(["r", "latent_b"], ascending=[False, True]).head(n)
         for row in chosen.itertuples():

@@ -241,10 +241,15 @@ def svcca_modes_numbers(frame: pd.DataFrame, *, compat: bool, source: str = "the
 
 def svcca_modes_table(frame: pd.DataFrame, corrected: str = "corrected"):
     """SVCCA per layer pair under both dimension rules, with k on each side, null mean and permutation p
-    (a captioned Styler). ``corrected`` names the run's dimension rule (e.g.
-    :func:`saesim.report.plots.policy_label` of its setting), so the header says what was computed."""
-    indexed = frame.set_index(["layer_a", "layer_b"]).rename_axis([vocab.column_label("layer_a"),
-                                                                   vocab.column_label("layer_b")])
+    (a captioned :class:`saesim.report.tables.SplitTable`; the authors' k on each side, always 1, one click
+    away). ``corrected`` names the run's dimension rule (e.g. :func:`saesim.report.plots.policy_label` of
+    its setting), so the header and the caption say what was computed."""
+    from saesim.report.tables import split_table
+
+    # one index column, "A0–B1", so that the table fits the page's column
+    frame = frame.sort_values(["layer_a", "layer_b"], ascending=[True, False])
+    indexed = frame.set_index(pd.Index([f"A{a}–B{b}" for a, b in zip(frame["layer_a"], frame["layer_b"])],
+                                       name="layer pair"))
     shown = ["SVCCA", "null mean", "p", "k A", "k B"]
     modes = pd.concat({
         "pairs": indexed[["n_pairs"]].set_axis(["n"], axis=1),
@@ -252,12 +257,19 @@ def svcca_modes_table(frame: pd.DataFrame, corrected: str = "corrected"):
         .set_axis(shown, axis=1),
         "authors' k = 1": indexed[["svcca_authors_k", "svcca_authors_k_null_mean", "svcca_authors_k_p",
                                    "svcca_authors_k_k_x", "svcca_authors_k_k_y"]].set_axis(shown, axis=1),
-    }, axis=1).sort_index(ascending=[True, False])
+    }, axis=1)
     counts = [("pairs", "n")] + [(mode, k) for mode in (corrected, "authors' k = 1") for k in ("k A", "k B")]
-    return (modes.style.format("{:.3f}", na_rep="").format("{:.0f}", na_rep="", subset=counts)
-            .set_caption(f"SVCCA per layer pair with the components kept on each side (k A, k B), its shuffled-null "
-                         f"mean and permutation p-value, under the run's dimension rule ({corrected}) and the "
-                         f"authors' (k = 1); same pairs and same shuffles for both"))
+    both = (corrected, "k A, B")
+    modes.insert(modes.columns.get_loc((corrected, "k B")) + 1, both,
+                 [f"{fmt_number(x, '.0f')}, {fmt_number(y, '.0f')}"
+                  for x, y in zip(modes[(corrected, "k A")], modes[(corrected, "k B")])])
+    shown = [("pairs", "n"), *((corrected, c) for c in ("SVCCA", "null mean", "p", "k A, B")),
+             *(("authors' k = 1", c) for c in ("SVCCA", "null mean", "p"))]
+    return split_table(modes, shown,
+                       f"SVCCA per layer pair with the components kept on each side (k A, B), its shuffled-null "
+                       f"mean and permutation p-value, under the run's dimension rule ({corrected}) and the "
+                       f"authors' (k = 1 on each side); same pairs and same shuffles for both",
+                       formats={**{c: ".0f" for c in counts}, (corrected, "p"): ".2g", ("authors' k = 1", "p"): ".2g"})
 
 
 def _measure(metric: str) -> str:
@@ -617,6 +629,10 @@ CONCEPT_PAIR_COLUMNS = [vocab.column_label(c) for c in ("n_pairs", "svcca_author
 """Columns of :func:`concept_pair_table`, in order (headers from :mod:`saesim.vocab`; the paired scores
 as :func:`saesim.report.tables.concept_table` heads them)."""
 
+CONCEPT_PAIR_ONE_CLICK = [vocab.column_label(c) for c in ("svcca_authors_k", "svcca_authors_k_null_mean")]
+"""Columns of :func:`concept_pair_table` the subspace page shows one click away (the authors' k = 1 SVCCA,
+quoted in the page's text), so that the corrected scores and their Holm p-values fit the page."""
+
 
 def concept_pair_table(frame: pd.DataFrame, family: pd.DataFrame, *, layer_a: int, layer_b: int) -> pd.DataFrame:
     """Every concept at one layer pair (the paper's Tables 1-2): the pairs kept, the authors' k = 1 SVCCA, the
@@ -747,15 +763,26 @@ FINDINGS_TITLES = {"rsa": "RSA", "svcca": "Corrected SVCCA", "svcca_authors_k": 
                    "linear_cka": "Linear CKA"}
 """Heading of each measure's findings."""
 
-def findings_view(summaries: Mapping[str, pd.DataFrame]):
+def findings_view(summaries: Mapping[str, pd.DataFrame], caption: str | None = None):
     """:func:`saesim.report.prose.findings`' tables of each measure (``{metric: table}``) as one table to show
-    (a Styler: excesses signed to 3 decimals, z to 1, pairs whole)."""
+    (:func:`saesim.report.tables.split_table`: excesses signed to 3 decimals, z to 1, pairs whole; the z at the
+    peak and the median pairs kept one click away)."""
+    from saesim.report.tables import split_table
+
     summary = pd.concat([table.assign(measure=_measure(metric)) for metric, table in summaries.items()],
                         ignore_index=True)
-    shown = summary.assign(peak=[f"A{a}–B{b}" for a, b in zip(summary["peak_layer_a"], summary["peak_layer_b"])])
-    shown = shown[["measure", "what", "cells", "cells_above_null", "median_excess", "max_excess", "peak", "peak_z",
-                   "median_pairs"]]
-    names = {c: vocab.column_label(c, default=c) for c in shown}
-    return (shown.rename(columns=names).style
-            .format({names["median_excess"]: "{:+.3f}", names["max_excess"]: "{:+.3f}", names["peak_z"]: "{:.1f}",
-                     names["median_pairs"]: "{:.0f}"}).hide(axis="index"))
+    # a comparison reads as its table label ("random model (authors')"), not its in-sentence phrase
+    labels = {vocab.phrase("comparison", key): term.label for key, term in vocab.TERMS["comparison"].items()}
+    shown = summary.assign(peak=[f"A{a}–B{b}" for a, b in zip(summary["peak_layer_a"], summary["peak_layer_b"])],
+                           what=[labels.get(w, w) for w in summary["what"]])
+    columns = ["measure", "what", "cells", "cells_above_null", "median_excess", "max_excess", "peak", "peak_z",
+               "median_pairs"]
+    names = {c: vocab.column_label(c, default=c) for c in columns}
+    table = shown[columns].rename(columns=names)
+    return split_table(table, [names[c] for c in columns if c not in FINDINGS_ONE_CLICK], caption, index=False,
+                       formats={names["median_excess"]: "+.3f", names["max_excess"]: "+.3f",
+                                names["peak_z"]: ".1f", names["median_pairs"]: ".0f"})
+
+
+FINDINGS_ONE_CLICK = ("peak_z", "median_pairs")
+"""Columns of :func:`findings_view` one click away (behind its table's toggle)."""

@@ -9,7 +9,9 @@ notebooks display the DataFrames (or call :func:`styled` for a coloured view).
 * :func:`layer_table` — one value as a layer × layer grid, model-B layers
   descending (Figs. 3-4 and appendix A1-A7 as tables);
 * :func:`concept_table` — one layer pair, one row per concept (Tables 1-2);
-* :func:`counts_table` — pairs left after each filter stage (A4, A6);
+* :func:`counts_table` — pairs left after each filter stage (A4, A6); :func:`counts_view` shows it;
+* :func:`split_table` — a wide table's informative columns at the page's width, every column behind a
+  toggle (:class:`SplitTable`);
 * :func:`authors_table` and :func:`side_by_side` — the authors' reported
   numbers next to ours, for the "reproducing the paper" page.
 
@@ -21,6 +23,7 @@ Language Models", arXiv:2410.06981 (2024), Figs. 3-4, Tables 1-2.
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import re
 from collections.abc import Mapping, Sequence
@@ -34,6 +37,7 @@ from saesim.report.frames import check_columns, check_frame, check_unique, forma
 
 __all__ = [
     "AUTHORS_SOURCE",
+    "COUNT_SHOWN",
     "COUNT_STAGES",
     "PAGE_TABLE_STYLES",
     "page_style",
@@ -44,12 +48,15 @@ __all__ = [
     "concept_headline",
     "concept_table",
     "counts_table",
+    "counts_view",
     "display_name",
     "labelled",
     "layer_table",
     "comparison_style",
     "comparison_table",
     "side_by_side",
+    "split_table",
+    "SplitTable",
     "styled",
     "with_effects",
     "quality_caption",
@@ -216,6 +223,21 @@ def counts_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+COUNT_SHOWN: tuple[str, ...] = ("n_choosers", "n_after_junk", "n_after_1to1", "n_pairs")
+"""Stages of :func:`counts_table` that :func:`counts_view` shows at the page's width (with ``kept %``);
+the others are one click away."""
+
+
+def counts_view(frame: pd.DataFrame, caption: str | None = None, *, name: str | None = None) -> "SplitTable":
+    """:func:`counts_table` as a page shows it: the layer pair, the choosers, what the junk filter, the 1-1
+    step and the r cut leave, and ``kept %`` (one decimal) at the page's width; every stage behind a toggle
+    (:func:`split_table`)."""
+    table = counts_table(frame)
+    shown = [display_name(c) for c in COUNT_SHOWN if display_name(c) in table]
+    shown += ["kept %"] if "kept %" in table else []
+    return split_table(table, shown, caption, formats={"kept %": ".1f"}, name=name)
+
+
 def authors_table(reported: Mapping, *, source: str = AUTHORS_SOURCE,
                   index_names: Sequence[str] | str | None = None) -> pd.DataFrame:
     """The authors' reported numbers as a table whose headers say whose they are.
@@ -332,16 +354,24 @@ PAGE_TABLE_STYLES = [
     {"selector": "", "props": "display: block; overflow-x: auto; max-width: 100%; border-collapse: collapse;"},
     {"selector": "th, td", "props": "padding: 0.2em 0.6em; text-align: right; white-space: normal;"},
     {"selector": "th", "props": "vertical-align: bottom; min-width: 3.5em;"},
+    {"selector": "tbody th", "props": "vertical-align: top;"},
     {"selector": "td", "props": "max-width: 22em; overflow-wrap: anywhere;"},
     {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
                                      "max-width: 42em;"},
 ]
 """CSS of every table on the book's pages: padded cells (numbers never run together), headers and long text
 cells that wrap (a text cell at most 22em wide) so that a table fits the page's column where its columns
-allow, scrolling sideways only when they do not."""
+allow, scrolling sideways only when they do not; a row label spanning rows sits at the first of them.
+Numeric columns never wrap inside a number (:data:`NUMBER_CELL`)."""
+
+NUMBER_CELL = "white-space: nowrap; overflow-wrap: normal;"
+"""CSS of the cells of a numeric column (and of a column of short texts, :data:`SHORT_TEXT`): a number never
+breaks across lines (a table too narrow for its numbers scrolls, and the width test sees it, instead of
+printing "0.47" over "6")."""
 
 
-def page_style(table, caption: str | None = None, *, precision: int = 3, name: str | None = None):
+def page_style(table, caption: str | None = None, *, precision: int = 3, name: str | None = None,
+               formats: Mapping[str, str] | None = None):
     """A table as the book shows it: ``precision`` decimals, padded cells, a numbered caption with a
     stable anchor, scrolling when wide.
 
@@ -357,6 +387,8 @@ def page_style(table, caption: str | None = None, *, precision: int = 3, name: s
         caption's first six words as a slug (:func:`saesim.report.citable.table_slug`,
         ``"appendix-a4-analogue-latents-and-pairs"``), ``-2``, ``-3``, ... appended when the page
         already has a table of that name.
+    formats : mapping of column -> format spec, optional
+        Per-column formats of a DataFrame (``{"kept %": ".1f"}``, :func:`saesim.report.frames.format_cell`).
 
     Returns
     -------
@@ -371,18 +403,7 @@ def page_style(table, caption: str | None = None, *, precision: int = 3, name: s
     """
     from saesim.report.citable import table_anchor
 
-    if isinstance(table, pd.DataFrame):
-        number = f".{precision}f"
-        styler = table.style.format(lambda v: format_cell(v, number) if isinstance(v, (float, np.floating)) else v,
-                                    na_rep="")
-        counts = [c for c in table.columns if _whole_numbers(table[c])]
-        if counts:  # counts stored as floats (a column with blanks): whole numbers, not "4096.000"
-            styler = styler.format(lambda v: format_cell(v, "d"), subset=counts, na_rep="")
-    else:
-        styler = table
-    _no_negative_zero(styler)
-    styler = styler.set_table_attributes('class="dataframe saesim-table"').set_table_styles(PAGE_TABLE_STYLES,
-                                                                                          overwrite=False)
+    styler = _formatted(table, precision, formats)
     previous_caption = getattr(styler, "_saesim_caption", None)
     text = caption or previous_caption or getattr(styler, "caption", None)  # a caption the Styler already had
     styler._saesim_caption = text
@@ -394,6 +415,124 @@ def page_style(table, caption: str | None = None, *, precision: int = 3, name: s
     label = (f'<span class="caption-number saesim-table-number"><a class="saesim-table-label" href="#T_{tid}" '
              f'title="Stable anchor of this table: #T_{tid}">Table {n}</a>.</span>')
     return styler.set_caption(f"{label} {text}" if text else label)
+
+
+def _formatted(table, precision: int = 3, formats: Mapping[str, str] | None = None):
+    """``table`` (a DataFrame or a Styler) with the page's cell formats and CSS, unnumbered: floats to
+    ``precision`` decimals, whole-number float columns as integers, ``formats`` (column -> format spec,
+    :func:`saesim.report.frames.format_cell`) where given, never ``-0.000``."""
+    if isinstance(table, pd.DataFrame):
+        number = f".{precision}f"
+        styler = table.style.format(lambda v: format_cell(v, number) if isinstance(v, (float, np.floating)) else v,
+                                    na_rep="")
+        counts = [c for c in table.columns if _whole_numbers(table[c]) and c not in (formats or {})]
+        if counts:  # counts stored as floats (a column with blanks): whole numbers, not "4096.000"
+            styler = styler.format(lambda v: format_cell(v, "d"), subset=counts, na_rep="")
+        for column, spec in (formats or {}).items():
+            if column in table.columns:
+                styler = styler.format(lambda v, f=spec: format_cell(v, f), subset=[column], na_rep="")
+        whole = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) or _short_text(table[c])]
+        if whole:
+            styler = styler.set_table_styles({c: [{"selector": "td", "props": NUMBER_CELL}] for c in whole},
+                                             overwrite=False)
+        styler = styler.format_index(_unbroken, axis=1)
+    else:
+        styler = table
+    _no_negative_zero(styler)
+    return styler.set_table_attributes('class="dataframe saesim-table"').set_table_styles(PAGE_TABLE_STYLES,
+                                                                                        overwrite=False)
+
+
+class SplitTable:
+    """A table shown at the page's width with its informative columns, every column one click away.
+
+    What :func:`split_table` returns; a notebook displays it (``_repr_html_``) or ends a cell with it.
+
+    Attributes
+    ----------
+    shown : pandas.io.formats.style.Styler
+        The informative columns: a numbered, anchored page table (:func:`page_style`).
+    full : pandas.io.formats.style.Styler
+        Every column, in a closed ``<details>`` under the shown table, unnumbered (id ``T_<name>-all``).
+    hidden : list of str
+        The columns only the full table has (named in the toggle's summary).
+    """
+
+    def __init__(self, shown, full, hidden):
+        self.shown, self.full, self.hidden = shown, full, list(hidden)
+
+    def to_html(self) -> str:
+        tid, n = self.shown._saesim_table
+        summary = (f"Every column of Table {n}" + (f", with {_and_list(self.hidden)}" if self.hidden else ""))
+        return (self.shown.to_html() + f'<details class="saesim-more-columns"><summary>{html.escape(summary)}'
+                f"</summary>{self.full.to_html()}</details>")
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+
+def split_table(table, shown: Sequence[str], caption: str | None = None, *, precision: int = 3,
+                formats: Mapping[str, str] | None = None, name: str | None = None, index: bool = True) -> SplitTable:
+    """A wide table as the book shows it: ``shown`` columns first, at the page's width, every column behind
+    a toggle.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns already named for the reader (:func:`saesim.vocab.column_label`).
+    shown : sequence of str
+        The informative columns, in the order shown (the index, if kept, comes first in both).
+    caption : str, optional
+        The shown table's caption (:func:`page_style` numbers it and anchors it).
+    precision : int, default 3
+        Decimals of floating-point cells.
+    formats : mapping of column -> format spec, optional
+        Per-column formats (``{"kept %": ".1f", "p (Holm)": ".2g"}``), in both tables.
+    name : str, optional
+        The stable name (:func:`page_style`); the full table's id is ``T_<name>-all``.
+    index : bool, default True
+        Show the index (False hides it in both).
+
+    Returns
+    -------
+    SplitTable
+
+    Raises
+    ------
+    ValueError
+        When a column of ``shown`` is not in ``table``.
+    """
+    check_frame(table, "table", list(shown))
+    page = page_style(table[list(shown)], caption, precision=precision, name=name, formats=formats)
+    tid, n = page._saesim_table
+    full = _formatted(table, precision, formats)
+    full.set_uuid(f"{tid}-all")
+    full.cell_ids = False
+    full.set_caption(f"Table {n}, every column")
+    if not index:
+        page, full = page.hide(axis="index"), full.hide(axis="index")
+    return SplitTable(page, full, [c for c in table.columns if c not in list(shown)])
+
+
+SHORT_TEXT = 8
+"""Longest text (in characters) of a column whose cells never wrap, like numbers: a layer pair ("A0–B1"),
+a pair of counts ("8, 8")."""
+
+
+def _short_text(column: pd.Series) -> bool:
+    values = column.dropna()
+    return bool(len(values)) and all(isinstance(v, str) and len(v) <= SHORT_TEXT for v in values)
+
+
+def _unbroken(header):
+    """A column header with "1-1" held together (a non-breaking hyphen), so a wrapped header never reads
+    "after 1-" over "1"."""
+    return header.replace("1-1", "1\u20111") if isinstance(header, str) else header
+
+
+def _and_list(items) -> str:
+    items = [f"{i[-1]} ({', '.join(map(str, i[:-1]))})" if isinstance(i, tuple) else str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _whole_numbers(column: pd.Series) -> bool:
@@ -433,12 +572,22 @@ def _no_negative_zero(styler) -> None:
         funcs.default_factory = lambda: wrap(default())
 
 
-def labelled(frame: pd.DataFrame, columns: Sequence[str], caption: str | None = None, *, precision: int = 3):
+def labelled(frame: pd.DataFrame, columns: Sequence[str], caption: str | None = None, *, precision: int = 3,
+             shown: Sequence[str] | None = None):
     """``frame[columns]`` as the book shows it: headers from :func:`saesim.vocab.column_label`
-    (a name it does not know is kept), numbers rounded to ``precision`` (never ``-0.000``), no index."""
+    (a name it does not know is kept), numbers rounded to ``precision`` (never ``-0.000``), no index.
+
+    With ``shown`` (a subset of ``columns``, tidy names), only those are shown at the page's width and
+    every column one click away (:func:`split_table`)."""
     check_frame(frame, "frame", list(columns))
-    shown = frame[list(columns)].rename(columns=lambda c: vocab.column_label(c, default=c))
-    return page_style(shown, caption, precision=precision).hide(axis="index")
+    table = frame[list(columns)].rename(columns=lambda c: vocab.column_label(c, default=c))
+    if shown is None:
+        return page_style(table, caption, precision=precision).hide(axis="index")
+    unknown = [c for c in shown if c not in columns]
+    if unknown:
+        raise ValueError(f"`shown` {unknown} are not in `columns` {list(columns)}.")
+    return split_table(table, [vocab.column_label(c, default=c) for c in shown], caption, precision=precision,
+                       index=False)
 
 
 def styled(table: pd.DataFrame, *, fmt: str = "{:.3f}", cmap: str = "magma", vmin=None, vmax=None):

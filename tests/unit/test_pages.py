@@ -106,10 +106,16 @@ class TestFullSpace:
         assert "coincide" in pages.svcca_modes_numbers(frame, compat=True)["modes_note"]
         with pytest.raises(RuntimeError, match=r"saesim run --profile tiny"):
             pages.svcca_modes_numbers(frame.drop(columns="svcca_authors_k_z"), compat=False, profile="tiny")
-        styler = pages.svcca_modes_table(frame, "k=n/10")
-        assert styler.data.shape == (4, 11) and ("authors' k = 1", "k A") in styler.data.columns
-        assert ("k=n/10", "SVCCA") in styler.data.columns  # the run's rule names the header, not a fixed "99 %"
-        assert list(styler.data.index.names) == ["A layer", "B layer"]
+        table = pages.svcca_modes_table(frame, "k=n/10")
+        assert table.full.data.shape == (4, 12) and ("authors' k = 1", "k A") in table.full.data.columns
+        assert ("k=n/10", "SVCCA") in table.full.data.columns  # the run's rule names the header, not a fixed "99 %"
+        assert table.full.data.index.name == "layer pair" and table.full.data.index[0] == "A0–B1"
+        # at the page's width: the run's k of both sides in one column, the authors' k (always 1) one click away
+        assert table.shown.data.shape == (4, 8) and ("authors' k = 1", "k A") not in table.shown.data.columns
+        assert table.shown.data[("k=n/10", "k A, B")].tolist()[0] == "2, 2"
+        assert table.hidden == [("k=n/10", "k A"), ("k=n/10", "k B"), ("authors' k = 1", "k A"),
+                                ("authors' k = 1", "k B")]
+        assert "(k=n/10)" in table.shown.caption
 
     def test_control_lines_quote_the_medians_and_scipy_spearman(self):
         main = page_family(planted_grid())
@@ -299,10 +305,16 @@ class TestRobustnessAndFindings:
         table = pd.DataFrame({"comparison": ["full_space"], "what": ["A against B"], "cells": [4],
                               "cells_above_null": [2], "median_excess": [0.1], "max_excess": [0.3],
                               "peak_layer_a": [1], "peak_layer_b": [2], "peak_z": [4.0], "median_pairs": [30.0]})
-        view = pages.findings_view({"rsa": table, "svcca_authors_k": table}).data
+        split = pages.findings_view({"rsa": table, "svcca_authors_k": table.assign(what="the random model (authors')")})
+        view = split.full.data
         assert view["measure"].tolist() == ["RSA", "SVCCA, k = 1 (authors')"]
         assert view["peak"].tolist() == ["A1–B2"] * 2
         assert "above null (Holm)" in view and "cells_above_null" not in view
+        # a comparison reads as its table label, not its in-sentence phrase
+        assert view["comparison"].tolist() == ["A against B", "random model (authors')"]
+        # the z at the peak and the median pairs are one click away; the rest fits the page
+        assert split.hidden == ["z at peak", "median pairs kept"]
+        assert "z at peak" not in split.shown.data and "+0.300" in split.shown.to_html()
 
 
 class TestToy:

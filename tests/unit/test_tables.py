@@ -297,3 +297,70 @@ def test_page_style_prints_counts_stored_as_floats_as_whole_numbers():
     html = page_style(frame).to_html()
     assert "4096.000" not in html and ">4096<" in html and ">62<" in html
     assert "0.500" in html and "1.000" in html  # a score column with a whole value stays a score
+
+
+class TestSplitTable:
+    """A wide table: its informative columns at the page's width, every column one click away."""
+
+    FRAME = pd.DataFrame({"r": [0.5, -1e-5], "A top tokens": ["' on'", "' a'"], "A contexts": ["x | y", "z"],
+                          "count": [4096.0, 12.0]}, index=pd.Index([3, 7], name="A latent"))
+
+    def test_shown_columns_first_and_every_column_behind_a_toggle(self):
+        from saesim.report.citable import reset_tables
+        from saesim.report.tables import split_table
+
+        reset_tables()
+        table = split_table(self.FRAME, ["r", "A top tokens"], "Pairs and their tokens", name="pairs")
+        assert list(table.shown.data.columns) == ["r", "A top tokens"]
+        assert list(table.full.data.columns) == list(self.FRAME.columns)
+        assert table.hidden == ["A contexts", "count"]
+        html = table._repr_html_()
+        before, details = html.split("<details", 1)
+        # the shown table is the page's numbered, anchored table; the full one is in the closed toggle
+        assert 'id="T_pairs"' in before and ">Table 1</a>" in before and "A contexts" not in before
+        assert details.startswith(' class="saesim-more-columns"><summary>Every column of Table 1, with A contexts '
+                                  'and count</summary>')
+        assert 'id="T_pairs-all"' in details and "A contexts" in details and ">Table 2" not in html
+        assert "-0.000" not in html and "4096.000" not in html and ">4096<" in details
+
+    def test_formats_apply_to_both_tables_and_bad_columns_are_named(self):
+        from saesim.report.tables import split_table
+
+        table = split_table(self.FRAME, ["r", "count"], formats={"r": ".1f"})
+        assert ">0.5<" in table.shown.to_html() and ">0.5<" in table.full.to_html()
+        with pytest.raises(ValueError, match="no such"):
+            split_table(self.FRAME, ["r", "no such"])
+
+    def test_counts_view_shows_the_stages_that_drop_pairs_and_kept_percent_to_one_decimal(self):
+        from saesim.report.tables import counts_view
+
+        frame = pd.DataFrame({"layer_a": [0], "layer_b": [1], "n_latents_b": [256], "n_choosers": [256],
+                              "n_with_partner": [252], "n_unique_a_before": [130], "n_after_junk": [140],
+                              "n_after_1to1": [82], "n_pairs": [81], "n_unique_a": [81]})
+        view = counts_view(frame, "Pairs left")
+        assert list(view.shown.data.columns) == ["choosers", "after junk filter", "after 1-1", "pairs kept", "kept %"]
+        assert "B latents" in view.hidden and "with partner" in view.hidden
+        assert ">31.6<" in view.shown.to_html() and "31.641" not in view.to_html()
+
+    def test_labelled_with_shown_columns_splits(self):
+        from saesim.report.tables import labelled
+
+        frame = pd.DataFrame({"n_docs": [5], "fraction": [0.1], "svcca": [0.2], "svcca_p_holm": [0.5]})
+        view = labelled(frame, ["fraction", "n_docs", "svcca", "svcca_p_holm"], "Budgets",
+                        shown=["n_docs", "svcca_p_holm"])
+        assert list(view.shown.data.columns) == ["documents", "SVCCA p (Holm)"]  # names from the vocabulary
+        assert view.hidden == ["share of the documents", "SVCCA"]
+        with pytest.raises(ValueError, match="not in `columns`"):
+            labelled(frame, ["n_docs"], shown=["svcca"])
+
+    def test_numbers_and_short_texts_never_wrap_and_1_1_holds_together(self):
+        import re
+
+        from saesim.report.tables import NUMBER_CELL
+
+        frame = pd.DataFrame({"p": [0.476], "peak": ["A0–B1"], "tokens": ["' on' ' on' ' on' ' on'"],
+                              "after 1-1": [3]})
+        html = page_style(frame, "Widths", name="wrap").to_html()
+        nowrap = re.findall(r"#T_wrap td\.col(\d+) \{\s*" + re.escape(NUMBER_CELL.split(";")[0]), html)
+        assert sorted(nowrap) == ["0", "1", "3"]  # p, the layer pair and the count; the long text may wrap
+        assert "after 1\u20111" in html  # a wrapped header never reads "after 1-" over "1"
