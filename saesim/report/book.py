@@ -312,17 +312,18 @@ PATH_PARAMETERS = ("cache_dir", "results_dir", "runs_dir")
 """Parameters that ``saesim book`` sets to this machine's paths: a page shows them as set, never the path."""
 
 
-def _parameter_cell(source) -> list[tuple[str, str, str]]:
-    """(name, default source text, trailing comment) of each assignment in a notebook's ``parameters`` cell."""
+def _parameter_cell(source=None, *, text: str | None = None) -> list[tuple[str, str, str]]:
+    """(name, default source text, trailing comment) of each assignment in a notebook's ``parameters`` cell:
+    the cell's ``text``, else read from the jupytext ``source``."""
     import ast
     import io
     import tokenize
 
-    import jupytext
+    if text is None:
+        import jupytext
 
-    notebook = jupytext.read(source, fmt="py:percent")
-    cell = next(c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    text = cell.source
+        notebook = jupytext.read(source, fmt="py:percent")
+        text = next(c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])).source
     comments = {}
     for token in tokenize.generate_tokens(io.StringIO(text).readline):
         if token.type == tokenize.COMMENT:
@@ -348,7 +349,8 @@ def _notebook_source(name: str | None) -> Path | None:
     return None
 
 
-def parameters_table(values: Mapping | None = None, *, source=None, name: str | None = None):
+def parameters_table(values: Mapping | None = None, *, source=None, name: str | None = None,
+                     cell: str | None = None):
     """The page's parameters as a small HTML table: name, value used, default, what it changes.
 
     Parameters
@@ -363,6 +365,9 @@ def parameters_table(values: Mapping | None = None, *, source=None, name: str | 
         checkout).
     name : str, optional
         The notebook's name, used to find its source and in the rerun command.
+    cell : str, optional
+        The text of the notebook's ``parameters`` cell; when given, no source file is read (the
+        build passes it, so that a downloaded notebook reruns away from this checkout).
 
     Returns
     -------
@@ -379,14 +384,18 @@ def parameters_table(values: Mapping | None = None, *, source=None, name: str | 
 
     from saesim.io import to_jsonable
 
-    source = Path(source) if source is not None else _notebook_source(name)
-    if source is None:
-        raise ValueError("`source` is needed: no $SAESIM_NOTEBOOK_SOURCE and no `name` of a notebook in "
-                         "notebooks/; pass source='notebooks/<name>.py'.")
-    name = name or source.stem
+    if cell is None:
+        source = Path(source) if source is not None else _notebook_source(name)
+        if source is None:
+            raise ValueError("`source` or `cell` is needed: no $SAESIM_NOTEBOOK_SOURCE and no `name` of a notebook "
+                             "in notebooks/; pass source='notebooks/<name>.py' or the parameters cell's text.")
+        name = name or source.stem
+    elif name is None:
+        raise ValueError("`name` is needed with `cell` (the rerun command names the notebook).")
+    declared = _parameter_cell(source, text=cell)
     values = dict(values or {})
     rows = []
-    for key, default, comment in _parameter_cell(source):
+    for key, default, comment in declared:
         used = values.get(key, None) if key in values else None
         if key in PATH_PARAMETERS:
             shown = "set by saesim book" if used else "the profile's default"
@@ -397,7 +406,7 @@ def parameters_table(values: Mapping | None = None, *, source=None, name: str | 
         help_text = comment or PARAMETER_HELP.get(key, "")
         rows.append(f"<tr><td><code>{html.escape(key)}</code></td><td><code>{html.escape(str(shown))}</code></td>"
                     f"<td><code>{html.escape(default)}</code></td><td>{html.escape(help_text)}</td></tr>")
-    names = [key for key, _, _ in _parameter_cell(source) if key not in PATH_PARAMETERS + ("profile",)]
+    names = [key for key, _, _ in declared if key not in PATH_PARAMETERS + ("profile",)]
     example = names[0] if names else "seed"
     command = (f"saesim book --profile PROFILE --notebooks {name} -p {example}=VALUE")
     return HTML('<div class="admonition saesim-parameters"><p class="admonition-title">Parameters of this page</p>'

@@ -491,14 +491,22 @@ def _strip_papermill_noise(path: Path, *, paths: Mapping[str, str] | None = None
       its code), else ``hide-input`` (the code one click away); a notebook
       keeps a cell's code in view with the tag ``show-input``;
     * this machine's paths (``paths``: path -> placeholder) are replaced in
-      every output and source, and in papermill's metadata.
+      every output and source, and in papermill's metadata;
+    * the injected cell sets the path parameters (:data:`saesim.report.book.PATH_PARAMETERS`) back to
+      the notebook's own defaults (:func:`_rerunnable_injection`), never to a placeholder: the
+      executed notebook is what the page's download button serves, and it reruns as downloaded
+      (``papermill page.ipynb out.ipynb``) against the profile's own store.
     """
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
     replacements = sorted((paths or {}).items(), key=lambda kv: -len(kv[0]))
+    defaults = next((_assignments(c.source) for c in notebook.cells
+                     if "parameters" in c.get("metadata", {}).get("tags", [])), {})
     for cell in notebook.cells:
         tags = list(cell.get("metadata", {}).get("tags", []))
+        if "injected-parameters" in tags:
+            cell.source = _rerunnable_injection(cell.source, defaults)
         if "injected-parameters" in tags or "parameters" in tags:
             tags = [t for t in tags if t not in _LAYOUT_TAGS] + ["remove-cell"]
         elif cell.cell_type == "code" and not set(tags) & _LAYOUT_TAGS:
@@ -518,9 +526,51 @@ def _strip_papermill_noise(path: Path, *, paths: Mapping[str, str] | None = None
         if key in meta:
             meta[key] = Path(meta[key]).name
     if "parameters" in meta:
-        meta["parameters"] = {k: (_scrub(v, replacements) if isinstance(v, str) else v)
+        meta["parameters"] = {k: (_literal(defaults[k]) if k in PATH_PARAMETERS and k in defaults
+                                  else _scrub(v, replacements) if isinstance(v, str) else v)
                               for k, v in meta["parameters"].items()}
     nbformat.write(notebook, path)
+
+
+REBUILT_PATHS_NOTE = ("# The folders of the machine that built this page are not yours: the path parameters are\n"
+                      "# the notebook's defaults, the profile's own store (its `cache_dir`, relative to the folder\n"
+                      "# you run from), which `saesim run --profile {profile}` fills. Set them to use another store.")
+"""The comment above the rewritten path parameters of a downloadable notebook's injected cell."""
+
+
+def _assignments(code: str) -> dict[str, str]:
+    """Name -> source text of the value, for each plain assignment of a cell (``{}`` when it does not parse)."""
+    import ast
+
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return {}
+    return {target.id: ast.get_source_segment(code, node.value) or "None" for node in body
+            if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)}
+
+
+def _literal(text: str):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+
+
+def _rerunnable_injection(code: str, defaults: Mapping[str, str]) -> str:
+    """papermill's injected cell with every path parameter set to the notebook's default (``defaults``:
+    name -> source text of its parameters cell), so that the executed notebook reruns anywhere."""
+    injected = _assignments(code)
+    paths = [k for k in injected if k in PATH_PARAMETERS]
+    if not paths:
+        return code
+    profile = _literal(injected.get("profile", defaults.get("profile", "None")))
+    lines = ["# Parameters"] + [f"{k} = {v}" for k, v in injected.items() if k not in PATH_PARAMETERS]
+    lines += [REBUILT_PATHS_NOTE.format(profile=profile if isinstance(profile, str) else "NAME")]
+    lines += [f"{k} = {defaults.get(k, 'None')}" for k in paths]
+    return "\n".join(lines) + "\n"
 
 
 _LAYOUT_TAGS = frozenset({"hide-input", "remove-input", "hide-cell", "remove-cell", "hide-output", "show-input",
@@ -596,8 +646,13 @@ def _insert_parameters_table(notebook, name: str) -> None:
         if cell.cell_type == "markdown" and any(line.startswith("# ") for line in cell.source.splitlines()):
             where = max(where, i + 1)
             break
+    # The parameters cell's text travels with the call, so the table needs no source file when the
+    # downloaded notebook is rerun elsewhere.
+    parameters = next((c.source for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])),
+                      None)
     cell = nbformat.v4.new_code_cell(f"from saesim.report.book import parameters_table as _saesim_parameters_table\n"
-                                     f"_saesim_parameters_table(globals(), name={name!r})")
+                                     f"_saesim_parameters_table(globals(), name={name!r}"
+                                     + (f", cell={parameters!r})" if parameters is not None else ")"))
     cell.metadata["tags"] = ["remove-input", "saesim-parameters"]
     notebook.cells.insert(where, cell)
 

@@ -399,6 +399,28 @@ class TestTinyBook:
             assert links, f"{name}: no link to a glossary term"
             assert all(link.split("#", 1)[1] in defined for link in links), (name, links)
 
+    def test_a_downloaded_notebook_reruns_as_downloaded(self, built, tiny_results, tmp_path):
+        """The page's download button serves the executed notebook; papermill reruns it as it is (no
+        parameters injected) in a folder where `saesim run --profile tiny` left its store."""
+        import papermill
+
+        html = (built.html_dir / "book" / "generated" / "full_space.html").read_text()
+        assert "_sources/book/generated/full_space.ipynb" in html  # what the download button serves
+        downloaded = built.html_dir / "_sources" / "book" / "generated" / "full_space.ipynb"
+        cells = nbformat.read(downloaded, as_version=4).cells
+        injected = next(c for c in cells if "injected-parameters" in c.metadata.get("tags", []))
+        assert build._assignments(injected.source) == {"profile": '"tiny"', "cache_dir": "None", "results_dir": "None"}
+        assert "<" not in injected.source and "saesim run --profile tiny" in injected.source
+        user = tmp_path / "user"
+        user.mkdir()
+        shutil.copy(downloaded, user / "full_space.ipynb")
+        (user / ".saesim_cache").symlink_to(tiny_results)  # the tiny profile's cache_dir, as `saesim run` fills it
+        papermill.execute_notebook(str(user / "full_space.ipynb"), str(user / "rerun.ipynb"), cwd=str(user),
+                                   kernel_name="python3", progress_bar=False)
+        before, after = glued(downloaded), glued(user / "rerun.ipynb")
+        assert int(before["fs_n_cells"]) == 4 and after == before  # the same page, from the user's store
+        assert (user / "figures" / "fig3_full_space_svcca_rsa.png").is_file()
+
     def test_captions_and_method_sentences_follow_the_svcca_dimension_policy(self, built, tiny_results, tmp_path):
         """The method and full-space pages under another `filters.svcca_dims` name that policy, and only it."""
         import yaml
@@ -555,9 +577,10 @@ class TestPageHelpers:
 
     def test_outputs_lose_this_machines_paths_and_cells_get_layout_tags(self, tmp_path):
         nb = nbformat.v4.new_notebook()
-        params = nbformat.v4.new_code_cell("profile = 'tiny'")
+        params = nbformat.v4.new_code_cell("profile = 'offline'\ncache_dir = None\nresults_dir = None")
         params.metadata["tags"] = ["parameters"]
-        injected = nbformat.v4.new_code_cell("cache_dir = '/somewhere/cache'")
+        injected = nbformat.v4.new_code_cell("# Parameters\nprofile = 'tiny'\ncache_dir = '/somewhere/cache'\n"
+                                             "results_dir = '/somewhere/cache/results'\n")
         injected.metadata["tags"] = ["injected-parameters"]
         glue = nbformat.v4.new_code_cell('book.glue_value("x", 1)')
         science = nbformat.v4.new_code_cell("print(cache)")
@@ -572,6 +595,20 @@ class TestPageHelpers:
         assert "hide-cell" not in cells[0].metadata["tags"]
         assert "remove-input" in cells[2].metadata["tags"] and "hide-input" in cells[3].metadata["tags"]
         assert cells[3].outputs[0]["text"] == "read <cache_dir>/results\n"
+        # the downloadable notebook reruns as downloaded: the paths are the notebook's own defaults (the
+        # profile's store), never this machine's folders nor a placeholder
+        assert build._assignments(cells[1].source) == {"profile": "'tiny'", "cache_dir": "None", "results_dir": "None"}
+        assert "<cache_dir>" not in cells[1].source and "saesim run --profile tiny" in cells[1].source
+
+    def test_the_parameters_table_needs_no_source_file_when_given_the_cell(self):
+        cell = "profile = 'offline'\nn_boot = 50  # resamples\ncache_dir = None\n"
+        html = book.parameters_table({"profile": "tiny", "n_boot": 7, "cache_dir": None}, name="robustness",
+                                     cell=cell, source="/no/such/notebook.py").data
+        assert "<code>n_boot</code>" in html and "resamples" in html and "the profile&#x27;s default" in html
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+        notebook.cells[0].metadata["tags"] = ["parameters"]
+        build._insert_parameters_table(notebook, "robustness")
+        assert f"cell={cell!r}" in notebook.cells[1].source  # the build hands the cell over
 
     def test_parameters_table_names_values_defaults_and_the_rerun_option(self):
         html = book.parameters_table({"profile": "tiny", "cache_dir": "/abs/cache", "n_boot": 7},
