@@ -526,13 +526,15 @@ class Profile:
         """Short content hash of the whole profile, as it trains its SAEs on this machine.
 
         Every slot's ``sae.device`` is left out (where an SAE trains changes
-        no result beyond rounding). Where a slot sets ``sae.gpu_budget``, the
+        no result beyond rounding), and so is ``steering_concepts`` (the
+        steering stage keys its own table; the grids do not read it). Where a slot sets ``sae.gpu_budget``, the
         budget its SAEs train with here (:meth:`sae_plan`) is added, so the
         results of a GPU run and of a CPU run are kept apart; without one
         (every shipped profile), torch is not asked and the key is the hash of
         :meth:`to_dict`.
         """
         plain = self.to_dict()
+        plain.pop("steering_concepts", None)
         for name, _ in _SLOT_FIELDS.values():
             if plain.get(name) is not None:
                 plain[name]["sae"].pop("device", None)

@@ -125,3 +125,14 @@ def test_shuffled_pairing_null_rejects_when_rows_correspond():
     observed = v_a @ procrustes_map(x, y) @ g
     null = [v_a @ procrustes_map(x, y[rng.permutation(n)]) @ g for _ in range(19)]
     assert p_value(observed, null) == pytest.approx(1 / 20)
+
+
+def test_steering_concepts_do_not_change_the_profile_key():
+    """The grids' cell tags hash the profile; the steering concepts are not theirs to key."""
+    import dataclasses
+
+    from saesim.config import load_profile
+
+    profile = load_profile("offline")
+    assert dataclasses.replace(profile, steering_concepts=("Time",)).key() == profile.key()
+    assert dataclasses.replace(profile, seed=1).key() != profile.key()
