@@ -39,7 +39,7 @@ import pandas as pd
 
 from saesim import vocab
 from saesim.compare.significance import above_null
-from saesim.report.frames import check_frame, fmt_number
+from saesim.report.frames import check_frame, fmt_number, fmt_signed
 from saesim.report.tables import MIN_HEADLINE_PAIRS, counts_table, with_effects
 
 __all__ = [
@@ -780,7 +780,7 @@ def findings_view(summaries: Mapping[str, pd.DataFrame], caption: str | None = N
     names = {c: vocab.column_label(c, default=c) for c in columns}
     table = shown[columns].rename(columns=names)
     return split_table(table, [names[c] for c in columns if c not in FINDINGS_ONE_CLICK], caption, index=False,
-                       formats={names["median_excess"]: "+.3f", names["max_excess"]: "+.3f",
+                       formats={names["median_excess"]: fmt_signed, names["max_excess"]: fmt_signed,
                                 names["peak_z"]: ".1f", names["median_pairs"]: ".0f"})
 
 

@@ -420,7 +420,8 @@ def page_style(table, caption: str | None = None, *, precision: int = 3, name: s
 def _formatted(table, precision: int = 3, formats: Mapping[str, str] | None = None):
     """``table`` (a DataFrame or a Styler) with the page's cell formats and CSS, unnumbered: floats to
     ``precision`` decimals, whole-number float columns as integers, ``formats`` (column -> format spec,
-    :func:`saesim.report.frames.format_cell`) where given, never ``-0.000``."""
+    :func:`saesim.report.frames.format_cell`, or a function of the value such as
+    :func:`saesim.report.frames.fmt_signed`; blank for a missing value) where given, never ``-0.000``."""
     if isinstance(table, pd.DataFrame):
         number = f".{precision}f"
         styler = table.style.format(lambda v: format_cell(v, number) if isinstance(v, (float, np.floating)) else v,
@@ -430,7 +431,8 @@ def _formatted(table, precision: int = 3, formats: Mapping[str, str] | None = No
             styler = styler.format(lambda v: format_cell(v, "d"), subset=counts, na_rep="")
         for column, spec in (formats or {}).items():
             if column in table.columns:
-                styler = styler.format(lambda v, f=spec: format_cell(v, f), subset=[column], na_rep="")
+                styler = styler.format(lambda v, f=spec: format_cell(v, f) if isinstance(f, str)
+                                       else format_cell(v, ".3f") and f(v), subset=[column], na_rep="")
         whole = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) or _short_text(table[c])]
         if whole:
             styler = styler.set_table_styles({c: [{"selector": "td", "props": NUMBER_CELL}] for c in whole},

@@ -315,6 +315,8 @@ class TestRobustnessAndFindings:
         # the z at the peak and the median pairs are one click away; the rest fits the page
         assert split.hidden == ["z at peak", "median pairs kept"]
         assert "z at peak" not in split.shown.data and "+0.300" in split.shown.to_html()
+        near_zero = table.assign(median_excess=[1e-5])
+        assert ">0.000<" in pages.findings_view({"rsa": near_zero}).shown.to_html()  # never "+0.000"
 
 
 class TestToy:
