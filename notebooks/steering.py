@@ -40,7 +40,8 @@ figures_dir = "figures"
 # for steering vectors. This chapter does: a steering vector found in model A is carried into
 # model B through the paired SAE features (a map fitted on the paired decoder rows of one layer
 # pair), added to B's residual stream, and its effect on B's next-token predictions is compared
-# with what B's own vector for the same concept does, at the same cost to everything else.
+# with what B's own vector for the same concept does, at the same cost to everything else: its
+# {term}`transfer efficiency`.
 
 # %%
 from IPython.display import HTML, Markdown, display
@@ -77,7 +78,8 @@ display(Markdown("\n\n".join(report.steering_lines(numbers, label_a=grid.label_a
 #    keywords, minus the mean of all other tokens; for a contrastive pair, minus the mean of the
 #    contrasting words' tokens) and the *decoder sum* (the sum of the unit decoder rows of A's
 #    latents whose top examples are the concept's keywords, as the concept chapter assigns them).
-# 2. **Maps** from A's residual space to B's: orthogonal Procrustes on the paired decoder rows
+# 2. **Maps** from A's residual space to B's: orthogonal
+#    {term}`Procrustes <Procrustes, paired decoder rows>` on the paired decoder rows
 #    (the headline: it keeps norms and angles, so it cannot fit the pairs by stretching), ridge
 #    least squares on the same rows, and ridge least squares on the aligned token activations (the
 #    activation-level map of the transfer literature: the reference a feature-level map should
@@ -131,9 +133,10 @@ book.show_figure(fig, "fig_steering_curves",
 # the shuffled-pairing maps; p (Holm): Holm over the rows of one comparison.
 
 # %%
-tables.page_style(report.steering_table(table, settings.reference_alpha),
-                  "Transfer efficiency of each cell: the Procrustes-mapped mean-difference vector against B's own, "
-                  "at matched side effect")
+view = report.steering_table(table, settings.reference_alpha)
+tables.split_table(view, report.steering_shown(view),
+                   "Transfer efficiency of each cell: the Procrustes-mapped mean-difference vector against B's own, "
+                   "at matched side effect", index=False)
 
 # %% [markdown]
 # ## What the steered model writes (illustration, not evidence)

@@ -42,7 +42,7 @@ __all__ = [
 GLOSSARY_DOC = "book/glossary"
 """The glossary page's document (its ``{term}`` targets are defined there)."""
 
-VOCAB_KINDS = ("measure", "rule", "direction", "null", "comparison")
+VOCAB_KINDS = ("measure", "rule", "direction", "null", "comparison", "steering_map", "recipe")
 """Kinds of :data:`saesim.vocab.TERMS` whose every label is a glossary term."""
 
 
@@ -164,6 +164,32 @@ def _vocab_texts(svcca_dims) -> dict[tuple[str, str], tuple[tuple[str, ...], str
             "A second null of the concept subspaces (the authors' `score_rand`): as many latents as the "
             "subspace holds, drawn at random and unpaired from each whole dictionary, scored like the "
             "subspace.")),
+        # the steering chapter's maps and recipes ({ref}`steering`)
+        ("steering_map", "native"): ((), (
+            "In the steering chapter, model B's own steering vector: the same recipe run on B's activations. "
+            "The upper bound a carried vector is divided by.")),
+        ("steering_map", "procrustes"): ((), (
+            "The steering chapter's headline map from A's residual space to B's: orthogonal Procrustes fitted "
+            "on the paired decoder rows after centring, $W = UV^\\top$ from the SVD of $X^\\top Y$. It keeps "
+            "norms and angles, so it cannot fit the pairs by stretching.")),
+        ("steering_map", "lstsq"): ((), (
+            "Ridge least squares from A's paired decoder rows to B's (centred): a map that may stretch.")),
+        ("steering_map", "activation"): ((), (
+            "Ridge least squares from A's residual activations to B's on the aligned tokens: the "
+            "activation-level map of the transfer literature, the reference a feature-level map should "
+            "approach.")),
+        ("steering_map", "shuffled"): ((), (
+            "The steering chapter's null map: Procrustes fitted on the paired decoder rows with the pairing "
+            "shuffled. Its draws give the transfer efficiency's p-value.")),
+        ("steering_map", "random_orthogonal"): ((), (
+            "A null map: a random (Haar) orthogonal map from A's space to B's.")),
+        ("steering_map", "random_vector"): ((), (
+            "A null vector: a random direction of B's residual stream.")),
+        ("recipe", "mean_diff"): (("steering vector",), (
+            "A steering vector: the mean residual activation of the tokens that are a concept's keywords minus "
+            "that of the other tokens (for a contrastive pair, minus that of the contrasting words).")),
+        ("recipe", "decoder_sum"): ((), (
+            "A steering vector: the sum of the unit decoder rows of the latents assigned to a concept.")),
     }
 
 
@@ -228,6 +254,11 @@ CONCEPTS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("share of two SAEs' effect",), (
         "The cross-model effect over its null as a share of the seed control's effect over its own null: "
         "how much of the agreement two SAEs of one model reach the two models reach.")),
+    (("transfer efficiency", "side effect"), (
+        "The steering chapter's measure: the change a carried steering vector makes to model B's "
+        "log-probability of a concept's keywords, divided by the change B's own vector makes, both read at "
+        "the same side effect (the KL divergence of B's next-token distribution from the unsteered one). 1: "
+        "the carried vector steers as well as B's own; 0: not at all.")),
     (("bootstrap interval", "CI"), (
         "A 95 % interval of a score from resampling the documents with replacement. A verdict puts the "
         "cross-model score *above* a baseline when its interval lies wholly above the baseline's, *below* "

@@ -33,6 +33,7 @@ __all__ = [
     "steering_lines",
     "steering_method_diagram",
     "steering_numbers",
+    "steering_shown",
     "steering_table",
 ]
 
@@ -223,6 +224,13 @@ def steering_table(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
         vocab.column_label("n_pairs"): cells["n_pairs"],
     })
     return out
+
+
+def steering_shown(view: pd.DataFrame) -> list[str]:
+    """The columns of :func:`steering_table` shown at page width (the rest one click away)."""
+    keep = ["comparison", "concept", "efficiency", "p_holm"]
+    return [vocab.column_label(keep[0]), "layer pair", vocab.column_label(keep[1]), vocab.column_label(keep[2]),
+            "95 % interval", vocab.column_label(keep[3])]
 
 
 def curve_panels(table: pd.DataFrame, reference_alpha: float, n: int = 2) -> list[tuple]:

@@ -33,6 +33,7 @@ EXPECTED_FIGURES = (
     "figA9_concepts_rsa_excess", "figA6_many_to_one_effect", "fig_hub_histogram", "fig_activation_frequency",
     "fig_pvalue_histogram", "fig_filter_stages", "fig_many_to_one_vs_one_to_one", "fig_rules_directions_svcca",
     "fig_svcca_corrected_vs_authors_k", "fig3_full_space_effect", "fig_controls_rsa_excess",
+    "fig_steering_method", "fig_steering_depth", "fig_steering_curves",
     "fig_controls_svcca_excess",
 )
 
@@ -518,11 +519,7 @@ def test_no_table_is_wider_than_the_column(site_reports):
 KNOWN_WIDE_PREFIX = 31
 """Characters of a table's caption (after its "Table N." label) that name it in :data:`KNOWN_WIDE`."""
 
-KNOWN_WIDE: dict[tuple[str, str], int] = {
-    # the steering chapter (#24), new since the list was emptied: tables.split_table(view, shown, caption)
-    # with the raw p, the null median and B's own effect one click away would fit it
-    ('steering.html', 'Transfer efficiency of each cel'): 945,
-}
+KNOWN_WIDE: dict[tuple[str, str], int] = {}
 """(page, caption prefix) -> scroll width in px of the tiny book's tables still wider than the column. The
 twelve listed until #23 (690-904 px) show their informative columns at the page's width and every column
 behind a toggle (saesim.report.tables.split_table)."""
