@@ -110,6 +110,7 @@ class TestProfileFields:
                 if old.get(slot) is not None:
                     del old[slot]["sae"]["device"], old[slot]["sae"]["gpu_budget"]
             assert profile.to_dict() == old
+            old.pop("steering_concepts")  # newer than the key: left out of it (the grids do not read it)
             assert profile.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
 
     def test_profile_key_ignores_the_device_and_keys_the_budget_used_here(self, monkeypatch):
