@@ -97,6 +97,9 @@ class SteeringNumbers:
     n_above: int
     control_median: float
     control_p: float
+    control_pairs: str
+    main_on_control_pairs: float
+    draws_for_holm: int
     seed_median: float
     depth_rho: float
     depth_rho_p: float
@@ -124,6 +127,10 @@ def steering_numbers(table: pd.DataFrame, meta: dict, similarity: pd.Series | No
     worst = ranked.iloc[0] if len(ranked) else None
     comparisons = set(table["comparison"])
     control = pooled_test(table, "control") if "control" in comparisons else {"median": np.nan, "p": np.nan}
+    ctrl_cells = cells[cells["comparison"] == "control"]
+    ctrl_pairs = sorted(set(zip(ctrl_cells["layer_a"], ctrl_cells["layer_b"])))
+    same = main[[p in set(ctrl_pairs) for p in zip(main["layer_a"], main["layer_b"])]]
+    main_on_ctrl = float(np.nanmedian(same["efficiency"])) if same["efficiency"].notna().any() else float("nan")
     seed = pooled_test(table, "seed") if "seed" in comparisons else {"median": np.nan}
     rho, rho_p, depth_n = np.nan, np.nan, 0
     if similarity is not None and len(main):
@@ -139,7 +146,7 @@ def steering_numbers(table: pd.DataFrame, meta: dict, similarity: pd.Series | No
 
     def ci(row):
         return (f"{fmt_number(row['ci_low'], '.2f')} to {fmt_number(row['ci_high'], '.2f')}"
-                if np.isfinite(row["ci_low"]) else "not defined")
+                if np.isfinite(row["ci_low"]) and np.isfinite(row["efficiency"]) else "not defined")
 
     return SteeringNumbers(
         n_cells=int(len(main)), n_pairs=int(main[["layer_a", "layer_b"]].drop_duplicates().shape[0]),
@@ -158,6 +165,8 @@ def steering_numbers(table: pd.DataFrame, meta: dict, similarity: pd.Series | No
         worst_ci=ci(worst) if worst is not None else "not defined",
         n_above=int((main["p_holm"] <= alpha).sum()),
         control_median=float(control["median"]), control_p=float(control["p"]), seed_median=float(seed["median"]),
+        control_pairs=", ".join(f"A{a}–B{b}" for a, b in ctrl_pairs), main_on_control_pairs=main_on_ctrl,
+        draws_for_holm=int(np.ceil(max(len(main), 1) / alpha)) - 1,
         depth_rho=float(rho), depth_rho_p=float(rho_p), depth_n=depth_n,
         native_weak=int((main["native_effect"] <= 0).sum()), seconds=float(meta.get("seconds", np.nan)),
     )
@@ -179,8 +188,14 @@ def steering_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str
         f"side effect, against a median of {fmt_number(n.null_median, '.2f')} for maps fitted on shuffled pairings "
         f"(one pooled test over the cells, p = {fmt_number(n.pooled_p, '.3f')}; with {n.n_null} shuffled draws no "
         f"p can be below {fmt_number(1 / (n.n_null + 1), '.3f')}).")
+    if n.pooled_p <= alpha and np.isfinite(n.control_median) and n.control_median >= n.main_on_control_pairs:
+        lines[-1] += (" The re-randomised control below transfers as well, so this alone does not show that the "
+                      "paired features are shared.")
     lines.append(
-        f"Cell by cell, {n.n_above} of {n.n_cells} are above the null after Holm over the cells. The best is "
+        f"Cell by cell, {n.n_above} of {n.n_cells} are above the null after Holm over the cells "
+        + (f"(with {n.n_null} draws Holm over {n.n_cells} cells cannot reach {alpha:g}; it would need "
+           f"{n.draws_for_holm} draws per cell). " if (n.n_cells / (n.n_null + 1)) > alpha else ". ")
+        + "The best is "
         f"{n.best_pair} ({n.best_concept}): efficiency {fmt_number(n.best_efficiency, '.2f')} (95 % interval over "
         f"prompts {n.best_ci}); the worst is {n.worst_pair} ({n.worst_concept}): "
         f"{fmt_number(n.worst_efficiency, '.2f')} ({n.worst_ci}).")
@@ -191,10 +206,13 @@ def steering_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str
         f"{fmt_number(n.decoder_median, '.2f')}.")
     if np.isfinite(n.control_median):
         lines.append(
-            f"The re-randomised {label_a}'s SAEs, mapped the same way, give a median efficiency of "
-            f"{fmt_number(n.control_median, '.2f')} (pooled p = {fmt_number(n.control_p, '.3f')}): "
-            + ("as high as the real model's, so the real model's transfer is not evidence of shared features."
-               if n.control_median >= n.median_efficiency else "below the real model's."))
+            f"The re-randomised {label_a} (the authors' control: its token embeddings are kept), its own SAEs "
+            f"paired with {label_b}'s and mapped the same way, gives a median efficiency of "
+            f"{fmt_number(n.control_median, '.2f')} on the layer pairs {n.control_pairs} (pooled p = "
+            f"{fmt_number(n.control_p, '.3f')}), against {fmt_number(n.main_on_control_pairs, '.2f')} for the "
+            "real model on the same pairs: "
+            + ("as high, so a carried vector steering B is not by itself evidence that the paired features are "
+               "shared." if n.control_median >= n.main_on_control_pairs else "lower, as shared features predict."))
     if np.isfinite(n.depth_rho):
         follows = "follows" if n.depth_rho_p <= alpha and n.depth_rho > 0 else "does not measurably follow"
         lines.append(
@@ -215,8 +233,8 @@ def steering_table(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
         "layer pair": [f"A{a}–B{b}" for a, b in zip(cells["layer_a"], cells["layer_b"])],
         vocab.column_label("concept"): cells["concept"],
         vocab.column_label("efficiency"): cells["efficiency"],
-        "95 % interval": [f"{fmt_number(lo, '.2f')} to {fmt_number(hi, '.2f')}" if np.isfinite(lo) else ""
-                          for lo, hi in zip(cells["ci_low"], cells["ci_high"])],
+        "95 % interval": [f"{fmt_number(lo, '.2f')} to {fmt_number(hi, '.2f')}" if np.isfinite(lo) and np.isfinite(e)
+                          else "" for lo, hi, e in zip(cells["ci_low"], cells["ci_high"], cells["efficiency"])],
         vocab.column_label("null_median"): cells["null_median"],
         vocab.column_label("p"): cells["p"],
         vocab.column_label("p_holm"): cells["p_holm"],
