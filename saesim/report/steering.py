@@ -199,11 +199,13 @@ def steering_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str
         f"{n.best_pair} ({n.best_concept}): efficiency {fmt_number(n.best_efficiency, '.2f')} (95 % interval over "
         f"prompts {n.best_ci}); the worst is {n.worst_pair} ({n.worst_concept}): "
         f"{fmt_number(n.worst_efficiency, '.2f')} ({n.worst_ci}).")
-    lines.append(
-        f"The map fitted on the token activations themselves (the activation-level reference) reaches a median "
-        f"efficiency of {fmt_number(n.activation_median, '.2f')}; least squares on the paired decoder rows "
-        f"{fmt_number(n.lstsq_median, '.2f')}; the decoder-sum recipe through the Procrustes map "
-        f"{fmt_number(n.decoder_median, '.2f')}.")
+    others = [(n.activation_median, "the map fitted on the token activations themselves (the activation-level "
+                                    "reference)"),
+              (n.lstsq_median, "least squares on the paired decoder rows"),
+              (n.decoder_median, "the decoder-sum recipe through the Procrustes map")]
+    others = [f"{what} {fmt_number(value, '.2f')}" for value, what in others if np.isfinite(value)]
+    if others:
+        lines.append("Median efficiency of the other maps and recipes: " + "; ".join(others) + ".")
     if np.isfinite(n.control_median):
         lines.append(
             f"The re-randomised {label_a} (the authors' control: its token embeddings are kept), its own SAEs "
