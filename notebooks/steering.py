@@ -13,18 +13,18 @@
 
 # %% tags=["parameters"]
 profile = "offline"
-comparisons = None  # default of each setting (None): saesim.experiments.steering.SteeringSettings
-pairs = None
-concepts = None
-alphas = None
-reference_alpha = None
-n_fit_docs = None
-n_prompts = None
-prompt_tokens = None
-n_null = None
-n_random = None
-n_boot = None
-seed = None
+comparisons = None  # which comparisons are steered (None here and below: the stage's default)
+pairs = None  # layer pairs (A, B) of the main comparison (default: each A layer with B's at the same depth)
+concepts = None  # keyword concepts and contrastive pairs (default: the profile's steering_concepts)
+alphas = None  # push sizes, as multiples of B's mean residual norm
+reference_alpha = None  # the push of B's own vector whose side effect the efficiencies are read at
+n_fit_docs = None  # held-in documents for the vectors and the activation map
+n_prompts = None  # held-out neutral prompts B reads while steered
+prompt_tokens = None  # tokens per prompt (B's tokenisation)
+n_null = None  # maps fitted on shuffled pairings (the p-value)
+n_random = None  # random orthogonal maps and random vectors
+n_boot = None  # bootstrap resamples of the prompts per interval
+seed = None  # the seed of every random draw
 rule = "first_index"
 measure = "rsa"
 cache_dir = None
@@ -101,7 +101,7 @@ display(Markdown("\n\n".join(report.steering_lines(numbers, label_a=grid.label_a
 # %%
 fig = report.steering_method_diagram()
 book.show_figure(fig, "fig_steering_method", "How a steering vector is carried from model A to model B and "
-                                             "read against B's own vector and the nulls", out_dir=figures_dir)
+                                             "read against B's own vector and the nulls.", out_dir=figures_dir)
 
 # %% [markdown]
 # ## Along depth, beside the similarity of the same layer pairs
@@ -113,7 +113,8 @@ book.show_figure(fig, "fig_steering_depth",
                  f"dots with 95 % bootstrap intervals over {settings.n_prompts} prompts, shaded: 5–95 % of "
                  f"{settings.n_null} maps "
                  f"fitted on shuffled pairings; crosses: the controls). Right: the "
-                 f"{report.measure_label(measure)} effect over null of the same layer pairs (full-space grid, {rule})",
+                 f"{report.measure_label(measure)} effect over null of the same layer pairs (full-space grid, "
+                 f"{report.rule_label(rule)} pairing).",
                  out_dir=figures_dir)
 
 # %% [markdown]
@@ -124,7 +125,7 @@ fig = report.steering_curves(table, report.curve_panels(table, settings.referenc
 book.show_figure(fig, "fig_steering_curves",
                  f"Effect on B against side effect for scales α = {report.alphas_text(settings)} × B's "
                  "residual norm, at the best layer pair of each concept: B's own vector, the vector carried by "
-                 "each map, and the range of the shuffled-pairing maps", out_dir=figures_dir)
+                 "each map, and the range of the shuffled-pairing maps.", out_dir=figures_dir)
 
 # %% [markdown]
 # ## Every cell, with its interval and p-value

@@ -43,9 +43,9 @@ def steering_depth(cells: pd.DataFrame, similarity: pd.Series | None = None, *, 
     """
     check_frame(cells, "cells", [*_KEYS, "efficiency", "ci_low", "ci_high", "null_low", "null_high"])
     concepts = list(dict.fromkeys(cells["concept"]))
-    ncols = 2 if similarity is not None else 1
-    fig = new_figure(6.2 * ncols, 4.0)
-    axes = np.atleast_1d(fig.subplots(1, ncols))
+    nrows = 2 if similarity is not None else 1
+    fig = new_figure(7.0, 4.2 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, 1, height_ratios=[1.6, 1] if nrows == 2 else None))
     ax = axes[0]
     main = cells[cells["comparison"] == vocab.MAIN_COMPARISON]
     pairs = list(dict.fromkeys(zip(main["layer_a"], main["layer_b"])))
@@ -78,9 +78,9 @@ def steering_depth(cells: pd.DataFrame, similarity: pd.Series | None = None, *, 
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xticks(range(len(pairs)), [_pair_label(a, b) for a, b in pairs])
     ax.set_xlabel("layer pair (same relative depth)")
-    ax.set_ylabel("transfer efficiency (1 = as B's own vector)")
+    ax.set_ylabel("transfer efficiency\n(1 = as B's own vector)")
     ax.set_title("Steering transfer along depth", fontsize=11)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     if similarity is not None:
         ax2 = axes[1]
         values = [float(similarity.get(p, np.nan)) for p in pairs]
@@ -130,30 +130,30 @@ def steering_method_diagram() -> Figure:
     """The experiment in one picture: A's vector, the map, B's own vector, and the matched readout."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    fig = new_figure(11.0, 3.4)
+    fig = new_figure(7.2, 4.6)
     ax = fig.add_subplot(1, 1, 1)
-    ax.set_xlim(0, 11)
-    ax.set_ylim(0, 3.4)
+    ax.set_xlim(0, 7.2)
+    ax.set_ylim(0, 4.6)
     ax.axis("off")
-    boxes = {
-        "va": (0.1, 2.2, "A's residual stream at l_A\nsteering vector v_A\n(mean difference or decoder sum)"),
-        "map": (3.0, 2.2, "map W: A's space → B's\nfitted on the paired SAE\ndecoder rows (Procrustes)"),
-        "vb": (5.9, 2.2, "v_A W, scaled to α × B's\nresidual norm, added at l_B\non held-out neutral prompts"),
-        "native": (5.9, 0.3, "B's own vector (same recipe in B):\nthe upper bound"),
-        "null": (3.0, 0.3, "nulls: W fitted on shuffled pairings,\nrandom orthogonal W, random vector"),
-        "read": (8.6, 1.25, "effect: Δ log P(keywords)\nside effect: KL to unsteered\nefficiency = mapped ÷ own\nat the same side effect"),
+    w, h = 2.2, 1.05
+    boxes = {  # name -> (x, y, text)
+        "va": (0.05, 3.4, "A's residual stream\nat l_A: steering\nvector v_A"),
+        "map": (2.5, 3.4, "map W, A → B:\nProcrustes on the\npaired decoder rows"),
+        "vb": (4.95, 3.4, "add α · v_A W at l_B\nwhile B reads\nneutral prompts"),
+        "null": (2.5, 1.75, "nulls: W on shuffled\npairings, random W,\nrandom vector"),
+        "native": (0.05, 0.1, "B's own vector\n(same recipe in B):\nthe upper bound"),
+        "read": (4.95, 0.1, "effect Δ log P(keywords)\nat the same side effect\n(KL): mapped ÷ own"),
     }
     for x, y, text in boxes.values():
-        ax.add_patch(FancyBboxPatch((x, y), 2.5 if x < 8 else 2.3, 0.95, boxstyle="round,pad=0.05", fc="#f4f4f4",
-                                    ec="#555555", lw=1))
-        ax.text(x + (1.25 if x < 8 else 1.15), y + 0.47, text, ha="center", va="center", fontsize=8.5)
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.04", fc="#f4f4f4", ec="#555555", lw=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9.5)
 
     def arrow(a, b):
-        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color="#333333", lw=1))
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=14, color="#333333", lw=1.1))
 
-    arrow((2.65, 2.67), (3.0, 2.67))
-    arrow((5.55, 2.67), (5.9, 2.67))
-    arrow((8.45, 2.67), (8.6, 2.0))
-    arrow((8.45, 0.77), (8.6, 1.4))
-    arrow((5.55, 1.05), (5.95, 2.2))  # a null map takes W's place
+    arrow((2.25, 3.92), (2.5, 3.92))
+    arrow((4.7, 3.92), (4.95, 3.92))
+    arrow((6.05, 3.4), (6.05, 1.15))  # the steered B is read out
+    arrow((4.7, 2.27), (5.2, 3.4))  # a null map takes W's place
+    arrow((2.25, 0.62), (4.95, 0.62))  # B's own vector is read out the same way
     return fig

@@ -24,6 +24,7 @@ __all__ = [
     "alphas_text",
     "measure_label",
     "resolved_settings",
+    "rule_label",
     "cells_with_null_band",
     "curve_panels",
     "examples_table",
@@ -52,6 +53,10 @@ def alphas_text(settings) -> str:
 
 def measure_label(measure: str) -> str:
     return vocab.label("measure", measure)
+
+
+def rule_label(rule: str) -> str:
+    return vocab.label("rule", rule)
 
 
 def cells_with_null_band(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
