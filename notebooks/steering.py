@@ -137,7 +137,7 @@ book.show_figure(fig, "fig_steering_curves",
 view = report.steering_table(table, settings.reference_alpha)
 tables.split_table(view, report.steering_shown(view),
                    "Transfer efficiency of each cell: the Procrustes-mapped mean-difference vector against B's own, "
-                   "at matched side effect", index=False)
+                   "at matched side effect")
 
 # %% [markdown]
 # ## What the steered model writes (illustration, not evidence)

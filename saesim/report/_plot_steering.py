@@ -121,7 +121,7 @@ def steering_curves(table: pd.DataFrame, panels: Sequence[tuple], *, label_b: st
         comparison, la, lb, concept = key
         ax.set_title(f"{concept}, A{la} → B{lb}", fontsize=11)
         ax.set_xlabel("side effect: KL to unsteered (nats)")
-        ax.set_ylabel(f"effect on {label_b}: Δ log P(keywords) (nats)")
+        ax.set_ylabel("effect on B: Δ log P(keywords) (nats)")
         ax.legend(fontsize=7.5, loc="best")
     return fig
 

@@ -240,7 +240,7 @@ def steering_table(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
         "layer pair": [f"A{a}–B{b}" for a, b in zip(cells["layer_a"], cells["layer_b"])],
         vocab.column_label("concept"): cells["concept"],
         vocab.column_label("efficiency"): cells["efficiency"],
-        "95 % interval": [f"{fmt_number(lo, '.2f')} to {fmt_number(hi, '.2f')}" if np.isfinite(lo) and np.isfinite(e)
+        "95 % interval": [f"[{fmt_number(lo, '.2f')}, {fmt_number(hi, '.2f')}]" if np.isfinite(lo) and np.isfinite(e)
                           else "" for lo, hi, e in zip(cells["ci_low"], cells["ci_high"], cells["efficiency"])],
         vocab.column_label("null_median"): cells["null_median"],
         vocab.column_label("p"): cells["p"],
@@ -248,14 +248,13 @@ def steering_table(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
         vocab.column_label("native_effect"): cells["native_effect"],
         vocab.column_label("n_pairs"): cells["n_pairs"],
     })
-    return out
+    return out.set_index([vocab.column_label("comparison"), "layer pair"])
 
 
 def steering_shown(view: pd.DataFrame) -> list[str]:
     """The columns of :func:`steering_table` shown at page width (the rest one click away)."""
-    keep = ["comparison", "concept", "efficiency", "p_holm"]
-    return [vocab.column_label(keep[0]), "layer pair", vocab.column_label(keep[1]), vocab.column_label(keep[2]),
-            "95 % interval", vocab.column_label(keep[3])]
+    return [vocab.column_label("concept"), vocab.column_label("efficiency"), "95 % interval",
+            vocab.column_label("p_holm")]
 
 
 def curve_panels(table: pd.DataFrame, reference_alpha: float, n: int = 2) -> list[tuple]:
@@ -273,8 +272,8 @@ def examples_table(meta: dict) -> pd.DataFrame:
     """The greedy continuations the stage recorded (one prompt; illustration, not evidence)."""
     rows = meta.get("examples", [])
     if not rows:
-        return pd.DataFrame(columns=["vector", "continuation"])
+        return pd.DataFrame(columns=["vector", "continuation"]).set_index("vector")
     frame = pd.DataFrame(rows)
     return pd.DataFrame({"vector": [vocab.label("steering_map", v) if v != "unsteered" else "unsteered"
                                     for v in frame["vector"]],
-                         "continuation": frame["continuation"].str.replace("\n", " ⏎ ")})
+                         "continuation": frame["continuation"].str.replace("\n", " ⏎ ")}).set_index("vector")

@@ -73,5 +73,5 @@ def test_a_control_that_transfers_as_well_is_said_to_undercut_the_claim():
 def test_page_table_shows_intervals_only_where_efficiency_is_defined():
     table = _table([0.5, np.nan, 0.9], [0.0] * 19)
     view = report.steering_table(table, 0.25)
-    assert list(view["95 % interval"]) == ["0.40 to 0.60", "", "0.80 to 1.00"]
+    assert list(view["95 % interval"]) == ["[0.40, 0.60]", "", "[0.80, 1.00]"]
     assert set(report.steering_shown(view)) <= set(view.columns)
