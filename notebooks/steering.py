@@ -130,14 +130,19 @@ book.show_figure(fig, "fig_steering_curves",
 # %% [markdown]
 # ## Every cell, with its interval and p-value
 #
-# One row per comparison, layer pair and concept (headline recipe and map). p: one-sided, against
-# the shuffled-pairing maps; p (Holm): Holm over the rows of one comparison.
+# One row per layer pair and concept (headline recipe and map). p: one-sided, against the
+# shuffled-pairing maps; p (Holm): Holm over the rows of one comparison.
 
 # %%
-view = report.steering_table(table, settings.reference_alpha)
+view = report.steering_table(table, settings.reference_alpha, "full_space")
 tables.split_table(view, report.steering_shown(view),
-                   "Transfer efficiency of each cell: the Procrustes-mapped mean-difference vector against B's own, "
-                   "at matched side effect")
+                   f"Transfer efficiency of each cell, {grid.label_a} → {grid.label_b}: the Procrustes-mapped "
+                   "mean-difference vector against B's own, at matched side effect")
+
+# %%
+view = report.steering_table(table, settings.reference_alpha, report.control_names(table))
+tables.split_table(view, report.steering_shown(view),
+                   "The same for the controls: their own SAEs paired with B's and mapped the same way")
 
 # %% [markdown]
 # ## What the steered model writes (illustration, not evidence)

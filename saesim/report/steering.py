@@ -26,6 +26,7 @@ __all__ = [
     "resolved_settings",
     "rule_label",
     "cells_with_null_band",
+    "control_names",
     "curve_panels",
     "examples_table",
     "similarity_of_pairs",
@@ -232,9 +233,13 @@ def steering_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str
     return lines
 
 
-def steering_table(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
-    """The efficiencies of every comparison's cells with intervals and p-values, labelled for the page."""
+def steering_table(table: pd.DataFrame, reference_alpha: float, comparisons=None) -> pd.DataFrame:
+    """The efficiencies of the cells of ``comparisons`` (default: every one) with intervals and p-values,
+    labelled for the page, indexed by layer pair (and comparison, when several)."""
     cells = headline_cells(table, reference_alpha)
+    if comparisons is not None:
+        comparisons = [comparisons] if isinstance(comparisons, str) else list(comparisons)
+        cells = cells[cells["comparison"].isin(comparisons)].reset_index(drop=True)
     out = pd.DataFrame({
         vocab.column_label("comparison"): [vocab.label("comparison", c) for c in cells["comparison"]],
         "layer pair": [f"A{a}–B{b}" for a, b in zip(cells["layer_a"], cells["layer_b"])],
@@ -248,7 +253,14 @@ def steering_table(table: pd.DataFrame, reference_alpha: float) -> pd.DataFrame:
         vocab.column_label("native_effect"): cells["native_effect"],
         vocab.column_label("n_pairs"): cells["n_pairs"],
     })
+    if cells["comparison"].nunique() <= 1:
+        return out.drop(columns=[vocab.column_label("comparison")]).set_index("layer pair")
     return out.set_index([vocab.column_label("comparison"), "layer pair"])
+
+
+def control_names(table: pd.DataFrame) -> list[str]:
+    """The comparisons of the table other than the main one, in order."""
+    return [c for c in dict.fromkeys(table["comparison"]) if c != vocab.MAIN_COMPARISON]
 
 
 def steering_shown(view: pd.DataFrame) -> list[str]:
