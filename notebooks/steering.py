@@ -142,7 +142,8 @@ tables.split_table(view, report.steering_shown(view),
 # %%
 view = report.steering_table(table, settings.reference_alpha, report.control_names(table))
 tables.split_table(view, report.steering_shown(view),
-                   "The same for the controls: their own SAEs paired with B's and mapped the same way")
+                   f"The same for {report.controls_text(table)}: its own SAEs paired with B's and mapped the "
+                   "same way")
 
 # %% [markdown]
 # ## What the steered model writes (illustration, not evidence)

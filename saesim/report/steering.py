@@ -27,6 +27,7 @@ __all__ = [
     "rule_label",
     "cells_with_null_band",
     "control_names",
+    "controls_text",
     "curve_panels",
     "examples_table",
     "similarity_of_pairs",
@@ -261,6 +262,11 @@ def steering_table(table: pd.DataFrame, reference_alpha: float, comparisons=None
 def control_names(table: pd.DataFrame) -> list[str]:
     """The comparisons of the table other than the main one, in order."""
     return [c for c in dict.fromkeys(table["comparison"]) if c != vocab.MAIN_COMPARISON]
+
+
+def controls_text(table: pd.DataFrame) -> str:
+    """The controls of the table by their labels (``"the random model (authors')"``), for a caption."""
+    return " and ".join(vocab.phrase("comparison", c) for c in control_names(table)) or "no control"
 
 
 def steering_shown(view: pd.DataFrame) -> list[str]:
