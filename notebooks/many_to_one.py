@@ -188,8 +188,9 @@ tables.split_table(summary, [c for c in summary if c != vocab.column_label("svcc
 fig = plots.rule_bars(f, pairs=every.pairs, rules=rules, directions=directions, metric="svcca", **labels)
 book.show_figure(fig, "fig_rules_directions_svcca",
                  plots.caption(every.meta(), f"Paired SVCCA (bars) and its null mean (black "
-                                             f"ticks) for every pairing rule ({', '.join(rules)}) and direction "
-                                             f"({', '.join(directions)}: one panel each), on the layer pairs "
+                                             f"ticks) for every pairing rule ({plots.labels_text('rule', rules)}) "
+                                             f"and direction ({plots.labels_text('direction', directions)}: one "
+                                             f"panel each), on the layer pairs "
                                              f"{', '.join(pair_names)} with {every.settings.n_perm} permutations per "
                                              f"score"),
                  out_dir=figures_dir)

@@ -169,9 +169,16 @@ def _junk(junk_list) -> str:
     return f"{len(tuple(junk_list))} custom tokens"
 
 
+def labels_text(kind: str, keys) -> str:
+    """Settings of one kind by their vocabulary labels, comma-separated (``"many-to-1, 1-1 (Hungarian)"``)."""
+    return ", ".join(vocab.label(kind, key) for key in keys)
+
+
 def _words(value, kind: str) -> str:
-    """A setting as running text (:func:`saesim.vocab.phrase`); a value the vocabulary lacks (several rules
-    joined by " / ", say) as it is."""
+    """A setting as running text (:func:`saesim.vocab.phrase`); several joined by " / " each by its phrase;
+    a value the vocabulary lacks as it is."""
+    if isinstance(value, str) and " / " in value:
+        return " / ".join(_words(part, kind) for part in value.split(" / "))
     return vocab.phrase(kind, value, default=str(value))
 
 

@@ -87,7 +87,7 @@ from saesim.report._plot_bars import (
     pvalue_histogram,
     rule_bars,
 )
-from saesim.report._plot_captions import caption, dims_with_pairs, dims_words
+from saesim.report._plot_captions import caption, dims_with_pairs, dims_words, labels_text
 from saesim.report._plot_heatmaps import (
     CONSTANT_LABEL,
     MIN_TEXT_PX,
@@ -110,6 +110,7 @@ from saesim.report.plots_robust import plot_baselines, plot_sweep, policy_label
 __all__ = [
     "dims_with_pairs",
     "dims_words",
+    "labels_text",
     "ANNOT_KWS",
     "CONSTANT_LABEL",
     "FIGURE_NAMES",

@@ -643,3 +643,12 @@ class TestPageSizedHistograms:
     def test_without_ax_the_figure_is_the_pages(self):
         assert tuple(hub_histogram(np.array([1, 2, 3])).figure.get_size_inches()) == (5.5, 3.8)
         assert tuple(frequency_histogram(np.array([0.1, 0.2])).figure.get_size_inches()) == (5.5, 3.8)
+
+
+def test_captions_name_joined_rules_and_rule_lists_by_their_labels():
+    from saesim.report._plot_captions import caption
+
+    text = caption({"rule": "many_to_one / first_index", "direction": "b_to_a"}, "X")
+    assert "many_to_one" not in text and "first_index" not in text and "b_to_a" not in text
+    assert "many-to-1" in text and "first occurrence" in text
+    assert plots.labels_text("direction", ["b_to_a", "a_to_b"]) == "B picks A, A picks B"
