@@ -646,6 +646,7 @@ class TestPageSizedHistograms:
 
 
 def test_captions_name_joined_rules_and_rule_lists_by_their_labels():
+    from saesim.report import plots
     from saesim.report._plot_captions import caption
 
     text = caption({"rule": "many_to_one / first_index", "direction": "b_to_a"}, "X")
