@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from saesim import vocab
 from saesim.compare.significance import ALPHA, MIN_EXCEEDANCES
+from saesim.report._plot_captions import dims_words
 
 __all__ = [
     "CONCEPTS",
@@ -63,15 +64,6 @@ class Entry:
     text: str
 
 
-def _policy_words(svcca_dims) -> str:
-    text = str(svcca_dims)
-    if text.startswith("ratio:"):
-        return f"at most one dimension per {text[6:]} distinct rows on each side"
-    if isinstance(svcca_dims, int) or text.isdigit():
-        return f"{int(float(text))} dimensions on each side"
-    return f"{100 * float(text):g} % of each side's variance"
-
-
 def _vocab_texts(svcca_dims) -> dict[tuple[str, str], tuple[tuple[str, ...], str]]:
     """(kind, key) -> (further terms, definition) of every vocabulary term."""
     return {
@@ -83,7 +75,7 @@ def _vocab_texts(svcca_dims) -> dict[tuple[str, str], tuple[tuple[str, ...], str
             "keeps is the dimension policy, `filters.svcca_dims`: `ratio:R` keeps at most one per R distinct "
             "rows of that side (a many-to-1 hub side counts each partner once), an integer k keeps k, a fraction "
             "keeps that share of the variance. This corrected SVCCA keeps, in this build, "
-            f"**{_policy_words(svcca_dims)}** (`svcca_dims: {svcca_dims}`); the kept dimensions of each record "
+            f"**{dims_words(svcca_dims)}** (`svcca_dims: {svcca_dims}`); the kept dimensions of each record "
             "are its kept dims (A) and (B). The authors' code keeps one; see "
             f"{link('measure', 'svcca_authors_k')}.")),
         ("measure", "svcca_authors_k"): (("authors' SVCCA",), (
