@@ -125,6 +125,11 @@ _STEERING_MAPS = {
     "random_vector": Term("random vector in B", "a random direction of B's residual stream"),
 }
 
+_JUNK_LISTS = {
+    "authors_pythia": Term("authors' Pythia list", "the authors' non-concept list for Pythia"),
+    "authors_gemma": Term("authors' Gemma list", "the authors' non-concept list for Gemma"),
+}
+
 _RECIPES = {
     "mean_diff": Term("mean difference", "the mean activation of the concept's tokens minus that of the rest"),
     "decoder_sum": Term("decoder sum", "the sum of the decoder rows of the latents assigned to the concept"),
@@ -139,6 +144,7 @@ TERMS: dict[str, dict[str, Term]] = {
     "slot": _SLOTS,
     "steering_map": _STEERING_MAPS,
     "recipe": _RECIPES,
+    "junk_list": _JUNK_LISTS,
 }
 """Kind -> key -> :class:`Term`. The keys are the values stored in tidy tables and settings."""
 

@@ -74,7 +74,7 @@ def caption(frame_or_meta, what: str, *, meta: Mapping | None = None) -> str:
         top_k = settings.get("top_k")
         junk = "junk filter on the top-" + (f"{top_k}" if top_k is not None else "k") + " tokens"
         if settings.get("junk_list") is not None:
-            junk += f" (list {_junk(settings['junk_list'])})"
+            junk += f" ({_junk(settings['junk_list'])})"
         filters.append(junk)
     elif settings.get("top_k") is not None:
         filters.append(f"top-{settings['top_k']} tokens per latent")
@@ -165,7 +165,8 @@ def _junk(junk_list) -> str:
 
     if isinstance(junk_list, str):
         tokens = JUNK_LISTS.get(junk_list)
-        return junk_list if tokens is None else f"{junk_list}, {len(tokens)} tokens"
+        name = vocab.phrase("junk_list", junk_list, default=junk_list)
+        return name if tokens is None else f"{name}, {len(tokens)} tokens"
     return f"{len(tuple(junk_list))} custom tokens"
 
 

@@ -464,7 +464,7 @@ class TestCaption:
         text = caption(META, "Paired SVCCA and RSA")
         assert text.startswith("Paired SVCCA and RSA. Profile pythia")
         for piece in ("1-1 by first occurrence", "each B latent picks its best A latent", "top-5 tokens",
-                      "authors_pythia, 12 tokens", "r > 0.1", "shuffled pairings, 1000 draws",
+                      "the authors' non-concept list for Pythia, 12 tokens", "r > 0.1", "shuffled pairings, 1000 draws",
                       "seed 7", "compat=False"):
             assert piece in text, piece
         assert "<|endoftext|>" not in text and "{" not in text  # plain text: no token list, no Python set
@@ -653,3 +653,10 @@ def test_captions_name_joined_rules_and_rule_lists_by_their_labels():
     assert "many_to_one" not in text and "first_index" not in text and "b_to_a" not in text
     assert "many-to-1" in text and "first occurrence" in text
     assert plots.labels_text("direction", ["b_to_a", "a_to_b"]) == "B picks A, A picks B"
+
+
+def test_captions_name_the_junk_list_by_its_label():
+    from saesim.report._plot_captions import caption
+
+    text = caption({"junk_list": "authors_gemma", "top_k": 5, "junk_filter": True}, "X")
+    assert "authors_gemma" not in text and "the authors' non-concept list for Gemma, 13 tokens" in text
