@@ -36,7 +36,7 @@ from pathlib import Path
 from IPython.display import HTML, Markdown, display
 
 from saesim import vocab
-from saesim.report import book, pages, prose
+from saesim.report import book, pages, prose, steering
 from saesim.config import load_profile
 from saesim.experiments.baselines import read_baselines
 
@@ -57,6 +57,16 @@ baselines = read_baselines(Path(results_dir) if results_dir else Path(cache_dir 
 # %%
 display(Markdown("\n\n".join(prose.summary_lines(frames, [m for m in metrics if m in frames["full_space"]],
                                                   alpha=alpha))))
+
+# %% [markdown]
+# ## Does a steering vector carry over?
+#
+# The functional test of the claim ({ref}`steering`): a steering vector of model A, carried into
+# model B through the paired SAE features, against B's own vector and the null maps.
+
+# %%
+display(Markdown("\n\n".join(steering.summary_lines(prof, cache_dir=cache_dir, results_dir=results_dir, rule=rule))
+                 or "The steering chapter does not apply to this profile's models (no causal language model)."))
 
 # %% [markdown]
 # ## Scope of this run

@@ -72,7 +72,7 @@ NOTEBOOKS: tuple[str, ...] = ("method", "full_space", "steering", "subspace", "m
 GENERATED = Path("book") / "generated"
 """Where executed notebooks, exported figures and the vendored MathJax go (relative to the book root)."""
 
-READS_FROM: dict[str, tuple[str, ...]] = {"findings": ("robustness",),
+READS_FROM: dict[str, tuple[str, ...]] = {"findings": ("robustness", "steering"),
                                           "reproducing": ("method", "full_space", "subspace", "many_to_one",
                                                           "feature_counts")}
 """Notebooks that read what others write (``findings`` reads the robustness chapter's baselines,

@@ -314,6 +314,9 @@ def intro_summary(profile, *, cache_dir=None, results_dir=None, direction: str =
     grids = comparison_grids(prof, "full_space", rules=[rule], directions=[direction], cache_dir=cache,
                              results_dir=results)
     lines = summary_lines({name: grid.frame for name, grid in grids.items()})
+    from saesim.report.steering import summary_lines as steering_summary
+
+    lines += steering_summary(prof, cache_dir=cache, results_dir=results, rule=rule)
     head = (f"From this build's own run (profile `{prof.name}`, {vocab.label('rule', rule, default=rule)}, "
             f"{vocab.label('direction', direction, default=direction)}); {{doc}}`generated/findings` has the rest.")
     return "\n\n".join([head, *lines]) + "\n"

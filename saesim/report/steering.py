@@ -38,6 +38,7 @@ __all__ = [
     "steering_numbers",
     "steering_shown",
     "steering_table",
+    "summary_lines",
 ]
 
 
@@ -232,6 +233,35 @@ def steering_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str
         lines.append(f"In {n.native_weak} cell(s) {label_b}'s own vector does not raise its keywords at the reference "
                      "scale, so efficiency is not defined there.")
     return lines
+
+
+def summary_lines(profile, *, cache_dir=None, results_dir=None, rule: str | None = None,
+                  measure: str = "rsa") -> list[str]:
+    """The chapter's answer for the introduction and the findings page (markdown), read from the table
+    ``saesim run`` (or the steering page) wrote; one sentence saying how to compute it when it is missing."""
+    import json
+    from pathlib import Path
+
+    from saesim.config import Profile, load_profile
+    from saesim.experiments.grid import settings_from_profile
+    from saesim.experiments.steering import steering_applies
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    if steering_applies(prof):
+        return []
+    cache = Path(cache_dir) if cache_dir is not None else Path(prof.cache_dir)
+    results = Path(results_dir) if results_dir is not None else cache / "results"
+    path, meta_path = results / "steering_transfer.parquet", results / "steering_transfer.json"
+    if not (path.is_file() and meta_path.is_file()):
+        return [f"*Steering transfer: not computed for this build; `saesim run --profile {prof.name}` computes it.*"]
+    table, meta = pd.read_parquet(path), json.loads(meta_path.read_text())
+    similarity = None
+    if (results / "full_space.parquet").is_file():
+        rule = rule or settings_from_profile(prof).rules[0]
+        similarity = similarity_of_pairs(pd.read_parquet(results / "full_space.parquet"), rule, measure)
+    lines = steering_lines(steering_numbers(table, meta, similarity), label_a="model A", label_b="model B")
+    head = lines[0].replace("**Overall, ", "**Steering transfer ({ref}`steering`): ", 1)
+    return [head, *[line for line in lines[1:] if "re-randomised" in line]]
 
 
 def steering_table(table: pd.DataFrame, reference_alpha: float, comparisons=None) -> pd.DataFrame:

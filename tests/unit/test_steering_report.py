@@ -75,3 +75,21 @@ def test_page_table_shows_intervals_only_where_efficiency_is_defined():
     view = report.steering_table(table, 0.25)
     assert list(view["95 % interval"]) == ["[0.40, 0.60]", "", "[0.80, 1.00]"]
     assert set(report.steering_shown(view)) <= set(view.columns)
+
+
+def test_summary_lines_say_how_to_compute_a_missing_table_and_skip_encoders(tmp_path):
+    lines = report.summary_lines("tiny", cache_dir=tmp_path, results_dir=tmp_path)
+    assert lines and "saesim run --profile tiny" in lines[0]
+    assert report.summary_lines("encoders", cache_dir=tmp_path, results_dir=tmp_path) == []
+
+
+def test_summary_lines_lead_with_the_answer(tmp_path):
+    import json
+
+    table = pd.concat([_table([0.5, 0.7, 0.9], np.linspace(-0.2, 0.2, 19)),
+                       _table([0.0, 0.1, 0.0], np.linspace(-0.2, 0.2, 19), comparison="control")])
+    table.to_parquet(tmp_path / "steering_transfer.parquet")
+    (tmp_path / "steering_transfer.json").write_text(json.dumps(META))
+    lines = report.summary_lines("tiny", cache_dir=tmp_path, results_dir=tmp_path)
+    assert lines[0].startswith("**Steering transfer ({ref}`steering`): ") and "0.70" in lines[0]
+    assert "lower, as shared features predict" in lines[1]
