@@ -17,8 +17,8 @@ SAE set, one model on both sides) and each layer pair at matching relative depth
    ``random_vector`` of B.
 4. **Effect on B** (:func:`saesim.extract.steer.steering_effects`): every unit vector, times
    ``alpha`` x B's mean residual norm at l_B, is added at every position while B reads held-out
-   neutral prompts (windows of the grid's last documents that hold none of the concepts'
-   keywords); effect = change in the log-probability mass of the concept's keyword tokens (minus
+   neutral prompts (the start of the documents after the held-in ones that hold the fewest of the
+   concept's keywords); effect = change in the log-probability mass of the concept's keyword tokens (minus
    the contrasting set's), side effect = KL to the unsteered next-token distribution.
 5. **Transfer efficiency** = the mapped vector's effect / the native vector's, both at the side
    effect the native vector causes at the reference scale; a bootstrap interval over prompts; a
@@ -127,10 +127,14 @@ class SteeringSettings:
         Scales, as multiples of B's mean residual norm at l_B.
     reference_alpha : float
         The native vector's scale whose side effect the efficiencies are read at.
-    n_fit_docs : int
-        Held-in documents (the grid's first) for vectors and the activation map.
-    n_prompts, prompt_tokens : int
-        Held-out neutral prompts (from the grid's last documents) and their length in B's tokens.
+    n_fit_docs : int, optional
+        Held-in documents (the grid's first) for vectors and the activation map (default: half the
+        grid's documents, at most :data:`FIT_DOCS`).
+    n_prompts, prompt_tokens : int, optional
+        Held-out neutral prompts (of the documents after the held-in ones, those with the fewest
+        keywords) and their length in B's tokens (default: :data:`PROMPTS` prompts, at most a
+        quarter of the held-out documents, of :data:`PROMPT_TOKENS` tokens, at most half the grid's
+        width).
     n_null, n_random : int
         Shuffled-pairing draws (the p-value) and random orthogonal maps / random vectors.
     n_boot : int
@@ -229,15 +233,16 @@ def run_steering(profile, settings: SteeringSettings | None = None, *, cache=Non
         ``steering_transfer.json`` (key, seconds, greedy continuations).
     """
     from saesim.config import Profile, load_profile
-    from saesim.extract.pipeline import load_layer
+    from saesim.extract.pipeline import load_grid, load_layer
 
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    cache = Path(cache) if cache is not None else Path(profile.cache_dir)
+    out = Path(out) if out is not None else cache / "results"
+    grid = load_grid(profile, out=cache)
     settings = settings or SteeringSettings()
     if settings.concepts is None:
         settings = settings.replace(concepts=tuple(profile.steering_concepts))
-    settings = _sized(settings, profile, cache)
-    cache = Path(cache) if cache is not None else Path(profile.cache_dir)
-    out = Path(out) if out is not None else cache / "results"
+    settings = _sized(settings, grid)
     comparisons = profile.comparisons()
     unknown = [c for c in settings.comparisons if c not in comparisons]
     if unknown:
@@ -260,7 +265,7 @@ def run_steering(profile, settings: SteeringSettings | None = None, *, cache=Non
     models = _Models(profile, cache)
     frames, examples, skipped = [], [], []
     for name, (slots, pairs) in plan.items():
-        frame, example, skip = _run_comparison(profile, name, slots, pairs, settings, models, cache, progress)
+        frame, example, skip = _run_comparison(profile, grid, name, slots, pairs, settings, models, cache, progress)
         frames.append(frame)
         examples.extend(example)
         skipped.extend(skip)
@@ -363,11 +368,8 @@ def _plan(profile, settings, comparisons) -> dict:
     return plan
 
 
-def _sized(settings: SteeringSettings, profile, cache) -> SteeringSettings:
+def _sized(settings: SteeringSettings, grid) -> SteeringSettings:
     """Fill the text budget left at None from the size of the profile's token grid."""
-    from saesim.extract.pipeline import load_grid
-
-    grid = load_grid(profile, out=cache)
     n_docs, width = grid.n_docs, grid.shape[1]
     fit = settings.n_fit_docs or max(1, min(FIT_DOCS, n_docs // 2))
     prompts = settings.n_prompts or max(1, min(PROMPTS, (n_docs - fit) // 4))
@@ -410,15 +412,14 @@ def _prompts(view, tokenizer, words, settings):
     return view.ids[chosen, :width], view.attention_mask[chosen, :width], view.keep[chosen, :width], int(hits[order].sum())
 
 
-def _run_comparison(profile, name, slots, pairs, settings, models, cache, progress):
+def _run_comparison(profile, grid, name, slots, pairs, settings, models, cache, progress):
     from saesim.experiments.grid import cached_best_partners, settings_from_profile
     from saesim.extract.capture import capture
-    from saesim.extract.pipeline import load_grid, load_layer
+    from saesim.extract.pipeline import load_layer
     from saesim.extract.steer import greedy_continuation, keyword_token_ids, steering_effects
 
     src, dst = slots
     loaded_src, loaded_dst = models.get(src), models.get(dst)
-    grid = load_grid(profile, out=cache)
     view_src, view_dst = grid.for_tokenizer(loaded_src.tokenizer), grid.for_tokenizer(loaded_dst.tokenizer)
     fit_src, fit_dst = view_src.select_docs(settings.n_fit_docs), view_dst.select_docs(settings.n_fit_docs)
     layers_src, layers_dst = sorted({a for a, _ in pairs}), sorted({b for _, b in pairs})
@@ -428,7 +429,18 @@ def _run_comparison(profile, name, slots, pairs, settings, models, cache, progre
     acts_dst = dict(zip(layers_dst, capture(loaded_dst, fit_dst, hooks(dst, layers_dst), progress=progress,
                                             device="cpu").values()))
     row_ids = fit_src.kept_ids()
-    concepts = steering_concepts(settings.concepts)
+    # what depends on the concept alone: its held-in rows, B's prompts and B's keyword ids
+    concepts = {}
+    for concept, (plus_words, minus_words) in steering_concepts(settings.concepts).items():
+        plus = _concept_rows(loaded_src.tokenizer, row_ids, plus_words)
+        minus = None if minus_words is None else _concept_rows(loaded_src.tokenizer, row_ids, minus_words)
+        n_rows = min(int(plus.sum()), int((~plus if minus is None else minus).sum()))
+        prompts = ids = None  # a concept with too few held-in tokens is skipped (and recorded) below
+        if n_rows >= MIN_CONCEPT_ROWS:
+            prompts = _prompts(view_dst, loaded_dst.tokenizer, (*plus_words, *(minus_words or ())), settings)
+            ids = (keyword_token_ids(loaded_dst.tokenizer, plus_words),
+                   None if minus_words is None else keyword_token_ids(loaded_dst.tokenizer, minus_words))
+        concepts[concept] = (plus_words, minus_words, plus, minus, n_rows, prompts, ids)
     compare = settings_from_profile(profile)
     rng = np.random.default_rng(settings.seed)
     records, examples, skipped = [], [], []
@@ -441,11 +453,8 @@ def _run_comparison(profile, name, slots, pairs, settings, models, cache, progre
         a_s, a_t = acts_src[la], acts_dst[lb]
         scale = float(np.linalg.norm(a_t, axis=1).mean())
         maps = {"procrustes": procrustes_map(x, y), "lstsq": lstsq_map(x, y), "activation": lstsq_map(a_s, a_t)}
-        for concept, (plus_words, minus_words) in concepts.items():
-            plus = _concept_rows(loaded_src.tokenizer, row_ids, plus_words)
-            minus = None if minus_words is None else _concept_rows(loaded_src.tokenizer, row_ids, minus_words)
-            n_rows = min(int(plus.sum()), int((~plus if minus is None else minus).sum()))
-            if n_rows < MIN_CONCEPT_ROWS:
+        for concept, (plus_words, minus_words, plus, minus, n_rows, prompts, ids) in concepts.items():
+            if prompts is None:
                 skipped.append({"comparison": name, "layer_a": la, "layer_b": lb, "concept": concept,
                                 "why": f"{n_rows} held-in tokens on its scarcer side (needs {MIN_CONCEPT_ROWS})"})
                 continue
@@ -453,10 +462,8 @@ def _run_comparison(profile, name, slots, pairs, settings, models, cache, progre
                                settings, rng)
             labels = list(vectors)
             mat = unit(np.stack([vectors[k] for k in labels])).astype(np.float32)
-            words = (*plus_words, *(minus_words or ()))
-            prompt_ids, prompt_mask, prompt_keep, n_hits = _prompts(view_dst, loaded_dst.tokenizer, words, settings)
-            plus_ids = keyword_token_ids(loaded_dst.tokenizer, plus_words)
-            minus_ids = None if minus_words is None else keyword_token_ids(loaded_dst.tokenizer, minus_words)
+            prompt_ids, prompt_mask, prompt_keep, n_hits = prompts
+            plus_ids, minus_ids = ids
             res = steering_effects(loaded_dst, prompt_ids, prompt_mask, prompt_keep, lb, mat,
                                    [a * scale for a in settings.alphas], plus_ids, minus_ids,
                                    batch_size=settings.n_prompts)
@@ -467,14 +474,14 @@ def _run_comparison(profile, name, slots, pairs, settings, models, cache, progre
                 examples = _examples(loaded_dst, prompt_ids[0], lb, labels, mat, settings.reference_alpha * scale,
                                      name, la, concept, greedy_continuation)
     frame = pd.DataFrame.from_records(records, columns=[c for c in STEERING_COLUMNS if c != "p_holm"])
+    # Holm over the comparison's cells (headline recipe and map, one p per cell), on those rows only
     headline = (frame["recipe"] == HEADLINE_RECIPE) & (frame["map"] == HEADLINE_MAP)
-    cells = frame[headline].drop_duplicates(["layer_a", "layer_b", "concept"])
+    cells = frame.loc[headline, ["layer_a", "layer_b", "concept", "p"]].drop_duplicates(["layer_a", "layer_b", "concept"])
     finite = cells["p"].notna()
-    adjusted = pd.Series(np.nan, index=cells.index)
-    adjusted[finite] = holm(cells.loc[finite, "p"].to_numpy())
-    lookup = {(r.layer_a, r.layer_b, r.concept): adjusted[i] for i, r in cells.iterrows()}
-    frame["p_holm"] = [lookup.get((r.layer_a, r.layer_b, r.concept), np.nan) if h else np.nan
-                       for r, h in zip(frame.itertuples(), headline)]
+    cells["p_holm"] = np.nan
+    cells.loc[finite, "p_holm"] = holm(cells.loc[finite, "p"].to_numpy())
+    frame = frame.merge(cells.drop(columns="p"), on=["layer_a", "layer_b", "concept"], how="left")
+    frame.loc[~headline.to_numpy(), "p_holm"] = np.nan
     return frame, examples, skipped
 
 
