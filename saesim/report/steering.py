@@ -18,6 +18,7 @@ from saesim.compare.significance import ALPHA
 from saesim.experiments.steering import HEADLINE_MAP, HEADLINE_RECIPE, headline_cells, pooled_test
 from saesim.report._plot_steering import steering_curves, steering_depth, steering_method_diagram
 from saesim.report.frames import fmt_number
+from saesim.report.tables import with_effects
 
 __all__ = [
     "SteeringNumbers",
@@ -26,6 +27,7 @@ __all__ = [
     "resolved_settings",
     "rule_label",
     "cells_with_null_band",
+    "control_lines",
     "control_names",
     "controls_text",
     "curve_panels",
@@ -72,11 +74,12 @@ def cells_with_null_band(table: pd.DataFrame, reference_alpha: float) -> pd.Data
     return cells.merge(band, on=keys, how="left")
 
 
-def similarity_of_pairs(frame: pd.DataFrame, rule: str, measure: str = "rsa") -> pd.Series:
-    """The main grid's effect over null of ``measure`` under ``rule``, indexed by (layer_a, layer_b)."""
-    sub = frame[frame["rule"] == rule]
-    return (sub[measure] - sub[f"{measure}_null_mean"]).set_axis(pd.MultiIndex.from_arrays(
-        [sub["layer_a"], sub["layer_b"]]))
+def similarity_of_pairs(frame: pd.DataFrame, rule: str, measure: str = "rsa",
+                        direction: str = "b_to_a") -> pd.Series:
+    """The main grid's effect over null (:func:`saesim.report.tables.with_effects`) of ``measure`` under
+    ``rule`` and ``direction`` (the steering maps use B-picks-A pairs), indexed by (layer_a, layer_b)."""
+    sub = with_effects(frame[(frame["rule"] == rule) & (frame["direction"] == direction)], [measure])
+    return sub.set_index(["layer_a", "layer_b"])[f"{measure}_excess"]
 
 
 @dataclass(frozen=True)
@@ -214,15 +217,7 @@ def steering_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str
     others = [f"{what} {fmt_number(value, '.2f')}" for value, what in others if np.isfinite(value)]
     if others:
         lines.append("Median efficiency of the other maps and recipes: " + "; ".join(others) + ".")
-    if np.isfinite(n.control_median):
-        lines.append(
-            f"The re-randomised {label_a} (the authors' control: its token embeddings are kept), its own SAEs "
-            f"paired with {label_b}'s and mapped the same way, gives a median efficiency of "
-            f"{fmt_number(n.control_median, '.2f')} on the layer pairs {n.control_pairs} (pooled p = "
-            f"{fmt_number(n.control_p, '.3f')}), against {fmt_number(n.main_on_control_pairs, '.2f')} for the "
-            "real model on the same pairs: "
-            + ("as high, so a carried vector steering B is not by itself evidence that the paired features are "
-               "shared." if n.control_median >= n.main_on_control_pairs else "lower, as shared features predict."))
+    lines.extend(control_lines(n, label_a=label_a, label_b=label_b))
     if np.isfinite(n.depth_rho):
         follows = "follows" if n.depth_rho_p <= alpha and n.depth_rho > 0 else "does not measurably follow"
         lines.append(
@@ -233,6 +228,21 @@ def steering_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str
         lines.append(f"In {n.native_weak} cell(s) {label_b}'s own vector does not raise its keywords at the reference "
                      "scale, so efficiency is not defined there.")
     return lines
+
+
+def control_lines(n: SteeringNumbers, *, label_a: str = "model A", label_b: str = "model B") -> list[str]:
+    """The sentence on the re-randomised control, read on its own layer pairs against the real model's (none
+    when the run has no control)."""
+    if not np.isfinite(n.control_median):
+        return []
+    return [
+        f"The re-randomised {label_a} (the authors' control: its token embeddings are kept), its own SAEs "
+        f"paired with {label_b}'s and mapped the same way, gives a median efficiency of "
+        f"{fmt_number(n.control_median, '.2f')} on the layer pairs {n.control_pairs} (pooled p = "
+        f"{fmt_number(n.control_p, '.3f')}), against {fmt_number(n.main_on_control_pairs, '.2f')} for the "
+        "real model on the same pairs: "
+        + ("as high, so a carried vector steering B is not by itself evidence that the paired features are "
+           "shared." if n.control_median >= n.main_on_control_pairs else "lower, as shared features predict.")]
 
 
 def summary_lines(profile, *, cache_dir=None, results_dir=None, rule: str | None = None,
@@ -259,9 +269,9 @@ def summary_lines(profile, *, cache_dir=None, results_dir=None, rule: str | None
     if (results / "full_space.parquet").is_file():
         rule = rule or settings_from_profile(prof).rules[0]
         similarity = similarity_of_pairs(pd.read_parquet(results / "full_space.parquet"), rule, measure)
-    lines = steering_lines(steering_numbers(table, meta, similarity), label_a="model A", label_b="model B")
-    head = lines[0].replace("**Overall, ", "**Steering transfer ({ref}`steering`): ", 1)
-    return [head, *[line for line in lines[1:] if "re-randomised" in line]]
+    numbers = steering_numbers(table, meta, similarity)
+    head = steering_lines(numbers)[0].replace("**Overall, ", "**Steering transfer ({ref}`steering`): ", 1)
+    return [head, *control_lines(numbers)]
 
 
 def steering_table(table: pd.DataFrame, reference_alpha: float, comparisons=None) -> pd.DataFrame:

@@ -93,3 +93,12 @@ def test_summary_lines_lead_with_the_answer(tmp_path):
     lines = report.summary_lines("tiny", cache_dir=tmp_path, results_dir=tmp_path)
     assert lines[0].startswith("**Steering transfer ({ref}`steering`): ") and "0.70" in lines[0]
     assert "lower, as shared features predict" in lines[1]
+
+
+def test_similarity_of_pairs_reads_one_rule_and_the_b_picks_a_direction():
+    frame = pd.DataFrame({"layer_a": [0, 0, 0, 1], "layer_b": [0, 0, 0, 2],
+                          "rule": ["first_index", "first_index", "many_to_one", "first_index"],
+                          "direction": ["b_to_a", "a_to_b", "b_to_a", "b_to_a"],
+                          "rsa": [0.5, 0.9, 0.7, 0.4], "rsa_null_mean": [0.1, 0.1, 0.1, 0.1]})
+    sim = report.similarity_of_pairs(frame, "first_index")
+    assert sim.index.is_unique and sim.to_dict() == pytest.approx({(0, 0): 0.4, (1, 2): 0.3})
