@@ -247,6 +247,11 @@ _SMALL_WORDS = frozenset({"a", "against", "an", "and", "at", "by", "for", "in", 
 _MISSING = object()
 
 
+def layer_pair(layer_a, layer_b) -> str:
+    """A layer pair as every page, table and figure names it: ``"A17–B29"``."""
+    return f"A{int(layer_a)}–B{int(layer_b)}"
+
+
 def canonical(kind: str, key: str) -> str:
     """The canonical key of ``key`` (an alias resolved; a canonical key returned as is).
 

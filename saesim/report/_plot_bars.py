@@ -161,7 +161,7 @@ def rule_bars(frame: pd.DataFrame, *, pairs: Sequence | None = None, rules: Sequ
     for name, given in (("rules", rules), ("directions", directions), ("pairs", pairs)):
         if not given:
             raise ValueError(f"`{name}` is empty; give at least one (or rows in `frame`).")
-    names = [f"A{la}–B{lb}" for la, lb in pairs]
+    names = [vocab.layer_pair(la, lb) for la, lb in pairs]
     fig = new_figure(max(6.0, 0.35 * len(rules) * len(pairs) + 3.0), 2.8 * len(directions))
     axes = fig.subplots(len(directions), 1, squeeze=False, sharey=True)[:, 0]
     width = 0.8 / len(rules)

@@ -24,10 +24,6 @@ _MAP_STYLE = {  # map -> (colour, marker, line style)
 }
 
 
-def _pair_label(a, b) -> str:
-    return f"A{int(a)}–B{int(b)}"
-
-
 def steering_depth(cells: pd.DataFrame, similarity: pd.Series | None = None, *, measure: str = "rsa") -> Figure:
     """Transfer efficiency along depth (left) beside the similarity of the same layer pairs (right).
 
@@ -76,7 +72,7 @@ def steering_depth(cells: pd.DataFrame, similarity: pd.Series | None = None, *, 
         lo, hi = min(values.min(), 0.0), max(values.max(), 1.0)
         pad = 0.15 * (hi - lo)
         ax.set_ylim(lo - pad, hi + pad)
-    ax.set_xticks(range(len(pairs)), [_pair_label(a, b) for a, b in pairs])
+    ax.set_xticks(range(len(pairs)), [vocab.layer_pair(a, b) for a, b in pairs])
     ax.set_xlabel("layer pair (same relative depth)")
     ax.set_ylabel("transfer efficiency\n(1 = as B's own vector)")
     ax.set_title("Steering transfer along depth", fontsize=11)
@@ -85,7 +81,7 @@ def steering_depth(cells: pd.DataFrame, similarity: pd.Series | None = None, *, 
         ax2 = axes[1]
         values = [float(similarity.get(p, np.nan)) for p in pairs]
         ax2.bar(range(len(pairs)), values, color="0.55")
-        ax2.set_xticks(range(len(pairs)), [_pair_label(a, b) for a, b in pairs])
+        ax2.set_xticks(range(len(pairs)), [vocab.layer_pair(a, b) for a, b in pairs])
         ax2.axhline(0.0, color="0.3", lw=0.8)
         ax2.set_xlabel("layer pair (same relative depth)")
         ax2.set_ylabel(f"{vocab.label('measure', measure)} effect over null")

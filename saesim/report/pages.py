@@ -248,7 +248,7 @@ def svcca_modes_table(frame: pd.DataFrame, corrected: str = "corrected"):
 
     # one index column, "A0–B1", so that the table fits the page's column
     frame = frame.sort_values(["layer_a", "layer_b"], ascending=[True, False])
-    indexed = frame.set_index(pd.Index([f"A{a}–B{b}" for a, b in zip(frame["layer_a"], frame["layer_b"])],
+    indexed = frame.set_index(pd.Index([vocab.layer_pair(a, b) for a, b in zip(frame["layer_a"], frame["layer_b"])],
                                        name="layer pair"))
     shown = ["SVCCA", "null mean", "p", "k A", "k B"]
     modes = pd.concat({
@@ -453,7 +453,7 @@ def rule_summary(frame: pd.DataFrame, pairs) -> tuple[pd.DataFrame, dict]:
                     svcca_above=("above", "sum"))
                .sort_values("mean_svcca", ascending=False))
     top = summary.index[0]
-    numbers = {"rule_pairs": ", ".join(f"A{la}–B{lb}" for la, lb in pairs),
+    numbers = {"rule_pairs": ", ".join(vocab.layer_pair(la, lb) for la, lb in pairs),
                "best_rule": vocab.label("rule", top[0], default=top[0]),
                "best_rule_direction": vocab.label("direction", top[1], default=top[1])}
     above = f"layer pairs with {_measure('svcca')} {vocab.column_label('cells_above_null')}"
@@ -669,7 +669,7 @@ def explorer_intro(table, cell, *, profile: str, label_a: str, label_b: str, lay
             f"`{direction}`, r > {r_min:g}. One row per {'B' if direction == 'b_to_a' else 'A'} latent "
             f"({table.n_rows} rows): {counts}. The table holds the {len(table.frame)} rows with the highest r "
             f"(`max_rows`); {table.n_left_out} rows with lower r are left out.")
-    numbers = {"pair": f"A{layer_a}–B{layer_b}", "n_rows": table.n_rows, "kept": table.stage_counts["kept"]}
+    numbers = {"pair": vocab.layer_pair(layer_a, layer_b), "n_rows": table.n_rows, "kept": table.stage_counts["kept"]}
     return text, numbers
 
 
@@ -738,7 +738,7 @@ def robustness_effects(sae: pd.DataFrame, family: pd.DataFrame, metrics: Sequenc
                     & (d["direction"] == r["direction"])]
             p_holm = float(hit["p_holm"].iloc[0]) if len(hit) else float("nan")
             above = ("yes" if bool(hit["above"].iloc[0]) else "no") if len(hit) else ""
-            rows.append({"layer pair": f"A{r['layer_a']}–B{r['layer_b']}", "measure": _measure(m),
+            rows.append({"layer pair": vocab.layer_pair(r["layer_a"], r["layer_b"]), "measure": _measure(m),
                          vocab.column_label("n_pairs"): int(r["n_pairs"]),
                          "score [95 % CI]": f"{fmt_number(r[m])} [{fmt_number(r[f'{m}_ci_low'])}, "
                                             f"{fmt_number(r[f'{m}_ci_high'])}]",
@@ -776,7 +776,7 @@ def findings_view(summaries: Mapping[str, pd.DataFrame], caption: str | None = N
                         ignore_index=True)
     # a comparison reads as its table label ("random model (authors')"), not its in-sentence phrase
     labels = {vocab.phrase("comparison", key): term.label for key, term in vocab.TERMS["comparison"].items()}
-    shown = summary.assign(peak=[f"A{a}–B{b}" for a, b in zip(summary["peak_layer_a"], summary["peak_layer_b"])],
+    shown = summary.assign(peak=[vocab.layer_pair(a, b) for a, b in zip(summary["peak_layer_a"], summary["peak_layer_b"])],
                            what=[labels.get(w, w) for w in summary["what"]])
     columns = ["measure", "what", "cells", "cells_above_null", "median_excess", "max_excess", "peak", "peak_z",
                "median_pairs"]

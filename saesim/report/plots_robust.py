@@ -72,7 +72,7 @@ def plot_baselines(table: pd.DataFrame, metric: str, *, ax=None):
         ax.vlines(xs, lo, hi, color=points.get_color(), linewidth=1.5, zorder=3)
         handles.insert(len(handles) - ("shuffle_null" in present), points)
     ax.set_xticks(range(len(pairs)))
-    ax.set_xticklabels([f"A{a}–B{b}" for a, b in pairs])
+    ax.set_xticklabels([vocab.layer_pair(a, b) for a, b in pairs])
     ax.set_xlim(-0.6, len(pairs) - 0.4)
     ax.set_xlabel("layer pair")
     ax.set_ylabel(vocab.column_label(metric, default=metric))

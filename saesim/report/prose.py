@@ -297,7 +297,7 @@ def summary_lines(frames, metrics=SUMMARY_METRICS, *, alpha: float = ALPHA) -> l
         peak = main.loc[decided["excess"].idxmax()]
         name = vocab.label("measure", metric, default=metric)
         text = (f"**{name}**: A against B exceeds its null by a median {fmt_signed(effect)} (largest "
-                f"{fmt_signed(float(decided['excess'].max()))} at A{int(peak['layer_a'])}–B{int(peak['layer_b'])}); "
+                f"{fmt_signed(float(decided['excess'].max()))} at {vocab.layer_pair(peak['layer_a'], peak['layer_b'])}); "
                 f"{int(decided['above'].sum())} of {len(main)} layer pairs lie above their null.")
         seed = frames.get("seed")
         if seed is not None and metric in seed:

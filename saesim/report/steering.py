@@ -153,7 +153,7 @@ def steering_numbers(table: pd.DataFrame, meta: dict, similarity: pd.Series | No
             rho, rho_p = spearmanr(per_pair[ok], sim[ok])
 
     def pair(row):
-        return f"A{int(row['layer_a'])}–B{int(row['layer_b'])}"
+        return vocab.layer_pair(row["layer_a"], row["layer_b"])
 
     def ci(row):
         return (f"{fmt_number(row['ci_low'], '.2f')} to {fmt_number(row['ci_high'], '.2f')}"
@@ -176,7 +176,7 @@ def steering_numbers(table: pd.DataFrame, meta: dict, similarity: pd.Series | No
         worst_ci=ci(worst) if worst is not None else "not defined",
         n_above=int((main["p_holm"] <= alpha).sum()),
         control_median=float(control["median"]), control_p=float(control["p"]), seed_median=float(seed["median"]),
-        control_pairs=", ".join(f"A{a}–B{b}" for a, b in ctrl_pairs), main_on_control_pairs=main_on_ctrl,
+        control_pairs=", ".join(vocab.layer_pair(a, b) for a, b in ctrl_pairs), main_on_control_pairs=main_on_ctrl,
         draws_for_holm=int(np.ceil(max(len(main), 1) / alpha)) - 1,
         depth_rho=float(rho), depth_rho_p=float(rho_p), depth_n=depth_n,
         native_weak=int((main["native_effect"] <= 0).sum()), seconds=float(meta.get("seconds", np.nan)),
@@ -283,7 +283,7 @@ def steering_table(table: pd.DataFrame, reference_alpha: float, comparisons=None
         cells = cells[cells["comparison"].isin(comparisons)].reset_index(drop=True)
     out = pd.DataFrame({
         vocab.column_label("comparison"): [vocab.label("comparison", c) for c in cells["comparison"]],
-        "layer pair": [f"A{a}–B{b}" for a, b in zip(cells["layer_a"], cells["layer_b"])],
+        "layer pair": [vocab.layer_pair(a, b) for a, b in zip(cells["layer_a"], cells["layer_b"])],
         vocab.column_label("concept"): cells["concept"],
         vocab.column_label("efficiency"): cells["efficiency"],
         "95 % interval": [f"[{fmt_number(lo, '.2f')}, {fmt_number(hi, '.2f')}]" if np.isfinite(lo) and np.isfinite(e)

@@ -666,7 +666,7 @@ def comparison_table(frames: Mapping[str, pd.DataFrame], metric: str, *,
             if cells is not None and cell not in cells:
                 continue
             rows.append({"comparison": vocab.label("comparison", name, default=name),
-                         "layer pair": f"A{cell[0]}–B{cell[1]}", names["n_pairs"]: int(row["n_pairs"]),
+                         "layer pair": vocab.layer_pair(*cell), names["n_pairs"]: int(row["n_pairs"]),
                          names["score"]: float(row[metric]), names["null_mean"]: float(row[f"{metric}_null_mean"]),
                          names["excess"]: float(decided.at[index, "excess"]), names["z"]: float(row[f"{metric}_z"]),
                          names["p_holm"]: float(decided.at[index, "p_holm"]),

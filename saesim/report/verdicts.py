@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from saesim import vocab
 from saesim.compare.effects import as_float
 from saesim.compare.significance import ALPHA, above_null
 from saesim.report.frames import fmt_number, fmt_signed
@@ -161,7 +162,7 @@ class Verdict:
 
     def words(self, alpha: float = ALPHA) -> str:
         """One sentence for the page."""
-        head = (f"Layers A{self.layer_a}–B{self.layer_b}, {self.metric} ({self.rule}, {self.direction}): SAE score "
+        head = (f"Layers {vocab.layer_pair(self.layer_a, self.layer_b)}, {self.metric} ({self.rule}, {self.direction}): SAE score "
                 f"{self.score}, {fmt_signed(self.effect)} over its shuffled null")
         against = [f"{where} {BASELINES[name]} {score}{' (point value; interval missing)' if approx else ''}"
                    for name, (where, score, approx) in self.places.items()]
@@ -174,7 +175,7 @@ class Verdict:
 
     def row(self) -> dict:
         """The table row: the SAE score, effect, p, one column per baseline, the seed share, the verdict."""
-        out = {"layer pair": f"A{self.layer_a}–B{self.layer_b}", "rule": self.rule, "measure": self.metric,
+        out = {"layer pair": vocab.layer_pair(self.layer_a, self.layer_b), "rule": self.rule, "measure": self.metric,
                "SAE score [CI]": self.score, "effect over null": self.effect, "p (Holm)": self.p_holm}
         for name, (where, score, approx) in self.places.items():
             out[BASELINES[name]] = f"{where}: {score}{'*' if approx else ''}"
@@ -260,7 +261,7 @@ def verdict_frame(table: pd.DataFrame, *, family: pd.DataFrame | None = None, me
                     fam = fam[fam[key] == value]
         verdict = judge(group, family=fam, alpha=alpha)
         if verdict is None:
-            rows.append({"layer pair": f"A{la}–B{lb}", "rule": rule, "measure": metric,
+            rows.append({"layer pair": vocab.layer_pair(la, lb), "rule": rule, "measure": metric,
                          "verdict": NO_SCORE})
             continue
         verdicts.append(verdict)

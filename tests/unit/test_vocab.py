@@ -163,3 +163,10 @@ class TestOneNameEverywhere:
         assert header in tables.counts_table(grid).columns
         assert f"{header} (authors' paper)" in tables.authors_table({"n_pairs": {"Time": 12}}).columns
         assert plots.panel_title("n_pairs") == vocab.title_case(header)
+
+
+def test_layer_pair_is_the_one_name_of_a_layer_pair():
+    import numpy as np
+
+    assert vocab.layer_pair(17, 29) == "A17–B29"
+    assert vocab.layer_pair(np.int64(3), 6.0) == "A3–B6"
