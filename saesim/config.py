@@ -180,11 +180,11 @@ class ModelSpec:
         return identity
 
     def to_dict(self) -> dict:
-        """Plain nested dict; ``sae.device`` and ``sae.gpu_budget`` are left out at their defaults.
+        """Plain nested dict; the SaeSpec fields of :data:`_SAE_DEFAULTS_LEFT_OUT` are left out at their defaults.
 
         Hashes of this dict (the stability cells of
         :mod:`saesim.experiments.sae_quality`, :meth:`Profile.key`) are
-        therefore what they were before those two fields existed.
+        therefore what they were before those fields existed.
         """
         return _spec_plain(_to_plain(dataclasses.asdict(self)))
 
@@ -509,7 +509,7 @@ class Profile:
     def to_dict(self) -> dict:
         """Plain nested dict (tuples as lists), the inverse of YAML loading.
 
-        ``sae.device`` and ``sae.gpu_budget`` are left out where they are at
+        ``sae.device``, ``sae.gpu_budget``, ``sae.trainer`` and ``sae.train_text`` are left out where they are at
         their defaults (see :meth:`ModelSpec.to_dict`).
         """
         plain = _to_plain(dataclasses.asdict(self))
@@ -647,7 +647,7 @@ def _merge(base: dict, new: dict) -> dict:
     return out
 
 
-_SAE_DEFAULTS_LEFT_OUT = {"device": "auto", "gpu_budget": None}
+_SAE_DEFAULTS_LEFT_OUT = {"device": "auto", "gpu_budget": None, "trainer": "reference", "train_text": []}
 """SaeSpec fields added after the caches were keyed, left out of plain dicts at these defaults."""
 
 

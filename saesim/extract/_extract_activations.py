@@ -99,3 +99,33 @@ def load_activations(profile: Profile | str, which: Which, layer: int, *, out=No
         return store.load_array(key)
     except CacheMissError:
         return None
+
+
+def load_train_activations(profile: Profile | str, which: Which, layer: int, *, out=None) -> np.ndarray | None:
+    """The stored activations of ``(which, layer)``'s SAE training text (``sae.train_text``), or None.
+
+    Extraction stores them (float16) for the kept layers (A's and B's of
+    :meth:`saesim.config.Profile.baseline_layer_pairs`) when it captures them to train
+    their SAEs. None when the slot's SAE trains on the grid's rows or nothing is stored.
+
+    Returns
+    -------
+    ndarray of float16, shape (sae.train_tokens, d_model) or None
+        Rows in training order.
+    """
+    from saesim.extract._extract_keys import training_plan
+    from saesim.extract._extract_train_text import train_activations_key
+
+    profile = load_profile(profile) if not isinstance(profile, Profile) else profile
+    spec = profile.model(which)
+    if not spec.sae.train_text:
+        return None
+    store = artefact_store(profile, out)
+    key = train_activations_key(profile, spec, spec.sae.hook_for(int(layer)),
+                                int(training_plan(profile, spec).train_tokens))
+    if not store.has(key, "array"):
+        return None
+    try:
+        return store.load_array(key)
+    except CacheMissError:
+        return None

@@ -76,18 +76,26 @@ def training_key(profile: Profile, spec: ModelSpec, layer: int, grid_hash: str, 
     The tokens and epochs are the budget the SAE trains with on this machine
     (:func:`training_plan`: ``sae.gpu_budget`` on CUDA when set, else
     ``sae.train_tokens`` and ``sae.epochs``, which give the keys SAEs had
-    before the GPU budget existed). The device is not part of the key: the
+    before the GPU budget existed). With ``sae.train_text`` the training
+    text's identity (corpora, hash of the documents) is part of it, and so is
+    ``sae.trainer`` when it is not ``"reference"``. The device is not part of the key: the
     same budget on the CPU and a GPU is the same SAE up to float rounding
     (see :func:`saesim.config.sae_training_plan`), so either reuses the other's.
     ``cuda_available`` None asks torch.
     """
     sae = spec.sae
     plan = training_plan(profile, spec, cuda_available=cuda_available)
+    extra = {} if sae.lr is None else {"lr": sae.lr}  # keys of SAEs trained at the default stay valid
+    if sae.trainer != "reference":  # likewise for the trainer and the training text at their defaults
+        extra["trainer"] = sae.trainer
+    if sae.train_text:
+        from saesim.extract._extract_train_text import train_text_identity
+
+        extra["train_text"] = train_text_identity(profile, spec)
     return ArtefactStore.key(
         role="train", version=EXTRACT_VERSION, model=spec.identity, hook=sae.hook_for(layer), grid=grid_hash,
         compat=profile.compat, backend=spec.backend, num_latents=sae.num_latents, k=sae.k, seed=sae.seed,
-        epochs=plan.epochs, train_tokens=plan.train_tokens, batch_size=sae.batch_size,
-        **({} if sae.lr is None else {"lr": sae.lr}),  # keys of SAEs trained at the default stay valid
+        epochs=plan.epochs, train_tokens=plan.train_tokens, batch_size=sae.batch_size, **extra,
     )
 
 

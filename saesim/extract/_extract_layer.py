@@ -67,8 +67,12 @@ def ensure_tiny_saes(spec: ModelSpec, layers, acts, root: Path) -> None:
 
 
 def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, grid: TokenGrid,
-             store: ArtefactStore, progress: bool):
-    """Load the SAE of (spec, layer), training it first when ``source: train`` and not on disk."""
+             store: ArtefactStore, progress: bool, train_acts: np.ndarray | None = None):
+    """Load the SAE of (spec, layer), training it first when ``source: train`` and not on disk.
+
+    It trains on the first ``sae.train_tokens`` rows of ``acts`` (the grid's), or, with
+    ``sae.train_text``, on those of ``train_acts`` (the activations of its training text).
+    """
     from saesim.extract import saes
 
     sae_spec = spec.sae
@@ -80,17 +84,35 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
         report_path = folder / "saesim_train.json"
         if not saes.sae_folder_ready(folder):  # absent, or a damaged saesim-made folder (removed)
             plan = training_plan(profile, spec)
-            x = acts[: training_rows(spec, plan, acts.shape[0], what=f"{spec.label}, layer {layer}")]
+            if sae_spec.train_text:
+                if train_acts is None or train_acts.shape[0] < int(plan.train_tokens):
+                    raise RuntimeError(f"{spec.label}, layer {layer}: the activations of the SAE's training text "
+                                       f"({'+'.join(sae_spec.train_text)}, {plan.train_tokens} tokens) were not "
+                                       "captured.")  # pragma: no cover - the extraction loop captures them
+                x = train_acts[: int(plan.train_tokens)]
+            else:
+                x = acts[: training_rows(spec, plan, acts.shape[0], what=f"{spec.label}, layer {layer}")]
             # Not evaluated here: the layer's codes of every token include the training rows
             # (_finish_train_report), which saves one encode of them.
             trained = saes.train_topk_sae(
                 x, num_latents=sae_spec.num_latents, k=sae_spec.k, seed=sae_spec.seed, epochs=plan.epochs,
                 batch_size=sae_spec.batch_size, lr=sae_spec.lr, hook=sae_spec.hook_for(layer),
                 sae_id=sae_spec.id_for(layer), progress=progress, evaluate=False, device=plan.device,
+                trainer=sae_spec.trainer,
             )
             saes.save_sparsify(trained.weights, folder)
-            train_report = dict(trained.summary(), train_key=train_key)
-            unsaved_report = report_path
+            train_report = dict(trained.summary(), train_key=train_key, trainer=sae_spec.trainer,
+                                train_text=list(sae_spec.train_text))
+            if sae_spec.train_text:  # the report's FVU, dead fraction and L0: on a sample of the training rows
+                n_stats = min(int(x.shape[0]), TRAIN_STATS_ROWS)
+                train_report.update(saes.code_stats(trained.weights, x[:n_stats],
+                                                    saes.encode(trained.weights, x[:n_stats], codes="sae",
+                                                                batch_size=sae_spec.batch_size, progress=False)),
+                                    n_stats=n_stats)
+                atomic_write_text(report_path, json.dumps(train_report, indent=1, default=float))
+                unsaved_report = None
+            else:
+                unsaved_report = report_path
         elif report_path.is_file():
             train_report = json.loads(report_path.read_text())
         sae = saes.load_sae(sae_spec, layer, root=train_root)
@@ -100,6 +122,11 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
         if local is not None and (local / "saesim_train.json").is_file():
             train_report = json.loads((local / "saesim_train.json").read_text())
     return sae, train_report, unsaved_report
+
+
+TRAIN_STATS_ROWS = 32768
+"""A training report's FVU, dead fraction and L0 are measured on at most this many of its training rows
+when the SAE trains on its own text (``sae.train_text``; the grid's rows are all held out)."""
 
 
 def training_rows(spec: ModelSpec, plan, n_tokens: int, *, what: str | None = None) -> int:
@@ -131,21 +158,25 @@ def _finish_train_report(train_report: dict, path: Path, sae, acts: np.ndarray, 
 
 
 def process_layer(profile, slot, spec, layer, grid, view, row_doc, row_pos, acts, neighbour_acts: dict, tokenizer,
-                   decode_cache, store, *, max_fvu, progress) -> LayerSummary:
-    """Get the SAE of one (model, layer), encode, guard, label and store it all; the record is written last."""
+                   decode_cache, store, *, max_fvu, progress, train_acts=None) -> LayerSummary:
+    """Get the SAE of one (model, layer), encode, guard, label and store it all; the record is written last.
+
+    ``train_acts``: the activations of the SAE's training text at its hook (``sae.train_text``), else None.
+    """
     from saesim.extract import saes, tokens
 
     t0 = time.perf_counter()
     hook = spec.sae.hook_for(layer)
     what = f"profile `{profile.name}`, {spec.label} (slot {slot}), layer {layer}"
-    sae, train_report, unsaved_report = _get_sae(profile, spec, layer, acts, grid, store, progress)
+    sae, train_report, unsaved_report = _get_sae(profile, spec, layer, acts, grid, store, progress, train_acts)
     saes.check_d_in(sae, acts, what=f"activations of {spec.label} at `{hook}`")
     check_width(spec, sae.n_latents, what=f"{what}: SAE `{sae.sae_id}`")
     sae_codes = saes.encode(sae, acts, codes="sae", batch_size=spec.sae.batch_size, progress=progress)
     if unsaved_report is not None:  # trained just now, not yet evaluated
         train_report = _finish_train_report(train_report, unsaved_report, sae, acts, sae_codes)
     value = saes.fvu(sae, acts, sae_codes)
-    n_train = 0 if spec.sae.source != "train" else training_rows(spec, training_plan(profile, spec), acts.shape[0])
+    n_train = 0 if spec.sae.source != "train" or spec.sae.train_text else training_rows(
+        spec, training_plan(profile, spec), acts.shape[0])  # with train_text no grid row trains it
     heldout = saes.fvu(sae, acts[n_train:], sae_codes[n_train:]) if n_train < acts.shape[0] else None
     neighbour_fvu = {
         name: saes.fvu(sae, x, saes.encode(sae, x, batch_size=spec.sae.batch_size, progress=False))

@@ -24,7 +24,11 @@ from saesim.extract._extract_keys import (
     read_summary,
     sae_identity,
     texts_hash,
+    trained_sae_root,
+    training_key,
+    training_plan,
 )
+from saesim.extract._extract_train_text import train_activations_key, train_grid
 from saesim.extract._extract_layer import check_width, ensure_tiny_saes, neighbour_streams, process_layer
 from saesim.extract._extract_records import ExtractSummary, LayerSummary
 from saesim.extract.cache import ArtefactStore
@@ -141,6 +145,8 @@ def extract(
         captures.append(dict(info, label=spec0.label if len(group_slots) == 1 else
                              " + ".join(profile.model(s).label for s in group_slots)))
         keep_captured(profile, group_slots, keep, limited, acts, root, grid.hash)
+        train_acts = _capture_train_text(profile, group_slots, pending, loaded, store, grid.hash, keep, progress,
+                                         captures)
         decode_cache: dict[int, str] = {}
         for slot in group_slots:
             spec = profile.model(slot)
@@ -153,10 +159,10 @@ def extract(
                 summary = process_layer(
                     profile, slot, spec, layer, grid, view, row_doc, row_pos, acts[hook],
                     nb, loaded.tokenizer, decode_cache, store,
-                    max_fvu=max_fvu, progress=progress,
+                    max_fvu=max_fvu, progress=progress, train_acts=train_acts.get((slot, hook)),
                 )
                 done[(slot, layer)] = summary
-        del acts, loaded
+        del acts, loaded, train_acts
 
     rows = tuple(done[(slot, layer)] for slot in slots for layer in profile.layers(slot))
     summary = ExtractSummary(
@@ -166,6 +172,47 @@ def extract(
     )
     _write_report(summary, profile, root)
     return summary
+
+
+def _capture_train_text(profile: Profile, group_slots, pending, loaded, store: ArtefactStore, grid_hash: str, keep,
+                        progress: bool, captures: list) -> dict:
+    """Capture the training text of the group's SAEs that train on their own text and are not on disk yet.
+
+    Returns ``(slot, hook) -> activations`` (the first ``sae.train_tokens`` rows of the slot's
+    training text). The kept layers' (``keep``) are also stored as float16
+    (:func:`load_train_activations`), for the SAE frontier of the sweeps chapter.
+    """
+    from saesim.extract import saes
+
+    wanted: dict[tuple, dict] = {}  # corpora -> {(slot, hook): n_tokens}
+    for slot in group_slots:
+        spec = profile.model(slot)
+        if not spec.sae.train_text:
+            continue
+        n_tokens = int(training_plan(profile, spec).train_tokens)
+        for layer in profile.layers(slot):
+            if (slot, layer) not in pending:
+                continue
+            folder = (trained_sae_root(store, training_key(profile, spec, layer, grid_hash))
+                      / spec.sae.location / spec.sae.id_for(layer))
+            if not saes.sae_folder_ready(folder):
+                wanted.setdefault(tuple(spec.sae.train_text), {})[(slot, spec.sae.hook_for(layer))] = n_tokens
+    out: dict = {}
+    for corpora, needs in wanted.items():
+        grid = train_grid(profile, loaded.tokenizer, corpora, max(needs.values()))
+        hooks = list(dict.fromkeys(hook for _, hook in needs))
+        acts, info = _capture(loaded, grid, hooks, profile, progress)
+        captures.append(dict(info, label=f"{loaded.name}: SAE training text ({'+'.join(corpora)})"))
+        for (slot, hook), n_tokens in needs.items():
+            out[(slot, hook)] = acts[hook][:n_tokens]
+            layer = next(layer for layer in profile.layers(slot) if profile.model(slot).sae.hook_for(layer) == hook)
+            if (slot, layer) in keep:
+                key = train_activations_key(profile, profile.model(slot), hook, n_tokens)
+                if not store.has(key, "array"):
+                    store.save_array(key, acts[hook][:n_tokens].astype(np.float16),
+                                     {"profile": profile.name, "slot": slot, "layer": int(layer), "hook": hook,
+                                      "model": profile.model(slot).model, "role": "train_text"})
+    return out
 
 
 def capture_group(spec: ModelSpec) -> str:

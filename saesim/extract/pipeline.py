@@ -11,7 +11,9 @@ profile (A, B and the control) and every requested layer:
    residual stream at every needed hook in the same forward (A and B of the
    offline profile are the same MiniLM, so it runs once for both);
 3. **SAEs** — loaded (sparsify, SAELens, hub or disk) or, for
-   ``source: train``, trained on the captured activations (TopK, sparsify's
+   ``source: train``, trained on the captured activations (the grid's first
+   ``sae.train_tokens`` rows, or with ``sae.train_text`` the model's activations
+   on documents outside the grid, so every grid row is held out) (TopK, sparsify's
    format; on the GPU when present, with ``sae.gpu_budget`` there if set, see
    :func:`saesim.config.sae_training_plan`) unless already on disk;
    tiny-profile SAEs are written on first use;
@@ -52,7 +54,9 @@ modules of :mod:`saesim.extract`, one job each (import from here, not there):
 * ``_extract_layer`` — one (model, layer): SAE, codes, FVU guards, top
   tokens (:func:`token_decoder`);
 * ``_extract_activations`` — :func:`save_activations`,
-  :func:`load_activations`, :data:`KEEP_ACTIVATIONS_MAX_BYTES`;
+  :func:`load_activations`, :func:`load_train_activations`, :data:`KEEP_ACTIVATIONS_MAX_BYTES`;
+* ``_extract_train_text`` — the SAE's own training text (``sae.train_text``):
+  its documents, tokens and the key of its stored activations;
 * ``_extract_load`` — :func:`load_layer`, :func:`sae_quality`.
 """
 
@@ -60,7 +64,12 @@ from __future__ import annotations
 
 import logging
 
-from saesim.extract._extract_activations import KEEP_ACTIVATIONS_MAX_BYTES, load_activations, save_activations
+from saesim.extract._extract_activations import (
+    KEEP_ACTIVATIONS_MAX_BYTES,
+    load_activations,
+    load_train_activations,
+    save_activations,
+)
 from saesim.extract._extract_grid import ALIGNMENT_REPORT, load_grid, token_alignment
 from saesim.extract._extract_keys import EXTRACT_VERSION, GRID_VERSION
 from saesim.extract._extract_keys import training_key as _train_key  # noqa: F401  (old name, used by tests)
@@ -89,6 +98,7 @@ __all__ = [
     "load_activations",
     "load_grid",
     "load_layer",
+    "load_train_activations",
     "sae_quality",
     "save_activations",
     "token_alignment",
