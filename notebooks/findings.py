@@ -69,6 +69,30 @@ display(Markdown("\n\n".join(steering.summary_lines(prof, cache_dir=cache_dir, r
                  or "The steering chapter does not apply to this profile's models (no causal language model)."))
 
 # %% [markdown]
+# ## Did better-trained SAEs change the answer?
+#
+# This build trains its SAEs on more text than the previous recipe did, on documents outside the
+# comparison's token grid ({ref}`sae-quality`). Here both recipes' SAEs of the middle layer pair
+# (model A, its second SAE set, model B) are retrained and compared exactly as the grid compares
+# them, so the change of recipe can be read beside the change of the answer.
+
+# %%
+from saesim.experiments import sae_recipe, sweeps
+from saesim.report import recipe, tables
+
+why_not = sae_recipe.recipe_applies(prof)
+if why_not:
+    display(Markdown(f"Not measured for this profile: {why_not}."))
+else:
+    before_after = sae_recipe.recipe_comparison(prof, sweeps.default_sweep_pair(prof), cache=cache_dir,
+                                                results_dir=results_dir)
+    display(Markdown(prose.bulleted(recipe.recipe_lines(before_after, rule=rule, direction=direction))))
+    display(tables.page_style(recipe.recipe_view(before_after, rule=rule, direction=direction),
+                              "The previous SAE recipe against this build's on one layer pair: held-out FVU, seed "
+                              "stability of model A's SAEs (Hungarian matching on decoder cosine), and each "
+                              "measure's excess over its shuffled null with its permutation p"))
+
+# %% [markdown]
 # ## Scope of this run
 
 # %%

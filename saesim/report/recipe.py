@@ -1,0 +1,78 @@
+"""The findings page's before/after section: the previous SAE recipe against this build's, in words and a table.
+
+Reads :func:`saesim.experiments.sae_recipe.recipe_comparison`'s frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from saesim import vocab
+
+__all__ = ["recipe_lines", "recipe_view"]
+
+
+def recipe_lines(frame: pd.DataFrame, *, metric: str = "rsa", rule: str = "first_index",
+                 direction: str = "b_to_a") -> list[str]:
+    """Sentences for the findings page: stability and the metric's excess over its null, before and after.
+
+    They follow the numbers: whether the excess moved by more than one null standard deviation
+    (the larger of the two recipes'), and whether the permutation p-value crossed 0.05.
+    """
+    rows = frame[(frame["rule"] == rule) & (frame["direction"] == direction)].set_index("sae_recipe")
+    if not {"previous", "profile"} <= set(rows.index) or metric not in rows.columns:
+        return []
+    before, after = rows.loc["previous"], rows.loc["profile"]
+    pair = vocab.layer_pair(int(after["layer_a"]), int(after["layer_b"]))
+    lines = [
+        f"Seed stability of model A's SAEs at layer {int(after['layer_a'])}: PW-MCC {before['pw_mcc']:.2f} → "
+        f"{after['pw_mcc']:.2f}, latents shared at decoder cosine ≥ 0.7 {100 * before['shared_dec']:.1f} % → "
+        f"{100 * after['shared_dec']:.1f} % (the previous recipe: {int(before['train_tokens']):,} grid tokens × "
+        f"{int(before['epochs'])} epochs; this build's: {int(after['train_tokens']):,} tokens of "
+        f"{after['train_text']} outside the grid × {int(after['epochs'])} epochs). Held-out FVU of A "
+        f"{before['fvu_heldout_a']:.2f} → {after['fvu_heldout_a']:.2f}, of B {before['fvu_heldout_b']:.2f} → "
+        f"{after['fvu_heldout_b']:.2f}."
+    ]
+    eff_b, eff_a = float(before[f"{metric}_effect"]), float(after[f"{metric}_effect"])
+    spread = max(_num(before.get(f"{metric}_null_std")), _num(after.get(f"{metric}_null_std")))
+    p_b, p_a = _num(before.get(f"{metric}_p")), _num(after.get(f"{metric}_p"))
+    verdict = ("moved by more than one null standard deviation" if abs(eff_a - eff_b) > spread else
+               "moved by less than one null standard deviation, so the conclusion at this pair is unchanged")
+    crossed = (p_b < 0.05) != (p_a < 0.05)
+    name = vocab.label("measure", metric, default=metric.upper())
+    lines.append(
+        f"{name} at {pair} ({vocab.label('rule', rule, default=rule)}): excess over the null {eff_b:+.3f} with the "
+        f"previous SAEs, {eff_a:+.3f} with this build's ({int(before['n_pairs'])} → {int(after['n_pairs'])} pairs; "
+        f"permutation p {p_b:.2g} → {p_a:.2g}); the excess {verdict}"
+        + (", and its p-value crossed 0.05." if crossed else ".")
+    )
+    return lines
+
+
+def recipe_view(frame: pd.DataFrame, *, metrics=("rsa", "svcca"), rule: str = "first_index",
+                direction: str = "b_to_a") -> pd.DataFrame:
+    """One row per recipe: training, held-out FVU, seed stability, and each metric's excess and p."""
+    rows = frame[(frame["rule"] == rule) & (frame["direction"] == direction)]
+    view = pd.DataFrame({
+        "SAE recipe": [f"{'previous' if r == 'previous' else 'this build'}: {int(t):,} tok × {int(e)} ep, {x}"
+                       for r, t, e, x in zip(rows["sae_recipe"], rows["train_tokens"], rows["epochs"], rows["train_text"])],
+        "FVU A (held out)": rows["fvu_heldout_a"].round(3), "FVU B (held out)": rows["fvu_heldout_b"].round(3),
+        "PW-MCC": rows["pw_mcc"].round(3), "shared ≥ 0.7": (100 * rows["shared_dec"]).round(1).astype(str) + " %",
+        "pairs": rows["n_pairs"].astype(int),
+    })
+    for metric in metrics:
+        if f"{metric}_effect" in rows:
+            name = vocab.label("measure", metric, default=metric.upper())
+            view[f"{name} excess"] = rows[f"{metric}_effect"].round(3).to_numpy()
+            view[f"{name} p"] = rows[f"{metric}_p"].map(lambda p: f"{p:.2g}").to_numpy()
+    return view.reset_index(drop=True)
+
+
+def _num(value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out if not math.isnan(out) else 0.0 if value is None else out

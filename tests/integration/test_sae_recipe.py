@@ -1,0 +1,91 @@
+"""The before/after comparison of SAE recipes (saesim.experiments.sae_recipe) on the tiny models."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from saesim.config import ProfileError
+from saesim.experiments import sae_recipe
+from saesim.report import recipe
+
+TRAIN = {"source": "train", "location": "tiny/trained/{}", "num_latents": 128, "k": 8, "epochs": 3,
+         "train_tokens": 600, "batch_size": 256}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_profile):
+    """The tiny profile with saesim-trained SAEs on A and B and the new recipe's settings (own text, sparse)."""
+    changes = {}
+    for slot, name in (("model_a", "neox"), ("model_b", "gemma2"), ("seed_control", "neox-seed2")):
+        for field, value in TRAIN.items():
+            changes[f"{slot}.sae.{field}"] = value.format(name) if field == "location" else value
+        changes[f"{slot}.sae.train_text"] = ["wikitext2", "brown"]
+        changes[f"{slot}.sae.trainer"] = "sparse"
+    changes["model_b.sae.sae_id"] = changes["model_b.sae.hook"] = "blocks.{layer}.hook_resid_post"
+    return tiny_profile.replace(**changes)
+
+
+@pytest.fixture(scope="module")
+def frame(trained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sae_recipe")
+    return out, sae_recipe.recipe_comparison(trained, (1, 1), cache=out)
+
+
+def test_previous_recipe_is_the_profile_with_the_old_sae_settings(trained):
+    old = sae_recipe.previous_recipe(trained, (1, 0))
+    for slot in ("a", "b", "seed"):
+        sae = old.model(slot).sae
+        assert (sae.train_tokens, sae.train_text, sae.trainer) == (64000, (), "reference")
+        assert (sae.num_latents, sae.k, sae.epochs, sae.seed) == (128, 8, 3, trained.model(slot).sae.seed)
+    assert (old.layers_a, old.layers_b, old.layers_seed) == ((1,), (0,), (1,))
+
+
+def test_both_recipes_are_scored_as_the_grid_scores(frame, trained):
+    out, table = frame
+    assert list(table.columns[:len(sae_recipe.RECIPE_COLUMNS)]) == list(sae_recipe.RECIPE_COLUMNS)
+    assert set(table["sae_recipe"]) == {"previous", "profile"}
+    assert set(table["rule"]) == {"first_index", "many_to_one"}
+    prof = table[table["sae_recipe"] == "profile"].iloc[0]
+    prev = table[table["sae_recipe"] == "previous"].iloc[0]
+    assert prof["train_text"] == "wikitext2+brown" and prev["train_text"] == "grid rows"
+    assert prof["trainer"] == "sparse" and prev["trainer"] == "reference"
+    assert 0 < prof["pw_mcc"] <= 1 and 0 < prev["pw_mcc"] <= 1
+    np.testing.assert_allclose(table["rsa_effect"], table["rsa"] - table["rsa_null_mean"])
+    # the profile's row is what the grid's own machinery gives on the profile's SAEs
+    from saesim.experiments.grid import compare_pair, settings_from_profile
+    from saesim.extract.pipeline import load_layer
+
+    record = [r for r in compare_pair(load_layer(trained.replace(layers_a=[1], layers_b=[1], layers_seed=[1]), "a", 1,
+                                                 out=out).to_sae_layer(),
+                                      load_layer(trained.replace(layers_a=[1], layers_b=[1], layers_seed=[1]), "b", 1,
+                                                 out=out).to_sae_layer(), settings_from_profile(trained))
+              if r["rule"] == prof["rule"] and r["direction"] == prof["direction"]][0]
+    assert record["rsa"] == pytest.approx(prof["rsa"]) and record["n_pairs"] == prof["n_pairs"]
+
+
+def test_kept_and_read_back(frame, trained, monkeypatch):
+    out, table = frame
+    monkeypatch.setattr(sae_recipe, "_score_recipe", lambda *a, **k: pytest.fail("recomputed"))
+    pd.testing.assert_frame_equal(sae_recipe.recipe_comparison(trained, (1, 1), cache=out), table)
+
+
+def test_the_sentences_follow_the_numbers(frame):
+    _, table = frame
+    lines = recipe.recipe_lines(table)
+    assert len(lines) == 2 and "PW-MCC" in lines[0] and "A1–B1" in lines[1] and "unchanged" in lines[1] or "more than" in lines[1]
+    moved = table.copy()
+    first = (moved["sae_recipe"] == "profile") & (moved["rule"] == "first_index")
+    moved.loc[first, "rsa_effect"] += 10 * moved["rsa_null_std"].max() + 1
+    assert "more than one null standard deviation" in recipe.recipe_lines(moved)[1]
+    same = table.copy()
+    same.loc[first, "rsa_effect"] = float(same.loc[(same["sae_recipe"] == "previous") & (same["rule"] == "first_index"),
+                                                   "rsa_effect"].iloc[0])
+    assert "unchanged" in recipe.recipe_lines(same)[1]
+    assert recipe.recipe_lines(table[table["sae_recipe"] == "profile"]) == []
+
+
+def test_a_profile_without_a_second_trained_set_is_refused(tiny_profile):
+    assert "loads some of its SAEs" in sae_recipe.recipe_applies(tiny_profile)
+    with pytest.raises(ProfileError, match="loads some of its SAEs"):
+        sae_recipe.recipe_comparison(tiny_profile, (1, 1))
+    assert "no second SAE set" in sae_recipe.recipe_applies(tiny_profile.replace(seed_control=None, layers_seed=None))
