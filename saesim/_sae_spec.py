@@ -11,7 +11,7 @@ from typing import Literal
 from saesim.errors import ProfileError
 from saesim.validation import check_positive_fields
 
-__all__ = ["SaeBudget", "SaeSpec", "SaeTrainingPlan", "sae_training_plan", "torch_sees_cuda"]
+__all__ = ["SaeBudget", "SaeSpec", "SaeTrainingPlan", "sae_training_plan", "torch_sees_cuda", "train_text_words"]
 
 SaeSource = Literal["sparsify", "saelens", "train"]
 Codes = Literal["sae", "relu_preact"]
@@ -21,6 +21,15 @@ Trainer = Literal["reference", "sparse"]
 TrainCorpus = Literal["wikitext2", "brown"]
 TRAIN_CORPORA = ("wikitext2", "brown")
 """The local corpora an SAE may train on besides the grid's own text (``sae.train_text``)."""
+
+TRAIN_TEXT_NAMES = {"wikitext2": "WikiText-2", "brown": "the Brown corpus"}
+"""How pages name the corpora of ``sae.train_text``."""
+
+
+def train_text_words(corpora) -> str:
+    """The corpora of ``sae.train_text`` in words: ``"WikiText-2 and the Brown corpus"``."""
+    names = [TRAIN_TEXT_NAMES.get(c, c) for c in corpora]
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 @dataclass(frozen=True)

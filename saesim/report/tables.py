@@ -33,6 +33,7 @@ import pandas as pd
 
 from saesim import vocab
 from saesim.compare.significance import holm_within_families
+from saesim.config import train_text_words
 from saesim.report.frames import check_columns, check_frame, check_unique, format_cell, pivot_grid
 
 __all__ = [
@@ -768,6 +769,8 @@ def quality_caption(quality: pd.DataFrame, profile) -> str:
     return (f"Every SAE of this run (A = {profile.model_a.model}, B = {profile.model_b.model}; "
             f"{', '.join(f'{w:,}' for w in widths)} latents"
             + (f", trained on {int(trained.max()):,} tokens" if len(trained) and trained.max() > 0 else "")
+            + (f" of {train_text_words(profile.model_a.sae.train_text)} outside the grid, so every token of the "
+               "comparison is held out" if profile.model_a.sae.train_text else "")
             + "): held-out FVU, dead latents and, where a second SAE of the layer exists, seed stability against "
             "it (shared: matched at decoder cosine ≥ 0.7; the chance levels are in the sentence above; "
             "sae_quality.parquet also holds the decoder-and-encoder criterion, activation MCC and L0)")

@@ -47,7 +47,7 @@ def test_both_recipes_are_scored_as_the_grid_scores(frame, trained):
     assert set(table["rule"]) == {"first_index", "many_to_one"}
     prof = table[table["sae_recipe"] == "profile"].iloc[0]
     prev = table[table["sae_recipe"] == "previous"].iloc[0]
-    assert prof["train_text"] == "wikitext2+brown" and prev["train_text"] == "grid rows"
+    assert prof["train_text"] == "WikiText-2 and the Brown corpus" and prev["train_text"] == "the grid's rows"
     assert prof["trainer"] == "sparse" and prev["trainer"] == "reference"
     assert 0 < prof["pw_mcc"] <= 1 and 0 < prev["pw_mcc"] <= 1
     np.testing.assert_allclose(table["rsa_effect"], table["rsa"] - table["rsa_null_mean"])

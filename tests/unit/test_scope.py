@@ -105,3 +105,14 @@ class TestStability:
         html = quality_view(_quality((0.12, 0.05))).to_html()
         assert "held-out FVU" in html and "PW-MCC" in html and "12.0%" in html
         assert "fvu_heldout" not in html and "pw_mcc" not in html and "A, second SAE set" in html
+
+
+def test_the_scope_box_says_where_the_saes_trained_and_the_brown_licence(tmp_path):
+    offline = pairing_and_licence_lines(load_profile("offline"), tmp_path)
+    own = [line for line in offline if "outside the comparison's token grid" in line]
+    assert len(own) == 1 and "WikiText-2 and the Brown corpus" in own[0] and "non-commercial" in own[0]
+    wiki_only = load_profile("offline", **{f"{slot}.sae.train_text": ["wikitext2"] for slot in
+                                           ("model_a", "model_b", "seed_control", "control", "control_all")})
+    line = [x for x in pairing_and_licence_lines(wiki_only, tmp_path) if "outside" in x][0]
+    assert "non-commercial" not in line
+    assert not [x for x in pairing_and_licence_lines(load_profile("tiny"), tmp_path) if "outside" in x]
