@@ -104,28 +104,68 @@ def load_activations(profile: Profile | str, which: Which, layer: int, *, out=No
 def load_train_activations(profile: Profile | str, which: Which, layer: int, *, out=None) -> np.ndarray | None:
     """The stored activations of ``(which, layer)``'s SAE training text (``sae.train_text``), or None.
 
-    Extraction stores them (float16) for the kept layers (A's and B's of
+    Extraction stores them for the kept layers (A's and B's of
     :meth:`saesim.config.Profile.baseline_layer_pairs`) when it captures them to train
-    their SAEs. None when the slot's SAE trains on the grid's rows or nothing is stored.
+    their SAEs; :func:`train_activations` captures them when they are not stored. None when
+    the slot's SAE trains on the grid's rows or nothing is stored.
 
     Returns
     -------
-    ndarray of float16, shape (sae.train_tokens, d_model) or None
+    ndarray of float32, shape (sae.train_tokens, d_model) or None
         Rows in training order.
     """
-    from saesim.extract._extract_keys import training_plan
-    from saesim.extract._extract_train_text import train_activations_key
-
     profile = load_profile(profile) if not isinstance(profile, Profile) else profile
     spec = profile.model(which)
     if not spec.sae.train_text:
         return None
     store = artefact_store(profile, out)
-    key = train_activations_key(profile, spec, spec.sae.hook_for(int(layer)),
-                                int(training_plan(profile, spec).train_tokens))
+    key = _train_key(profile, which, layer)
     if not store.has(key, "array"):
         return None
     try:
         return store.load_array(key)
     except CacheMissError:
         return None
+
+
+def train_activations(profile: Profile | str, which: Which, layer: int, *, out=None,
+                      progress: bool = False) -> np.ndarray | None:
+    """:func:`load_train_activations`, captured through the model and stored first when they are not stored.
+
+    None when the slot's SAE trains on the grid's rows (no ``sae.train_text``).
+    """
+    from saesim.extract._extract_train_text import train_grid
+    from saesim.extract.capture import capture
+    from saesim.extract.models import load_model
+
+    profile = load_profile(profile) if not isinstance(profile, Profile) else profile
+    spec = profile.model(which)
+    if not spec.sae.train_text:
+        return None
+    kept = load_train_activations(profile, which, layer, out=out)
+    if kept is not None:
+        return kept
+    store = artefact_store(profile, out)
+    n_tokens = int(_plan(profile, which).train_tokens)
+    hook = spec.sae.hook_for(int(layer))
+    loaded = load_model(spec, root=store.root, what=f"profile `{profile.name}` (the SAE's training text)")
+    grid = train_grid(profile, loaded.tokenizer, spec.sae.train_text, n_tokens)
+    acts = capture(loaded, grid, [hook], device=profile.device, compat=profile.compat, progress=progress)[hook]
+    acts = np.ascontiguousarray(acts[:n_tokens], dtype=np.float32)
+    store.save_array(_train_key(profile, which, layer), acts,
+                     {"profile": profile.name, "slot": which, "layer": int(layer), "hook": hook, "model": spec.model,
+                      "role": "train_text"})
+    return acts
+
+
+def _plan(profile: Profile, which: Which):
+    from saesim.extract._extract_keys import training_plan
+
+    return training_plan(profile, profile.model(which))
+
+
+def _train_key(profile: Profile, which: Which, layer: int) -> str:
+    from saesim.extract._extract_train_text import train_activations_key
+
+    spec = profile.model(which)
+    return train_activations_key(profile, spec, spec.sae.hook_for(int(layer)), int(_plan(profile, which).train_tokens))

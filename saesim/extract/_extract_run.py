@@ -179,7 +179,8 @@ def _capture_train_text(profile: Profile, group_slots, pending, loaded, store: A
     """Capture the training text of the group's SAEs that train on their own text and are not on disk yet.
 
     Returns ``(slot, hook) -> activations`` (the first ``sae.train_tokens`` rows of the slot's
-    training text). The kept layers' (``keep``) are also stored as float16
+    training text). The kept layers' (``keep``) are also stored (float32: Gemma's residual stream
+    exceeds float16's range)
     (:func:`load_train_activations`), for the SAE frontier of the sweeps chapter.
     """
     from saesim.extract import saes
@@ -209,7 +210,7 @@ def _capture_train_text(profile: Profile, group_slots, pending, loaded, store: A
             if (slot, layer) in keep:
                 key = train_activations_key(profile, profile.model(slot), hook, n_tokens)
                 if not store.has(key, "array"):
-                    store.save_array(key, acts[hook][:n_tokens].astype(np.float16),
+                    store.save_array(key, np.ascontiguousarray(acts[hook][:n_tokens], dtype=np.float32),
                                      {"profile": profile.name, "slot": slot, "layer": int(layer), "hook": hook,
                                       "model": profile.model(slot).model, "role": "train_text"})
     return out

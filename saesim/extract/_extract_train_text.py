@@ -112,4 +112,4 @@ def train_activations_key(profile: Profile, spec: ModelSpec, hook: str, n_tokens
     """Key of one model's activations at ``hook`` on the first ``n_tokens`` tokens of its training text."""
     return ArtefactStore.key(role="train_activations", version=EXTRACT_VERSION, model=spec.identity,
                              backend=spec.backend, hook=hook, compat=profile.compat,
-                             text=train_text_identity(profile, spec), n_tokens=int(n_tokens))
+                             text=train_text_identity(profile, spec), n_tokens=int(n_tokens), dtype="float32")

@@ -54,7 +54,7 @@ modules of :mod:`saesim.extract`, one job each (import from here, not there):
 * ``_extract_layer`` — one (model, layer): SAE, codes, FVU guards, top
   tokens (:func:`token_decoder`);
 * ``_extract_activations`` — :func:`save_activations`,
-  :func:`load_activations`, :func:`load_train_activations`, :data:`KEEP_ACTIVATIONS_MAX_BYTES`;
+  :func:`load_activations`, :func:`load_train_activations`, :func:`train_activations`, :data:`KEEP_ACTIVATIONS_MAX_BYTES`;
 * ``_extract_train_text`` — the SAE's own training text (``sae.train_text``):
   its documents, tokens and the key of its stored activations;
 * ``_extract_load`` — :func:`load_layer`, :func:`sae_quality`.
@@ -69,6 +69,7 @@ from saesim.extract._extract_activations import (
     load_activations,
     load_train_activations,
     save_activations,
+    train_activations,
 )
 from saesim.extract._extract_grid import ALIGNMENT_REPORT, load_grid, token_alignment
 from saesim.extract._extract_keys import EXTRACT_VERSION, GRID_VERSION
@@ -102,6 +103,7 @@ __all__ = [
     "sae_quality",
     "save_activations",
     "token_alignment",
+    "train_activations",
 ]
 
 # Also public here, as before the split: Which, EXTRACT_VERSION, GRID_VERSION, HELDOUT_FVU_TARGET,

@@ -13,7 +13,7 @@ from saesim.extract._extract_keys import training_key
 from saesim.extract._extract_train_text import train_grid, train_texts
 from saesim.extract.capture import capture
 from saesim.extract.data import load_texts
-from saesim.extract.pipeline import extract, load_train_activations
+from saesim.extract.pipeline import extract, load_train_activations, train_activations
 
 N_TRAIN = 1500
 
@@ -55,13 +55,12 @@ def test_every_grid_row_is_held_out_and_the_report_says_how_it_trained(own_text_
 def test_the_kept_training_activations_are_the_models_on_that_text(own_text, own_text_run, tiny_neox):
     out, _ = own_text_run
     kept = load_train_activations(own_text, "seed", 0, out=out)
-    assert kept.shape == (N_TRAIN, tiny_neox.d_model) and kept.dtype == np.float16
-    assert load_train_activations(own_text, "seed", 1, out=out) is None  # only the kept layer is stored
+    assert kept.shape == (N_TRAIN, tiny_neox.d_model) and kept.dtype == np.float32
     grid = train_grid(own_text, tiny_neox.tokenizer, ("wikitext2", "brown"), N_TRAIN)
     assert grid.n_tokens >= N_TRAIN
     hook = own_text.seed_control.sae.hook_for(0)
     oracle = capture(tiny_neox, grid, [hook], device="cpu", progress=False)[hook][:N_TRAIN]
-    np.testing.assert_allclose(kept.astype(np.float32), oracle, rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(kept, oracle, rtol=1e-4, atol=1e-4)
     # the grid profile's own layers stay as they were: no training text there
     assert load_train_activations(own_text, "a", 0, out=out) is None
 
@@ -100,3 +99,15 @@ def test_too_little_training_text_names_the_fields(own_text, tiny_neox):
 def test_bad_settings_are_clear_errors(tiny_profile, change, message):
     with pytest.raises(ProfileError, match=message):
         tiny_profile.replace(**change)
+
+
+def test_train_activations_capture_what_is_not_stored(own_text, own_text_run, tiny_neox):
+    out, _ = own_text_run
+    assert load_train_activations(own_text, "seed", 1, out=out) is None
+    captured = train_activations(own_text, "seed", 1, out=out)
+    np.testing.assert_array_equal(load_train_activations(own_text, "seed", 1, out=out), captured)
+    hook = own_text.seed_control.sae.hook_for(1)
+    grid = train_grid(own_text, tiny_neox.tokenizer, ("wikitext2", "brown"), N_TRAIN)
+    oracle = capture(tiny_neox, grid, [hook], device="cpu", progress=False)[hook][:N_TRAIN]
+    np.testing.assert_allclose(captured, oracle, rtol=1e-4, atol=1e-4)
+    assert train_activations(own_text.replace(**{"seed_control.sae.train_text": []}), "seed", 1, out=out) is None
