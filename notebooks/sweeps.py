@@ -23,6 +23,7 @@ sweep_filters_n_perm = 10  # shuffles per score in the filter sweep (every rule 
 sweep_r_min = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 fractions = [0.1, 0.25, 0.5, 1.0]
 seed = 0
+frontier = True  # the SAE frontier: two SAEs per point, about 3.75x the profile's SAE training per seed
 
 # %% [markdown]
 # # Which choices move the score?
@@ -40,8 +41,10 @@ from IPython.display import HTML, Markdown, display
 from saesim import vocab
 from saesim.experiments import sweeps
 from saesim.experiments.bootstrap import row_documents
+from saesim.experiments.sae_frontier import frontier_for_profile, projection
 from saesim.report.book import scope_note, show_figure
-from saesim.report.plots import plot_sweep, policy_label
+from saesim.report.frontier import frontier_caption, frontier_table, frontier_text
+from saesim.report.plots import plot_sae_frontier, plot_sweep, policy_label
 from saesim.report.tables import labelled
 from saesim.config import load_profile
 from saesim.experiments.grid import settings_from_profile
@@ -127,3 +130,24 @@ show_figure(fig, "robustness_sweep_tokens",
             f"Scores (solid) and null means (dotted) on nested random shares of the documents; "
             f"layers A{la}–B{lb}, {vocab.label('rule', rule)}, {vocab.label('direction', direction)}, "
             f"{sweep_n_perm} shuffles.")
+
+# %% [markdown]
+# ## How stable can the SAEs get on this machine?
+#
+# Two SAEs of one layer that differ only by seed should find the same latents; how many they share
+# depends on how long they train. This section trains two SAEs per point of a small design around the
+# profile's SAE recipe (fewer training tokens, more epochs, a narrower SAE) on this machine's CPU and
+# measures their seed stability and held-out FVU at each point, with the training time. A line fitted
+# against log2(training tokens) says what the targets would take where the points measured do not reach
+# them.
+
+# %%
+# Kept under its parameters (results/robustness/kept/): a rebuild reads it back.
+if frontier:
+    front = frontier_for_profile(prof, cache=cache, out=out)
+    proj = projection(front)
+    show_figure(plot_sae_frontier(front, proj), "sae_frontier", frontier_caption(front, proj))
+    display(frontier_table(front))
+    display(Markdown(frontier_text(front, proj)))
+else:
+    display(Markdown("The SAE frontier was not run for this build (`frontier = False`)."))

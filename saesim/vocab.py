@@ -135,6 +135,13 @@ _RECIPES = {
     "decoder_sum": Term("decoder sum", "the sum of the decoder rows of the latents assigned to the concept"),
 }
 
+_FRONTIER_AXES = {
+    "tokens": Term("training tokens varied", "fewer training tokens"),
+    "epochs": Term("epochs varied", "more epochs"),
+    "width": Term("width varied", "a narrower SAE"),
+    "profile": Term("the profile's recipe", "the profile's recipe"),
+}
+
 TERMS: dict[str, dict[str, Term]] = {
     "comparison": _COMPARISONS,
     "rule": _RULES,
@@ -145,6 +152,7 @@ TERMS: dict[str, dict[str, Term]] = {
     "steering_map": _STEERING_MAPS,
     "recipe": _RECIPES,
     "junk_list": _JUNK_LISTS,
+    "frontier_axis": _FRONTIER_AXES,
 }
 """Kind -> key -> :class:`Term`. The keys are the values stored in tidy tables and settings."""
 
@@ -195,6 +203,9 @@ COLUMNS: dict[str, str] = {
     "shared_dec_enc": "shared (decoder and encoder)", "chance_pw_mcc": "PW-MCC by chance",
     "chance_shared_dec": "shared by chance", "act_mcc": "activation MCC", "shared_act": "shared by activation",
     "partner": "partner SAE",
+    # the SAE frontier (saesim.experiments.sae_frontier; its points' width is num_latents)
+    "axis": "what varies", "num_latents": "latents", "token_steps": "token-steps (tokens × epochs)",
+    "seconds": "seconds per SAE", "tokens_per_s": "token-steps per second", "n_seeds": "seeds",
     # the explorer's pair table (saesim.report.explore.pair_table; its frame is keyed by these names)
     "A latent": "A latent", "B latent": "B latent", "r": "r", "r rank": "rank by r", "stage": "stage",
     "why": "why dropped", "A top tokens": "A top tokens", "B top tokens": "B top tokens",

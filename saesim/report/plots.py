@@ -38,6 +38,7 @@ hubs, frequencies, p-values    :func:`hub_histogram`, :func:`frequency_histogram
                                :func:`pvalue_histogram`
 baselines, sweeps              :func:`plot_baselines`, :func:`plot_sweep` (drawn in
                                :mod:`saesim.report.plots_robust`, re-exported here)
+SAE frontier (issue #22)       :func:`plot_sae_frontier`
 =============================  =====================================================
 
 This module is the public face of the figure code, which lives in private
@@ -57,7 +58,9 @@ modules of :mod:`saesim.report`, one job each (import from here, not there):
   :func:`multiple_testing_cutoffs`, :func:`pvalue_histogram`;
 * ``_plot_schematics`` — :func:`method_diagram`, :func:`toy_pairing_figure`;
 * ``_plot_save`` — :func:`save_figure` and :data:`FIGURE_NAMES`;
-* ``_plot_captions`` — :func:`caption`, :func:`dims_words`, :func:`dims_with_pairs`.
+* ``_plot_captions`` — :func:`caption`, :func:`dims_words`, :func:`dims_with_pairs`;
+* ``_plot_frontier`` — :func:`plot_sae_frontier` (seed stability and held-out FVU against
+  training tokens) and :func:`tokens_short`.
 
 References
 ----------
@@ -88,6 +91,7 @@ from saesim.report._plot_bars import (
     rule_bars,
 )
 from saesim.report._plot_captions import caption, dims_with_pairs, dims_words, labels_text
+from saesim.report._plot_frontier import FIT_REACH, plot_sae_frontier, tokens_short
 from saesim.report._plot_heatmaps import (
     CONSTANT_LABEL,
     MIN_TEXT_PX,
@@ -114,6 +118,7 @@ __all__ = [
     "ANNOT_KWS",
     "CONSTANT_LABEL",
     "FIGURE_NAMES",
+    "FIT_REACH",
     "FILTER_STAGES",
     "PAGE_PANEL_SIZE",
     "HeatmapStyle",
@@ -136,6 +141,7 @@ __all__ = [
     "paired_vs_null_panels",
     "panel_axes",
     "plot_baselines",
+    "plot_sae_frontier",
     "plot_sweep",
     "policy_label",
     "panel_style",
@@ -145,6 +151,7 @@ __all__ = [
     "rule_heatmaps",
     "save_figure",
     "shared_style",
+    "tokens_short",
     "toy_pairing_figure",
 ]
 

@@ -1,0 +1,340 @@
+"""The SAE frontier in words and as a table: the sweeps chapter's section on how stable the SAEs can get here.
+
+Everything here reads a :func:`saesim.experiments.sae_frontier.sae_frontier` table and its
+:func:`~saesim.experiments.sae_frontier.projection`, and writes English that follows from the
+numbers only (a target is "reached" or "not reached" as the table says, the projection's budget
+is the fit's). The literature's figures appear only as the literature's, with their citations
+(:data:`saesim.report.scope.LITERATURE_STABILITY`). The figure is
+:func:`saesim.report.plots.plot_sae_frontier`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from saesim import vocab
+from saesim.report._plot_frontier import plot_sae_frontier
+
+__all__ = [
+    "duration_words",
+    "frontier_caption",
+    "frontier_table",
+    "frontier_text",
+    "plot_sae_frontier",
+    "target_status",
+    "tokens_words",
+]
+
+_SHOWN = ["axis", "train_tokens", "epochs", "num_latents", "pw_mcc", "shared_dec", "fvu_heldout", "seconds"]
+_MORE = ["token_steps", "tokens_per_s", "shared_dec_enc", "chance_pw_mcc", "chance_shared_dec", "act_mcc",
+         "shared_act", "dead_fraction", "mean_l0"]
+_PERCENT = ("shared_dec", "shared_dec_enc", "chance_shared_dec", "shared_act", "dead_fraction")
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def tokens_words(n: float) -> str:
+    """A token count in words: ``"24,000"``, ``"1.5 million"``, ``"320 billion"``, ``"4.1 × 10¹⁵"``.
+
+    Examples
+    --------
+    >>> [tokens_words(v) for v in (24000, 1.5e6, 3.2e11, 4.1e15)]
+    ['24,000', '1.5 million', '320 billion', '4.1 × 10¹⁵']
+    """
+    n = float(n)
+    if not math.isfinite(n):
+        return "no finite number of"
+    if n < 1e6:
+        return f"{n:,.0f}"
+    for size, word in ((1e6, "million"), (1e9, "billion"), (1e12, "trillion")):
+        value = n / size
+        if value < 999.5:
+            return f"{value:.1f} {word}" if value < 9.95 else f"{value:.0f} {word}"
+    return _power(n)
+
+
+def duration_words(minutes: float) -> str:
+    """CPU time in words: seconds, minutes, hours, days or years.
+
+    Examples
+    --------
+    >>> [duration_words(m) for m in (0.5, 42, 300, 6000, 2e6, 1e12)]
+    ['30 seconds', '42 minutes', '5.0 hours', '4.2 days', '3.8 years', '1.9 × 10⁶ years']
+    """
+    minutes = float(minutes)
+    if not math.isfinite(minutes):
+        return "no finite time"
+    if minutes < 1:
+        return f"{60 * minutes:.0f} seconds"
+    if minutes < 120:
+        return f"{minutes:.0f} minutes"
+    hours = minutes / 60
+    if hours < 48:
+        return f"{hours:.1f} hours"
+    days = hours / 24
+    if days < 730:
+        return f"{days:.1f} days"
+    years = days / 365.25
+    if years < 100:
+        return f"{years:.1f} years"
+    return f"{years:,.0f} years" if years < 1e4 else f"{_power(years)} years"
+
+
+def _power(value: float) -> str:
+    exponent = int(math.floor(math.log10(value)))
+    return f"{value / 10**exponent:.2g} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+def _targets(proj: dict, targets: dict | None) -> dict:
+    from saesim.experiments.sae_frontier import TARGET_FVU, TARGET_PW_MCC, TARGET_SHARED
+
+    out = {"pw_mcc": TARGET_PW_MCC, "shared_dec": TARGET_SHARED, "fvu_heldout": TARGET_FVU}
+    for column in ("pw_mcc", "shared_dec"):
+        if column in (proj or {}):
+            out[column] = proj[column]["target"]
+    return {**out, **(targets or {})}
+
+
+def _profile_row(frame: pd.DataFrame) -> pd.Series:
+    rows = frame[frame["axis"] == "profile"]
+    if rows.empty:
+        raise ValueError("`frame` has no row of axis 'profile' (the profile's own recipe); pass a table of "
+                         "sae_frontier run on default_points.")
+    return rows.iloc[0]
+
+
+def _meets(value: float, column: str, target: float) -> bool:
+    if not np.isfinite(value):
+        return False
+    return value <= target if column == "fvu_heldout" else value >= target
+
+
+def _value(column: str, value: float) -> str:
+    if not np.isfinite(value):
+        return "not measured"
+    if column == "shared_dec":
+        return f"{100 * value:.1f} %"
+    return f"{value:.3f}" if column == "fvu_heldout" else f"{value:.2f}"
+
+
+def _target_words(column: str, target: float) -> str:
+    return {"pw_mcc": f"PW-MCC ≥ {target:g}", "shared_dec": f"≥ {100 * target:g} % of latents shared",
+            "fvu_heldout": f"held-out FVU ≤ {target:g}"}[column]
+
+
+def _point_words(row) -> str:
+    return (f"{int(row['train_tokens']):,} tokens × {int(row['epochs'])} epochs, {int(row['num_latents']):,} latents, "
+            f"k = {int(row['k'])}")
+
+
+def target_status(frame: pd.DataFrame, proj: dict | None = None, *, targets: dict | None = None) -> pd.DataFrame:
+    """Whether each target (PW-MCC, share of latents shared, held-out FVU) is met: at the profile's recipe, at
+    another point, or nowhere.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target (``pw_mcc``, ``shared_dec``, ``fvu_heldout``): ``target``, ``at_profile``
+        (the profile point's value), ``met_at_profile``, ``best`` (the best value of any point),
+        ``best_axis`` (its axis), ``met`` (met at some point) and ``status``: ``"reached at the
+        profile's recipe"``, ``"reached only at another point"`` or ``"not reached"``.
+    """
+    goals = _targets(proj or {}, targets)
+    ref = _profile_row(frame)
+    records = []
+    for column, target in goals.items():
+        values = frame[column].to_numpy(dtype=float)
+        finite = np.isfinite(values)
+        best_i = None
+        if finite.any():
+            best_i = int(np.nanargmin(values) if column == "fvu_heldout" else np.nanargmax(values))
+        best = values[best_i] if best_i is not None else float("nan")
+        met_here = _meets(float(ref[column]), column, target)
+        met = bool(best_i is not None and _meets(best, column, target))
+        status = ("reached at the profile's recipe" if met_here else "reached only at another point" if met
+                  else "not reached")
+        records.append({"column": column, "target": float(target), "at_profile": float(ref[column]),
+                        "met_at_profile": met_here, "best": float(best),
+                        "best_axis": frame["axis"].iloc[best_i] if best_i is not None else "", "met": met,
+                        "status": status, "best_index": best_i})
+    return pd.DataFrame.from_records(records).set_index("column")
+
+
+def frontier_text(frame: pd.DataFrame, proj: dict, *, targets: dict | None = None) -> str:
+    """One paragraph on the frontier, generated from its numbers.
+
+    It says the stability and held-out FVU at the profile's recipe (against the chance level),
+    the most stable point measured, whether each target is reached (at the profile's recipe,
+    only at another point, or not at all), what the log-linear fit projects (tokens, CPU time
+    per SAE at the measured rate, or that it projects nothing when stability does not rise with
+    tokens) and, named as the literature's, the published stability figures.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`saesim.experiments.sae_frontier.sae_frontier`'s table (with a ``"profile"`` row).
+    proj : dict
+        :func:`saesim.experiments.sae_frontier.projection` of ``frame``.
+    targets : dict, optional
+        Override the targets (``pw_mcc``, ``shared_dec``, ``fvu_heldout``).
+
+    Returns
+    -------
+    str
+        Markdown, one paragraph.
+    """
+    from saesim.report.scope import LITERATURE_STABILITY
+
+    ref = _profile_row(frame)
+    status = target_status(frame, proj, targets=targets)
+    sentences = [
+        f"At the profile's recipe ({_point_words(ref)}), two SAEs that differ only by seed reach a PW-MCC of "
+        f"{_value('pw_mcc', ref['pw_mcc'])} (random directions of the same shapes: "
+        f"{_value('pw_mcc', ref['chance_pw_mcc'])}) and share {_value('shared_dec', ref['shared_dec'])} of their "
+        f"latents at decoder cosine ≥ 0.7 (chance: {_value('shared_dec', ref['chance_shared_dec'])}); their "
+        f"held-out FVU is {_value('fvu_heldout', ref['fvu_heldout'])}."]
+    stab = frame["pw_mcc"].to_numpy(dtype=float)
+    if np.isfinite(stab).any():
+        best = frame.iloc[int(np.nanargmax(stab))]
+        if best["axis"] == "profile" or best["pw_mcc"] <= ref["pw_mcc"]:
+            sentences.append("No other point measured is more stable.")
+        else:
+            sentences.append(
+                f"The most stable point measured is the one with {vocab.phrase('frontier_axis', best['axis'])} "
+                f"({_point_words(best)}): PW-MCC {_value('pw_mcc', best['pw_mcc'])}, "
+                f"{_value('shared_dec', best['shared_dec'])} shared, held-out FVU "
+                f"{_value('fvu_heldout', best['fvu_heldout'])}.")
+    sentences.append(_targets_sentence(frame, status))
+    sentences += _projection_sentences(proj)
+    sentences.append(f"For comparison, and not computed here, the literature's figures for far larger SAEs: "
+                     f"{LITERATURE_STABILITY}")
+    return " ".join(sentences)
+
+
+def _targets_sentence(frame: pd.DataFrame, status: pd.DataFrame) -> str:
+    parts = []
+    for column, row in status.iterrows():
+        goal = _target_words(column, row["target"])
+        if row["met_at_profile"]:
+            parts.append(f"{goal} is reached at the profile's recipe ({_value(column, row['at_profile'])})")
+        elif row["met"]:
+            best = frame.iloc[int(row["best_index"])]
+            parts.append(f"{goal} is not reached at the profile's recipe ({_value(column, row['at_profile'])}) but "
+                         f"is at the point with {vocab.phrase('frontier_axis', best['axis'])} ({_point_words(best)}: "
+                         f"{_value(column, row['best'])})")
+        else:
+            parts.append(f"{goal} is not reached at any point measured (best "
+                         f"{_value(column, row['best'])})")
+    if status["met_at_profile"].all():
+        verdict = "All the targets are met at the profile's recipe"
+    elif status["met"].all():
+        verdict = "Every target is met somewhere on the frontier, but not all at the profile's recipe"
+    else:
+        missing = [_target_words(c, r["target"]) for c, r in status.iterrows() if not r["met"]]
+        verdict = (f"The targets are not all reached on this machine: {_and(missing)} "
+                   f"{'is' if len(missing) == 1 else 'are'} not reached at any point measured")
+    return f"{verdict}. Target by target: {'; '.join(parts)}."
+
+
+def _projection_sentences(proj: dict) -> list[str]:
+    out = []
+    rough = False
+    for column in ("pw_mcc", "shared_dec"):
+        fit = proj.get(column)
+        if fit is None:
+            continue
+        goal = _target_words(column, fit["target"])
+        name = "PW-MCC" if column == "pw_mcc" else "The share of latents shared"
+        per = (f"{fit['slope']:+.3f}" if column == "pw_mcc" else f"{100 * fit['slope']:+.1f} percentage points")
+        if not np.isfinite(fit["slope"]):
+            out.append(f"No fit of {name[0].lower() + name[1:]} against the training tokens: "
+                       f"{fit['reason'] or 'too few points'}.")
+        elif fit["reached"]:
+            out.append(f"{name} rises by {per} per doubling of the training tokens and already reaches {goal} "
+                       f"within the range measured.")
+        elif not fit["rises"]:
+            out.append(f"{name} does not rise with the training tokens over the points measured ({per} per "
+                       f"doubling), so the log-linear fit projects no budget that reaches {goal}.")
+        elif not math.isfinite(fit["tokens"]):
+            out.append(f"{name} rises by only {per} per doubling of the training tokens; the log-linear fit reaches "
+                       f"{goal} at no budget that can be written down.")
+        else:
+            where = (f"{fit['fold']:.1f} times the largest measured" if fit["fold"] < 100
+                     else f"{tokens_words(fit['fold'])} times the largest measured")
+            minutes = (f", about {duration_words(fit['minutes'])} of CPU time per SAE at {proj['epochs']} epochs "
+                       f"and the measured {proj['tokens_per_s']:,.0f} token-steps per second (the stability "
+                       f"compares two SAEs)" if np.isfinite(fit["minutes"]) else "")
+            out.append(f"{name} rises by {per} per doubling of the training tokens; on that log-linear fit "
+                       f"{goal} would take about {tokens_words(fit['tokens'])} training tokens ({where}){minutes}.")
+            rough = rough or fit["fold"] > 2
+    if out:
+        out.insert(0, f"A least-squares line against log2(training tokens) is fitted to the points with "
+                      f"fewer training tokens and the profile's own point ({proj['n_points']} points, the same "
+                      f"epochs and width).")
+    if rough:
+        out.append("A log-linear extrapolation this far beyond the measured range is a rough guide only: "
+                   "stability cannot pass 1 and tends to level off.")
+    return out
+
+
+def _and(items) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def frontier_caption(frame: pd.DataFrame, proj: dict, *, layer: int | None = None, slot: str | None = None,
+                     targets: dict | None = None) -> str:
+    """The figure's caption, from the table: which layer and seeds, the points, the targets, the fit.
+
+    ``layer`` and ``slot`` default to the table's ``layer`` and ``slot`` columns
+    (:func:`saesim.experiments.sae_frontier.frontier_for_profile` adds them).
+    """
+    goals = _targets(proj, targets)
+    ref = _profile_row(frame)
+    layer = int(frame["layer"].iloc[0]) if layer is None and "layer" in frame.columns else layer
+    slot = str(frame["slot"].iloc[0]) if slot is None and "slot" in frame.columns else (slot or "a")
+    where = f"{vocab.phrase('slot', slot)}'s layer {layer}" if layer is not None else vocab.phrase("slot", slot)
+    n_seeds = int(frame["n_seeds"].iloc[0]) if "n_seeds" in frame.columns else 2
+    counts = {axis: int((frame["axis"] == axis).sum()) for axis in ("tokens", "epochs", "width")}
+    n_held = f" on {int(ref['n_heldout']):,} held-out tokens" if "n_heldout" in frame.columns else ""
+    fit = proj.get("measured_tokens", (0, 0))
+    return (f"Seed stability and reconstruction of TopK SAEs of {where}, {n_seeds} seeds per point, at "
+            f"{len(frame)} points around the profile's recipe ({_point_words(ref)}; star): "
+            f"{counts['tokens']} with fewer training tokens (circles, on the line to the star), "
+            f"{counts['epochs']} with more epochs (squares) and {counts['width']} narrower SAEs (triangles). "
+            f"Top: PW-MCC (mean decoder cosine of the Hungarian matching of two seeds' SAEs); middle: the "
+            f"percentage of latents matched at decoder cosine ≥ 0.7; bottom: held-out FVU{n_held}. Dotted: "
+            f"random directions of the same shapes; dashed: the targets ({_target_words('pw_mcc', goals['pw_mcc'])}, "
+            f"{_target_words('shared_dec', goals['shared_dec'])}, {_target_words('fvu_heldout', goals['fvu_heldout'])}); "
+            f"dash-dot: the least-squares fit against log2(training tokens) over the circles and the star "
+            f"({fit[0]:,} to {fit[1]:,} tokens), extended towards its target. Every SAE was trained by saesim "
+            f"on the CPU.")
+
+
+def frontier_table(frame: pd.DataFrame, caption: str | None = None):
+    """The frontier table as the book shows it: each point's recipe, stability, FVU and time; every column one
+    click away (:func:`saesim.report.tables.split_table`).
+
+    The default caption names the layer, the seeds and the held-out tokens from the table.
+    """
+    from saesim.report.frames import check_frame
+    from saesim.report.tables import split_table
+
+    check_frame(frame, "frame", _SHOWN + _MORE)
+    if caption is None:
+        where = (f"{vocab.phrase('slot', str(frame['slot'].iloc[0]))}'s layer {int(frame['layer'].iloc[0])}"
+                 if {"slot", "layer"} <= set(frame.columns) else "one layer")
+        seeds = f"{int(frame['n_seeds'].iloc[0])} seeds" if "n_seeds" in frame.columns else "two seeds"
+        held = (f" on {int(frame['n_heldout'].iloc[0]):,} held-out tokens" if "n_heldout" in frame.columns else "")
+        caption = (f"The SAE frontier of {where}: each point's recipe, the seed stability of its SAEs ({seeds}; "
+                   f"shared: matched at decoder cosine ≥ 0.7), held-out FVU{held} and training seconds per SAE; "
+                   f"the training rate, the decoder-and-encoder criterion, the chance levels, the activation "
+                   f"matching, dead latents and L0 one click away")
+    view = frame[_SHOWN + _MORE].assign(axis=frame["axis"].map(lambda a: vocab.label("frontier_axis", a)))
+    view = view.rename(columns=lambda c: vocab.column_label(c, default=c))
+    formats = {vocab.column_label(c): ".1%" for c in _PERCENT}
+    formats.update({vocab.column_label("seconds"): ".1f", vocab.column_label("tokens_per_s"): ",.0f"})
+    return split_table(view, [vocab.column_label(c) for c in _SHOWN], caption, formats=formats, index=False)
