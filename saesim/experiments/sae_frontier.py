@@ -467,13 +467,8 @@ def _training_rows(profile, cache: Path, slot: str, layer: int) -> tuple[np.ndar
         raise ValueError(f"the raw activations of slot {slot!r} layer {layer} of profile `{profile.name}` are not "
                          f"stored under the cache {cache}; {fix}.")
     if getattr(spec, "train_text", ()):
-        loader = getattr(pipeline, "load_train_activations", None)
-        train = None if loader is None else loader(profile, slot, layer, out=cache)
-        if train is None:
-            raise ValueError(f"the activations of the SAE's training text ({'+'.join(spec.train_text)}) of slot "
-                             f"{slot!r} layer {layer} of profile `{profile.name}` are not stored under the cache "
-                             f"{cache}; {fix}, or capture them with saesim.extract.pipeline.train_activations("
-                             f"profile, {slot!r}, {layer}) (one forward pass of the model over the text).")
+        # stored by extraction for the kept layers; captured here (one forward over the text) otherwise
+        train = pipeline.train_activations(profile, slot, layer, out=cache)
         tokens = int(spec.train_tokens) if spec.train_tokens is not None else int(train.shape[0])
         if train.shape[0] < tokens:
             raise ValueError(f"the stored training-text activations have {train.shape[0]} rows but `sae.train_tokens` "

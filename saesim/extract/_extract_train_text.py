@@ -44,16 +44,11 @@ def train_texts(profile: Profile, corpora) -> list[str]:
 @functools.lru_cache(maxsize=8)
 def _train_texts(corpora: tuple, grid_corpus: str, grid_docs: int, unit: str, min_words: int,
                  data_dir_override) -> tuple[str, ...]:
-    from saesim.extract.data import _brown_docs, _wikitext_docs, _wikitext_lines, data_dir
+    from saesim.extract.data import corpus_documents
 
     lists = []
     for corpus in corpora:
-        if corpus == "wikitext2":
-            docs = _wikitext_docs(_wikitext_lines(data_dir_override), unit=unit, min_words=min_words, limit=10**9)
-        elif corpus == "brown":
-            docs = _brown_docs(data_dir(data_dir_override), unit=unit, min_words=min_words, limit=10**9)
-        else:  # pragma: no cover - SaeSpec validates the choice
-            raise ValueError(f"`sae.train_text` corpus {corpus!r} is unknown.")
+        docs = corpus_documents(corpus, unit=unit, min_words=min_words, override=data_dir_override)
         lists.append(docs[grid_docs:] if corpus == grid_corpus else docs)
     merged = [doc for group in itertools.zip_longest(*lists) for doc in group if doc is not None]
     return tuple(merged)

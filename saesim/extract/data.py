@@ -57,6 +57,7 @@ __all__ = [
     "HubUnavailableError",
     "TokenGrid",
     "TokenizerMismatchError",
+    "corpus_documents",
     "data_dir",
     "load_texts",
     "require_hub",
@@ -215,6 +216,23 @@ def load_texts(spec: DataSpec) -> list[str]:
             + (" or use unit='paragraph'." if spec.unit == "article" else " or lower `min_words`.")
         )
     return docs[: spec.n_docs]
+
+
+def corpus_documents(corpus: str, *, unit: str = "paragraph", min_words: int = 8, override=None) -> list[str]:
+    """Every document of a local corpus (``"wikitext2"`` or ``"brown"``), in the fixed order :func:`load_texts` reads.
+
+    ``override`` is the data folder (``DataSpec.data_dir``; None: :func:`data_dir`'s default).
+
+    Raises
+    ------
+    DataNotFoundError
+        The corpus is missing from the data folder.
+    """
+    if corpus == "wikitext2":
+        return _wikitext_docs(_wikitext_lines(override), unit=unit, min_words=min_words, limit=10**9)
+    if corpus == "brown":
+        return _brown_docs(data_dir(override), unit=unit, min_words=min_words, limit=10**9)
+    raise ValueError(f"`corpus` must be 'wikitext2' or 'brown' (the local corpora); got {corpus!r}.")
 
 
 _WIKI_ARTICLE = re.compile(r"^ = [^=].* = $")

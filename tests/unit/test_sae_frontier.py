@@ -276,22 +276,18 @@ class TestFrontierForProfile:
 
     def test_with_training_text_every_grid_row_is_held_out(self, tmp_path, monkeypatch):
         from saesim.config import load_profile
-        from saesim.config import SaeSpec
+        from saesim.experiments.sweeps import default_sweep_pair
         from saesim.extract import pipeline
 
-        if "train_text" not in {f.name for f in dataclasses.fields(SaeSpec)}:
-            pytest.skip("this saesim has no sae.train_text")
         profile = load_profile("tiny").replace(**{"model_a.sae.source": "train", "model_a.sae.train_tokens": 300,
                                                   "model_a.sae.train_text": ["wikitext2"]})
+        calls = []
         monkeypatch.setattr(pipeline, "load_activations", lambda *a, **k: planted_rows(120, 9))
-        monkeypatch.setattr(pipeline, "load_train_activations", lambda *a, **k: planted_rows(300, 0).astype(np.float16),
-                            raising=False)
+        monkeypatch.setattr(pipeline, "train_activations",
+                            lambda *a, **k: calls.append(a[1:3]) or planted_rows(300, 0))
         frame = frontier_for_profile(profile, cache=tmp_path, points=(FrontierPoint("profile", 300, 1, 8, 2),
                                                                        FrontierPoint("tokens", 100, 1, 8, 2)))
-        assert (frame["n_heldout"] == 120).all()
-        monkeypatch.setattr(pipeline, "load_train_activations", lambda *a, **k: None, raising=False)
-        with pytest.raises(ValueError, match="training text"):
-            frontier_for_profile(profile, cache=tmp_path, layer=0)
+        assert (frame["n_heldout"] == 120).all() and calls == [("a", default_sweep_pair(profile)[0])]
 
 
 # --------------------------------------------------------------------------- the page: prose and figure
