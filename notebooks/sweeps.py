@@ -146,7 +146,7 @@ show_figure(fig, "robustness_sweep_tokens",
 if frontier:
     front = frontier_for_profile(prof, cache=cache, out=out)
     proj = projection(front)
-    show_figure(plot_sae_frontier(front, proj), "sae_frontier", frontier_caption(front, proj))
+    show_figure(plot_sae_frontier(front, proj), "fig_sae_frontier", frontier_caption(front, proj))
     display(frontier_table(front))
     display(Markdown(frontier_text(front, proj)))
 else:
