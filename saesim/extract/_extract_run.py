@@ -141,12 +141,13 @@ def extract(
                 hooks[name] = None
         view = grid.for_tokenizer(loaded.tokenizer)  # this model's ids; rows paired with every other view
         row_doc, row_pos = view.doc_pos(np.arange(view.n_tokens))
+        # the SAEs' own training text first: too little text is an error before the grid's capture
+        train_acts = _capture_train_text(profile, group_slots, pending, loaded, store, grid.hash, keep, progress,
+                                         captures)
         acts, info = _capture(loaded, view, list(hooks), profile, progress)
         captures.append(dict(info, label=spec0.label if len(group_slots) == 1 else
                              " + ".join(profile.model(s).label for s in group_slots)))
         keep_captured(profile, group_slots, keep, limited, acts, root, grid.hash)
-        train_acts = _capture_train_text(profile, group_slots, pending, loaded, store, grid.hash, keep, progress,
-                                         captures)
         decode_cache: dict[int, str] = {}
         for slot in group_slots:
             spec = profile.model(slot)

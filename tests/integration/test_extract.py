@@ -315,9 +315,12 @@ class TestCausalProfile:
         summary = extract(profile, out=tmp_path, progress=False)
         assert [(r.slot, r.layer) for r in summary.layers] == [
             ("a", 0), ("a", 17), ("b", 0), ("b", 29), ("seed", 17), ("control", 17), ("control_all", 17)]
-        assert len(summary.captures) == 4  # Gemma once for A and its seed set, SmolLM2, each random copy
+        # Gemma once for A and its seed set, SmolLM2, each random copy; each also on its SAEs' training text
+        assert len(summary.captures) == 8
+        assert sum("SAE training text" in c["label"] for c in summary.captures) == 4
         for row in summary.layers:
             assert row.n_latents == 512 and row.mean_l0 == pytest.approx(32, abs=1)
+            assert row.n_heldout == summary.n_tokens and row.train["train_text"] == ["wikitext2", "brown"]
             assert 0 < row.fvu < saes.DEFAULT_MAX_FVU and 0 < row.fvu_heldout < 1.5
         a, b = load_layer(profile, "a", 17, out=tmp_path), load_layer(profile, "b", 29, out=tmp_path)
         assert a.codes.shape[0] == b.codes.shape[0] == summary.n_tokens

@@ -111,3 +111,15 @@ def test_train_activations_capture_what_is_not_stored(own_text, own_text_run, ti
     oracle = capture(tiny_neox, grid, [hook], device="cpu", progress=False)[hook][:N_TRAIN]
     np.testing.assert_allclose(captured, oracle, rtol=1e-4, atol=1e-4)
     assert train_activations(own_text.replace(**{"seed_control.sae.train_text": []}), "seed", 1, out=out) is None
+
+
+def test_too_much_asked_of_the_training_text_fails_before_any_capture(own_text, tmp_path, monkeypatch):
+    import saesim.extract._extract_run as run
+
+    captured = []
+    real = run._capture
+    monkeypatch.setattr(run, "_capture", lambda *a, **k: captured.append(a[2]) or real(*a, **k))
+    greedy = own_text.replace(**{"seed_control.sae.train_tokens": 10**7})
+    with pytest.raises(ValueError, match="lower `sae.train_tokens` or add a corpus"):
+        extract(greedy, out=tmp_path, progress=False, slots=("seed",))
+    assert captured == []
