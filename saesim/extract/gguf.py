@@ -20,6 +20,8 @@ so the tokenizer is saved once beside the assembled file and loaded from there.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -292,7 +294,8 @@ def load_gguf(folder: str | os.PathLike, filename: str, *, dtype: torch.dtype = 
         raise ModelPackageError(f"no GGUF file {filename} in {folder}.")
     try:
         tokenizer = load_gguf_tokenizer(folder, filename, cache=tokenizer_cache)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=dtype)
+        with _no_conversion_bar():
+            model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=dtype)
     except ModelPackageError:
         raise
     except Exception as exc:  # noqa: BLE001 - name the file whatever the reader raised
@@ -302,6 +305,20 @@ def load_gguf(folder: str | os.PathLike, filename: str, *, dtype: torch.dtype = 
         ) from exc
     model.eval()
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _no_conversion_bar():
+    """Hide transformers' "Converting and de-quantizing GGUF tensors" bar (a plain tqdm that its logging
+    switches do not reach): it printed into the book's pages whenever a notebook loaded a model."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def load_gguf_package(model: GgufModel | str, root: str | os.PathLike, *, dtype: torch.dtype = torch.float32):

@@ -239,6 +239,10 @@ def _targets_sentence(frame: pd.DataFrame, status: pd.DataFrame) -> str:
     return f"{verdict}. Target by target: {'; '.join(parts)}."
 
 
+MAX_FOLD = 100
+"""The page names a projected budget only up to this many times the largest budget measured."""
+
+
 def _projection_sentences(proj: dict) -> list[str]:
     out = []
     rough = False
@@ -261,9 +265,13 @@ def _projection_sentences(proj: dict) -> list[str]:
         elif not math.isfinite(fit["tokens"]):
             out.append(f"{name} rises by only {per} per doubling of the training tokens; the log-linear fit reaches "
                        f"{goal} at no budget that can be written down.")
+        elif fit["fold"] > MAX_FOLD:
+            out.append(f"{name} rises by {per} per doubling of the training tokens; on that log-linear fit {goal} "
+                       f"lies more than {MAX_FOLD} times beyond the largest budget measured, too far for the fit to "
+                       "say how far (the fit's numbers are in the projection's table).")
+            rough = True
         else:
-            where = (f"{fit['fold']:.1f} times the largest measured" if fit["fold"] < 100
-                     else f"{tokens_words(fit['fold'])} times the largest measured")
+            where = f"{fit['fold']:.1f} times the largest measured"
             minutes = (f", about {duration_words(fit['minutes'])} of CPU time per SAE at {proj['epochs']} epochs "
                        f"and the measured {proj['tokens_per_s']:,.0f} token-steps per second (the stability "
                        f"compares two SAEs)" if np.isfinite(fit["minutes"]) else "")

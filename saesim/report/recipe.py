@@ -11,15 +11,19 @@ import pandas as pd
 
 from saesim import vocab
 
-__all__ = ["recipe_lines", "recipe_view"]
+__all__ = ["ALPHA", "recipe_lines", "recipe_view"]
+
+ALPHA = 0.05
+"""A score is above its null at this permutation p (one layer pair, so no family to adjust over)."""
 
 
 def recipe_lines(frame: pd.DataFrame, *, metric: str = "rsa", rule: str = "first_index",
                  direction: str = "b_to_a") -> list[str]:
     """Sentences for the findings page: stability and the metric's excess over its null, before and after.
 
-    They follow the numbers: whether the excess moved by more than one null standard deviation
-    (the larger of the two recipes'), and whether the permutation p-value crossed 0.05.
+    They follow the numbers: whether the pair is above its null (permutation p < :data:`ALPHA` and a
+    positive excess) with each recipe, and how far the excess moved in null standard deviations
+    (the larger of the two recipes').
     """
     rows = frame[(frame["rule"] == rule) & (frame["direction"] == direction)].set_index("sae_recipe")
     if not {"previous", "profile"} <= set(rows.index) or metric not in rows.columns:
@@ -38,15 +42,21 @@ def recipe_lines(frame: pd.DataFrame, *, metric: str = "rsa", rule: str = "first
     eff_b, eff_a = float(before[f"{metric}_effect"]), float(after[f"{metric}_effect"])
     spread = max(_num(before.get(f"{metric}_null_std")), _num(after.get(f"{metric}_null_std")))
     p_b, p_a = _num(before.get(f"{metric}_p")), _num(after.get(f"{metric}_p"))
-    verdict = ("moved by more than one null standard deviation" if abs(eff_a - eff_b) > spread else
-               "moved by less than one null standard deviation, so the conclusion at this pair is unchanged")
-    crossed = (p_b < 0.05) != (p_a < 0.05)
+    above_b, above_a = p_b < ALPHA and eff_b > 0, p_a < ALPHA and eff_a > 0
+    if above_b == above_a:
+        verdict = (f"the conclusion at this pair is unchanged: {'above' if above_a else 'not above'} its null with "
+                   "both recipes")
+    else:
+        verdict = (f"the conclusion at this pair changed: {'above' if above_b else 'not above'} its null with the "
+                   f"previous SAEs, {'above' if above_a else 'not above'} with this build's")
+    size = (f"; the excess changed by {eff_a - eff_b:+.3f}, {abs(eff_a - eff_b) / spread:.1f} null standard "
+            "deviations" if spread > 0 else "")
     name = vocab.label("measure", metric, default=metric.upper())
     lines.append(
         f"{name} at {pair} ({vocab.label('rule', rule, default=rule)}): excess over the null {eff_b:+.3f} with the "
         f"previous SAEs, {eff_a:+.3f} with this build's ({int(before['n_pairs'])} → {int(after['n_pairs'])} pairs; "
-        f"permutation p {p_b:.2g} → {p_a:.2g}); the excess {verdict}"
-        + (", and its p-value crossed 0.05." if crossed else ".")
+        f"permutation p {p_b:.2g} → {p_a:.2g}, above its null at p < {ALPHA:g}): {verdict}{size}. Only this "
+        "layer pair is re-scored with the previous SAEs; the rest of the book uses this build's."
     )
     return lines
 

@@ -203,3 +203,13 @@ def test_q8_0_dequantises_within_block_error(family, written, reference, tmp_pat
 def test_unknown_family_rejected(tmp_path):
     with pytest.raises(ValueError, match="family"):
         write_tiny_gguf(tmp_path, "gpt2")
+
+
+def test_loading_prints_no_conversion_bar(written, capfd):
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    folder, paths = written
+    bar = gguf_utils.tqdm
+    load_gguf(folder, paths["llama"].name)
+    assert "de-quantizing" not in capfd.readouterr().err
+    assert gguf_utils.tqdm is bar  # put back

@@ -72,16 +72,22 @@ def test_kept_and_read_back(frame, trained, monkeypatch):
 def test_the_sentences_follow_the_numbers(frame):
     _, table = frame
     lines = recipe.recipe_lines(table)
-    assert len(lines) == 2 and "PW-MCC" in lines[0] and "A1–B1" in lines[1] and "unchanged" in lines[1] or "more than" in lines[1]
-    moved = table.copy()
-    first = (moved["sae_recipe"] == "profile") & (moved["rule"] == "first_index")
-    moved.loc[first, "rsa_effect"] += 10 * moved["rsa_null_std"].max() + 1
-    assert "more than one null standard deviation" in recipe.recipe_lines(moved)[1]
-    same = table.copy()
-    same.loc[first, "rsa_effect"] = float(same.loc[(same["sae_recipe"] == "previous") & (same["rule"] == "first_index"),
-                                                   "rsa_effect"].iloc[0])
-    assert "unchanged" in recipe.recipe_lines(same)[1]
+    assert len(lines) == 2 and "PW-MCC" in lines[0] and "A1–B1" in lines[1]
+    first = table["rule"] == "first_index"
+    planted = table.copy()
+    planted.loc[first, "rsa_null_std"] = 0.01
+    planted.loc[first & (planted["sae_recipe"] == "previous"), ["rsa_effect", "rsa_p"]] = [0.002, 0.4]
+    planted.loc[first & (planted["sae_recipe"] == "profile"), ["rsa_effect", "rsa_p"]] = [0.052, 0.01]
+    line = recipe.recipe_lines(planted)[1]
+    assert "changed: not above its null with the previous SAEs, above with this build's" in line
+    assert "+0.050, 5.0 null standard deviations" in line
+    planted.loc[first & (planted["sae_recipe"] == "previous"), ["rsa_effect", "rsa_p"]] = [0.05, 0.01]
+    assert "unchanged: above its null with both recipes" in recipe.recipe_lines(planted)[1]
+    planted.loc[first, "rsa_p"] = 0.5
+    assert "unchanged: not above its null with both recipes" in recipe.recipe_lines(planted)[1]
     assert recipe.recipe_lines(table[table["sae_recipe"] == "profile"]) == []
+    view = recipe.recipe_view(table)
+    assert len(view) == 2 and view.columns[0] == "SAE recipe"
 
 
 def test_a_profile_without_a_second_trained_set_is_refused(tiny_profile):

@@ -323,7 +323,7 @@ class TestFrontierProse:
         return frontier_text(frame, projection(frame))
 
     def test_targets_missed_are_said_missed_with_the_projection(self):
-        frame = page_frame()
+        frame = page_frame(slope=0.05)  # PW-MCC's target 8x beyond the measured, the shared share's far out
         text = self.text(frame)
         assert "not all reached" in text
         for goal in ("PW-MCC ≥ 0.6", "≥ 25 % of latents shared", "held-out FVU ≤ 0.4"):
@@ -331,11 +331,23 @@ class TestFrontierProse:
         assert "reached at the profile's recipe" not in text
         assert "PW-MCC of 0.45" in text and "10.0 %" in text and "0.500" in text  # the profile's numbers
         proj = projection(frame)
-        from saesim.report.frontier import duration_words, tokens_words
+        from saesim.report.frontier import MAX_FOLD, duration_words, tokens_words
 
-        assert tokens_words(proj["pw_mcc"]["tokens"]) in text
-        assert duration_words(proj["pw_mcc"]["minutes"]) in text
+        for column in ("pw_mcc", "shared_dec"):  # a budget is named only within MAX_FOLD of the measured
+            fit = proj[column]
+            named = tokens_words(fit["tokens"]) in text and duration_words(fit["minutes"]) in text
+            assert named == (fit["fold"] <= MAX_FOLD)
+        assert any(proj[c]["fold"] <= MAX_FOLD for c in ("pw_mcc", "shared_dec"))
         assert "rough guide" in text
+
+    def test_a_budget_far_beyond_the_measured_is_not_named(self):
+        from saesim.report.frontier import MAX_FOLD
+
+        frame = page_frame(slope=0.001)
+        proj = projection(frame)
+        assert proj["pw_mcc"]["fold"] > MAX_FOLD
+        text = self.text(frame)
+        assert f"more than {MAX_FOLD} times beyond the largest budget measured" in text
 
     def test_targets_met_at_the_recipe_are_said_met(self):
         text = self.text(page_frame(profile_pw=0.85, profile_shared=0.60, profile_fvu=0.20, epochs_pw=0.8,
