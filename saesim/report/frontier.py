@@ -195,7 +195,9 @@ def frontier_text(frame: pd.DataFrame, proj: dict, *, targets: dict | None = Non
         f"{_value('pw_mcc', ref['pw_mcc'])} (random directions of the same shapes: "
         f"{_value('pw_mcc', ref['chance_pw_mcc'])}) and share {_value('shared_dec', ref['shared_dec'])} of their "
         f"latents at decoder cosine ≥ 0.7 (chance: {_value('shared_dec', ref['chance_shared_dec'])}); their "
-        f"held-out FVU is {_value('fvu_heldout', ref['fvu_heldout'])}."]
+        f"held-out FVU is {_value('fvu_heldout', ref['fvu_heldout'])}. (This point is trained again here with the "
+        f"same recipe and seeds; the CPU's float rounding, which depends on the thread count, makes it differ "
+        f"slightly from the SAE-quality table of the method chapter.)"]
     stab = frame["pw_mcc"].to_numpy(dtype=float)
     if np.isfinite(stab).any():
         best = frame.iloc[int(np.nanargmax(stab))]

@@ -44,11 +44,11 @@ def recipe_lines(frame: pd.DataFrame, *, metric: str = "rsa", rule: str = "first
     p_b, p_a = _num(before.get(f"{metric}_p")), _num(after.get(f"{metric}_p"))
     above_b, above_a = p_b < ALPHA and eff_b > 0, p_a < ALPHA and eff_a > 0
     if above_b == above_a:
-        verdict = (f"the conclusion at this pair is unchanged: {'above' if above_a else 'not above'} its null with "
-                   "both recipes")
+        verdict = (f"the conclusion at this pair is unchanged ({'above' if above_a else 'not above'} its null with "
+                   "both recipes)")
     else:
-        verdict = (f"the conclusion at this pair changed: {'above' if above_b else 'not above'} its null with the "
-                   f"previous SAEs, {'above' if above_a else 'not above'} with this build's")
+        verdict = (f"the conclusion at this pair changed ({'above' if above_b else 'not above'} its null with the "
+                   f"previous SAEs, {'above' if above_a else 'not above'} with this build's)")
     size = (f"; the excess changed by {eff_a - eff_b:+.3f}, {abs(eff_a - eff_b) / spread:.1f} null standard "
             "deviations" if spread > 0 else "")
     name = vocab.label("measure", metric, default=metric.upper())

@@ -79,12 +79,12 @@ def test_the_sentences_follow_the_numbers(frame):
     planted.loc[first & (planted["sae_recipe"] == "previous"), ["rsa_effect", "rsa_p"]] = [0.002, 0.4]
     planted.loc[first & (planted["sae_recipe"] == "profile"), ["rsa_effect", "rsa_p"]] = [0.052, 0.01]
     line = recipe.recipe_lines(planted)[1]
-    assert "changed: not above its null with the previous SAEs, above with this build's" in line
+    assert "changed (not above its null with the previous SAEs, above with this build's)" in line
     assert "+0.050, 5.0 null standard deviations" in line
     planted.loc[first & (planted["sae_recipe"] == "previous"), ["rsa_effect", "rsa_p"]] = [0.05, 0.01]
-    assert "unchanged: above its null with both recipes" in recipe.recipe_lines(planted)[1]
+    assert "unchanged (above its null with both recipes)" in recipe.recipe_lines(planted)[1]
     planted.loc[first, "rsa_p"] = 0.5
-    assert "unchanged: not above its null with both recipes" in recipe.recipe_lines(planted)[1]
+    assert "unchanged (not above its null with both recipes)" in recipe.recipe_lines(planted)[1]
     assert recipe.recipe_lines(table[table["sae_recipe"] == "profile"]) == []
     view = recipe.recipe_view(table)
     assert len(view) == 2 and view.columns[0] == "SAE recipe"
