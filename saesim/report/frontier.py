@@ -241,8 +241,9 @@ def _targets_sentence(frame: pd.DataFrame, status: pd.DataFrame) -> str:
     return f"{verdict}. Target by target: {'; '.join(parts)}."
 
 
-MAX_FOLD = 100
-"""The page names a projected budget only up to this many times the largest budget measured."""
+MAX_FOLD = 1000
+"""The page names a projected budget only up to this many times the largest budget measured (about as far
+as the figure draws the fit, :data:`saesim.report._plot_frontier.FIT_REACH`)."""
 
 
 def _projection_sentences(proj: dict) -> list[str]:
@@ -269,8 +270,8 @@ def _projection_sentences(proj: dict) -> list[str]:
                        f"{goal} at no budget that can be written down.")
         elif fit["fold"] > MAX_FOLD:
             out.append(f"{name} rises by {per} per doubling of the training tokens; on that log-linear fit {goal} "
-                       f"lies more than {MAX_FOLD} times beyond the largest budget measured, too far for the fit to "
-                       "say how far (the fit's numbers are in the projection's table).")
+                       f"lies more than {MAX_FOLD:,} times beyond the largest budget measured, too far for a line "
+                       "fitted over the measured range to say how far.")
             rough = True
         else:
             where = f"{fit['fold']:.1f} times the largest measured"
@@ -346,5 +347,6 @@ def frontier_table(frame: pd.DataFrame, caption: str | None = None):
     view = frame[_SHOWN + _MORE].assign(axis=frame["axis"].map(lambda a: vocab.label("frontier_axis", a)))
     view = view.rename(columns=lambda c: vocab.column_label(c, default=c))
     formats = {vocab.column_label(c): ".1%" for c in _PERCENT}
-    formats.update({vocab.column_label("seconds"): ".1f", vocab.column_label("tokens_per_s"): ",.0f"})
+    formats.update({vocab.column_label("seconds"): ".1f", vocab.column_label("tokens_per_s"): ",.0f",
+                    vocab.column_label("train_tokens"): ",d", vocab.column_label("token_steps"): ",d"})
     return split_table(view, [vocab.column_label(c) for c in _SHOWN], caption, formats=formats, index=False)
