@@ -78,7 +78,7 @@ display(Markdown("\n\n".join(steering.summary_lines(prof, cache_dir=cache_dir, r
 
 # %%
 from saesim.experiments import sae_recipe, sweeps
-from saesim.report import recipe, tables
+from saesim.report import recipe
 
 why_not = sae_recipe.recipe_applies(prof)
 if why_not:
@@ -87,10 +87,12 @@ else:
     before_after = sae_recipe.recipe_comparison(prof, sweeps.default_sweep_pair(prof), cache=cache_dir,
                                                 results_dir=results_dir)
     display(Markdown(prose.bulleted(recipe.recipe_lines(before_after, rule=rule, direction=direction))))
-    display(tables.page_style(recipe.recipe_view(before_after, rule=rule, direction=direction),
-                              "The previous SAE recipe against this build's on one layer pair: held-out FVU, seed "
-                              "stability of model A's SAEs (Hungarian matching on decoder cosine), and each "
-                              "measure's excess over its shuffled null with its permutation p"))
+    display(recipe.recipe_table(before_after, "The previous SAE recipe against this build's on one layer pair: "
+                                "held-out FVU, seed stability of model A's SAEs (Hungarian matching on decoder "
+                                "cosine) and RSA's excess over its shuffled null with its permutation p; SVCCA, the "
+                                "training text, trainer and pair counts one click away",
+                                metrics=[m for m in metrics if m in ("rsa", "svcca")] or ["rsa"], rule=rule,
+                                direction=direction))
 
 # %% [markdown]
 # ## Scope of this run

@@ -11,7 +11,7 @@ import pandas as pd
 
 from saesim import vocab
 
-__all__ = ["ALPHA", "recipe_lines", "recipe_view"]
+__all__ = ["ALPHA", "RECIPE_SHOWN", "recipe_lines", "recipe_table", "recipe_view"]
 
 ALPHA = 0.05
 """A score is above its null at this permutation p (one layer pair, so no family to adjust over)."""
@@ -61,23 +61,43 @@ def recipe_lines(frame: pd.DataFrame, *, metric: str = "rsa", rule: str = "first
     return lines
 
 
+RECIPE_SHOWN = ("SAE recipe", "training tokens", "epochs", "FVU A (held out)", "FVU B (held out)", "PW-MCC",
+                "shared ≥ 0.7")
+"""The columns :func:`recipe_table` shows first (each measure's excess and p follow)."""
+
+
 def recipe_view(frame: pd.DataFrame, *, metrics=("rsa", "svcca"), rule: str = "first_index",
                 direction: str = "b_to_a") -> pd.DataFrame:
     """One row per recipe: training, held-out FVU, seed stability, and each metric's excess and p."""
     rows = frame[(frame["rule"] == rule) & (frame["direction"] == direction)]
     view = pd.DataFrame({
-        "SAE recipe": [f"{'previous' if r == 'previous' else 'this build'}: {int(t):,} tok × {int(e)} ep, {x}"
-                       for r, t, e, x in zip(rows["sae_recipe"], rows["train_tokens"], rows["epochs"], rows["train_text"])],
-        "FVU A (held out)": rows["fvu_heldout_a"].round(3), "FVU B (held out)": rows["fvu_heldout_b"].round(3),
-        "PW-MCC": rows["pw_mcc"].round(3), "shared ≥ 0.7": (100 * rows["shared_dec"]).round(1).astype(str) + " %",
-        "pairs": rows["n_pairs"].astype(int),
+        "SAE recipe": ["previous" if r == "previous" else "this build" for r in rows["sae_recipe"]],
+        "training tokens": rows["train_tokens"].astype(int).to_numpy(), "epochs": rows["epochs"].astype(int).to_numpy(),
+        "FVU A (held out)": rows["fvu_heldout_a"].to_numpy(), "FVU B (held out)": rows["fvu_heldout_b"].to_numpy(),
+        "PW-MCC": rows["pw_mcc"].to_numpy(), "shared ≥ 0.7": rows["shared_dec"].to_numpy(),
     })
     for metric in metrics:
         if f"{metric}_effect" in rows:
             name = vocab.label("measure", metric, default=metric.upper())
-            view[f"{name} excess"] = rows[f"{metric}_effect"].round(3).to_numpy()
-            view[f"{name} p"] = rows[f"{metric}_p"].map(lambda p: f"{p:.2g}").to_numpy()
-    return view.reset_index(drop=True)
+            view[f"{name} excess"] = rows[f"{metric}_effect"].to_numpy()
+            view[f"{name} p"] = rows[f"{metric}_p"].to_numpy()
+    view["trained on"] = rows["train_text"].to_numpy()
+    view["trainer"] = rows["trainer"].to_numpy()
+    view["pairs"] = rows["n_pairs"].astype(int).to_numpy()
+    return view
+
+
+def recipe_table(frame: pd.DataFrame, caption: str, *, metrics=("rsa", "svcca"), rule: str = "first_index",
+                 direction: str = "b_to_a"):
+    """:func:`recipe_view` as the book shows it: the recipe, FVU, stability and the first measure first, every
+    column one click away (:func:`saesim.report.tables.split_table`)."""
+    from saesim.report.tables import split_table
+
+    view = recipe_view(frame, metrics=metrics, rule=rule, direction=direction)
+    first = vocab.label("measure", metrics[0], default=metrics[0].upper())
+    shown = [*RECIPE_SHOWN, f"{first} excess", f"{first} p"]
+    formats = {"training tokens": ",d", "shared ≥ 0.7": ".1%", **{c: ".2g" for c in view.columns if c.endswith(" p")}}
+    return split_table(view, [c for c in shown if c in view.columns], caption, formats=formats, index=False)
 
 
 def _num(value) -> float:

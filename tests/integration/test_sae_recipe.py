@@ -87,7 +87,10 @@ def test_the_sentences_follow_the_numbers(frame):
     assert "unchanged (not above its null with both recipes)" in recipe.recipe_lines(planted)[1]
     assert recipe.recipe_lines(table[table["sae_recipe"] == "profile"]) == []
     view = recipe.recipe_view(table)
-    assert len(view) == 2 and view.columns[0] == "SAE recipe"
+    assert len(view) == 2 and list(view["SAE recipe"]) == ["previous", "this build"]
+    assert list(view["training tokens"]) == [64000, 600] and "RSA excess" in view and "trained on" in view
+    shown = recipe.recipe_table(table, "caption")
+    assert shown is not None
 
 
 def test_a_profile_without_a_second_trained_set_is_refused(tiny_profile):
