@@ -21,7 +21,8 @@ def sae_quality(profile: Profile | str, *, out=None):
     Read from the cache (no computation); layers not extracted yet are left
     out. ``flag`` is True where the held-out FVU exceeds
     :data:`HELDOUT_FVU_TARGET`. ``train_tokens`` is the number of rows the
-    SAE was trained on (0 for an SAE saesim did not train).
+    SAE was trained on (its training report's; with ``sae.train_text`` they are
+    not grid rows) and 0 for an SAE saesim did not train.
 
     Returns
     -------
@@ -41,7 +42,7 @@ def sae_quality(profile: Profile | str, *, out=None):
         done, _ = plan(profile, profile.slots, grid, store)
         for (slot, layer), row in done.items():
             rows.append({"slot": slot, "label": row.label, "layer": layer, "n_latents": row.n_latents,
-                         "train_tokens": row.n_tokens - row.n_heldout if row.sae_source == "train" else 0,
+                         "train_tokens": _train_tokens(row),
                          "n_heldout": row.n_heldout, "fvu_heldout": row.fvu_heldout, "fvu": row.fvu,
                          "dead_fraction": row.dead_fraction, "mean_l0": row.mean_l0,
                          "flag": row.fvu_heldout is not None and row.fvu_heldout > HELDOUT_FVU_TARGET})
@@ -117,3 +118,12 @@ def _object_array(nested, shape) -> np.ndarray:
     for i, row in enumerate(nested):
         out[i, :] = row
     return out
+
+
+def _train_tokens(row) -> int:
+    """The rows an SAE saesim trained was trained on: its training report's count, else the grid rows not held out."""
+    if row.sae_source != "train":
+        return 0
+    if row.train and row.train.get("n_tokens") is not None:
+        return int(row.train["n_tokens"])
+    return int(row.n_tokens - row.n_heldout)

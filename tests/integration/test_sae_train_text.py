@@ -42,7 +42,7 @@ def test_the_training_text_is_outside_the_grid_and_mixes_both_corpora(own_text):
     assert texts[1] == brown_first
 
 
-def test_every_grid_row_is_held_out_and_the_report_says_how_it_trained(own_text_run):
+def test_every_grid_row_is_held_out_and_the_report_says_how_it_trained(own_text, own_text_run):
     out, summary = own_text_run
     for row in summary.layers:
         assert row.slot == "seed"
@@ -50,6 +50,10 @@ def test_every_grid_row_is_held_out_and_the_report_says_how_it_trained(own_text_
         assert row.train["n_tokens"] == N_TRAIN and row.train["trainer"] == "sparse"
         assert row.train["train_text"] == ["wikitext2", "brown"] and row.train["n_stats"] == N_TRAIN
         assert 0 < row.fvu_heldout < 1.5 and 0 <= row.train["fvu"] < 1.5
+    from saesim.extract.pipeline import sae_quality
+
+    quality = sae_quality(own_text, out=out)
+    assert list(quality.loc[quality["slot"] == "seed", "train_tokens"]) == [N_TRAIN, N_TRAIN]
 
 
 def test_the_kept_training_activations_are_the_models_on_that_text(own_text, own_text_run, tiny_neox):
