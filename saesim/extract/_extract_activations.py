@@ -92,7 +92,11 @@ def load_activations(profile: Profile | str, which: Which, layer: int, *, out=No
     if grid is None:
         return None
     spec = profile.model(which)
-    key = activations_key(profile, spec, spec.sae.hook_for(int(layer)), grid.hash)
+    return _stored_array(store, activations_key(profile, spec, spec.sae.hook_for(int(layer)), grid.hash))
+
+
+def _stored_array(store: ArtefactStore, key: str) -> np.ndarray | None:
+    """The array stored under ``key``, or None when it is absent or damaged (then rebuilt by its producer)."""
     if not store.has(key, "array"):
         return None
     try:
@@ -118,14 +122,7 @@ def load_train_activations(profile: Profile | str, which: Which, layer: int, *, 
     spec = profile.model(which)
     if not spec.sae.train_text:
         return None
-    store = artefact_store(profile, out)
-    key = _train_key(profile, which, layer)
-    if not store.has(key, "array"):
-        return None
-    try:
-        return store.load_array(key)
-    except CacheMissError:
-        return None
+    return _stored_array(artefact_store(profile, out), _train_key(profile, which, layer))
 
 
 def train_activations(profile: Profile | str, which: Which, layer: int, *, out=None,
