@@ -17,7 +17,7 @@ import pandas as pd
 
 from saesim import vocab
 from saesim.compare.significance import ALPHA, above_null
-from saesim.report.frames import fmt_signed
+from saesim.report.frames import fmt_number, fmt_signed
 from saesim.report.verdicts import IDENTICAL_R, NO_SCORE, SATURATION_RATIO, verdict_frame
 
 __all__ = [
@@ -233,8 +233,9 @@ def control_lines(frames, metrics=("svcca", "rsa")) -> tuple[list[str], dict]:
             main_raw, main_excess = main[metric].median(), main[f"{metric}_excess"].median()
             raw_side = "above" if raw.median() > main_raw else "below"
             gain_side = "above" if excess.median() > main_excess else "below"
-            lines.append(f"{label[0].upper()}{label[1:]}: raw {display_name(metric)} {raw.min():.3f}–{raw.max():.3f} "
-                         f"(median {raw.median():.3f}, {raw_side} {ours}'s {main_raw:.3f}); over its null a median "
+            lines.append(f"{label[0].upper()}{label[1:]}: raw {display_name(metric)} {fmt_number(raw.min())}–"
+                         f"{fmt_number(raw.max())} (median {fmt_number(raw.median())}, {raw_side} {ours}'s "
+                         f"{fmt_number(main_raw)}); over its null a median "
                          f"excess of {fmt_signed(excess.median())}, {gain_side} {ours}'s {fmt_signed(main_excess)}.")
     every = pd.concat(list(frames.values()), ignore_index=True)
     rho_n = rho_k = float("nan")

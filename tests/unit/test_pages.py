@@ -133,6 +133,13 @@ class TestFullSpace:
         assert f"{excess[0]:+.3f}, above A against B's {excess[1]:+.3f}" in lines[0]
         assert lines[1].startswith("Two SAEs of model A: raw RSA")
 
+    def test_control_lines_print_no_negative_zero(self):
+        main = page_family(planted_grid())
+        seed = page_family(planted_grid(shift=0.1, n_pairs=(5, 80, 30, 12), seed=1))
+        seed.loc[seed.index[0], "rsa"] = -1e-5  # a raw score that rounds to zero
+        lines, _ = prose.control_lines({"full_space": main, "seed": seed})
+        assert "-0.000" not in " ".join(lines) and "raw RSA 0.000–" in lines[1]
+
     def test_control_lines_without_controls_or_cells(self):
         main = page_family(planted_grid()).head(2)
         lines, numbers = prose.control_lines({"full_space": main})
