@@ -140,6 +140,9 @@ _FRONTIER_AXES = {
     "epochs": Term("epochs varied", "more epochs"),
     "width": Term("width varied", "a narrower SAE"),
     "profile": Term("the profile's recipe", "the profile's recipe"),
+    "k": Term("k varied", "another k"),
+    "optimizer": Term("optimizer varied", "another optimizer"),
+    "lr": Term("learning rate varied", "another learning rate"),
 }
 
 TERMS: dict[str, dict[str, Term]] = {

@@ -62,8 +62,10 @@ logger = logging.getLogger(__name__)
 FRONTIER_VERSION = 1
 """Mixed into the kept table's key; bump when a frontier row changes."""
 
-AXES = ("tokens", "epochs", "width", "profile")
-"""What a point varies: the training tokens, the epochs, the width, or none (the profile's own recipe)."""
+AXES = ("tokens", "epochs", "width", "profile", "k", "optimizer", "lr")
+"""What a point varies: the training tokens, the epochs, the width, or none (the profile's own recipe); and,
+outside the book's default design (:func:`default_points`; ``benchmarks/bench_sae_frontier.py``), k, the
+optimizer (with its learning-rate schedule) and the learning rate."""
 
 TARGET_PW_MCC = 0.6
 """Issue #22's target for the PW-MCC of two SAEs that differ by seed only."""
@@ -106,11 +108,13 @@ class FrontierPoint:
         Active latents per token.
     """
 
-    axis: Literal["tokens", "epochs", "width", "profile"]
+    axis: Literal["tokens", "epochs", "width", "profile", "k", "optimizer", "lr"]
     train_tokens: int
     epochs: int
     num_latents: int
     k: int
+    optimizer: Literal["signum", "adam"] = "signum"
+    lr: float | None = None
 
     def __post_init__(self):
         if self.axis not in AXES:
@@ -119,10 +123,23 @@ class FrontierPoint:
             object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
         if self.k > self.num_latents:
             raise ValueError(f"`k` ({self.k}) cannot exceed `num_latents` ({self.num_latents}).")
+        if self.optimizer not in ("signum", "adam"):
+            raise ValueError(f"`optimizer` must be 'signum' or 'adam'; got {self.optimizer!r}.")
+        if self.lr is not None and not 0 < float(self.lr) < 1:
+            raise ValueError(f"`lr` must be in (0, 1) or None (the recipe's); got {self.lr!r}.")
 
     def to_dict(self) -> dict:
-        """The point as a plain dict (a cache key's part, a table row's settings)."""
-        return dataclasses.asdict(self)
+        """The point as a plain dict (a cache key's part, a table row's settings).
+
+        ``optimizer`` and ``lr`` are left out at their defaults (``"signum"``, None), so the kept
+        tables of designs without them keep their keys.
+        """
+        out = dataclasses.asdict(self)
+        if out["optimizer"] == "signum":
+            del out["optimizer"]
+        if out["lr"] is None:
+            del out["lr"]
+        return out
 
 
 def default_points(train_tokens: int, epochs: int, num_latents: int, k: int) -> tuple[FrontierPoint, ...]:
@@ -242,8 +259,9 @@ def sae_frontier(train_acts, heldout_acts, points, *, seeds=(0, 1), k: int | Non
             trained, stats, codes = [], [], []
             for seed in seeds:
                 sae = train_topk_sae(rows, num_latents=point.num_latents, k=point.k, seed=int(seed),
-                                     epochs=point.epochs, batch_size=int(batch_size), lr=lr, trainer=trainer,
-                                     num_threads=num_threads, progress=False, evaluate=False)
+                                     epochs=point.epochs, batch_size=int(batch_size),
+                                     lr=lr if point.lr is None else point.lr, optimizer=point.optimizer,
+                                     trainer=trainer, num_threads=num_threads, progress=False, evaluate=False)
                 held_codes = encode(sae.weights, heldout_acts, progress=False)
                 trained.append(sae)
                 codes.append(held_codes)

@@ -27,6 +27,9 @@ _STYLE = {  # axis -> (colour, marker, marker size)
     "profile": ("#222222", "*", 15),
     "epochs": ("#c0392b", "s", 7),
     "width": ("#1e8449", "^", 8),
+    "k": ("#7d3c98", "D", 7),
+    "optimizer": ("#d68910", "v", 8),
+    "lr": ("#5d6d7e", "P", 8),
 }
 _FONT = 10.0
 """Axis labels and ticks (pt): at least 10 px high when the 7.2-inch figure is shown 700 px wide."""

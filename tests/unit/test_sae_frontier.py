@@ -152,6 +152,30 @@ class TestSaeFrontier:
         two = sae_frontier(train, held, points, **TRAIN)
         pd.testing.assert_frame_equal(one.drop(columns=TIMING), two.drop(columns=TIMING))
 
+    def test_a_point_trains_with_its_own_optimizer_and_learning_rate(self, monkeypatch):
+        import saesim.extract.saes as saes
+
+        seen = []
+        real = saes.train_topk_sae
+        monkeypatch.setattr(saes, "train_topk_sae",
+                            lambda *a, **k: seen.append((k["optimizer"], k["lr"])) or real(*a, **k))
+        points = (FrontierPoint("profile", 600, 1, 16, 2), FrontierPoint("optimizer", 600, 1, 16, 2, optimizer="adam",
+                                                                        lr=1e-3),
+                  FrontierPoint("lr", 600, 1, 16, 2, lr=0.02))
+        frame = sae_frontier(planted_rows(600, 0), planted_rows(100, 9), points, **TRAIN)
+        assert seen == [("signum", LR)] * 2 + [("adam", 1e-3)] * 2 + [("signum", 0.02)] * 2
+        assert list(frame["axis"]) == ["profile", "optimizer", "lr"]
+        assert frame.loc[0, "pw_mcc"] != frame.loc[1, "pw_mcc"]  # another optimizer, other SAEs
+
+    def test_defaults_leave_a_points_key_as_it_was(self):
+        point = FrontierPoint("tokens", 100, 2, 16, 2)
+        assert point.to_dict() == {"axis": "tokens", "train_tokens": 100, "epochs": 2, "num_latents": 16, "k": 2}
+        assert FrontierPoint("optimizer", 100, 2, 16, 2, optimizer="adam", lr=1e-3).to_dict()["optimizer"] == "adam"
+        with pytest.raises(ValueError, match="`optimizer`"):
+            FrontierPoint("optimizer", 100, 2, 16, 2, optimizer="sgd")
+        with pytest.raises(ValueError, match="`lr`"):
+            FrontierPoint("lr", 100, 2, 16, 2, lr=2.0)
+
     def test_bad_inputs_name_the_argument(self):
         train, held = planted_rows(200, 0), planted_rows(50, 9)
         points = (FrontierPoint("profile", 100, 1, 8, 2),)
