@@ -180,9 +180,8 @@ def _capture_train_text(profile: Profile, group_slots, pending, loaded, store: A
     """Capture the training text of the group's SAEs that train on their own text and are not on disk yet.
 
     Returns ``(slot, hook) -> activations`` (the first ``sae.train_tokens`` rows of the slot's
-    training text). The kept layers' (``keep``) are also stored (float32: Gemma's residual stream
-    exceeds float16's range)
-    (:func:`load_train_activations`), for the SAE frontier of the sweeps chapter.
+    training text). The kept layers' (``keep``) are also stored, for the SAE frontier of the sweeps
+    chapter (:func:`load_train_activations`), as float32: Gemma's residual stream exceeds float16's range.
     """
     from saesim.extract import saes
 
