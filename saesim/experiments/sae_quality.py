@@ -61,7 +61,8 @@ PARTNER_SLOTS = ("a", "seed")
 _INT_COLUMNS = ("k", "seed", "train_tokens", "epochs", "n_heldout")
 
 
-def sae_quality_table(profile, *, cache=None, threshold: float = SHARED_THRESHOLD, seed: int = 0) -> pd.DataFrame:
+def sae_quality_table(profile, *, cache=None, threshold: float = SHARED_THRESHOLD, seed: int = 0,
+                      write: bool = True) -> pd.DataFrame:
     """One row per SAE of the run: held-out FVU, dead fraction, L0, settings and seed stability.
 
     Parameters
@@ -74,6 +75,10 @@ def sae_quality_table(profile, *, cache=None, threshold: float = SHARED_THRESHOL
         Cosine (and correlation) at which a matched pair counts as shared.
     seed : int, default 0
         Seed of the chance level's random directions.
+    write : bool, default True
+        Write the table to ``<cache>/results/sae_quality.parquet``. False for a table of a
+        variant of the run's profile (some of its layers, another SAE recipe), which must not
+        replace the run's own.
 
     Returns
     -------
@@ -133,7 +138,8 @@ def sae_quality_table(profile, *, cache=None, threshold: float = SHARED_THRESHOL
     frame["model"] = frame["model"].astype(str)
     frame["slot"] = frame["slot"].astype(str)
     frame["partner"] = frame["partner"].astype(str)
-    atomic_parquet(frame, cache / "results" / "sae_quality.parquet")
+    if write:
+        atomic_parquet(frame, cache / "results" / "sae_quality.parquet")
     return frame
 
 

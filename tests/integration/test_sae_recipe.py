@@ -98,3 +98,16 @@ def test_a_profile_without_a_second_trained_set_is_refused(tiny_profile):
     with pytest.raises(ProfileError, match="loads some of its SAEs"):
         sae_recipe.recipe_comparison(tiny_profile, (1, 1))
     assert "no second SAE set" in sae_recipe.recipe_applies(tiny_profile.replace(seed_control=None, layers_seed=None))
+
+
+def test_the_runs_quality_table_is_left_as_the_run_wrote_it(frame, trained):
+    from saesim.experiments.grid import settings_from_profile
+    from saesim.experiments.sae_quality import sae_quality_table
+
+    out, _ = frame
+    run_table = sae_quality_table(trained, cache=out)  # the run's own table, written
+    written = pd.read_parquet(out / "results" / "sae_quality.parquet")
+    sae_recipe._score_recipe("previous", sae_recipe.previous_recipe(trained, (1, 1)), (1, 1), out,
+                             settings_from_profile(trained), False)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results" / "sae_quality.parquet"), written)
+    assert len(written) == len(run_table)
