@@ -11,20 +11,18 @@ as the full-space grid (:func:`saesim.experiments.grid.compare_pair`, same
 rules, filters and shuffled nulls), with their seed stability
 (:func:`saesim.experiments.sae_quality.sae_quality_table`) beside.
 
-The table is kept under ``<results>/sae_recipe.parquet`` with its key in
-``sae_recipe.json``; a rebuild with the same inputs reads it back.
+The table is kept under a hash of its inputs (:func:`saesim.experiments.sweeps.kept_table`,
+``<results>/kept/``; the last build's copy is ``<results>/sae_recipe.parquet``): a rebuild with
+the same inputs reads it back.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from saesim.compare.effects import effect_sizes
-from saesim.io import atomic_parquet, atomic_write_text, read_json_or_none
 
 __all__ = ["PREVIOUS_SAE", "RECIPE_COLUMNS", "RECIPE_VERSION", "previous_recipe", "recipe_applies", "recipe_comparison"]
 
@@ -82,6 +80,7 @@ def recipe_comparison(profile, pair: tuple[int, int], *, cache=None, results_dir
     """
     from saesim.config import ProfileError
     from saesim.experiments.grid import settings_from_profile
+    from saesim.experiments.sweeps import kept_table
 
     why_not = recipe_applies(profile)
     if why_not:
@@ -92,21 +91,16 @@ def recipe_comparison(profile, pair: tuple[int, int], *, cache=None, results_dir
     pair = (int(pair[0]), int(pair[1]))
     key = {"version": RECIPE_VERSION, "profile": profile.key(), "pair": list(pair), "settings": settings.key(),
            "previous": PREVIOUS_SAE}
-    path, meta_path = results / "sae_recipe.parquet", results / "sae_recipe.json"
-    meta = read_json_or_none(meta_path)
-    if meta is not None and meta.get("key") == key and path.is_file():
-        return pd.read_parquet(path)
-    started = time.perf_counter()
-    rows = []
-    for name, variant in (("previous", previous_recipe(profile, pair)), ("profile", profile)):
-        rows.extend(_score_recipe(name, variant, pair, cache, settings, progress))
-    frame = pd.DataFrame.from_records(rows)
-    lead = [c for c in RECIPE_COLUMNS if c in frame.columns]
-    frame = frame[lead + [c for c in frame.columns if c not in lead]]
-    results.mkdir(parents=True, exist_ok=True)
-    atomic_parquet(frame, path)
-    atomic_write_text(meta_path, json.dumps({"key": key, "seconds": time.perf_counter() - started}, indent=1))
-    return frame
+
+    def compute() -> pd.DataFrame:
+        rows = []
+        for name, variant in (("previous", previous_recipe(profile, pair)), ("profile", profile)):
+            rows.extend(_score_recipe(name, variant, pair, cache, settings, progress))
+        frame = pd.DataFrame.from_records(rows)
+        lead = [c for c in RECIPE_COLUMNS if c in frame.columns]
+        return frame[lead + [c for c in frame.columns if c not in lead]]
+
+    return kept_table(results, "sae_recipe", key, compute)
 
 
 def _score_recipe(name: str, profile, pair, cache: Path, settings, progress: bool) -> list[dict]:
@@ -118,7 +112,7 @@ def _score_recipe(name: str, profile, pair, cache: Path, settings, progress: boo
     la, lb = pair
     slim = profile.replace(layers_a=[la], layers_b=[lb], layers_seed=[la])
     extract(slim, out=cache, progress=progress, slots=("a", "b", "seed"), keep_activations=())
-    quality = sae_quality_table(slim, cache=cache)
+    quality = sae_quality_table(slim, cache=cache, write=False)  # the run's own table stays the run's
     row_a = quality[(quality["slot"] == "a") & (quality["layer"] == la)].iloc[0]
     row_b = quality[(quality["slot"] == "b") & (quality["layer"] == lb)].iloc[0]
     layer_a = load_layer(slim, "a", la, out=cache).to_sae_layer()

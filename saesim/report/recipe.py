@@ -5,11 +5,10 @@ Reads :func:`saesim.experiments.sae_recipe.recipe_comparison`'s frame.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from saesim import vocab
+from saesim.compare.effects import as_float
 
 __all__ = ["ALPHA", "RECIPE_SHOWN", "recipe_lines", "recipe_table", "recipe_view"]
 
@@ -40,8 +39,8 @@ def recipe_lines(frame: pd.DataFrame, *, metric: str = "rsa", rule: str = "first
         f"{after['fvu_heldout_b']:.2f}."
     ]
     eff_b, eff_a = float(before[f"{metric}_effect"]), float(after[f"{metric}_effect"])
-    spread = max(_num(before.get(f"{metric}_null_std")), _num(after.get(f"{metric}_null_std")))
-    p_b, p_a = _num(before.get(f"{metric}_p")), _num(after.get(f"{metric}_p"))
+    spread = max(as_float(before.get(f"{metric}_null_std")), as_float(after.get(f"{metric}_null_std")))
+    p_b, p_a = as_float(before.get(f"{metric}_p")), as_float(after.get(f"{metric}_p"))
     above_b, above_a = p_b < ALPHA and eff_b > 0, p_a < ALPHA and eff_a > 0
     if above_b == above_a:
         verdict = (f"the conclusion at this pair is unchanged ({'above' if above_a else 'not above'} its null with "
@@ -98,11 +97,3 @@ def recipe_table(frame: pd.DataFrame, caption: str, *, metrics=("rsa", "svcca"),
     shown = [*RECIPE_SHOWN, f"{first} excess", f"{first} p"]
     formats = {"training tokens": ",d", "shared ≥ 0.7": ".1%", **{c: ".2g" for c in view.columns if c.endswith(" p")}}
     return split_table(view, [c for c in shown if c in view.columns], caption, formats=formats, index=False)
-
-
-def _num(value) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out if not math.isnan(out) else 0.0 if value is None else out
