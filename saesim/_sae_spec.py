@@ -10,6 +10,7 @@ from typing import Literal
 
 from saesim.errors import ProfileError
 from saesim.validation import check_positive_fields
+from saesim.vocab import and_join
 
 __all__ = ["SaeBudget", "SaeSpec", "SaeTrainingPlan", "sae_training_plan", "torch_sees_cuda", "train_text_words"]
 
@@ -28,8 +29,7 @@ TRAIN_TEXT_NAMES = {"wikitext2": "WikiText-2", "brown": "the Brown corpus"}
 
 def train_text_words(corpora) -> str:
     """The corpora of ``sae.train_text`` in words: ``"WikiText-2 and the Brown corpus"``."""
-    names = [TRAIN_TEXT_NAMES.get(c, c) for c in corpora]
-    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+    return and_join(TRAIN_TEXT_NAMES.get(c, c) for c in corpora)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ __all__ = [
     "SUFFIXES",
     "TERMS",
     "Term",
+    "and_join",
     "canonical",
     "column_label",
     "column_title",
@@ -44,6 +45,18 @@ __all__ = [
     "phrase",
     "title_case",
 ]
+
+
+def and_join(items) -> str:
+    """Items as a sentence lists them: ``"a"``, ``"a and b"``, ``"a, b and c"`` (``""`` for none).
+
+    Examples
+    --------
+    >>> and_join(["RSA", "SVCCA", "CKA"])
+    'RSA, SVCCA and CKA'
+    """
+    items = [str(item) for item in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 @dataclass(frozen=True)

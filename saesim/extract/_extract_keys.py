@@ -104,6 +104,11 @@ def trained_sae_root(store: ArtefactStore, train_key: str) -> Path:
     return store.root / "trained" / train_key[:20]
 
 
+def trained_sae_folder(store: ArtefactStore, train_key: str, spec: ModelSpec, layer: int) -> Path:
+    """Folder of the saesim-trained SAE of ``(spec, layer)`` trained under ``train_key``."""
+    return trained_sae_root(store, train_key) / spec.sae.location / spec.sae.id_for(layer)
+
+
 def local_sae_dir(spec: ModelSpec, layer: int, root: Path) -> Path | None:
     """The local folder of a non-trained SAE, or None for a hub SAE."""
     location = Path(spec.sae.location).expanduser()

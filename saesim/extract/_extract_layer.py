@@ -23,6 +23,7 @@ from saesim.extract._extract_keys import (
     read_summary,
     sae_identity,
     sub_key,
+    trained_sae_folder,
     trained_sae_root,
     training_key,
     training_plan,
@@ -80,7 +81,7 @@ def _get_sae(profile: Profile, spec: ModelSpec, layer: int, acts: np.ndarray, gr
     if sae_spec.source == "train":
         train_key = training_key(profile, spec, layer, grid.hash)
         train_root = trained_sae_root(store, train_key)
-        folder = train_root / sae_spec.location / sae_spec.id_for(layer)
+        folder = trained_sae_folder(store, train_key, spec, layer)
         report_path = folder / "saesim_train.json"
         if not saes.sae_folder_ready(folder):  # absent, or a damaged saesim-made folder (removed)
             plan = training_plan(profile, spec)

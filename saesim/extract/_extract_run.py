@@ -24,7 +24,7 @@ from saesim.extract._extract_keys import (
     read_summary,
     sae_identity,
     texts_hash,
-    trained_sae_root,
+    trained_sae_folder,
     training_key,
     training_plan,
 )
@@ -194,8 +194,7 @@ def _capture_train_text(profile: Profile, group_slots, pending, loaded, store: A
         for layer in profile.layers(slot):
             if (slot, layer) not in pending:
                 continue
-            folder = (trained_sae_root(store, training_key(profile, spec, layer, grid_hash))
-                      / spec.sae.location / spec.sae.id_for(layer))
+            folder = trained_sae_folder(store, training_key(profile, spec, layer, grid_hash), spec, layer)
             if not saes.sae_folder_ready(folder):
                 wanted.setdefault(tuple(spec.sae.train_text), {})[(slot, spec.sae.hook_for(layer))] = n_tokens
     out: dict = {}

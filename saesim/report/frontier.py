@@ -236,7 +236,7 @@ def _targets_sentence(frame: pd.DataFrame, status: pd.DataFrame) -> str:
         verdict = "Every target is met somewhere on the frontier, but not all at the profile's recipe"
     else:
         missing = [_target_words(c, r["target"]) for c, r in status.iterrows() if not r["met"]]
-        verdict = (f"The targets are not all reached on this machine: {_and(missing)} "
+        verdict = (f"The targets are not all reached on this machine: {vocab.and_join(missing)} "
                    f"{'is' if len(missing) == 1 else 'are'} not reached at any point measured")
     return f"{verdict}. Target by target: {'; '.join(parts)}."
 
@@ -290,10 +290,6 @@ def _projection_sentences(proj: dict) -> list[str]:
                    "stability cannot pass 1 and tends to level off.")
     return out
 
-
-def _and(items) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def frontier_caption(frame: pd.DataFrame, proj: dict, *, layer: int | None = None, slot: str | None = None,

@@ -534,8 +534,8 @@ def _unbroken(header):
 
 
 def _and_list(items) -> str:
-    items = [f"{i[-1]} ({', '.join(map(str, i[:-1]))})" if isinstance(i, tuple) else str(i) for i in items]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    return vocab.and_join(f"{i[-1]} ({', '.join(map(str, i[:-1]))})" if isinstance(i, tuple) else str(i)
+                          for i in items)
 
 
 def _whole_numbers(column: pd.Series) -> bool:
