@@ -10,11 +10,12 @@ not only the fit. Results (one row per point, the log-linear projection of
 ``sae_frontier.projection`` over every tokens-axis point, peak RSS, the machine's load) go to
 ``benchmarks/results/sae_frontier.json``.
 
-``--extra`` runs the axes the book's design leaves out, at half the profile's tokens beside that
-point itself (the baseline, same run): k (16 and 64 against the profile's 32), the optimizer (Adam
-with its linear decay over the last 20 % of steps and sparsify's Adam learning rate, against
-schedule-free signum) and the learning rate (half and twice the profile's). It adds them to the
-same JSON under ``extra_axes``.
+``--extra`` runs the book's recipe axes (``sae_frontier.RECIPE_AXES``; the book measures them at a
+quarter of the profile's tokens) at half the profile's tokens, beside that point itself (the
+baseline, same run): k (16 and 64 against the profile's 32), the optimizer (Adam with its linear
+decay over the last 20 % of steps and sparsify's Adam learning rate, against schedule-free signum),
+the learning rate (half and twice the profile's) and the input scaling (mean norm sqrt(d), as
+SAELens). It adds them to the same JSON under ``extra_axes``.
 
 Run after ``saesim run --profile offline`` (it reuses the grid's activations of the layer and
 captures the longer training text once, about 10 min for Gemma):
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, nargs="+", default=[2, 4],
                         help="multiples of the profile's training tokens beyond it (default 2 4)")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--extra", action="store_true", help="only the k, optimizer and learning-rate axes")
+    parser.add_argument("--extra", action="store_true", help="only the recipe axes (k, optimizer, learning rate, input scaling)")
     args = parser.parse_args()
 
     import numpy as np
@@ -96,28 +97,27 @@ def main() -> None:
 
 
 def run_extra(args, profile, spec, layer, heldout, t, e, w, k) -> None:
-    """The k, optimizer and learning-rate axes at half the profile's tokens, beside that point; into ``extra_axes``."""
+    """The recipe axes (k, optimizer, learning rate, input scaling) at half the profile's tokens, beside that point;
+    into ``extra_axes``."""
     import json
 
     import numpy as np
     import torch
 
-    from saesim.experiments.sae_frontier import FrontierPoint, sae_frontier
+    from saesim.experiments.sae_frontier import RECIPE_AXES, FrontierPoint, default_points, sae_frontier
     from saesim.extract.pipeline import train_activations
-    from saesim.extract.saes import default_lr
 
     if heldout is None:
         raise SystemExit(f"the grid's activations of slot {args.slot} layer {layer} are not stored under {args.cache}.")
     train = train_activations(profile, args.slot, layer, out=args.cache, progress=False)
     half = t // 2
-    points = [FrontierPoint("tokens", half, e, w, k),
-              FrontierPoint("k", half, e, w, k // 2), FrontierPoint("k", half, e, w, 2 * k),
-              FrontierPoint("optimizer", half, e, w, k, optimizer="adam", lr=default_lr(w, "adam")),
-              FrontierPoint("lr", half, e, w, k, lr=spec.lr / 2), FrontierPoint("lr", half, e, w, k, lr=spec.lr * 2)]
+    # the book's recipe axes (default_points puts them at a quarter of its tokens), here at half the profile's
+    points = [FrontierPoint("tokens", half, e, w, k)] + [
+        p for p in default_points(2 * half, e, w, k, lr=spec.lr) if p.axis in RECIPE_AXES]
     started = header("sae_frontier_extra", threads=torch.get_num_threads(), seed=0)
     seconds, frame = timed(lambda: sae_frontier(np.asarray(train), heldout, points, seeds=(0, 1),
                                                 batch_size=spec.batch_size, lr=spec.lr, trainer=spec.trainer))
-    rows = [dict(point.to_dict(), optimizer=point.optimizer, lr=point.lr or spec.lr, **{
+    rows = [dict(point.to_dict(), optimizer=point.optimizer, lr=point.lr or spec.lr, normalise=point.normalise, **{
         c: row[c] for c in ("pw_mcc", "shared_dec", "shared_dec_enc", "chance_pw_mcc", "fvu_heldout", "dead_fraction",
                             "mean_l0", "seconds")}) for point, row in zip(points, frame.round(4).to_dict("records"))]
     record = json.loads(args.out.read_text()) if args.out.is_file() else header("sae_frontier", threads=1, seed=0)

@@ -23,7 +23,7 @@ sweep_filters_n_perm = 10  # shuffles per score in the filter sweep (every rule 
 sweep_r_min = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 fractions = [0.1, 0.25, 0.5, 1.0]
 seed = 0
-frontier = True  # the SAE frontier: two SAEs per point, about 3.75x the profile's SAE training per seed
+frontier = True  # the SAE frontier: two SAEs per point, about 5.25x the profile's SAE training per seed
 
 # %% [markdown]
 # # Which choices move the score?
@@ -43,8 +43,9 @@ from saesim.experiments import sweeps
 from saesim.experiments.bootstrap import row_documents
 from saesim.experiments.sae_frontier import frontier_for_profile, projection
 from saesim.report.book import scope_note, show_figure
-from saesim.report.frontier import frontier_caption, frontier_table, frontier_text
-from saesim.report.plots import plot_sae_frontier, plot_sweep, policy_label
+from saesim.report.frontier import (frontier_caption, frontier_table, frontier_text, recipe_axes_caption,
+                                    recipe_axes_text)
+from saesim.report.plots import plot_sae_frontier, plot_sae_recipe_axes, plot_sweep, policy_label
 from saesim.report.tables import labelled
 from saesim.config import load_profile
 from saesim.experiments.grid import settings_from_profile
@@ -136,10 +137,11 @@ show_figure(fig, "robustness_sweep_tokens",
 #
 # Two SAEs of one layer that differ only by seed should find the same latents; how many they share
 # depends on how long they train. This section trains two SAEs per point of a small design around the
-# profile's SAE recipe (fewer training tokens, more epochs, a narrower SAE) on this machine's CPU and
-# measures their seed stability and held-out FVU at each point, with the training time. A line fitted
-# against log2(training tokens) says what the targets would take where the points measured do not reach
-# them.
+# profile's SAE recipe (fewer training tokens, more epochs, a narrower SAE; and, at a quarter of the
+# tokens, another k, Adam, half and twice the learning rate, and inputs scaled as SAELens scales them)
+# on this machine's CPU and measures their seed stability and held-out FVU at each point, with the
+# training time. A line fitted against log2(training tokens) says what the targets would take where the
+# points measured do not reach them.
 
 # %%
 # Kept under its parameters (results/robustness/kept/): a rebuild reads it back.
@@ -147,7 +149,9 @@ if frontier:
     front = frontier_for_profile(prof, cache=cache, out=out)
     proj = projection(front)
     show_figure(plot_sae_frontier(front, proj), "fig_sae_frontier", frontier_caption(front, proj))
-    display(frontier_table(front))
     display(Markdown(frontier_text(front, proj)))
+    show_figure(plot_sae_recipe_axes(front), "fig_sae_recipe_axes", recipe_axes_caption(front))
+    display(Markdown(recipe_axes_text(front)))
+    display(frontier_table(front))
 else:
     display(Markdown("The SAE frontier was not run for this build (`frontier = False`)."))

@@ -156,6 +156,7 @@ _FRONTIER_AXES = {
     "k": Term("k varied", "another k"),
     "optimizer": Term("optimizer varied", "another optimizer"),
     "lr": Term("learning rate varied", "another learning rate"),
+    "normalise": Term("inputs scaled", "inputs scaled to a mean norm of √d"),
 }
 
 TERMS: dict[str, dict[str, Term]] = {
@@ -222,6 +223,7 @@ COLUMNS: dict[str, str] = {
     # the SAE frontier (saesim.experiments.sae_frontier; its points' width is num_latents)
     "axis": "what varies", "num_latents": "latents", "token_steps": "token-steps (tokens × epochs)",
     "seconds": "seconds per SAE", "tokens_per_s": "token-steps per second", "n_seeds": "seeds",
+    "optimizer": "optimizer", "lr": "learning rate", "normalise": "inputs scaled", "change": "recipe change",
     # the explorer's pair table (saesim.report.explore.pair_table; its frame is keyed by these names)
     "A latent": "A latent", "B latent": "B latent", "r": "r", "r rank": "rank by r", "stage": "stage",
     "why": "why dropped", "A top tokens": "A top tokens", "B top tokens": "B top tokens",

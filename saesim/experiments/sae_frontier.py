@@ -47,25 +47,32 @@ __all__ = [
     "FIT_AXES",
     "FRONTIER_COLUMNS",
     "FRONTIER_VERSION",
+    "RECIPE_AXES",
     "TARGET_FVU",
     "TARGET_PW_MCC",
     "TARGET_SHARED",
     "FrontierPoint",
     "default_points",
     "frontier_for_profile",
+    "input_scale",
     "projection",
     "sae_frontier",
 ]
 
 logger = logging.getLogger(__name__)
 
-FRONTIER_VERSION = 1
-"""Mixed into the kept table's key; bump when a frontier row changes."""
+FRONTIER_VERSION = 2
+"""Mixed into the kept table's key; bump when a frontier row changes (2: the optimizer, learning-rate and
+input-scaling columns)."""
 
-AXES = ("tokens", "epochs", "width", "profile", "k", "optimizer", "lr")
-"""What a point varies: the training tokens, the epochs, the width, or none (the profile's own recipe); and,
-outside the book's default design (:func:`default_points`; ``benchmarks/bench_sae_frontier.py``), k, the
-optimizer (with its learning-rate schedule) and the learning rate."""
+AXES = ("tokens", "epochs", "width", "profile", "k", "optimizer", "lr", "normalise")
+"""What a point varies: the training tokens, the epochs, the width, or none (the profile's own recipe); and the
+recipe axes (:data:`RECIPE_AXES`): k, the optimizer (with its learning-rate schedule), the learning rate and
+the input scaling."""
+
+RECIPE_AXES = ("k", "optimizer", "lr", "normalise")
+"""The axes :func:`default_points` measures at a quarter of the profile's tokens, beside the tokens axis's
+point there (its baseline): the recipe changes other than more text, epochs or a narrower SAE."""
 
 TARGET_PW_MCC = 0.6
 """Issue #22's target for the PW-MCC of two SAEs that differ by seed only."""
@@ -79,7 +86,7 @@ TARGET_FVU = 0.40
 FIT_AXES = ("tokens", "profile")
 """The rows :func:`projection` fits: the tokens axis and the profile's point (same epochs and width)."""
 
-FRONTIER_COLUMNS = ("axis", "train_tokens", "epochs", "num_latents", "k", "token_steps", "seconds", "tokens_per_s",
+FRONTIER_COLUMNS = ("axis", "train_tokens", "epochs", "num_latents", "k", "optimizer", "lr", "normalise", "token_steps", "seconds", "tokens_per_s",
                     "fvu_heldout", "dead_fraction", "mean_l0") + STABILITY_COLUMNS + ("n_heldout", "n_seeds")
 """Columns of :func:`sae_frontier`, in order."""
 
@@ -96,7 +103,7 @@ class FrontierPoint:
 
     Attributes
     ----------
-    axis : {"tokens", "epochs", "width", "profile"}
+    axis : {"tokens", "epochs", "width", "profile", "k", "optimizer", "lr", "normalise"}
         What the point varies against the profile's recipe; ``"profile"`` is the recipe itself.
     train_tokens : int
         Training rows (the first ``train_tokens`` of the training activations).
@@ -106,15 +113,25 @@ class FrontierPoint:
         Width of the SAE.
     k : int
         Active latents per token.
+    optimizer : {"signum", "adam"}, default "signum"
+        The optimizer and its schedule (:func:`saesim.extract.saes.train_topk_sae`).
+    lr : float, optional
+        The learning rate; None: the run's (the profile's ``sae.lr``, or sparsify's default).
+    normalise : bool, default False
+        Scale the inputs so that the training rows' mean norm is sqrt(d), as SAELens's
+        ``normalize_activations="expected_average_only_in"`` does; the held-out rows are scaled by
+        the same factor (FVU and the stability measures are scale-free). Without it the SAE sees the
+        raw residual stream.
     """
 
-    axis: Literal["tokens", "epochs", "width", "profile", "k", "optimizer", "lr"]
+    axis: Literal["tokens", "epochs", "width", "profile", "k", "optimizer", "lr", "normalise"]
     train_tokens: int
     epochs: int
     num_latents: int
     k: int
     optimizer: Literal["signum", "adam"] = "signum"
     lr: float | None = None
+    normalise: bool = False
 
     def __post_init__(self):
         if self.axis not in AXES:
@@ -127,37 +144,53 @@ class FrontierPoint:
             raise ValueError(f"`optimizer` must be 'signum' or 'adam'; got {self.optimizer!r}.")
         if self.lr is not None and not 0 < float(self.lr) < 1:
             raise ValueError(f"`lr` must be in (0, 1) or None (the recipe's); got {self.lr!r}.")
+        if not isinstance(self.normalise, (bool, np.bool_)):
+            raise ValueError(f"`normalise` must be True or False; got {self.normalise!r}.")
+        object.__setattr__(self, "normalise", bool(self.normalise))
 
     def to_dict(self) -> dict:
         """The point as a plain dict (a cache key's part, a table row's settings).
 
-        ``optimizer`` and ``lr`` are left out at their defaults (``"signum"``, None), so the kept
-        tables of designs without them keep their keys.
+        ``optimizer``, ``lr`` and ``normalise`` are left out at their defaults (``"signum"``, None,
+        False), so the kept tables of designs without them keep their keys.
         """
         out = dataclasses.asdict(self)
         if out["optimizer"] == "signum":
             del out["optimizer"]
         if out["lr"] is None:
             del out["lr"]
+        if not out["normalise"]:
+            del out["normalise"]
         return out
 
 
-def default_points(train_tokens: int, epochs: int, num_latents: int, k: int) -> tuple[FrontierPoint, ...]:
-    """The frontier's design around one recipe (T tokens, E epochs, W latents, k).
+def default_points(train_tokens: int, epochs: int, num_latents: int, k: int, *, lr: float | None = None,
+                   recipe_axes: bool = True) -> tuple[FrontierPoint, ...]:
+    """The frontier's design around one recipe (T tokens, E epochs, W latents, k, learning rate).
 
     * tokens axis: T/8, T/4, T/2 tokens at E epochs and W latents;
     * the profile's point: T, E, W (axis ``"profile"``);
     * epochs axis: 2E and 4E epochs at T/4 tokens, W latents;
-    * width axis: W/4 and W/2 latents at T/2 tokens, E epochs.
+    * width axis: W/4 and W/2 latents at T/2 tokens, E epochs;
+    * with ``recipe_axes`` (:data:`RECIPE_AXES`), at T/4 tokens, E epochs and W latents, beside
+      the tokens axis's point there: k/2 and 2k; Adam with its linear-decay schedule at sparsify's
+      Adam rate for W; half and twice the learning rate; inputs scaled to a mean norm of sqrt(d).
 
-    Per seed the design costs about 3.75 profile SAEs (token-steps weighted by width: 0.875 on the
-    tokens axis, 1 for the profile's point, 1.5 for the epochs, 0.375 for the narrower SAEs). Points that would have fewer latents than ``k`` or fewer than 2 tokens are
-    left out, and so is a repeat of an earlier point.
+    Per seed the design costs about 3.75 profile SAEs without the recipe axes (token-steps weighted
+    by width: 0.875 on the tokens axis, 1 for the profile's point, 1.5 for the epochs, 0.375 for the
+    narrower SAEs) and about 5.25 with them (six more SAEs at a quarter of the tokens). Points that
+    would have fewer latents than ``k`` (or than their own k), k < 1 or fewer than 2 tokens are left
+    out, and so is a repeat of an earlier point.
 
     Parameters
     ----------
     train_tokens, epochs, num_latents, k : int
         The profile's recipe (``sae.train_tokens``, ``sae.epochs``, ``sae.num_latents``, ``sae.k``).
+    lr : float, optional
+        The recipe's learning rate (``sae.lr``); None: sparsify's default for W
+        (:func:`saesim.extract.saes.default_lr`). The learning-rate axis halves and doubles it.
+    recipe_axes : bool, default True
+        Add the recipe axes' points.
 
     Returns
     -------
@@ -168,21 +201,43 @@ def default_points(train_tokens: int, epochs: int, num_latents: int, k: int) -> 
     --------
     >>> [(p.axis, p.train_tokens, p.epochs, p.num_latents) for p in default_points(64000, 2, 4096, 32)][:4]
     [('tokens', 8000, 2, 4096), ('tokens', 16000, 2, 4096), ('tokens', 32000, 2, 4096), ('profile', 64000, 2, 4096)]
+    >>> [(p.axis, p.k, p.optimizer, p.lr, p.normalise) for p in default_points(64000, 2, 4096, 32, lr=0.005)][8:]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('k', 16, 'signum', None, False), ('k', 64, 'signum', None, False), ('optimizer', 32, 'adam', 0.0008, False),
+     ('lr', 32, 'signum', 0.0025, False), ('lr', 32, 'signum', 0.01, False), ('normalise', 32, 'signum', None, True)]
     """
+    from saesim.extract.saes import default_lr
+
     t, e, w = (check_positive_int(v, n) for v, n in ((train_tokens, "train_tokens"), (epochs, "epochs"),
                                                      (num_latents, "num_latents")))
     k = check_positive_int(k, "k")
     if k > w:
         raise ValueError(f"`k` ({k}) cannot exceed `num_latents` ({w}).")
-    specs = [("tokens", t // 8, e, w), ("tokens", t // 4, e, w), ("tokens", t // 2, e, w), ("profile", t, e, w),
-             ("epochs", t // 4, 2 * e, w), ("epochs", t // 4, 4 * e, w),
-             ("width", t // 2, e, w // 4), ("width", t // 2, e, w // 2)]
+    if lr is not None and not 0 < float(lr) < 1:
+        raise ValueError(f"`lr` must be in (0, 1) or None (sparsify's default); got {lr!r}.")
+    base_lr = float(lr) if lr is not None else default_lr(w)
+    specs = [("tokens", t // 8, e, w, {}), ("tokens", t // 4, e, w, {}), ("tokens", t // 2, e, w, {}),
+             ("profile", t, e, w, {}),
+             ("epochs", t // 4, 2 * e, w, {}), ("epochs", t // 4, 4 * e, w, {}),
+             ("width", t // 2, e, w // 4, {}), ("width", t // 2, e, w // 2, {})]
+    if recipe_axes:
+        quarter = t // 4
+        specs += [("k", quarter, e, w, {"k": k // 2}), ("k", quarter, e, w, {"k": 2 * k}),
+                  ("optimizer", quarter, e, w, {"optimizer": "adam", "lr": default_lr(w, "adam")}),
+                  ("lr", quarter, e, w, {"lr": base_lr / 2}), ("lr", quarter, e, w, {"lr": base_lr * 2}),
+                  ("normalise", quarter, e, w, {"normalise": True})]
     out, seen = [], set()
-    for axis, tokens, ep, width in specs:
-        if tokens < 2 or width < k or (tokens, ep, width) in seen:
+    for axis, tokens, ep, width, extra in specs:
+        point_k = int(extra.get("k", k))
+        if tokens < 2 or point_k < 1 or width < point_k or extra.get("lr", 0.0) >= 1:
             continue
-        seen.add((tokens, ep, width))
-        out.append(FrontierPoint(axis, tokens, ep, width, k))
+        point = FrontierPoint(axis, tokens, ep, width, point_k, optimizer=extra.get("optimizer", "signum"),
+                              lr=extra.get("lr"), normalise=bool(extra.get("normalise", False)))
+        same = (tokens, ep, width, point_k, point.optimizer, point.lr, point.normalise)
+        if same in seen:
+            continue
+        seen.add(same)
+        out.append(point)
     return tuple(out)
 
 
@@ -222,7 +277,8 @@ def sae_frontier(train_acts, heldout_acts, points, *, seeds=(0, 1), k: int | Non
     -------
     pandas.DataFrame
         One row per point, columns :data:`FRONTIER_COLUMNS`: the point (``axis``,
-        ``train_tokens``, ``epochs``, ``num_latents``, ``k``), ``token_steps``
+        ``train_tokens``, ``epochs``, ``num_latents``, ``k``, ``optimizer``, ``lr`` (the rate it
+        trained at: the point's, else ``lr``, else sparsify's default), ``normalise``), ``token_steps``
         (``train_tokens * epochs``), ``seconds`` (mean training seconds per SAE,
         evaluation left out), ``tokens_per_s`` (``token_steps / seconds``),
         ``fvu_heldout``, ``dead_fraction`` (latents that never fire on the held-out
@@ -244,7 +300,7 @@ def sae_frontier(train_acts, heldout_acts, points, *, seeds=(0, 1), k: int | Non
     (``seconds``, ``tokens_per_s``): the SAEs are seeded (:func:`~saesim.extract.saes.train_topk_sae`)
     and the chance level uses seed 0.
     """
-    from saesim.extract.saes import code_stats, encode, train_topk_sae
+    from saesim.extract.saes import code_stats, default_lr, encode, train_topk_sae
 
     points, seeds = _validate(train_acts, heldout_acts, points, seeds, k)
     bar = None
@@ -256,16 +312,22 @@ def sae_frontier(train_acts, heldout_acts, points, *, seeds=(0, 1), k: int | Non
     try:
         for point in points:
             rows = train_acts[: point.train_tokens]
+            held = heldout_acts
+            if point.normalise:
+                scale = input_scale(rows)
+                rows, held = rows * scale, heldout_acts * scale
+            point_lr = lr if point.lr is None else point.lr
+            point_lr = float(point_lr) if point_lr is not None else default_lr(point.num_latents, point.optimizer)
             trained, stats, codes = [], [], []
             for seed in seeds:
                 sae = train_topk_sae(rows, num_latents=point.num_latents, k=point.k, seed=int(seed),
-                                     epochs=point.epochs, batch_size=int(batch_size),
-                                     lr=lr if point.lr is None else point.lr, optimizer=point.optimizer,
-                                     trainer=trainer, num_threads=num_threads, progress=False, evaluate=False)
-                held_codes = encode(sae.weights, heldout_acts, progress=False)
+                                     epochs=point.epochs, batch_size=int(batch_size), lr=point_lr,
+                                     optimizer=point.optimizer, trainer=trainer, num_threads=num_threads,
+                                     progress=False, evaluate=False)
+                held_codes = encode(sae.weights, held, progress=False)
                 trained.append(sae)
                 codes.append(held_codes)
-                stats.append(code_stats(sae.weights, heldout_acts, held_codes))
+                stats.append(code_stats(sae.weights, held, held_codes))
                 if bar is not None:
                     bar.update(1)
             stability = [sae_stability(trained[i].weights.W_dec, trained[j].weights.W_dec,
@@ -276,7 +338,7 @@ def sae_frontier(train_acts, heldout_acts, points, *, seeds=(0, 1), k: int | Non
             seconds = float(np.mean([s.seconds for s in trained]))
             token_steps = point.train_tokens * point.epochs
             records.append({
-                **point.to_dict(), "token_steps": token_steps, "seconds": seconds,
+                **dataclasses.asdict(point), "lr": point_lr, "token_steps": token_steps, "seconds": seconds,
                 "tokens_per_s": token_steps / seconds if seconds > 0 else float("nan"),
                 "fvu_heldout": float(np.mean([s["fvu"] for s in stats])),
                 "dead_fraction": float(np.mean([s["dead_fraction"] for s in stats])),
@@ -294,10 +356,28 @@ def sae_frontier(train_acts, heldout_acts, points, *, seeds=(0, 1), k: int | Non
     for column in _INT_COLUMNS:
         frame[column] = frame[column].astype("int64")
     for column in FRONTIER_COLUMNS:
-        if column not in _INT_COLUMNS and column != "axis":
+        if column not in _INT_COLUMNS and column not in ("axis", "optimizer", "normalise"):
             frame[column] = frame[column].astype("float64")
     frame["axis"] = frame["axis"].astype(str)
+    frame["optimizer"] = frame["optimizer"].astype(str)
+    frame["normalise"] = frame["normalise"].astype(bool)
     return frame
+
+
+def input_scale(rows) -> float:
+    """The factor that gives ``rows`` a mean L2 norm of sqrt(d) (SAELens's ``expected_average_only_in``).
+
+    Examples
+    --------
+    >>> round(input_scale(np.full((4, 16), 2.0)), 6)  # each row has norm 8; sqrt(16) = 4
+    0.5
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    mean_norm = float(np.linalg.norm(rows, axis=1).mean()) if rows.size else 0.0
+    if not (mean_norm > 0 and math.isfinite(mean_norm)):
+        raise ValueError(f"cannot scale rows whose mean norm is {mean_norm}; the training rows are empty, all zero "
+                         "or not finite.")
+    return math.sqrt(rows.shape[1]) / mean_norm
 
 
 def projection(frame: pd.DataFrame, *, target_pw_mcc: float = TARGET_PW_MCC, target_shared: float = TARGET_SHARED,
@@ -459,7 +539,8 @@ def frontier_for_profile(profile, *, cache=None, slot: str = "a", layer: int | N
                          "frontier trains TopK SAEs of the profile's recipe and needs both (set them in the profile).")
     layer = int(default_sweep_pair(profile)[0 if slot == "a" else 1] if layer is None else layer)
     train, heldout, train_tokens = _training_rows(profile, cache, slot, layer)
-    points = tuple(default_points(train_tokens, spec.epochs, spec.num_latents, spec.k) if points is None else points)
+    points = tuple(default_points(train_tokens, spec.epochs, spec.num_latents, spec.k, lr=spec.lr)
+                   if points is None else points)
     trainer = getattr(spec, "trainer", "reference")
     key = {"profile": profile.key(), "slot": slot, "layer": layer, "points": [p.to_dict() for p in points],
            "seeds": [int(s) for s in seeds], "frontier_version": FRONTIER_VERSION}

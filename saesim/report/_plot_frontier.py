@@ -16,7 +16,7 @@ from saesim import vocab
 from saesim.report._plot_style import new_figure
 from saesim.report.frames import check_frame
 
-__all__ = ["FIT_REACH", "plot_sae_frontier", "tokens_short"]
+__all__ = ["FIT_REACH", "plot_sae_frontier", "plot_sae_recipe_axes", "tokens_short"]
 
 FIT_REACH = 2**10
 """The fit is drawn at most this many times past the largest measured tokens; a target further out is
@@ -30,6 +30,7 @@ _STYLE = {  # axis -> (colour, marker, marker size)
     "k": ("#7d3c98", "D", 7),
     "optimizer": ("#d68910", "v", 8),
     "lr": ("#5d6d7e", "P", 8),
+    "normalise": ("#117a65", "X", 8),
 }
 _FONT = 10.0
 """Axis labels and ticks (pt): at least 10 px high when the 7.2-inch figure is shown 700 px wide."""
@@ -81,11 +82,12 @@ def plot_sae_frontier(frame: pd.DataFrame, proj: dict, *, targets: dict | None =
     -------
     matplotlib.figure.Figure
     """
-    from saesim.experiments.sae_frontier import TARGET_FVU
+    from saesim.experiments.sae_frontier import RECIPE_AXES, TARGET_FVU
 
     check_frame(frame, "frame", _COLUMNS)
     if frame.empty:
         raise ValueError("`frame` has no rows; run the frontier first.")
+    frame = frame[~frame["axis"].isin(RECIPE_AXES)]  # drawn by plot_sae_recipe_axes
     targets = {"pw_mcc": proj["pw_mcc"]["target"], "shared_dec": proj["shared_dec"]["target"],
                "fvu_heldout": TARGET_FVU, **(targets or {})}
     profile = frame[frame["axis"] == "profile"]
@@ -204,3 +206,60 @@ def _fmt(value: float, scale: float) -> str:
     if not math.isfinite(value):
         return "–"
     return f"{value * scale:g} %" if scale == 100.0 else f"{value:g}"
+
+
+def plot_sae_recipe_axes(frame: pd.DataFrame) -> Figure:
+    """The recipe axes beside their baseline: one row per recipe change, PW-MCC, shared and held-out FVU.
+
+    Three panels side by side share the rows (:func:`saesim.report.frontier.recipe_axes_view`: the
+    baseline on top, then k, the optimizer, the learning rate and the input scaling); a grey line
+    carries the baseline's value down each panel, a dotted one the chance level of random directions.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A :func:`saesim.experiments.sae_frontier.sae_frontier` table with recipe-axis points.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        The table has no recipe-axis point.
+    """
+    from saesim.report.frontier import recipe_axes_view
+
+    check_frame(frame, "frame", _COLUMNS)
+    view = recipe_axes_view(frame)
+    if view.empty:
+        raise ValueError("`frame` has no recipe-axis point (k, optimizer, learning rate, input scaling); run the "
+                         "frontier with default_points(..., recipe_axes=True).")
+    n = len(view)
+    fig = new_figure(7.2, 1.2 + 0.42 * n)
+    axes = fig.subplots(1, 3, sharey=True)
+    ys = np.arange(n)[::-1]
+    panels = [("pw_mcc", 1.0, "PW-MCC\n(two seeds)", "chance_pw_mcc"),
+              ("shared_dec", 100.0, "shared at\ncosine ≥ 0.7 (%)", "chance_shared_dec"),
+              ("fvu_heldout", 1.0, "held-out\nFVU", None)]
+    base = view.iloc[0]
+    for ax, (column, scale, xlabel, chance) in zip(axes, panels):
+        ax.axvline(float(base[column]) * scale, color="0.6", lw=1.2, zorder=1)
+        if chance is not None and np.isfinite(float(base[chance])):
+            ax.axvline(float(base[chance]) * scale, color="0.45", ls=":", lw=1.4, zorder=1)
+        for y, (_, row) in zip(ys, view.iterrows()):
+            axis = "tokens" if row["is_baseline"] else row["axis"]
+            colour, marker, size = _STYLE[axis]
+            ax.plot([float(row[column]) * scale], [y], marker, color=colour, ms=size, zorder=3)
+        ax.set_xlabel(xlabel, fontsize=_FONT)
+        ax.tick_params(labelsize=_FONT)
+        ax.grid(True, axis="x", color="0.9", lw=0.6)
+        lo, hi = ax.get_xlim()
+        pad = 0.08 * (hi - lo)
+        ax.set_xlim(lo - pad, hi + pad)
+    axes[0].set_yticks(ys)
+    axes[0].set_yticklabels(view["change"].tolist(), fontsize=_SMALL)
+    axes[0].set_ylim(-0.6, n - 0.4)
+    fig.suptitle("Recipe changes at a quarter of the profile's tokens", fontsize=_FONT + 1)
+    return fig

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from saesim import vocab
-from saesim.report._plot_frontier import plot_sae_frontier
+from saesim.report._plot_frontier import plot_sae_frontier, plot_sae_recipe_axes, tokens_short
 
 __all__ = [
     "duration_words",
@@ -24,13 +24,19 @@ __all__ = [
     "frontier_table",
     "frontier_text",
     "plot_sae_frontier",
+    "plot_sae_recipe_axes",
+    "point_change",
+    "recipe_axes_caption",
+    "recipe_axes_text",
+    "recipe_axes_view",
     "target_status",
     "tokens_words",
 ]
 
-_SHOWN = ["axis", "train_tokens", "epochs", "num_latents", "pw_mcc", "shared_dec", "fvu_heldout", "seconds"]
-_MORE = ["token_steps", "tokens_per_s", "shared_dec_enc", "chance_pw_mcc", "chance_shared_dec", "act_mcc",
-         "shared_act", "dead_fraction", "mean_l0"]
+_SHOWN = ["axis", "change", "train_tokens", "epochs", "num_latents", "pw_mcc", "shared_dec", "fvu_heldout",
+          "seconds"]
+_MORE = ["k", "optimizer", "lr", "normalise", "token_steps", "tokens_per_s", "shared_dec_enc", "chance_pw_mcc",
+         "chance_shared_dec", "act_mcc", "shared_act", "dead_fraction", "mean_l0"]
 _PERCENT = ("shared_dec", "shared_dec_enc", "chance_shared_dec", "shared_act", "dead_fraction")
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -305,11 +311,15 @@ def frontier_caption(frame: pd.DataFrame, proj: dict, *, layer: int | None = Non
     slot = str(frame["slot"].iloc[0]) if slot is None and "slot" in frame.columns else (slot or "a")
     where = f"{vocab.phrase('slot', slot)}'s layer {layer}" if layer is not None else vocab.phrase("slot", slot)
     n_seeds = int(frame["n_seeds"].iloc[0]) if "n_seeds" in frame.columns else 2
+    from saesim.experiments.sae_frontier import RECIPE_AXES
+
+    n_recipe = int(frame["axis"].isin(RECIPE_AXES).sum())
+    drawn = len(frame) - n_recipe
     counts = {axis: int((frame["axis"] == axis).sum()) for axis in ("tokens", "epochs", "width")}
     n_held = f" on {int(ref['n_heldout']):,} held-out tokens" if "n_heldout" in frame.columns else ""
     fit = proj.get("measured_tokens", (0, 0))
     return (f"Seed stability and reconstruction of TopK SAEs of {where}, {n_seeds} seeds per point, at "
-            f"{len(frame)} points around the profile's recipe ({_point_words(ref)}; star): "
+            f"{drawn} points around the profile's recipe ({_point_words(ref)}; star): "
             f"{counts['tokens']} with fewer training tokens (circles, on the line to the star), "
             f"{counts['epochs']} with more epochs (squares) and {counts['width']} narrower SAEs (triangles). "
             f"Top: PW-MCC (mean decoder cosine of the Hungarian matching of two seeds' SAEs); middle: the "
@@ -318,7 +328,9 @@ def frontier_caption(frame: pd.DataFrame, proj: dict, *, layer: int | None = Non
             f"{_target_words('shared_dec', goals['shared_dec'])}, {_target_words('fvu_heldout', goals['fvu_heldout'])}); "
             f"dash-dot: the least-squares fit against log2(training tokens) over the circles and the star "
             f"({fit[0]:,} to {fit[1]:,} tokens), extended towards its target. Every SAE was trained by saesim "
-            f"on the CPU.")
+            f"on the CPU."
+            + (f" The {n_recipe} recipe changes (k, optimizer, learning rate, input scaling) are in the next figure."
+               if n_recipe else ""))
 
 
 def frontier_table(frame: pd.DataFrame, caption: str | None = None):
@@ -330,7 +342,7 @@ def frontier_table(frame: pd.DataFrame, caption: str | None = None):
     from saesim.report.frames import check_frame
     from saesim.report.tables import split_table
 
-    check_frame(frame, "frame", _SHOWN + _MORE)
+    check_frame(frame, "frame", [c for c in _SHOWN + _MORE if c != "change"])
     if caption is None:
         where = (f"{vocab.phrase('slot', str(frame['slot'].iloc[0]))}'s layer {int(frame['layer'].iloc[0])}"
                  if {"slot", "layer"} <= set(frame.columns) else "one layer")
@@ -340,9 +352,154 @@ def frontier_table(frame: pd.DataFrame, caption: str | None = None):
                    f"shared: matched at decoder cosine ≥ 0.7), held-out FVU{held} and training seconds per SAE; "
                    f"the training rate, the decoder-and-encoder criterion, the chance levels, the activation "
                    f"matching, dead latents and L0 one click away")
-    view = frame[_SHOWN + _MORE].assign(axis=frame["axis"].map(lambda a: vocab.label("frontier_axis", a)))
+    base_lr = _base_lr(frame)
+    view = frame.assign(change=[point_change(row, base_lr) for _, row in frame.iterrows()])[_SHOWN + _MORE]
+    view = view.assign(axis=frame["axis"].map(lambda a: vocab.label("frontier_axis", a)))
     view = view.rename(columns=lambda c: vocab.column_label(c, default=c))
     formats = {vocab.column_label(c): ".1%" for c in _PERCENT}
     formats.update({vocab.column_label("seconds"): ".1f", vocab.column_label("tokens_per_s"): ",.0f",
-                    vocab.column_label("train_tokens"): ",d", vocab.column_label("token_steps"): ",d"})
+                    vocab.column_label("train_tokens"): ",d", vocab.column_label("token_steps"): ",d",
+                    vocab.column_label("lr"): ".4g"})
     return split_table(view, [vocab.column_label(c) for c in _SHOWN], caption, formats=formats, index=False)
+
+
+# --------------------------------------------------------------------------- the recipe axes
+
+
+def _base_lr(frame: pd.DataFrame) -> float:
+    """The learning rate of the profile's recipe (its point's, else the tokens axis's)."""
+    for axis in ("profile", "tokens"):
+        rows = frame[frame["axis"] == axis]
+        if len(rows) and "lr" in rows.columns:
+            return float(rows["lr"].iloc[0])
+    return float("nan")
+
+
+def point_change(row, base_lr: float) -> str:
+    """What a frontier point changes, in a few words: ``"k = 16"``, ``"Adam, linear decay, lr 0.0008"``,
+    ``"learning rate × 2 (0.01)"``, ``"inputs scaled to mean norm √d"``; the tokens, epochs and width
+    axes and the profile's point say their tokens, epochs or latents.
+
+    Examples
+    --------
+    >>> point_change({"axis": "lr", "lr": 0.01, "k": 32}, 0.005)
+    'learning rate × 2 (0.01)'
+    >>> point_change({"axis": "k", "k": 16}, 0.005)
+    'k = 16'
+    """
+    axis = row["axis"]
+    if axis == "k":
+        return f"k = {int(row['k'])}"
+    if axis == "optimizer":
+        return f"Adam, linear decay, lr {float(row['lr']):g}"
+    if axis == "lr":
+        ratio = float(row["lr"]) / base_lr if base_lr and math.isfinite(base_lr) else float("nan")
+        times = "½" if math.isclose(ratio, 0.5) else f"{ratio:g}"
+        return f"learning rate × {times} ({float(row['lr']):g})"
+    if axis == "normalise":
+        return "inputs scaled to mean norm √d"
+    if axis == "epochs":
+        return f"{int(row['epochs'])} epochs"
+    if axis == "width":
+        return f"{int(row['num_latents']):,} latents"
+    if axis == "tokens":
+        return f"{tokens_words(row['train_tokens'])} tokens"
+    return "the profile's recipe"
+
+
+def recipe_axes_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """The recipe axes' points beside their baseline, one row each, baseline first.
+
+    The baseline is the tokens axis's point with the recipe points' tokens, epochs and width (the
+    profile's k, optimizer, learning rate and raw inputs). Columns: ``change`` (:func:`point_change`;
+    ``"baseline: ..."`` for the baseline), ``axis``, ``is_baseline``, and the frame's values
+    (``pw_mcc``, ``shared_dec``, ``fvu_heldout``, the chance levels, ...). Empty when the frame has
+    no recipe-axis point.
+
+    Raises
+    ------
+    ValueError
+        Recipe points of more than one (tokens, epochs, width), or no baseline point for them.
+    """
+    from saesim.experiments.sae_frontier import RECIPE_AXES
+
+    recipe = frame[frame["axis"].isin(RECIPE_AXES)]
+    if recipe.empty:
+        return frame.iloc[0:0].assign(change=pd.Series(dtype=str), is_baseline=pd.Series(dtype=bool))
+    where = recipe[["train_tokens", "epochs", "num_latents"]].drop_duplicates()
+    if len(where) != 1:
+        raise ValueError(f"the recipe-axis points sit at {len(where)} different (tokens, epochs, width); "
+                         "recipe_axes_view compares them with one baseline.")
+    t, e, w = (int(where[c].iloc[0]) for c in ("train_tokens", "epochs", "num_latents"))
+    base = frame[(frame["axis"].isin(["tokens", "profile"])) & (frame["train_tokens"] == t)
+                 & (frame["epochs"] == e) & (frame["num_latents"] == w)]
+    if base.empty:
+        raise ValueError(f"no tokens-axis point at {t:,} tokens × {e} epochs, {w:,} latents: the recipe-axis "
+                         "points have no baseline (default_points puts one there).")
+    base = base.iloc[[0]]
+    base_lr = float(base["lr"].iloc[0])
+    label = f"baseline: {tokens_short(t)} tokens × {e} epochs"
+    changes = [label] + [point_change(row, base_lr) for _, row in recipe.iterrows()]
+    out = pd.concat([base, recipe], ignore_index=True)
+    return out.assign(change=changes, is_baseline=[True] + [False] * len(recipe))
+
+
+def recipe_axes_text(frame: pd.DataFrame) -> str:
+    """One paragraph on the recipe axes, generated from the numbers: each change against the baseline,
+    and the best of them against what doubling the training tokens gives from the same baseline.
+
+    Returns ``""`` when the frame has no recipe-axis point.
+    """
+    view = recipe_axes_view(frame)
+    if view.empty:
+        return ""
+    base, rows = view.iloc[0], view.iloc[1:]
+
+    def moves(r) -> str:
+        return (f"{r['change']}: PW-MCC {r['pw_mcc']:.3f} ({r['pw_mcc'] - base['pw_mcc']:+.3f}), "
+                f"{_value('shared_dec', r['shared_dec'])} shared, held-out FVU {_value('fvu_heldout', r['fvu_heldout'])}")
+
+    sentences = [f"At {tokens_words(base['train_tokens'])} tokens × {int(base['epochs'])} epochs the baseline "
+                 f"reaches PW-MCC {base['pw_mcc']:.3f}, {_value('shared_dec', base['shared_dec'])} "
+                 f"shared and held-out FVU {_value('fvu_heldout', base['fvu_heldout'])}. Against it: "
+                 + "; ".join(moves(r) for _, r in rows.iterrows()) + "."]
+    best = rows.loc[rows["pw_mcc"].astype(float).idxmax()]
+    gain = float(best["pw_mcc"] - base["pw_mcc"])
+    double = frame[(frame["axis"].isin(["tokens", "profile"])) & (frame["train_tokens"] == 2 * int(base["train_tokens"]))
+                   & (frame["epochs"] == base["epochs"]) & (frame["num_latents"] == base["num_latents"])]
+    if gain <= 0:
+        sentences.append("None of these changes makes two seeds' SAEs agree more than the baseline does.")
+    else:
+        sentences.append(f"The most stable of them is {best['change']}, {gain:+.3f} PW-MCC over the baseline.")
+    if len(double):
+        more = float(double["pw_mcc"].iloc[0] - base["pw_mcc"])
+        more_shared = float(double["shared_dec"].iloc[0] - base["shared_dec"])
+        if gain < more:
+            sentences.append(f"Doubling the training tokens from the same baseline adds {more:+.3f} PW-MCC "
+                             f"({100 * more_shared:+.1f} percentage points shared), more than any of these changes.")
+        else:
+            sentences.append(f"Doubling the training tokens from the same baseline adds {more:+.3f} PW-MCC "
+                             f"({100 * more_shared:+.1f} percentage points shared), no more than {best['change']}.")
+    if gain > 0 and best["fvu_heldout"] > base["fvu_heldout"]:
+        sentences.append(f"{best['change'][0].upper() + best['change'][1:]} buys its stability with a worse "
+                         f"held-out FVU ({_value('fvu_heldout', best['fvu_heldout'])} against "
+                         f"{_value('fvu_heldout', base['fvu_heldout'])}).")
+    return " ".join(sentences)
+
+
+def recipe_axes_caption(frame: pd.DataFrame) -> str:
+    """The recipe-axes figure's caption, from the table."""
+    view = recipe_axes_view(frame)
+    if view.empty:
+        return "No recipe-axis point was measured."
+    base = view.iloc[0]
+    layer = f" of layer {int(frame['layer'].iloc[0])}" if "layer" in frame.columns else ""
+    slot = vocab.phrase("slot", str(frame["slot"].iloc[0])) + "'s" if "slot" in frame.columns else "the"
+    return (f"Recipe changes other than more text, epochs or a narrower SAE, each trained with "
+            f"{int(base['n_seeds'])} seeds on {slot} SAE training text{layer} at {tokens_words(base['train_tokens'])} "
+            f"tokens × {int(base['epochs'])} epochs, {int(base['num_latents']):,} latents (a quarter of the "
+            f"profile's tokens), against the baseline at the same budget (top row, grey line: k = "
+            f"{int(base['k'])}, signum at lr {float(base['lr']):g}, raw inputs). Left: PW-MCC of "
+            f"two seeds; middle: latents shared at decoder cosine ≥ 0.7; right: held-out FVU. Dotted: random "
+            f"directions of the same shapes. Adam runs with its linear-decay schedule at sparsify's Adam rate; "
+            f"the input scaling is SAELens's (mean norm √d over the training rows).")

@@ -38,7 +38,7 @@ hubs, frequencies, p-values    :func:`hub_histogram`, :func:`frequency_histogram
                                :func:`pvalue_histogram`
 baselines, sweeps              :func:`plot_baselines`, :func:`plot_sweep` (drawn in
                                :mod:`saesim.report.plots_robust`, re-exported here)
-SAE frontier (issue #22)       :func:`plot_sae_frontier`
+SAE frontier (issue #22)       :func:`plot_sae_frontier`, :func:`plot_sae_recipe_axes`
 =============================  =====================================================
 
 This module is the public face of the figure code, which lives in private
@@ -91,7 +91,7 @@ from saesim.report._plot_bars import (
     rule_bars,
 )
 from saesim.report._plot_captions import caption, dims_with_pairs, dims_words, labels_text
-from saesim.report._plot_frontier import FIT_REACH, plot_sae_frontier, tokens_short
+from saesim.report._plot_frontier import FIT_REACH, plot_sae_frontier, plot_sae_recipe_axes, tokens_short
 from saesim.report._plot_heatmaps import (
     CONSTANT_LABEL,
     MIN_TEXT_PX,
@@ -142,6 +142,7 @@ __all__ = [
     "panel_axes",
     "plot_baselines",
     "plot_sae_frontier",
+    "plot_sae_recipe_axes",
     "plot_sweep",
     "policy_label",
     "panel_style",

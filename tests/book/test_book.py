@@ -34,7 +34,7 @@ EXPECTED_FIGURES = (
     "fig_pvalue_histogram", "fig_filter_stages", "fig_many_to_one_vs_one_to_one", "fig_rules_directions_svcca",
     "fig_svcca_corrected_vs_authors_k", "fig3_full_space_effect", "fig_controls_rsa_excess",
     "fig_steering_method", "fig_steering_depth", "fig_steering_curves",
-    "fig_controls_svcca_excess", "fig_sae_frontier",
+    "fig_controls_svcca_excess", "fig_sae_frontier", "fig_sae_recipe_axes",
 )
 
 

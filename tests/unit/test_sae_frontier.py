@@ -18,9 +18,11 @@ import pytest
 from saesim.experiments.sae_frontier import (
     AXES,
     FRONTIER_COLUMNS,
+    RECIPE_AXES,
     FrontierPoint,
     default_points,
     frontier_for_profile,
+    input_scale,
     projection,
     sae_frontier,
 )
@@ -62,8 +64,8 @@ def gaussian_rows(n: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def planted_frame():
-    return sae_frontier(planted_rows(T, 0), planted_rows(N_HELDOUT, 9), default_points(T, E, ATOMS, K),
-                        **TRAIN)
+    return sae_frontier(planted_rows(T, 0), planted_rows(N_HELDOUT, 9),
+                        default_points(T, E, ATOMS, K, recipe_axes=False), **TRAIN)
 
 
 def curve(frame: pd.DataFrame) -> pd.DataFrame:
@@ -76,21 +78,42 @@ def curve(frame: pd.DataFrame) -> pd.DataFrame:
 
 class TestDefaultPoints:
     def test_the_offline_recipe(self):
-        points = default_points(192000, 2, 4096, 32)
-        assert [(p.axis, p.train_tokens, p.epochs, p.num_latents, p.k) for p in points] == [
+        points = default_points(192000, 2, 4096, 32, lr=0.005)
+        assert [(p.axis, p.train_tokens, p.epochs, p.num_latents, p.k) for p in points[:8]] == [
             ("tokens", 24000, 2, 4096, 32), ("tokens", 48000, 2, 4096, 32), ("tokens", 96000, 2, 4096, 32),
             ("profile", 192000, 2, 4096, 32), ("epochs", 48000, 4, 4096, 32), ("epochs", 48000, 8, 4096, 32),
             ("width", 96000, 2, 1024, 32), ("width", 96000, 2, 2048, 32)]
+        assert all(p.optimizer == "signum" and p.lr is None and not p.normalise for p in points[:8])
 
-    def test_cost_is_under_four_profile_saes(self):
-        points = default_points(192000, 2, 4096, 32)
-        cost = sum(p.train_tokens * p.epochs * p.num_latents for p in points)
-        assert cost / (192000 * 2 * 4096) == pytest.approx(3.75)
+    def test_the_recipe_axes_sit_at_a_quarter_of_the_tokens_beside_their_baseline(self):
+        points = default_points(192000, 2, 4096, 32, lr=0.005)
+        recipe = [p for p in points if p.axis in RECIPE_AXES]
+        assert [(p.axis, p.k, p.optimizer, p.lr, p.normalise) for p in recipe] == [
+            ("k", 16, "signum", None, False), ("k", 64, "signum", None, False),
+            ("optimizer", 32, "adam", pytest.approx(8e-4), False),  # sparsify's Adam rate for 4096, doubled
+            ("lr", 32, "signum", 0.0025, False), ("lr", 32, "signum", 0.01, False),
+            ("normalise", 32, "signum", None, True)]
+        assert {(p.train_tokens, p.epochs, p.num_latents) for p in recipe} == {(48000, 2, 4096)}
+        assert any(p.axis == "tokens" and p.train_tokens == 48000 for p in points)  # their baseline
+        assert [p.lr for p in default_points(192000, 2, 4096, 32) if p.axis == "lr"] == [
+            pytest.approx(0.005 * 2 / 2), pytest.approx(0.005 * 2 * 2)]  # no lr: sparsify's 0.01 for 4096
+        assert not [p for p in default_points(192000, 2, 4096, 32, recipe_axes=False) if p.axis in RECIPE_AXES]
+
+    def test_cost_in_profile_saes(self):
+        def cost(points):
+            return sum(p.train_tokens * p.epochs * p.num_latents for p in points) / (192000 * 2 * 4096)
+
+        assert cost(default_points(192000, 2, 4096, 32, recipe_axes=False)) == pytest.approx(3.75)
+        assert cost(default_points(192000, 2, 4096, 32)) == pytest.approx(5.25)
 
     def test_points_narrower_than_k_or_repeated_are_left_out(self):
-        points = default_points(64, 1, 8, 4)  # W/4 = 2 < k
+        points = default_points(64, 1, 8, 4, recipe_axes=False)  # W/4 = 2 < k
         assert [p.num_latents for p in points if p.axis == "width"] == [4]
         assert len({(p.train_tokens, p.epochs, p.num_latents) for p in points}) == len(points)
+        wide = default_points(64, 1, 8, 8)  # 2k = 16 > W: only k/2 is left on the k axis
+        assert [p.k for p in wide if p.axis == "k"] == [4]
+        assert len({dataclasses.astuple(p)[1:] for p in wide}) == len(wide)
+        assert not [p for p in default_points(64, 1, 8, 4, lr=0.6) if p.axis == "lr" and p.lr >= 1]
 
     def test_bad_recipe(self):
         with pytest.raises(ValueError, match="`k`"):
@@ -117,7 +140,7 @@ class TestSaeFrontier:
         assert all(vocab.column_label(c) for c in FRONTIER_COLUMNS)  # every column has a header
         assert all(vocab.label("frontier_axis", a) for a in AXES)
         assert set(STABILITY_COLUMNS) <= set(planted_frame.columns)
-        assert len(planted_frame) == len(default_points(T, E, ATOMS, K))
+        assert len(planted_frame) == len(default_points(T, E, ATOMS, K, recipe_axes=False))
         assert (planted_frame["token_steps"] == planted_frame["train_tokens"] * planted_frame["epochs"]).all()
         assert (planted_frame["seconds"] > 0).all()
         assert np.allclose(planted_frame["tokens_per_s"], planted_frame["token_steps"] / planted_frame["seconds"])
@@ -167,9 +190,42 @@ class TestSaeFrontier:
         assert list(frame["axis"]) == ["profile", "optimizer", "lr"]
         assert frame.loc[0, "pw_mcc"] != frame.loc[1, "pw_mcc"]  # another optimizer, other SAEs
 
+    def test_scaled_inputs_make_the_point_blind_to_the_input_scale(self):
+        """Planted: the same rows times 1000. Unscaled, signum's fixed-size steps meet a 1000x larger
+        geometry and the SAEs differ; with ``normalise`` both see the same rows and agree."""
+        train, held = planted_rows(1200, 0), planted_rows(200, 9)
+        points = (FrontierPoint("tokens", 1200, 2, 32, 2), FrontierPoint("normalise", 1200, 2, 32, 2, normalise=True))
+        small = sae_frontier(train, held, points, **TRAIN)
+        big = sae_frontier(1000 * train, 1000 * held, points, **TRAIN)
+        columns = ["pw_mcc", "shared_dec", "fvu_heldout", "mean_l0"]
+        assert np.allclose(small.loc[1, columns], big.loc[1, columns], atol=2e-3)
+        assert not np.allclose(small.loc[0, columns], big.loc[0, columns], atol=2e-3)
+        assert list(small["normalise"]) == [False, True]
+
+    def test_the_table_says_each_points_optimizer_rate_and_scaling(self):
+        points = (FrontierPoint("tokens", 300, 1, 16, 2), FrontierPoint("lr", 300, 1, 16, 2, lr=0.02),
+                  FrontierPoint("optimizer", 300, 1, 16, 2, optimizer="adam"))
+        frame = sae_frontier(planted_rows(300, 0), planted_rows(50, 9), points, batch_size=BATCH, lr=None,
+                             num_threads=1)
+        from saesim.extract.saes import default_lr
+
+        assert list(frame["optimizer"]) == ["signum", "signum", "adam"]
+        assert list(frame["lr"]) == pytest.approx([default_lr(16), 0.02, default_lr(16, "adam")])
+        assert frame["lr"].dtype == np.float64 and frame["normalise"].dtype == bool
+
+    def test_input_scale(self):
+        rows = np.random.default_rng(0).normal(size=(500, 9)) * 7.0
+        assert np.linalg.norm(rows * input_scale(rows), axis=1).mean() == pytest.approx(3.0)
+        for bad in (np.zeros((3, 4)), np.empty((0, 4)), np.full((2, 2), np.nan)):
+            with pytest.raises(ValueError, match="mean norm"):
+                input_scale(bad)
+
     def test_defaults_leave_a_points_key_as_it_was(self):
         point = FrontierPoint("tokens", 100, 2, 16, 2)
         assert point.to_dict() == {"axis": "tokens", "train_tokens": 100, "epochs": 2, "num_latents": 16, "k": 2}
+        assert FrontierPoint("normalise", 100, 2, 16, 2, normalise=True).to_dict()["normalise"] is True
+        with pytest.raises(ValueError, match="`normalise`"):
+            FrontierPoint("normalise", 100, 2, 16, 2, normalise="yes")
         assert FrontierPoint("optimizer", 100, 2, 16, 2, optimizer="adam", lr=1e-3).to_dict()["optimizer"] == "adam"
         with pytest.raises(ValueError, match="`optimizer`"):
             FrontierPoint("optimizer", 100, 2, 16, 2, optimizer="sgd")
@@ -331,7 +387,8 @@ def page_frame(*, profile_pw=0.45, profile_shared=0.10, profile_fvu=0.50, epochs
               "shared_dec": epochs_shared, "fvu_heldout": epochs_fvu},
              {"axis": "width", "train_tokens": 96000, "epochs": 2, "num_latents": 1024, "pw_mcc": 0.40,
               "shared_dec": 0.05, "fvu_heldout": 0.60}]
-    frame = pd.DataFrame(rows).assign(k=32, slot="a", layer=7, n_heldout=90000, n_seeds=2,
+    frame = pd.DataFrame(rows).assign(k=32, optimizer="signum", lr=0.005, normalise=False, slot="a", layer=7,
+                                      n_heldout=90000, n_seeds=2,
                                       chance_pw_mcc=chance, chance_shared_dec=0.0, shared_dec_enc=0.05,
                                       act_mcc=0.3, shared_act=0.05, dead_fraction=0.1, mean_l0=32.0)
     frame["token_steps"] = frame["train_tokens"] * frame["epochs"]
@@ -467,3 +524,80 @@ class TestFrontierFigure:
         texts += [t for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
                   for t in legend.get_texts()]
         assert min(t.get_fontsize() for t in texts) * pixels_per_point >= MIN_TEXT_PX - 1e-9
+
+
+# --------------------------------------------------------------------------- the recipe axes on the page
+
+
+def recipe_frame(*, k16=(0.33, 0.02, 0.36), adam=(0.25, 0.0, 0.33), lr2=(0.31, 0.012, 0.32), scaled=(0.30, 0.01, 0.32)):
+    """page_frame plus the recipe axes at 48k tokens x 2 epochs, whose baseline (tokens axis) has
+    PW-MCC 0.41, 8 % shared, FVU 0.54 and whose doubling (96k) adds +0.02 PW-MCC."""
+    frame = page_frame()
+    base = frame[(frame["axis"] == "tokens") & (frame["train_tokens"] == 48000)].iloc[0]
+    rows = []
+    for axis, values, extra in (("k", k16, {"k": 16}), ("optimizer", adam, {"optimizer": "adam", "lr": 8e-4}),
+                                ("lr", lr2, {"lr": 0.01}), ("normalise", scaled, {"normalise": True})):
+        rows.append({**base.to_dict(), "axis": axis, "pw_mcc": values[0], "shared_dec": values[1],
+                     "fvu_heldout": values[2], **extra})
+    return pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
+
+
+class TestRecipeAxesPage:
+    def test_the_view_puts_the_baseline_first_and_names_each_change(self):
+        from saesim.report.frontier import recipe_axes_view
+
+        view = recipe_axes_view(recipe_frame())
+        assert list(view["change"]) == ["baseline: 48k tokens × 2 epochs", "k = 16", "Adam, linear decay, lr 0.0008",
+                                        "learning rate × 2 (0.01)", "inputs scaled to mean norm √d"]
+        assert list(view["is_baseline"]) == [True, False, False, False, False]
+        assert view["pw_mcc"].iloc[0] == pytest.approx(0.41)
+        assert recipe_axes_view(page_frame()).empty
+        frame = recipe_frame()
+        with pytest.raises(ValueError, match="baseline"):
+            recipe_axes_view(frame[~((frame["axis"] == "tokens") & (frame["train_tokens"] == 48000))])
+
+    def test_the_paragraph_follows_the_numbers(self):
+        from saesim.report.frontier import recipe_axes_text
+
+        text = recipe_axes_text(recipe_frame())  # every change below the baseline's 0.41
+        assert "baseline reaches PW-MCC 0.410, 8.0 % shared" in text
+        assert "k = 16: PW-MCC 0.330 (-0.080), 2.0 % shared, held-out FVU 0.360" in text
+        assert "None of these changes" in text
+        assert "Doubling the training tokens from the same baseline adds +0.020 PW-MCC" in text
+        assert "more than any of these changes" in text
+        better = recipe_axes_text(recipe_frame(k16=(0.45, 0.09, 0.60)))
+        assert "The most stable of them is k = 16, +0.040 PW-MCC over the baseline" in better
+        assert "no more than k = 16" in better
+        assert "K = 16 buys its stability with a worse held-out FVU (0.600 against 0.540)" in better
+        assert recipe_axes_text(page_frame()) == ""
+
+    def test_the_caption_names_the_budget_and_the_baseline(self):
+        from saesim.report.frontier import frontier_caption, recipe_axes_caption
+
+        caption = recipe_axes_caption(recipe_frame())
+        assert "48,000 tokens × 2 epochs, 4,096 latents" in caption and "k = 32, signum at lr 0.005" in caption
+        assert "model A's SAE training text of layer 7" in caption
+        frame = recipe_frame()
+        main = frontier_caption(frame, projection(frame))
+        assert "6 points around" in main and "The 4 recipe changes" in main
+
+    def test_the_figure_draws_one_row_per_change_and_the_main_one_leaves_them_out(self):
+        from saesim.report.plots import MIN_TEXT_PX, PAGE_WIDTH_PX, plot_sae_frontier, plot_sae_recipe_axes
+
+        frame = recipe_frame()
+        fig = plot_sae_recipe_axes(frame)
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(axes) == 3
+        assert [t.get_text() for t in axes[0].get_yticklabels()][0] == "baseline: 48k tokens × 2 epochs"
+        vertical = {round(float(line.get_xdata()[0]), 6) for line in axes[0].get_lines()
+                    if len(set(np.asarray(line.get_xdata(), dtype=float))) == 1 and len(line.get_xdata()) == 2}
+        assert {0.41, 0.2} <= vertical  # the baseline and the chance level
+        assert sum(len(line.get_xdata()) == 1 for line in axes[1].get_lines()) == 5
+        pixels_per_point = PAGE_WIDTH_PX / (fig.get_figwidth() * 72)
+        texts = [t for ax in axes for t in ax.get_xticklabels() + ax.get_yticklabels() + [ax.xaxis.label]
+                 if t.get_text()]
+        assert min(t.get_fontsize() for t in texts) * pixels_per_point >= MIN_TEXT_PX - 1e-9
+        main = plot_sae_frontier(frame, projection(frame))
+        assert not any(line.get_marker() in ("D", "v", "P", "X") for ax in main.axes for line in ax.get_lines())
+        with pytest.raises(ValueError, match="recipe-axis"):
+            plot_sae_recipe_axes(page_frame())
