@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--scale", type=int, nargs="+", default=[2, 4],
                         help="multiples of the profile's training tokens beyond it (default 2 4)")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--extra", action="store_true", help="only the recipe axes (k, optimizer, learning rate, input scaling)")
+    parser.add_argument("--extra", action="store_true",
+                        help="only the recipe axes (k, optimizer, learning rate, input scaling)")
     args = parser.parse_args()
 
     import numpy as np

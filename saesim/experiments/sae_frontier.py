@@ -86,7 +86,8 @@ TARGET_FVU = 0.40
 FIT_AXES = ("tokens", "profile")
 """The rows :func:`projection` fits: the tokens axis and the profile's point (same epochs and width)."""
 
-FRONTIER_COLUMNS = ("axis", "train_tokens", "epochs", "num_latents", "k", "optimizer", "lr", "normalise", "token_steps", "seconds", "tokens_per_s",
+FRONTIER_COLUMNS = ("axis", "train_tokens", "epochs", "num_latents", "k", "optimizer", "lr", "normalise",
+                    "token_steps", "seconds", "tokens_per_s",
                     "fvu_heldout", "dead_fraction", "mean_l0") + STABILITY_COLUMNS + ("n_heldout", "n_seeds")
 """Columns of :func:`sae_frontier`, in order."""
 

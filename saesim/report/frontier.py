@@ -132,8 +132,16 @@ def _target_words(column: str, target: float) -> str:
 
 
 def _point_words(row) -> str:
-    return (f"{int(row['train_tokens']):,} tokens × {int(row['epochs'])} epochs, {int(row['num_latents']):,} latents, "
-            f"k = {int(row['k'])}")
+    words = (f"{int(row['train_tokens']):,} tokens × {int(row['epochs'])} epochs, {int(row['num_latents']):,} latents, "
+             f"k = {int(row['k'])}")
+    axis = row.get("axis") if hasattr(row, "get") else None
+    if axis == "optimizer":
+        words += f", Adam at lr {float(row['lr']):g}"
+    elif axis == "lr":
+        words += f", lr {float(row['lr']):g}"
+    elif axis == "normalise":
+        words += ", inputs scaled to mean norm √d"
+    return words
 
 
 def target_status(frame: pd.DataFrame, proj: dict | None = None, *, targets: dict | None = None) -> pd.DataFrame:
@@ -457,7 +465,8 @@ def recipe_axes_text(frame: pd.DataFrame) -> str:
 
     def moves(r) -> str:
         return (f"{r['change']}: PW-MCC {r['pw_mcc']:.3f} ({r['pw_mcc'] - base['pw_mcc']:+.3f}), "
-                f"{_value('shared_dec', r['shared_dec'])} shared, held-out FVU {_value('fvu_heldout', r['fvu_heldout'])}")
+                f"{_value('shared_dec', r['shared_dec'])} shared, "
+                f"held-out FVU {_value('fvu_heldout', r['fvu_heldout'])}")
 
     sentences = [f"At {tokens_words(base['train_tokens'])} tokens × {int(base['epochs'])} epochs the baseline "
                  f"reaches PW-MCC {base['pw_mcc']:.3f}, {_value('shared_dec', base['shared_dec'])} "
@@ -465,7 +474,7 @@ def recipe_axes_text(frame: pd.DataFrame) -> str:
                  + "; ".join(moves(r) for _, r in rows.iterrows()) + "."]
     best = rows.loc[rows["pw_mcc"].astype(float).idxmax()]
     gain = float(best["pw_mcc"] - base["pw_mcc"])
-    double = frame[(frame["axis"].isin(["tokens", "profile"])) & (frame["train_tokens"] == 2 * int(base["train_tokens"]))
+    double = frame[frame["axis"].isin(["tokens", "profile"]) & (frame["train_tokens"] == 2 * int(base["train_tokens"]))
                    & (frame["epochs"] == base["epochs"]) & (frame["num_latents"] == base["num_latents"])]
     if gain <= 0:
         sentences.append("None of these changes makes two seeds' SAEs agree more than the baseline does.")

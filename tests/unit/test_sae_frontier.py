@@ -571,6 +571,15 @@ class TestRecipeAxesPage:
         assert "K = 16 buys its stability with a worse held-out FVU (0.600 against 0.540)" in better
         assert recipe_axes_text(page_frame()) == ""
 
+    def test_the_frontier_paragraph_names_a_recipe_points_change(self):
+        from saesim.report.frontier import frontier_text
+
+        frame = recipe_frame(lr2=(0.62, 0.3, 0.3))
+        text = frontier_text(frame, projection(frame))
+        assert "the one with another learning rate (48,000 tokens × 2 epochs, 4,096 latents, k = 32, lr 0.01)" in text
+        assert "PW-MCC ≥ 0.6 is not reached at the profile's recipe (0.45) but is at the point with another " \
+               "learning rate" in text
+
     def test_the_caption_names_the_budget_and_the_baseline(self):
         from saesim.report.frontier import frontier_caption, recipe_axes_caption
 
