@@ -46,6 +46,7 @@ from IPython.display import HTML, display
 
 from saesim import vocab
 from saesim.report import book, pages, plots, tables
+from saesim.report.frames import fmt_number
 
 common = dict(layers_a=layers_a, layers_b=layers_b, cache_dir=cache_dir, results_dir=results_dir, n_perm=n_perm,
               seed=seed, compat=compat)
@@ -118,7 +119,8 @@ hub_nulls = pages.hub_null_table({
                                   results_dir=results_dir, n_perm=n_perm, seed=seed, compat=compat)
     for which in ("many_to_one", rule)})
 book.glue_value("mo_hub_table_rows", len(hub_nulls))
-(hub_nulls.style.format({vocab.column_label("median_excess"): "{:.3f}", "median z": "{:.1f}"}).hide(axis="index")
+(hub_nulls.style.format({vocab.column_label("median_excess"): lambda v: fmt_number(v, ".3f"),
+                         "median z": lambda v: fmt_number(v, ".1f")}).hide(axis="index")
  .set_caption("Each comparison under many-to-1 (hub-preserving null) and 1-1 (row shuffle): median effect "
               "over the null, median z, layer pairs with a raw p ≤ 0.05 (descriptive) and layer pairs above "
               "their null (Holm over that grid's layer pairs, one family per row)"))

@@ -33,9 +33,8 @@ __all__ = [
     "tokens_words",
 ]
 
-_SHOWN = ["axis", "change", "train_tokens", "epochs", "num_latents", "pw_mcc", "shared_dec", "fvu_heldout",
-          "seconds"]
-_MORE = ["k", "optimizer", "lr", "normalise", "token_steps", "tokens_per_s", "shared_dec_enc", "chance_pw_mcc",
+_SHOWN = ["change", "train_tokens", "epochs", "num_latents", "pw_mcc", "shared_dec", "fvu_heldout", "seconds"]
+_MORE = ["axis", "k", "optimizer", "lr", "normalise", "token_steps", "tokens_per_s", "shared_dec_enc", "chance_pw_mcc",
          "chance_shared_dec", "act_mcc", "shared_act", "dead_fraction", "mean_l0"]
 _PERCENT = ("shared_dec", "shared_dec_enc", "chance_shared_dec", "shared_act", "dead_fraction")
 
