@@ -118,9 +118,10 @@ def run_extra(args, profile, spec, layer, heldout, t, e, w, k) -> None:
     started = header("sae_frontier_extra", threads=torch.get_num_threads(), seed=0)
     seconds, frame = timed(lambda: sae_frontier(np.asarray(train), heldout, points, seeds=(0, 1),
                                                 batch_size=spec.batch_size, lr=spec.lr, trainer=spec.trainer))
-    rows = [dict(point.to_dict(), optimizer=point.optimizer, lr=point.lr or spec.lr, normalise=point.normalise, **{
-        c: row[c] for c in ("pw_mcc", "shared_dec", "shared_dec_enc", "chance_pw_mcc", "fvu_heldout", "dead_fraction",
-                            "mean_l0", "seconds")}) for point, row in zip(points, frame.round(4).to_dict("records"))]
+    # the frame says each point's recipe, the rate it trained at included
+    rows = frame[["axis", "train_tokens", "epochs", "num_latents", "k", "optimizer", "lr", "normalise", "pw_mcc",
+                  "shared_dec", "shared_dec_enc", "chance_pw_mcc", "fvu_heldout", "dead_fraction", "mean_l0",
+                  "seconds"]].round(4).to_dict("records")
     record = json.loads(args.out.read_text()) if args.out.is_file() else header("sae_frontier", threads=1, seed=0)
     record["extra_axes"] = {"machine": started["machine"], "layer": int(layer), "baseline": "the first row "
                             f"({half} tokens x {e} epochs, {w} latents, k = {k}, signum at lr {spec.lr})",

@@ -234,7 +234,7 @@ def default_points(train_tokens: int, epochs: int, num_latents: int, k: int, *, 
             continue
         point = FrontierPoint(axis, tokens, ep, width, point_k, optimizer=extra.get("optimizer", "signum"),
                               lr=extra.get("lr"), normalise=bool(extra.get("normalise", False)))
-        same = (tokens, ep, width, point_k, point.optimizer, point.lr, point.normalise)
+        same = dataclasses.astuple(point)[1:]  # the recipe, whichever axis names it
         if same in seen:
             continue
         seen.add(same)

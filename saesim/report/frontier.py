@@ -414,6 +414,14 @@ def point_change(row, base_lr: float) -> str:
     return "the profile's recipe"
 
 
+def _curve_point(frame: pd.DataFrame, tokens: int, epochs: int, width: int) -> pd.DataFrame:
+    """The rows of the tokens axis or the profile's point (the fitted curve) at this tokens, epochs and width."""
+    from saesim.experiments.sae_frontier import FIT_AXES
+
+    return frame[frame["axis"].isin(FIT_AXES) & (frame["train_tokens"] == tokens) & (frame["epochs"] == epochs)
+                 & (frame["num_latents"] == width)]
+
+
 def recipe_axes_view(frame: pd.DataFrame) -> pd.DataFrame:
     """The recipe axes' points beside their baseline, one row each, baseline first.
 
@@ -438,8 +446,7 @@ def recipe_axes_view(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"the recipe-axis points sit at {len(where)} different (tokens, epochs, width); "
                          "recipe_axes_view compares them with one baseline.")
     t, e, w = (int(where[c].iloc[0]) for c in ("train_tokens", "epochs", "num_latents"))
-    base = frame[(frame["axis"].isin(["tokens", "profile"])) & (frame["train_tokens"] == t)
-                 & (frame["epochs"] == e) & (frame["num_latents"] == w)]
+    base = _curve_point(frame, t, e, w)
     if base.empty:
         raise ValueError(f"no tokens-axis point at {t:,} tokens × {e} epochs, {w:,} latents: the recipe-axis "
                          "points have no baseline (default_points puts one there).")
@@ -473,8 +480,7 @@ def recipe_axes_text(frame: pd.DataFrame) -> str:
                  + "; ".join(moves(r) for _, r in rows.iterrows()) + "."]
     best = rows.loc[rows["pw_mcc"].astype(float).idxmax()]
     gain = float(best["pw_mcc"] - base["pw_mcc"])
-    double = frame[frame["axis"].isin(["tokens", "profile"]) & (frame["train_tokens"] == 2 * int(base["train_tokens"]))
-                   & (frame["epochs"] == base["epochs"]) & (frame["num_latents"] == base["num_latents"])]
+    double = _curve_point(frame, 2 * int(base["train_tokens"]), int(base["epochs"]), int(base["num_latents"]))
     if gain <= 0:
         sentences.append("None of these changes makes two seeds' SAEs agree more than the baseline does.")
     else:
